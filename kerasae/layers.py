@@ -1,0 +1,250 @@
+"""Serializable layers: VAE sampling, train-time corruption, code sparsity.
+
+All randomness goes through `keras.random`. Each random layer accepts, besides
+`training`, three optional call arguments used by `kerasae.fit` under
+`tf.distribute`:
+
+- `seed`: an int tensor of shape `(2,)`. When given, noise is drawn statelessly
+  from it instead of from the layer's `SeedGenerator`. A `SeedGenerator` is a
+  variable, so under a mirrored strategy every replica would draw the same noise.
+- `replica_index`, `num_replicas`: the replica draws the noise of the whole
+  global batch and keeps its own slice, so N replicas see exactly the noise that
+  one device sees for the same global batch.
+"""
+
+import keras
+from keras import ops
+
+from kerasae import losses
+
+RANDOM_CALL_ARGS = ("seed", "replica_index", "num_replicas")
+
+
+class _FixedSeed(keras.random.SeedGenerator):
+    """Adapter that lets `keras.random` draw from an explicit seed tensor.
+
+    `keras.random.*` accept an int or a `SeedGenerator`; a seed computed in the
+    graph (per step) is neither, so it is wrapped here. No variable is created.
+    """
+
+    def __init__(self, value):  # noqa: D107 - deliberately skips the variable
+        self._value = value
+
+    def next(self, ordered=True):
+        return self._value
+
+
+def _draw(fn, shape, layer, seed, replica_index, num_replicas, dtype):
+    source = layer.seed_generator if seed is None else _FixedSeed(seed)
+    if num_replicas == 1:
+        return fn(shape, dtype=dtype, seed=source)
+    full_shape = (shape[0] * num_replicas,) + tuple(shape[1:])
+    values = fn(full_shape, dtype=dtype, seed=source)
+    start = [replica_index * shape[0]] + [0] * (len(shape) - 1)
+    return ops.slice(values, start, shape)
+
+
+def _normal(shape, dtype, seed):
+    return keras.random.normal(shape, dtype=dtype, seed=seed)
+
+
+def _uniform(shape, dtype, seed):
+    return keras.random.uniform(shape, dtype=dtype, seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class Sampling(keras.layers.Layer):
+    """Reparameterised draw `z = z_mean + exp(z_log_var / 2) * eps`.
+
+    At inference (`training=False`) it returns `z_mean`, so the full model's
+    inference output equals `decoder(z_mean)` and is deterministic. Sampling is
+    done in float32 whatever the dtype policy, and the log-variance is clamped to
+    `log_var_range` first so that `exp` cannot overflow.
+
+    Args:
+        seed: int or `None`. Seed of the layer's `SeedGenerator`. Defaults to
+            `None`.
+        log_var_range: `(min, max)` clamp for `z_log_var`. Defaults to
+            `(-20.0, 20.0)`.
+    """
+
+    def __init__(self, seed=None, log_var_range=(-20.0, 20.0), **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.log_var_range = tuple(float(v) for v in log_var_range)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None, seed=None, replica_index=0, num_replicas=1):
+        z_mean, z_log_var = inputs
+        z_mean = ops.cast(z_mean, "float32")
+        if not training:
+            return z_mean
+        z_log_var = ops.clip(ops.cast(z_log_var, "float32"), *self.log_var_range)
+        eps = _draw(
+            _normal, ops.shape(z_mean), self, seed, replica_index, num_replicas,
+            "float32",
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed, "log_var_range": list(self.log_var_range)})
+        return config
+
+
+CORRUPTIONS = ("gaussian", "masking", "salt_and_pepper")
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class Corruption(keras.layers.Layer):
+    """Train-time input corruption for denoising autoencoders.
+
+    Active only when `training=True`; at inference it is the identity.
+
+    - `"gaussian"`: adds `N(0, amount^2)` noise.
+    - `"masking"`: sets a random fraction `amount` of the values to
+      `value_range[0]` (masking noise of Vincent et al., 2008).
+    - `"salt_and_pepper"`: sets a random fraction `amount` of the values to
+      `value_range[0]` or `value_range[1]`, with equal probability.
+
+    Args:
+        kind: one of `"gaussian"`, `"masking"`, `"salt_and_pepper"`.
+            Defaults to `"gaussian"`.
+        amount: noise standard deviation (gaussian) or corrupted fraction.
+            Defaults to `0.2`.
+        clip: whether to clip the corrupted input to `value_range` (the TF
+            denoising tutorial clips to [0, 1]). Defaults to `True`.
+        value_range: `(low, high)` of the clean data. Defaults to `(0.0, 1.0)`.
+        seed: int or `None`. Defaults to `None`.
+
+    Reference:
+        Vincent et al., "Extracting and composing robust features with denoising
+        autoencoders", ICML 2008.
+    """
+
+    def __init__(
+        self, kind="gaussian", amount=0.2, clip=True, value_range=(0.0, 1.0),
+        seed=None, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if kind not in CORRUPTIONS:
+            raise ValueError(
+                f"Unknown corruption {kind!r}. Use one of {', '.join(CORRUPTIONS)}. "
+                f"Received: kind={kind!r}"
+            )
+        amount = float(amount)
+        upper = float("inf") if kind == "gaussian" else 1.0
+        if not 0.0 <= amount <= upper:
+            raise ValueError(
+                "Corruption amount must be >= 0 (the noise std) for 'gaussian' and "
+                f"in [0, 1] (a fraction) for {kind!r}. Received: amount={amount}"
+            )
+        self.kind = kind
+        self.amount = amount
+        self.clip = bool(clip)
+        self.value_range = tuple(float(v) for v in value_range)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None, seed=None, replica_index=0, num_replicas=1):
+        if not training or self.amount == 0.0:
+            return inputs
+        shape = ops.shape(inputs)
+        low, high = self.value_range
+        draw = lambda fn: _draw(  # noqa: E731
+            fn, shape, self, seed, replica_index, num_replicas, self.compute_dtype
+        )
+        if self.kind == "gaussian":
+            out = inputs + self.amount * draw(_normal)
+        else:
+            u = draw(_uniform)
+            hit = u < self.amount
+            if self.kind == "masking":
+                out = ops.where(hit, ops.cast(low, inputs.dtype), inputs)
+            else:
+                # The same uniform decides salt vs pepper: u < amount / 2 -> low.
+                value = ops.where(u < self.amount / 2.0, low, high)
+                out = ops.where(hit, ops.cast(value, inputs.dtype), inputs)
+        if self.clip:
+            out = ops.clip(out, low, high)
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "kind": self.kind,
+                "amount": self.amount,
+                "clip": self.clip,
+                "value_range": list(self.value_range),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+SPARSITIES = ("l1", "kl")
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class SparsityPenalty(keras.layers.Layer):
+    """Identity layer that adds a sparsity penalty on the code to the model loss.
+
+    - `"l1"`: `weight * mean_over_batch(sum_j |h_j|)` (L1 activity penalty).
+    - `"kl"`: `weight * sum_j KL(target || rho_hat_j)`, where `rho_hat_j` is the
+      mean activation of unit j over the batch; needs activations in (0, 1),
+      i.e. a sigmoid code (Ng, "Sparse autoencoder", CS294A notes).
+
+    A layer rather than an `activity_regularizer` because Keras divides activity
+    penalties by the batch size, which is right for L1 but wrong for the KL
+    penalty, which is already a function of batch means.
+
+    Args:
+        kind: `"l1"` or `"kl"`. Defaults to `"kl"`.
+        weight: penalty weight (beta in the notes). Defaults to `1e-3`.
+        target: target mean activation rho for `"kl"`. Defaults to `0.05`.
+    """
+
+    def __init__(self, kind="kl", weight=1e-3, target=0.05, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in SPARSITIES:
+            raise ValueError(
+                f"Unknown sparsity {kind!r}. Use one of {', '.join(SPARSITIES)} or "
+                f"None. Received: sparsity={kind!r}"
+            )
+        if float(weight) < 0:
+            raise ValueError(
+                f"Sparsity weight must be >= 0. Received: sparsity_weight={weight}"
+            )
+        if not 0.0 < float(target) < 1.0:
+            raise ValueError(
+                "Sparsity target (rho) must be strictly between 0 and 1. "
+                f"Received: sparsity_target={target}"
+            )
+        self.kind = kind
+        self.weight = float(weight)
+        self.target = float(target)
+
+    def call(self, inputs, training=None):
+        h = ops.cast(inputs, "float32")
+        if self.kind == "l1":
+            penalty = ops.mean(ops.sum(ops.abs(h), axis=-1))
+        else:
+            penalty = ops.sum(losses.kl_sparsity(self.target, ops.mean(h, axis=0)))
+        self.add_loss(self.weight * penalty)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kind": self.kind, "weight": self.weight, "target": self.target})
+        return config

@@ -1,0 +1,90 @@
+"""Argument checks shared by the builders: clear errors, never a TF traceback."""
+
+import numbers
+
+import keras
+
+from kerasae.models.registry import unknown_name_error
+
+
+def positive_int(value, arg):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{arg}` must be a positive integer. Received: {arg}={value!r} "
+            f"(of type {type(value).__name__})"
+        )
+    if value <= 0:
+        raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+    return int(value)
+
+
+def positive_ints(values, arg, allow_empty=False):
+    if isinstance(values, numbers.Integral) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(
+            f"`{arg}` must be a tuple of positive integers, e.g. (64, 32). "
+            f"Received: {arg}={values!r}"
+        )
+    if not values and not allow_empty:
+        raise ValueError(
+            f"`{arg}` needs at least one size, e.g. (64, 32). Received: {arg}={values!r}"
+        )
+    return tuple(positive_int(v, f"{arg}[{i}]") for i, v in enumerate(values))
+
+
+def non_negative_float(value, arg):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{arg}` must be a number. Received: {arg}={value!r}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"`{arg}` must be finite and >= 0. Received: {arg}={value!r}")
+    return float(value)
+
+
+def activation(value, arg):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"`{arg}` must be the name of a Keras activation, e.g. 'relu'. "
+            f"Received: {arg}={value!r}"
+        )
+    try:
+        keras.activations.get(value)
+    except ValueError:
+        names = [
+            n for n in dir(keras.activations)
+            if not n.startswith("_") and n not in ("get", "serialize", "deserialize")
+        ]
+        raise unknown_name_error("activation", value, names, arg) from None
+    return value
+
+
+def choice(value, arg, choices, what=None):
+    if value not in choices:
+        raise unknown_name_error(what or arg, value, list(choices), arg)
+    return value
+
+
+def image_shape(value, arg="input_shape", rank=None):
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"`{arg}` must be a tuple such as (28, 28, 1). Received: {arg}={value!r}"
+        )
+    shape = tuple(positive_int(v, f"{arg}[{i}]") for i, v in enumerate(value))
+    if rank is not None and len(shape) != rank:
+        raise ValueError(
+            f"`{arg}` must have {rank} dimensions (height, width, channels); for a "
+            f"grayscale image use (H, W, 1). Received: {arg}={value!r}"
+        )
+    if not shape:
+        raise ValueError(f"`{arg}` must not be empty. Received: {arg}={value!r}")
+    return shape
+
+
+def seed(value, arg="seed"):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise TypeError(f"`{arg}` must be None or an int >= 0. Received: {arg}={value!r}")
+    return int(value)

@@ -1,0 +1,260 @@
+"""The `Autoencoder` model every builder returns, and argument validation."""
+
+import math
+
+import keras
+from keras import ops
+
+from kerasae import losses
+from kerasae.layers import Corruption, Sampling
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class Autoencoder(keras.Model):
+    """An autoencoder made of standalone `encoder` and `decoder` functional models.
+
+    `call(x)` runs optional train-time corruption, the encoder, (for a VAE) the
+    sampling layer, and the decoder. The loss is part of the model, so
+    `model.compile(optimizer="adam"); model.fit(x)` trains it without a `loss=`:
+
+    - AE: reconstruction error averaged over pixels (`"mse"` by default), plus
+      any penalties added by layers (code sparsity).
+    - VAE: reconstruction error summed over pixels (`"bce"` by default) plus
+      `beta` times the analytic KL, reported as `reconstruction_loss` and
+      `kl_loss`.
+
+    If `fit` is given `(x, y)` pairs, `y` is the target (e.g. clean images for
+    noisy inputs); otherwise the target is `x` itself.
+
+    Args:
+        encoder: functional model; image -> code (VAE: `[z_mean, z_log_var]`).
+        decoder: functional model; code -> image.
+        corruption: optional `kerasae.layers.Corruption` applied to the input
+            when training.
+        variational: whether the encoder returns `[z_mean, z_log_var]`.
+        beta: weight of the KL term (beta-VAE). Defaults to `1.0`.
+        reconstruction: `"mse"` or `"bce"`. Defaults to `"mse"`.
+        seed: seed of the sampling layer. Defaults to `None`.
+    """
+
+    def __init__(
+        self, encoder, decoder, corruption=None, variational=False, beta=1.0,
+        reconstruction="mse", seed=None, builder_name=None, builder_config=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.corruption = corruption
+        self.variational = bool(variational)
+        self.beta = float(beta)
+        self.reconstruction = reconstruction
+        self.seed = seed
+        self.sampling = Sampling(seed=seed, name="sampling") if self.variational else None
+        self.builder_name = builder_name
+        self.builder_config = builder_config
+        self.loss_terms = ["reconstruction_loss"] + (["kl_loss"] if self.variational else [])
+        self._trackers = [keras.metrics.Mean(name=n) for n in self.loss_terms]
+        self._last_code = None
+
+    # ----------------------------------------------------------------- shapes
+    @property
+    def image_shape(self):
+        """Shape of one input image, without the batch axis."""
+        return tuple(self.encoder.inputs[0].shape[1:])
+
+    @property
+    def code_shape(self):
+        """Shape of one code (the decoder's input), without the batch axis."""
+        return tuple(self.decoder.inputs[0].shape[1:])
+
+    @property
+    def latent_dim(self):
+        return int(math.prod(self.code_shape))
+
+    def build(self, input_shape=None):
+        # Sub-models are built by construction; nothing to create here.
+        self.built = True
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x, training=False, sample=None, seed=None, replica_index=0,
+                num_replicas=1):
+        """Returns `(reconstruction, z_mean, z_log_var)`; the last two are `None` for an AE.
+
+        `sample` (VAE) draws `z` instead of using `z_mean`; it defaults to
+        `training`. `seed` / `replica_index` / `num_replicas` are forwarded to
+        the random layers (see `kerasae.layers`).
+        """
+        sample = training if sample is None else sample
+        self._check_input(x)
+        rand = {"seed": None if seed is None else ops.cast(seed, "int32"),
+                "replica_index": replica_index, "num_replicas": num_replicas}
+        h = x
+        if self.corruption is not None:
+            # Distinct noise streams for corruption and sampling.
+            cseed = rand if seed is None else dict(rand, seed=rand["seed"] + 7919)
+            h = self.corruption(h, training=training, **cseed)
+        code = self.encoder(h, training=training)
+        if self.variational:
+            z_mean, z_log_var = code
+            z = self.sampling([z_mean, z_log_var], training=sample, **rand)
+            return self.decoder(z, training=training), z_mean, z_log_var
+        return self.decoder(code, training=training), None, None
+
+    def call(self, inputs, training=False):
+        x_hat, z_mean, z_log_var = self.forward(inputs, training=training)
+        # Read by compute_loss within the same step (as Keras does for add_loss).
+        object.__setattr__(self, "_last_code", (z_mean, z_log_var))
+        return x_hat
+
+    def _check_input(self, x):
+        shape = tuple(x.shape[1:])
+        expected = self.image_shape
+        if len(shape) != len(expected) or any(
+            s is not None and e is not None and s != e for s, e in zip(shape, expected)
+        ):
+            hint = ""
+            if len(shape) + 1 == len(expected) and tuple(shape) == expected[:-1]:
+                hint = " Add a channel axis, e.g. x[..., None]."
+            raise ValueError(
+                f"Input batch has shape {tuple(x.shape)} but {self.name} expects "
+                f"(None, {', '.join(str(d) for d in expected)}).{hint} "
+                f"Received: shape={tuple(x.shape)}"
+            )
+
+    # ------------------------------------------------------------------- loss
+    def per_example_terms(self, x, x_hat, z_mean=None, z_log_var=None):
+        """Per-example loss terms, float32, shape `(batch,)` each.
+
+        Returns a dict with `loss`, `reconstruction_loss` and (VAE) `kl_loss`.
+        The model's own penalties (`model.losses`) are batch-level and not
+        included here.
+        """
+        reduction = "sum" if self.variational else "mean"
+        rec = losses.reconstruction_loss(x, x_hat, self.reconstruction, reduction)
+        terms = {"loss": rec, "reconstruction_loss": rec}
+        if self.variational:
+            kl = losses.kl_divergence(z_mean, z_log_var)
+            terms["kl_loss"] = kl
+            terms["loss"] = rec + self.beta * kl
+        return terms
+
+    def penalty(self):
+        """Sum of batch-level penalties added by layers (sparsity, regularizers)."""
+        if not self.losses:
+            return ops.zeros((), "float32")
+        return ops.sum(ops.stack([ops.cast(v, "float32") for v in self.losses]))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        target = x if y is None else y
+        z_mean, z_log_var = self._last_code or (None, None)
+        terms = self.per_example_terms(target, y_pred, z_mean, z_log_var)
+        for tracker, name in zip(self._trackers, self.loss_terms):
+            tracker.update_state(terms[name], sample_weight=sample_weight)
+        per_example = terms["loss"]
+        if sample_weight is not None:
+            sw = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            loss = ops.sum(per_example * sw) / ops.maximum(ops.sum(sw), 1e-12)
+        else:
+            loss = ops.mean(per_example)
+        loss = loss + self.penalty()
+        if self._compile_loss is not None:
+            extra = self._compile_loss(target, y_pred, sample_weight)
+            if extra is not None:
+                loss = loss + ops.cast(extra, "float32")
+        return _scale_for_replicas(loss)
+
+    # -------------------------------------------------------------- utilities
+    def encode(self, x):
+        """Codes of `x` (VAE: `z_mean`), as a backend tensor."""
+        code = self.encoder(x, training=False)
+        return code[0] if self.variational else code
+
+    def decode(self, z):
+        return self.decoder(z, training=False)
+
+    def sample(self, n, seed=None):
+        """Decodes `n` draws from the prior N(0, I). VAE only."""
+        if not self.variational:
+            raise TypeError(
+                f"{self.name} is not a variational autoencoder; sampling from a prior "
+                f"needs a VAE (dense_vae or conv_vae). Received: model={self.name!r}"
+            )
+        z = keras.random.normal((int(n),) + self.code_shape, seed=seed)
+        return self.decoder(z, training=False)
+
+    # ---------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "corruption": (
+                    None
+                    if self.corruption is None
+                    else keras.saving.serialize_keras_object(self.corruption)
+                ),
+                "variational": self.variational,
+                "beta": self.beta,
+                "reconstruction": self.reconstruction,
+                "seed": self.seed,
+                "builder_name": self.builder_name,
+                "builder_config": self.builder_config,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder", "decoder", "corruption"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
+        return cls(**config)
+
+
+def _scale_for_replicas(loss):
+    """Divides by the replica count under `tf.distribute`, as Keras's own losses do.
+
+    Keras's TF trainer sums gradients over replicas and un-scales the reported
+    loss, so a custom `compute_loss` must return the per-replica share.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    from kerasae import _distribute
+
+    return _distribute.scale_for_replicas(loss)
+
+
+def make_autoencoder(encoder, decoder, *, name, corruption=None, variational=False,
+                     beta=1.0, reconstruction="mse", seed=None):
+    model = Autoencoder(
+        encoder, decoder, corruption=corruption, variational=variational, beta=beta,
+        reconstruction=reconstruction, seed=seed, name=name,
+    )
+    model.build(encoder.inputs[0].shape)
+    return model
+
+
+def corruption_layer(kind, amount, seed):
+    """Builds the `Corruption` layer of a denoising model, or returns None."""
+    if kind is None:
+        return None
+    from kerasae.layers import CORRUPTIONS
+    from kerasae.models import _validate
+
+    _validate.choice(kind, "corruption", CORRUPTIONS)
+    _validate.non_negative_float(amount, "corruption_amount")
+    return Corruption(kind=kind, amount=amount, seed=seed, name="corruption")
+
+
+def latent_heads(x, latent_dim, variational, code_activation=None):
+    """The code layer(s): `code`, or `z_mean` + `z_log_var` in float32 for a VAE."""
+    if variational:
+        z_mean = keras.layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+        z_log_var = keras.layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
+        return [z_mean, z_log_var]
+    return keras.layers.Dense(latent_dim, activation=code_activation, name="code")(x)

@@ -1,0 +1,272 @@
+"""Stacked (deep) dense autoencoders: plain, sparse, denoising; layer-wise pretraining."""
+
+import math
+
+import keras
+import numpy as np
+
+from kerasae.layers import SPARSITIES, SparsityPenalty
+from kerasae.losses import RECONSTRUCTIONS
+from kerasae.models import _validate
+from kerasae.models.base import corruption_layer, latent_heads, make_autoencoder
+from kerasae.models.registry import register_builder
+
+
+def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
+                  variational=False, code_activation=None, sparsity=None,
+                  sparsity_weight=1e-3, sparsity_target=0.05):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for i, units in enumerate(hidden_units):
+        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+    code = latent_heads(x, latent_dim, variational, code_activation)
+    if sparsity is not None:
+        code = SparsityPenalty(
+            sparsity, weight=sparsity_weight, target=sparsity_target, name="sparsity"
+        )(code)
+    return keras.Model(inputs, code, name="encoder")
+
+
+def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_activation):
+    inputs = keras.Input(shape=(latent_dim,), name="code")
+    x = inputs
+    for i, units in enumerate(reversed(hidden_units)):
+        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+    x = keras.layers.Dense(
+        math.prod(output_shape), activation=output_activation, name="reconstruction",
+        dtype="float32",
+    )(x)
+    if len(output_shape) > 1:
+        x = keras.layers.Reshape(output_shape, name="reshape")(x)
+    return keras.Model(inputs, x, name="decoder")
+
+
+@register_builder("stacked_ae")
+def StackedAE(
+    *,
+    hidden_units=(512, 256),
+    latent_dim=64,
+    activation="relu",
+    code_activation=None,
+    output_activation="sigmoid",
+    sparsity=None,
+    sparsity_weight=1e-3,
+    sparsity_target=0.05,
+    corruption=None,
+    corruption_amount=0.2,
+    reconstruction="mse",
+    seed=None,
+    input_shape=(28, 28, 1),
+    weights=None,
+    name="stacked_ae",
+):
+    """Instantiates a stacked (deep) dense autoencoder.
+
+    The encoder is `Flatten -> Dense(hidden_units...) -> Dense(latent_dim)`; the
+    decoder mirrors it and reshapes back to `input_shape`. Optional sparsity on
+    the code and optional train-time corruption (denoising). Train it end to end
+    with `fit`, or greedily layer by layer first with `pretrain_layerwise`.
+
+    Args:
+        hidden_units: sizes of the hidden layers, outermost first (any depth,
+            may be empty). Defaults to `(512, 256)`.
+        latent_dim: size of the code. Defaults to `64`.
+        activation: hidden activation. Defaults to `"relu"`.
+        code_activation: activation of the code layer; `None` means linear, or
+            sigmoid when `sparsity="kl"` (which needs codes in (0, 1)).
+            Defaults to `None`.
+        output_activation: activation of the reconstruction. Defaults to
+            `"sigmoid"` (inputs scaled to [0, 1]).
+        sparsity: `None`, `"l1"` (L1 activity penalty) or `"kl"` (KL-divergence
+            sparsity penalty of sparse autoencoders). Defaults to `None`.
+        sparsity_weight: penalty weight. Defaults to `1e-3`.
+        sparsity_target: target mean activation rho for `"kl"`. Defaults to `0.05`.
+        corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`;
+            applied to the input only when training. Defaults to `None`.
+        corruption_amount: noise std (gaussian) or corrupted fraction.
+            Defaults to `0.2`.
+        reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
+        seed: seed of the random layers. Defaults to `None`.
+        input_shape: shape of one input, e.g. `(28, 28, 1)` or `(784,)`.
+            Defaults to `(28, 28, 1)`.
+        weights: `None`, a zoo preset name, or a `.weights.h5` / `.keras` path.
+            Defaults to `None`.
+        name: model name. Defaults to `"stacked_ae"`.
+
+    Returns:
+        A `kerasae.models.Autoencoder` with `encoder` and `decoder` sub-models.
+
+    Reference:
+        Hinton & Salakhutdinov, "Reducing the dimensionality of data with neural
+        networks", Science 2006; Bengio et al., "Greedy layer-wise training of
+        deep networks", NIPS 2006.
+
+    Example:
+        >>> import kerasae
+        >>> model = kerasae.StackedAE(hidden_units=(128,), latent_dim=16)
+        >>> model.encoder.output.shape
+        (None, 16)
+    """
+    input_shape = _validate.image_shape(input_shape)
+    hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
+    latent_dim = _validate.positive_int(latent_dim, "latent_dim")
+    activation = _validate.activation(activation, "activation")
+    output_activation = _validate.activation(output_activation, "output_activation")
+    if sparsity is not None:
+        _validate.choice(sparsity, "sparsity", SPARSITIES)
+        _validate.non_negative_float(sparsity_weight, "sparsity_weight")
+    if code_activation is None and sparsity == "kl":
+        code_activation = "sigmoid"
+    code_activation = _validate.activation(code_activation, "code_activation")
+    if sparsity == "kl" and code_activation != "sigmoid":
+        raise ValueError(
+            "The KL sparsity penalty needs code activations in (0, 1); use "
+            "code_activation='sigmoid' (or None) with sparsity='kl', or sparsity='l1'. "
+            f"Received: code_activation={code_activation!r}"
+        )
+    _validate.choice(reconstruction, "reconstruction", RECONSTRUCTIONS, "reconstruction loss")
+    seed = _validate.seed(seed)
+    encoder = dense_encoder(
+        input_shape, hidden_units, latent_dim, activation,
+        code_activation=code_activation, sparsity=sparsity,
+        sparsity_weight=sparsity_weight, sparsity_target=sparsity_target,
+    )
+    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, output_activation)
+    return make_autoencoder(
+        encoder, decoder, name=name, reconstruction=reconstruction, seed=seed,
+        corruption=corruption_layer(corruption, corruption_amount, seed),
+    )
+
+
+@register_builder("sparse_stacked_ae")
+def SparseStackedAE(
+    *,
+    hidden_units=(512, 256),
+    latent_dim=64,
+    activation="relu",
+    sparsity="kl",
+    sparsity_weight=1e-3,
+    sparsity_target=0.05,
+    reconstruction="mse",
+    seed=None,
+    input_shape=(28, 28, 1),
+    weights=None,
+    name="sparse_stacked_ae",
+):
+    """Instantiates a sparse stacked autoencoder (sigmoid code, KL sparsity penalty).
+
+    `StackedAE` with `sparsity="kl"` by default; see `StackedAE` for the arguments.
+    Pair it with `kerasae.pretrain_layerwise` for the classic recipe.
+
+    Reference:
+        Ng, "Sparse autoencoder", CS294A lecture notes, 2011.
+    """
+    return StackedAE(
+        hidden_units=hidden_units, latent_dim=latent_dim, activation=activation,
+        sparsity=sparsity, sparsity_weight=sparsity_weight,
+        sparsity_target=sparsity_target, reconstruction=reconstruction, seed=seed,
+        input_shape=input_shape, name=name,
+    )
+
+
+@register_builder("denoising_stacked_ae")
+def DenoisingStackedAE(
+    *,
+    hidden_units=(512, 256),
+    latent_dim=64,
+    activation="relu",
+    corruption="gaussian",
+    corruption_amount=0.2,
+    reconstruction="mse",
+    seed=None,
+    input_shape=(28, 28, 1),
+    weights=None,
+    name="denoising_stacked_ae",
+):
+    """Instantiates a stacked denoising autoencoder (train-time input corruption).
+
+    `StackedAE` with `corruption="gaussian"`, `corruption_amount=0.2` (clipped to
+    [0, 1]) by default; see `StackedAE` for the arguments.
+
+    Reference:
+        Vincent et al., "Stacked denoising autoencoders", JMLR 2010.
+    """
+    return StackedAE(
+        hidden_units=hidden_units, latent_dim=latent_dim, activation=activation,
+        corruption=corruption, corruption_amount=corruption_amount,
+        reconstruction=reconstruction, seed=seed, input_shape=input_shape, name=name,
+    )
+
+
+def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3,
+                       seed=None, verbose=0):
+    """Greedy layer-wise pretraining of a stacked dense autoencoder, in place.
+
+    Stage k trains the k-th encoder layer together with its mirror decoder layer
+    as a one-hidden-layer autoencoder of the previous layer's output (stage 0
+    reconstructs the input with the model's reconstruction loss and output
+    activation; later stages reconstruct hidden activations with MSE). The
+    stack's own layers are trained, so afterwards they hold exactly the
+    pretrained weights; fine-tune the whole model with `fit` afterwards. The
+    code stage keeps the model's sparsity penalty.
+
+    Args:
+        model: a model from `StackedAE` / `SparseStackedAE` / `DenoisingStackedAE`.
+        x: numpy array of inputs, shape `(n,) + model.image_shape`, in [0, 1].
+        epochs: epochs per stage. Defaults to `1`.
+        batch_size: batch size. Defaults to `128`.
+        learning_rate: Adam learning rate of each stage. Defaults to `1e-3`.
+        seed: shuffling seed. Defaults to `None`.
+        verbose: Keras verbosity. Defaults to `0`.
+
+    Returns:
+        A list with one dict per stage: `layer` (name), `units`, `loss` (per-epoch
+        reconstruction loss of the stage).
+    """
+    encoder, decoder = model.encoder, model.decoder
+    enc_layers = [l for l in encoder.layers if isinstance(l, keras.layers.Dense)]
+    dec_layers = [l for l in decoder.layers if isinstance(l, keras.layers.Dense)]
+    if getattr(model, "variational", False) or len(enc_layers) != len(dec_layers):
+        raise TypeError(
+            "pretrain_layerwise needs a stacked dense autoencoder (stacked_ae, "
+            "sparse_stacked_ae, denoising_stacked_ae). "
+            f"Received: model={model.name!r}"
+        )
+    x = np.asarray(x, dtype="float32")
+    if x.shape[1:] != tuple(model.image_shape):
+        raise ValueError(
+            f"x must have shape (n, {', '.join(map(str, model.image_shape))}) for "
+            f"{model.name}. Received: x.shape={x.shape}"
+        )
+    epochs = _validate.positive_int(epochs, "epochs")
+    batch_size = _validate.positive_int(batch_size, "batch_size")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    sparsity = next((l for l in encoder.layers if isinstance(l, SparsityPenalty)), None)
+    h = x.reshape(len(x), -1)
+    history = []
+    n = len(enc_layers)
+    for k, enc in enumerate(enc_layers):
+        dec = dec_layers[n - 1 - k]
+        inputs = keras.Input(shape=(h.shape[1],), name="stage_input")
+        z = inputs
+        if k == 0 and model.corruption is not None:
+            # Denoising: corrupt the stage-0 input like the full model does.
+            z = model.corruption(z)
+        z = enc(z)
+        if k == n - 1 and sparsity is not None:
+            z = sparsity(z)
+        out = dec(z)
+        stage = keras.Model(inputs, out, name=f"pretrain_stage_{k}")
+        loss = "binary_crossentropy" if (k == 0 and model.reconstruction == "bce") else "mse"
+        stage.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+        fit = stage.fit(h, h, epochs=epochs, batch_size=batch_size, shuffle=True,
+                        verbose=verbose)
+        history.append({"layer": enc.name, "units": int(enc.units),
+                        "loss": [float(v) for v in fit.history["loss"]]})
+        # The next stage learns to encode this layer's (fixed) output.
+        if k < n - 1:
+            h = np.concatenate(
+                [np.asarray(enc(h[i:i + 4096])) for i in range(0, len(h), 4096)]
+            ).astype("float32")
+    return history

@@ -1,0 +1,127 @@
+"""Variational autoencoders (SGVB / beta-VAE), dense and convolutional."""
+
+from kerasae.losses import RECONSTRUCTIONS
+from kerasae.models import _validate
+from kerasae.models.base import make_autoencoder
+from kerasae.models.conv import conv_args, conv_decoder, conv_encoder
+from kerasae.models.registry import register_builder
+from kerasae.models.stacked import dense_decoder, dense_encoder
+
+
+def _vae_args(beta, reconstruction, seed):
+    beta = _validate.non_negative_float(beta, "beta")
+    _validate.choice(reconstruction, "reconstruction", RECONSTRUCTIONS, "reconstruction loss")
+    return beta, _validate.seed(seed)
+
+
+@register_builder("dense_vae")
+def DenseVAE(
+    *,
+    hidden_units=(512, 256),
+    latent_dim=16,
+    activation="relu",
+    beta=1.0,
+    reconstruction="bce",
+    seed=None,
+    input_shape=(28, 28, 1),
+    weights=None,
+    name="dense_vae",
+):
+    """Instantiates a dense variational autoencoder.
+
+    The encoder returns `[z_mean, z_log_var]` (layers `z_mean`, `z_log_var`, in
+    float32) and never samples; the full model holds a seeded `Sampling` layer
+    used only when training, so inference and exports are deterministic. The
+    loss is the reconstruction term summed over pixels plus `beta` times the
+    analytic KL, reported separately as `reconstruction_loss` and `kl_loss`.
+
+    Args:
+        hidden_units: hidden layer sizes, outermost first. Defaults to `(512, 256)`.
+        latent_dim: latent size. Defaults to `16`.
+        activation: hidden activation. Defaults to `"relu"`.
+        beta: KL weight; 1 is the standard VAE, > 1 a beta-VAE. Defaults to `1.0`.
+        reconstruction: `"bce"` (Bernoulli likelihood) or `"mse"`, summed over
+            pixels. Defaults to `"bce"`.
+        seed: seed of the sampling layer. Defaults to `None`.
+        input_shape: shape of one input. Defaults to `(28, 28, 1)`.
+        weights: `None`, a zoo preset name, or a `.weights.h5` / `.keras` path.
+            Defaults to `None`.
+        name: model name. Defaults to `"dense_vae"`.
+
+    Returns:
+        A `kerasae.models.Autoencoder` with `variational=True`.
+
+    Reference:
+        Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014;
+        Higgins et al., "beta-VAE", ICLR 2017.
+
+    Example:
+        >>> import kerasae
+        >>> vae = kerasae.DenseVAE(latent_dim=2, hidden_units=(64,))
+        >>> [t.shape for t in vae.encoder.outputs]
+        [(None, 2), (None, 2)]
+    """
+    input_shape = _validate.image_shape(input_shape)
+    hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
+    latent_dim = _validate.positive_int(latent_dim, "latent_dim")
+    _validate.activation(activation, "activation")
+    beta, seed = _vae_args(beta, reconstruction, seed)
+    encoder = dense_encoder(input_shape, hidden_units, latent_dim, activation, variational=True)
+    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, "sigmoid")
+    return make_autoencoder(encoder, decoder, name=name, variational=True, beta=beta,
+                            reconstruction=reconstruction, seed=seed)
+
+
+@register_builder("conv_vae")
+def ConvVAE(
+    *,
+    filters=(32, 64),
+    latent_dim=16,
+    kernel_size=3,
+    activation="relu",
+    convs_per_stage=1,
+    dense_units=(),
+    batch_norm=False,
+    decoder="transpose",
+    beta=1.0,
+    reconstruction="bce",
+    seed=None,
+    input_shape=(28, 28, 1),
+    weights=None,
+    name="conv_vae",
+):
+    """Instantiates a convolutional variational autoencoder.
+
+    The convolutional body of `ConvAE` with the variational head of `DenseVAE`:
+    the encoder returns `[z_mean, z_log_var]`, a seeded `Sampling` layer draws
+    `z` only when training, and the loss is reconstruction (summed over pixels)
+    plus `beta` times the analytic KL. See `ConvAE` and `DenseVAE` for the
+    arguments.
+
+    Reference:
+        Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    Example:
+        >>> import kerasae
+        >>> vae = kerasae.ConvVAE(latent_dim=16)
+        >>> vae.decoder.output.shape
+        (None, 28, 28, 1)
+    """
+    input_shape, filters, kernel_size, latent_dim, convs_per_stage, dense_units = conv_args(
+        input_shape, filters, kernel_size, latent_dim, activation, convs_per_stage,
+        dense_units, decoder,
+    )
+    if latent_dim is None:
+        raise ValueError(
+            "A VAE needs a vector latent space; pass a positive latent_dim such as 16. "
+            "Received: latent_dim=None"
+        )
+    beta, seed = _vae_args(beta, reconstruction, seed)
+    common = dict(convs_per_stage=convs_per_stage, dense_units=dense_units,
+                  batch_norm=bool(batch_norm))
+    encoder = conv_encoder(input_shape, filters, kernel_size, latent_dim, activation,
+                           variational=True, **common)
+    dec = conv_decoder(input_shape, filters, kernel_size, latent_dim, activation,
+                       mode=decoder, **common)
+    return make_autoencoder(encoder, dec, name=name, variational=True, beta=beta,
+                            reconstruction=reconstruction, seed=seed)
