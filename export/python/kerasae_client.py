@@ -1,0 +1,278 @@
+"""Pure-Python client for a kerasae export: numpy + onnxruntime (+ Pillow for images).
+
+No TensorFlow, Keras or kerasae needed: copy this file next to an export
+directory and run it.
+
+    python kerasae_client.py check EXPORT_DIR
+    python kerasae_client.py encode EXPORT_DIR a.png b.png --out codes.npz
+    python kerasae_client.py decode EXPORT_DIR codes.npz --out-dir decoded/
+    python kerasae_client.py reconstruct EXPORT_DIR a.png b.png --out-dir recon/
+    python kerasae_client.py score EXPORT_DIR a.png b.png [--json]
+
+`score` prints each image's anomaly score, the mean squared error between the
+image and its reconstruction decoder(encoder(x)), and, when the manifest has an
+`anomaly` block, flags images whose score is above its threshold.
+
+As a library:
+
+    from kerasae_client import KerasaeExport
+    model = KerasaeExport("exports/conv_ae")
+    x = model.load_images(["a.png"])          # (n, H, W, C) float32, scaled
+    codes = model.encode(x)                   # {"code": ...} or {"z_mean", "z_log_var"}
+    x_hat = model.reconstruct(x)
+    scores, flags = model.anomaly(x)          # flags is None without an anomaly block
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+
+class KerasaeExport:
+    """An export directory: manifest.json + encoder.onnx + decoder.onnx."""
+
+    def __init__(self, directory, threads=None):
+        self.directory = directory
+        path = os.path.join(directory, "manifest.json")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{directory!r} has no manifest.json; is it a kerasae export?")
+        with open(path) as f:
+            self.manifest = json.load(f)
+        if self.manifest.get("format") != "kerasae-export":
+            raise ValueError(f"{path} is not a kerasae export manifest")
+        files = self.manifest.get("artifacts", {}).get("onnx")
+        if not files:
+            raise ValueError(f"{directory!r} was exported without ONNX files")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        self.encoder = ort.InferenceSession(os.path.join(directory, files["encoder"]),
+                                            options, providers=providers)
+        self.decoder = ort.InferenceSession(os.path.join(directory, files["decoder"]),
+                                            options, providers=providers)
+        self.variational = bool(self.manifest["latent"]["variational"])
+        self.image_shape = tuple(self.manifest["input"]["shape"][1:])
+        self.code_shape = tuple(self.manifest["latent"]["shape"][1:])
+        self.value_range = tuple(self.manifest["input"]["value_range"])
+
+    # ------------------------------------------------------------ inference
+    def encode(self, images):
+        """`{"code": ...}`, or `{"z_mean": ..., "z_log_var": ...}` for a VAE."""
+        images = self._batch(images, self.image_shape, "images")
+        names = [o.name for o in self.encoder.get_outputs()]
+        return dict(zip(names, self.encoder.run(names, {"image": images})))
+
+    def code(self, images):
+        """The decoder input: the code, or `z_mean` for a VAE."""
+        out = self.encode(images)
+        return out["z_mean"] if self.variational else out["code"]
+
+    def decode(self, codes):
+        codes = self._batch(codes, self.code_shape, "codes")
+        return self.decoder.run(["reconstruction"], {"code": codes})[0]
+
+    def reconstruct(self, images):
+        return self.decode(self.code(images))
+
+    def scores(self, images):
+        """Per-image mean squared error between images and reconstructions."""
+        images = self._batch(images, self.image_shape, "images")
+        diff = images.astype("float64") - self.reconstruct(images).astype("float64")
+        return np.mean(diff**2, axis=tuple(range(1, images.ndim)))
+
+    def anomaly(self, images):
+        """`(scores, flags)`; `flags` (score > threshold) is None without an anomaly block."""
+        scores = self.scores(images)
+        block = self.manifest.get("anomaly")
+        if not block:
+            return scores, None
+        if block.get("score", "mse") != "mse":
+            raise ValueError(f"unknown anomaly score {block.get('score')!r}; this client computes 'mse'")
+        return scores, scores > float(block["threshold"])
+
+    def _batch(self, x, shape, what):
+        x = np.ascontiguousarray(x, dtype="float32")
+        if x.shape[1:] != shape:
+            raise ValueError(f"{what} must have shape (n, {', '.join(map(str, shape))}); got {x.shape}")
+        return x
+
+    # --------------------------------------------------------------- images
+    def load_images(self, paths):
+        """Reads image files into `(n, H, W, C)` float32 scaled to the input value range."""
+        from PIL import Image
+
+        if len(self.image_shape) != 3:
+            raise ValueError(f"images need an (H, W, C) input; this model takes {self.image_shape}")
+        height, width, channels = self.image_shape
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
+        if mode is None:
+            raise ValueError(f"cannot read images for {channels} channels")
+        low, high = self.value_range
+        out = []
+        for path in paths:
+            with Image.open(path) as image:
+                image = image.convert(mode)
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.BILINEAR)
+                pixels = np.asarray(image, dtype="float32") / 255.0
+            out.append(low + (high - low) * pixels.reshape(height, width, channels))
+        return np.stack(out).astype("float32")
+
+    def save_images(self, images, out_dir, names):
+        from PIL import Image
+
+        os.makedirs(out_dir, exist_ok=True)
+        low, high = self.value_range
+        written = []
+        for image, name in zip(images, names):
+            pixels = np.clip((np.asarray(image) - low) / (high - low), 0.0, 1.0)
+            pixels = np.round(pixels * 255.0).astype("uint8")
+            if pixels.shape[-1] == 1:
+                pixels = pixels[..., 0]
+            path = os.path.join(out_dir, name)
+            Image.fromarray(pixels).save(path)
+            written.append(path)
+        return written
+
+    # ---------------------------------------------------------- conformance
+    def verify_files(self):
+        """Files whose sha256 differs from the manifest (empty when all match)."""
+        problems = []
+        for rel, info in self.manifest.get("files", {}).items():
+            path = os.path.join(self.directory, *rel.split("/"))
+            if not os.path.exists(path):
+                problems.append(f"{rel}: missing")
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            if digest.hexdigest() != info["sha256"]:
+                problems.append(f"{rel}: sha256 {digest.hexdigest()} != {info['sha256']}")
+        return problems
+
+    def check(self):
+        """Checks hashes, then the ONNX files against reference.npz at each batch size."""
+        info = self.manifest["reference"]
+        tolerance = float(info["tolerance"])
+        failures = [f"file {p}" for p in self.verify_files()]
+        diffs = {}
+
+        def note(key, got, want, b):
+            got, want = np.asarray(got, "float64"), np.asarray(want, "float64")
+            d = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+            d = float("inf") if np.isnan(d) else d
+            diffs[key] = max(diffs.get(key, 0.0), d)
+            if not d <= tolerance:
+                failures.append(f"{key} at batch {b}: max abs diff {d:.3g} > {tolerance:g}")
+
+        with np.load(os.path.join(self.directory, info["file"]), allow_pickle=False) as ref:
+            ref = dict(ref)
+        for b in info["batch_sizes"]:
+            image = ref["image"][:b]
+            encoded = self.encode(image)
+            for out, array in info["endpoints"]["encode"]["outputs"].items():
+                note(f"encode/{out}", encoded[out], ref[array][:b], b)
+            code = ref[info["endpoints"]["decode"]["inputs"]["code"]][:b]
+            note("decode/reconstruction", self.decode(code), ref["reconstruction"][:b], b)
+            note("reconstruct/reconstruction", self.reconstruct(image), ref["reconstruction"][:b], b)
+        report = {"dir": self.directory, "model": self.manifest["model"]["name"],
+                  "runtime": f"onnxruntime {ort.__version__}", "max_abs_diff": diffs}
+        scores, flags = self.anomaly(ref["image"])
+        if flags is not None:
+            report["anomaly"] = {"score": "mse", "threshold": self.manifest["anomaly"]["threshold"],
+                                 "scores": scores.tolist(), "flags": flags.tolist()}
+            if "score" in ref:
+                note("score", scores, ref["score"], len(scores))
+        report["failures"] = failures
+        report["passed"] = not failures
+        return report
+
+
+# ------------------------------------------------------------------------ CLI
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kerasae_client",
+                                     description="Run a kerasae ONNX export with onnxruntime.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [("check", "check hashes and outputs against reference.npz"),
+                            ("encode", "encode image files to codes (.npz)"),
+                            ("decode", "decode codes (.npz/.npy) to PNG files"),
+                            ("reconstruct", "reconstruct image files to PNG files"),
+                            ("score", "anomaly scores (MSE) and flags of image files")]:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("export_dir")
+        if name in ("encode", "reconstruct", "score"):
+            p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+        if name == "decode":
+            p.add_argument("codes", help=".npz from `encode` (its 'code' array) or a .npy")
+        if name == "encode":
+            p.add_argument("--out", required=True, help="output .npz")
+        if name in ("decode", "reconstruct"):
+            p.add_argument("--out-dir", required=True)
+        p.add_argument("--json", action="store_true", help="print a JSON report")
+    args = parser.parse_args(argv)
+    model = KerasaeExport(args.export_dir)
+
+    if args.command == "check":
+        report = model.check()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"{report['model']}: {report['runtime']}")
+            for key, d in report["max_abs_diff"].items():
+                print(f"  {key:28s} max abs diff {d:.2e}")
+            for failure in report["failures"]:
+                print(f"  FAIL {failure}")
+            print("passed" if report["passed"] else "FAILED")
+        return 0 if report["passed"] else 1
+
+    if args.command == "decode":
+        if args.codes.endswith(".npz"):
+            with np.load(args.codes, allow_pickle=False) as data:
+                codes = data["code"]
+        else:
+            codes = np.load(args.codes, allow_pickle=False)
+        images = model.decode(codes)
+        written = model.save_images(images, args.out_dir,
+                                    [f"decoded_{i:04d}.png" for i in range(len(images))])
+        print(json.dumps({"written": written}) if args.json else "\n".join(written))
+        return 0
+
+    images = model.load_images(args.images)
+    if args.command == "encode":
+        out = model.encode(images)
+        out["code"] = out["z_mean"] if model.variational else out["code"]
+        np.savez(args.out, files=np.array(args.images), **out)
+        summary = {"out": args.out, "n": len(images), "arrays": {k: list(v.shape) for k, v in out.items()}}
+        print(json.dumps(summary) if args.json else f"wrote {args.out}: {summary['arrays']}")
+    elif args.command == "reconstruct":
+        written = model.save_images(model.reconstruct(images), args.out_dir,
+                                    [f"{_stem(p)}_reconstruction.png" for p in args.images])
+        print(json.dumps({"written": written}) if args.json else "\n".join(written))
+    else:  # score
+        scores, flags = model.anomaly(images)
+        rows = [{"file": p, "score": float(s), **({} if flags is None else {"anomaly": bool(f)})}
+                for p, s, f in zip(args.images, scores, flags if flags is not None else scores)]
+        if args.json:
+            print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
+                              "images": rows}, indent=2))
+        else:
+            for row in rows:
+                flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
+                print(f"{row['file']}: mse {row['score']:.6g}{flag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
