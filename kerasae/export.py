@@ -131,17 +131,18 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
     meta = _describe(model, parts, source, extra, formats, opset, value_range,
                      autoencoder_onnx)
 
+    fns = _endpoints(parts)
+    graphs = _trace(fns, parts)  # also refuses random ops, before any file exists
     with _staging(out_dir, force) as tmp:
-        fns = _endpoints(parts)
         reference = _keras_reference(fns, parts, x_ref, extra)
         np.savez(os.path.join(tmp, REFERENCE), **reference)
         meta["reference"] = _reference_info(parts, reference, batch_sizes, tolerance)
         if "saved_model" in formats:
-            _write_saved_model(os.path.join(tmp, SAVED_MODEL), fns, parts, meta)
+            _write_saved_model(os.path.join(tmp, SAVED_MODEL), graphs, parts, meta)
         if "onnx" in formats:
             roles = ["encoder", "decoder"] + (["autoencoder"] if autoencoder_onnx else [])
             for role in roles:
-                _write_onnx(os.path.join(tmp, ONNX_FILES[role]), role, fns, parts,
+                _write_onnx(os.path.join(tmp, ONNX_FILES[role]), role, graphs, parts,
                             meta, opset)
         manifest = dict(meta)
         # Only here, so that re-exports of one model give byte-identical artifacts.
@@ -359,17 +360,21 @@ def _load_preset(name):
     except ModuleNotFoundError as e:
         if e.name != "kerasae.zoo":
             raise
+        zoo = None
+    load_model = getattr(zoo, "load_model", None)
+    if load_model is None:
         raise ValueError(
             f"{name!r} is not an existing .keras file, and zoo presets are not "
-            f"available in this install (no kerasae.zoo). Pass a model object or a "
-            f".keras path. Received: model={name!r}"
-        ) from None
+            f"available in this install (no kerasae.zoo.load_model). Pass a model "
+            f"object or a .keras path. Received: model={name!r}"
+        )
     try:
-        return zoo.load_model(name)
-    except (KeyError, ValueError) as e:
+        # The zoo's own errors name the closest preset and list the valid ones.
+        return load_model(name)
+    except KeyError as e:
         raise ValueError(
-            f"{name!r} is neither an existing .keras file nor a known zoo preset "
-            f"({e}). See `kerasae zoo list` for preset names. Received: model={name!r}"
+            f"{name!r} is neither an existing .keras file nor a known zoo preset ({e}). "
+            f"See `kerasae zoo list`. Received: model={name!r}"
         ) from e
 
 
@@ -655,7 +660,36 @@ def _specs(parts, signature):
     return [code] if signature == "decode" else [image]
 
 
-def _write_saved_model(path, fns, parts, meta):
+def _trace(fns, parts):
+    """`tf.function`s of the three signatures, traced and checked for random ops."""
+    import tensorflow as tf
+
+    graphs = {}
+    for name, fn in fns.items():
+        function = tf.function(fn, input_signature=_specs(parts, name), autograph=False)
+        graph_def = function.get_concrete_function().graph.as_graph_def()
+        nodes = list(graph_def.node)
+        for library_fn in graph_def.library.function:
+            nodes.extend(library_fn.node_def)
+        random = sorted({(n.op, n.name) for n in nodes if _is_random_op(n.op)})
+        if random:
+            raise ExportError(
+                f"The {name!r} signature contains random ops at inference: "
+                f"{_describe_nodes(random)}. Exported graphs must be deterministic: "
+                "draw noise only when training (keras layers take `training`), and "
+                "give a sampler its noise as an explicit input. "
+                f"Received: op_types={sorted({op for op, _ in random})}"
+            )
+        graphs[name] = function
+    return graphs
+
+
+def _is_random_op(op_type):
+    return any(word in op_type for word in ("Random", "Multinomial", "TruncatedNormal",
+                                            "Bernoulli"))
+
+
+def _write_saved_model(path, graphs, parts, meta):
     import tensorflow as tf
 
     module = tf.Module()
@@ -671,9 +705,7 @@ def _write_saved_model(path, fns, parts, meta):
                                               name="kerasae_metadata")
         module.kerasae_metadata_file = tf.saved_model.Asset(asset)
         signatures = {}
-        for name, fn in fns.items():
-            function = tf.function(fn, input_signature=_specs(parts, name),
-                                   autograph=False)
+        for name, function in graphs.items():
             setattr(module, name, function)
             signatures[name] = function.get_concrete_function()
         signatures["serving_default"] = signatures["reconstruct"]
@@ -704,13 +736,12 @@ def _quiet_tf2onnx():
         logger.setLevel(level)
 
 
-def _write_onnx(path, role, fns, parts, meta, opset):
+def _write_onnx(path, role, graphs, parts, meta, opset):
     import onnx
-    import tensorflow as tf
 
     signature = _ROLE_SIGNATURE[role]
     specs = _specs(parts, signature)
-    function = tf.function(fns[signature], input_signature=specs, autograph=False)
+    function = graphs[signature]
     with _quiet_tf2onnx():
         import tf2onnx
 
@@ -749,7 +780,7 @@ def _check_graph(proto, role):
 
     nodes = _all_nodes(proto.graph)
     random = sorted({(n.op_type, n.name) for n in nodes
-                     if n.op_type in RANDOM_ONNX_OPS or "Random" in n.op_type}, key=str)
+                     if n.op_type in RANDOM_ONNX_OPS or _is_random_op(n.op_type)}, key=str)
     if random:
         raise ExportError(
             f"The {role} graph contains random ops at inference: "
@@ -806,6 +837,7 @@ def _finish_graph(proto, role, output_order, meta):
             dims[0].Clear()
             dims[0].dim_param = "batch"
     graph.name = f"kerasae_{role}"
+    graph.doc_string = "converted by tf2onnx"  # not the traced function's numbered name
     proto.doc_string = (f"kerasae {role} of {meta['model']['name']!r} "
                         f"({meta['model']['builder']}); see metadata_props['kerasae'].")
     del proto.metadata_props[:]

@@ -1,0 +1,521 @@
+"""Export: every builder to SavedModel + ONNX, reloaded and compared with Keras.
+
+References are independent of the export code: Keras outputs of the original
+model, onnxruntime sessions and `tf.saved_model.load` opened here, hashes
+recomputed with hashlib, node types read from the ONNX graph, the Node.js and
+pure-Python clients run as real subprocesses.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import tensorflow as tf
+from keras import ops
+
+import kerasae
+from kerasae import export as kx
+from kerasae.models.base import make_autoencoder
+from tests.helpers import TINY_SHAPE, build_tiny, digits_batch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE_DIR = os.path.join(ROOT, "export", "node")
+PY_CLIENT = os.path.join(ROOT, "export", "python", "kerasae_client.py")
+BUILDERS = kerasae.list_builders()
+ATOL = 1e-5
+RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+
+
+def session(path):
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def run(sess, feeds):
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def keras_outputs(model, x):
+    """Independent reference: the original model's own sub-models, eager."""
+    code = model.encoder(x, training=False)
+    if model.variational:
+        enc = {"z_mean": np.asarray(code[0]), "z_log_var": np.asarray(code[1])}
+        code = enc["z_mean"]
+    else:
+        enc = {"code": np.asarray(code)}
+        code = enc["code"]
+    return enc, code, np.asarray(model.decoder(code, training=False)), np.asarray(model(x))
+
+
+def anomaly_threshold(model, x):
+    """A threshold between the 3rd and 4th Keras scores, so flags are mixed and robust."""
+    recon = np.asarray(model(x))
+    scores = np.mean((x.astype("float64") - recon) ** 2, axis=(1, 2, 3))
+    s = np.sort(scores)
+    return float((s[2] + s[3]) / 2), scores
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Each registered builder, tiny, built once and exported once (both formats)."""
+    root = tmp_path_factory.mktemp("exports")
+    x_ref = digits_batch(16)[9:16]  # real digits, not the ones the tests feed
+    out = {}
+    for name in BUILDERS:
+        model = build_tiny(name)
+        metadata = None
+        if name in ("conv_ae", "conv_vae"):
+            threshold, _ = anomaly_threshold(model, x_ref)
+            metadata = {"anomaly": {"score": "mse", "threshold": threshold}}
+        path = str(root / name)
+        manifest = kx.export(model, path, metadata=metadata, reference_inputs=x_ref,
+                             autoencoder_onnx=(name == "conv_vae"))
+        out[name] = (model, path, manifest)
+    return out
+
+
+# -------------------------------------------------------------- registry-wide
+@pytest.mark.parametrize("name", BUILDERS)
+def test_every_builder_exports_and_matches_keras(exports, name):
+    model, path, manifest = exports[name]
+    enc_sess = session(os.path.join(path, "encoder.onnx"))
+    dec_sess = session(os.path.join(path, "decoder.onnx"))
+    loaded = tf.saved_model.load(os.path.join(path, "saved_model"))
+    assert {"encode", "decode", "reconstruct"} <= set(loaded.signatures)
+    x_all = digits_batch(7)
+    for b in (1, 7):
+        x = x_all[:b]
+        enc, code, recon, full = keras_outputs(model, x)
+        np.testing.assert_allclose(recon, full, atol=ATOL)  # decoder(encoder(x)) == model(x)
+        # ONNX
+        got = run(enc_sess, {"image": x})
+        assert list(got) == list(enc)  # named, ordered outputs
+        for k in enc:
+            np.testing.assert_allclose(got[k], enc[k], atol=ATOL, rtol=0)
+        np.testing.assert_allclose(run(dec_sess, {"code": code})["reconstruction"], recon,
+                                   atol=ATOL, rtol=0)
+        # SavedModel
+        sm_enc = loaded.signatures["encode"](image=tf.constant(x))
+        assert set(sm_enc) == set(enc)
+        for k in enc:
+            np.testing.assert_allclose(sm_enc[k].numpy(), enc[k], atol=ATOL, rtol=0)
+        sm_dec = loaded.signatures["decode"](code=tf.constant(code))["reconstruction"]
+        np.testing.assert_allclose(sm_dec.numpy(), recon, atol=ATOL, rtol=0)
+        sm_rec = loaded.signatures["reconstruct"](image=tf.constant(x))["reconstruction"]
+        np.testing.assert_allclose(sm_rec.numpy(), full, atol=ATOL, rtol=0)
+    assert manifest["parity"]["passed"] and manifest["parity"]["max"] <= ATOL
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_onnx_graphs_are_checked_named_dynamic_and_deterministic(exports, name):
+    model, path, manifest = exports[name]
+    for role in ("encoder", "decoder"):
+        proto = onnx.load(os.path.join(path, f"{role}.onnx"))
+        onnx.checker.check_model(proto, full_check=True)
+        assert [o.opset_import for o in [proto]][0][0].version == kx.DEFAULT_OPSET
+        ops_used = {n.op_type for n in proto.graph.node}
+        assert not [op for op in ops_used if op.startswith(RANDOM_PREFIXES)], ops_used
+        for value in list(proto.graph.input) + list(proto.graph.output):
+            assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+        names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+        if role == "decoder":
+            assert names == (["code"], ["reconstruction"])
+        elif model.variational:
+            assert names == (["image"], ["z_mean", "z_log_var"])
+        else:
+            assert names == (["image"], ["code"])
+        props = {p.key: p.value for p in proto.metadata_props}
+        meta = json.loads(props["kerasae"])
+        assert meta["role"] == role and meta["model"]["builder"] == name
+        assert meta["model"]["config"] == model.builder_config
+        assert meta["keras_version"] == keras.__version__
+        assert meta["kerasae_version"] == kerasae.__version__
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_manifest_hashes_files_and_metadata(exports, name):
+    model, path, manifest = exports[name]
+    on_disk = json.load(open(os.path.join(path, "manifest.json")))
+    assert on_disk == json.loads(json.dumps(manifest))
+    found = set()
+    for root, _, files in os.walk(path):
+        for f in files:
+            found.add(os.path.relpath(os.path.join(root, f), path).replace(os.sep, "/"))
+    expected = {"manifest.json", "encoder.onnx", "decoder.onnx", "reference.npz",
+                "saved_model/saved_model.pb", "saved_model/fingerprint.pb",
+                "saved_model/assets/kerasae.json", "saved_model/variables/variables.index",
+                "saved_model/variables/variables.data-00000-of-00001"}
+    if name == "conv_vae":
+        expected.add("autoencoder.onnx")
+    assert found == expected
+    assert set(manifest["files"]) == expected - {"manifest.json"}
+    for rel, info in manifest["files"].items():
+        assert info["sha256"] == sha256(os.path.join(path, rel))
+        assert info["bytes"] == os.path.getsize(os.path.join(path, rel))
+    assert manifest["model"]["builder"] == name
+    assert manifest["model"]["config"] == model.builder_config
+    assert manifest["input"]["shape"] == [None, *TINY_SHAPE]
+    assert manifest["input"]["value_range"] == [0.0, 1.0]
+    assert manifest["latent"]["size"] == model.latent_dim
+    # Reference tensors are the Keras outputs on the reference inputs.
+    with np.load(os.path.join(path, "reference.npz"), allow_pickle=False) as ref:
+        ref = dict(ref)
+    np.testing.assert_array_equal(ref["image"], digits_batch(16)[9:16])
+    enc, code, recon, _ = keras_outputs(model, ref["image"])
+    for k in enc:
+        np.testing.assert_allclose(ref[k], enc[k], atol=1e-6)
+    np.testing.assert_allclose(ref["reconstruction"], recon, atol=1e-6)
+    # SavedModel metadata: asset and variable, same content.
+    loaded = tf.saved_model.load(os.path.join(path, "saved_model"))
+    meta = json.loads(loaded.kerasae_metadata.numpy().decode())
+    assert meta == json.load(open(os.path.join(path, "saved_model/assets/kerasae.json")))
+    assert meta["model"]["builder"] == name and meta["latent"] == manifest["latent"]
+
+
+def test_anomaly_metadata_in_every_artifact(exports):
+    _, path, manifest = exports["conv_ae"]
+    block = manifest["anomaly"]
+    assert block["score"] == "mse" and isinstance(block["threshold"], float)
+    for role in ("encoder", "decoder"):
+        props = {p.key: p.value for p in onnx.load(os.path.join(path, f"{role}.onnx")).metadata_props}
+        assert json.loads(props["anomaly"]) == block
+        assert json.loads(props["kerasae"])["anomaly"] == block
+    assert json.load(open(os.path.join(path, "saved_model/assets/kerasae.json")))["anomaly"] == block
+    with np.load(os.path.join(path, "reference.npz")) as ref:
+        _, scores = anomaly_threshold(exports["conv_ae"][0], ref["image"])
+        np.testing.assert_allclose(ref["score"], scores, atol=1e-6)
+
+
+def test_vae_full_autoencoder_onnx_decodes_the_mean(exports):
+    model, path, _ = exports["conv_vae"]
+    x = digits_batch(7)
+    got = run(session(os.path.join(path, "autoencoder.onnx")), {"image": x})
+    assert list(got) == ["reconstruction"]
+    np.testing.assert_allclose(got["reconstruction"], np.asarray(model(x)), atol=ATOL, rtol=0)
+
+
+def test_vae_encoder_exported_twice_is_bit_identical(exports, tmp_path):
+    model, path, _ = exports["conv_vae"]
+    again = tmp_path / "again"
+    kx.export(model, again, formats="onnx", check=False)
+    x = digits_batch(64)
+    a = run(session(os.path.join(path, "encoder.onnx")), {"image": x})
+    b = run(session(str(again / "encoder.onnx")), {"image": x})
+    for k in ("z_mean", "z_log_var"):
+        assert a[k].tobytes() == b[k].tobytes()
+    for f in (os.path.join(path, "encoder.onnx"), str(again / "encoder.onnx")):
+        types = {n.op_type for n in onnx.load(f).graph.node}
+        assert not any(t.startswith(RANDOM_PREFIXES) for t in types), types
+
+
+# ------------------------------------------------------------------ consumers
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"import of {{name}} is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_saved_model_loads_with_plain_tensorflow_without_kerasae(exports):
+    _, path, _ = exports["conv_vae"]
+    code = BLOCKER.format(blocked=["kerasae"]) + f"""
+import json, numpy as np, tensorflow as tf
+m = tf.saved_model.load({os.path.join(path, "saved_model")!r})
+ref = dict(np.load({os.path.join(path, "reference.npz")!r}))
+enc = m.signatures["encode"](image=tf.constant(ref["image"]))
+rec = m.signatures["reconstruct"](image=tf.constant(ref["image"][:1]))
+out = {{k: float(np.abs(v.numpy() - ref[k]).max()) for k, v in enc.items()}}
+out["reconstruction"] = float(np.abs(rec["reconstruction"].numpy() - ref["reconstruction"][:1]).max())
+out["kerasae_loaded"] = any(n.startswith("kerasae") for n in sys.modules)
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(ENV, PYTHONPATH=""), cwd="/", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.pop("kerasae_loaded") is False
+    assert set(out) == {"z_mean", "z_log_var", "reconstruction"}
+    assert max(out.values()) <= ATOL
+
+
+def _node():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed; CI has it (export/node client)")
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-node")):
+        pytest.fail("export/node has no node_modules: run `npm ci --ignore-scripts` in export/node")
+    return node
+
+
+@pytest.mark.parametrize("name", ["conv_ae", "conv_vae"])
+def test_node_client_checks_export_and_flags_anomalies(exports, name, tmp_path):
+    node = _node()
+    model, path, manifest = exports[name]
+    x = digits_batch(7)
+    np.save(tmp_path / "images.npy", x)
+    proc = subprocess.run([node, os.path.join(NODE_DIR, "check.js"), path, "--json",
+                           "--images", str(tmp_path / "images.npy")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["passed"] and report["failures"] == [] and report["files"] == []
+    assert set(report["max_abs_diff"]) >= {"decode/reconstruction", "reconstruct/reconstruction"}
+    assert max(report["max_abs_diff"].values()) <= ATOL
+    # Anomaly scores and flags against Keras, computed here.
+    threshold = manifest["anomaly"]["threshold"]
+    with np.load(os.path.join(path, "reference.npz")) as ref:
+        _, ref_scores = anomaly_threshold(model, ref["image"])
+    np.testing.assert_allclose(report["anomaly"]["scores"], ref_scores, atol=ATOL)
+    assert report["anomaly"]["flags"] == (ref_scores > threshold).tolist()
+    assert 0 < sum(report["anomaly"]["flags"]) < len(ref_scores)
+    _, scores = anomaly_threshold(model, x)
+    np.testing.assert_allclose(report["images"]["scores"], scores, atol=ATOL)
+    assert report["images"]["flags"] == (scores > threshold).tolist()
+
+
+def test_node_client_detects_a_tampered_file(exports, tmp_path):
+    node = _node()
+    _, path, _ = exports["stacked_ae"]
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    with open(copy / "reference.npz", "ab") as f:  # still a readable zip, other bytes
+        f.write(b"\0" * 16)
+    proc = subprocess.run([node, os.path.join(NODE_DIR, "check.js"), str(copy), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not report["passed"]
+    assert any(p.startswith("reference.npz: sha256") for p in report["files"])
+
+
+def test_python_client_runs_without_tensorflow(exports, tmp_path):
+    from PIL import Image
+
+    model, path, manifest = exports["conv_ae"]
+    # 8-bit PNGs: the client's pixel / 255 is exactly reproducible here.
+    pixels = np.round(digits_batch(7)[..., 0] * 255).astype("uint8")
+    files = []
+    for i, p in enumerate(pixels):
+        files.append(str(tmp_path / f"digit{i}.png"))
+        Image.fromarray(p).save(files[-1])
+    x = (pixels.astype("float32") / 255.0)[..., None]
+    calls = [["check", path, "--json"], ["score", path, *files, "--json"],
+             ["encode", path, *files, "--out", str(tmp_path / "codes.npz"), "--json"],
+             ["reconstruct", path, *files[:2], "--out-dir", str(tmp_path / "recon"), "--json"]]
+    code = BLOCKER.format(blocked=["tensorflow", "keras", "kerasae", "tf2onnx"]) + f"""
+import json, runpy
+outputs = []
+for argv in {calls!r}:
+    sys.argv = ["kerasae_client.py"] + argv
+    try:
+        runpy.run_path({PY_CLIENT!r}, run_name="__main__")
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+    print("@@")
+print(json.dumps(sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(ENV, PYTHONPATH=""), cwd=str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *parts, loaded = proc.stdout.split("@@\n")
+    assert json.loads(loaded) == []  # no tensorflow, keras or kerasae module was imported
+    check, score, encode, recon = (json.loads(p) for p in parts)
+    assert check["passed"] and max(check["max_abs_diff"].values()) <= ATOL
+    threshold = manifest["anomaly"]["threshold"]
+    _, keras_scores = anomaly_threshold(model, x)
+    got = np.array([row["score"] for row in score["images"]])
+    np.testing.assert_allclose(got, keras_scores, atol=ATOL)
+    assert [row["anomaly"] for row in score["images"]] == (keras_scores > threshold).tolist()
+    with np.load(encode["out"]) as codes:
+        np.testing.assert_allclose(codes["code"], np.asarray(model.encoder(x)), atol=ATOL)
+    assert len(recon["written"]) == 2
+    with Image.open(recon["written"][0]) as image:
+        got = np.asarray(image, dtype="float32") / 255.0
+    want = np.asarray(model(x[:1]))[0, ..., 0]
+    assert np.abs(got - want).max() <= 0.5 / 255 + 1e-6
+
+
+# --------------------------------------------------------- sources and errors
+def _custom_ae(encoder_layer=None, decoder_layer=None):
+    inp = keras.Input(TINY_SHAPE, name="image")
+    h = keras.layers.Dense(4, name="code")(keras.layers.Flatten()(inp))
+    if encoder_layer is not None:
+        h = encoder_layer(h)
+    code = keras.Input((4,), name="code")
+    y = keras.layers.Reshape(TINY_SHAPE)(keras.layers.Dense(64, activation="sigmoid")(code))
+    if decoder_layer is not None:
+        y = decoder_layer(y)
+    return make_autoencoder(keras.Model(inp, h, name="encoder"),
+                            keras.Model(code, y, name="decoder"), name="custom_ae")
+
+
+class AlwaysNoisy(keras.layers.Layer):
+    """Adds noise at inference too: not exportable as a deterministic graph."""
+
+    def build(self, input_shape):
+        self.seed_generator = keras.random.SeedGenerator(3)
+
+    def call(self, x):
+        return x + keras.random.normal(ops.shape(x), seed=self.seed_generator)
+
+
+class Erfinv(keras.layers.Layer):
+    def call(self, x):
+        return ops.erfinv(ops.tanh(x))
+
+
+class GraphModeShift(keras.layers.Layer):
+    """Behaves differently in graph mode: eager Keras and exports disagree by 1."""
+
+    def call(self, x):
+        return x + 1.0 if tf.executing_eagerly() else x
+
+
+def _leftovers(parent):
+    return [n for n in os.listdir(parent) if ".tmp-" in n]
+
+
+def test_random_op_refused_and_nothing_left_behind(tmp_path):
+    out = tmp_path / "noisy"
+    with pytest.raises(kx.ExportError, match="random ops at inference"):
+        kx.export(_custom_ae(encoder_layer=AlwaysNoisy()), out)
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_unsupported_layer_gives_clear_error(tmp_path):
+    out = tmp_path / "erfinv"
+    with pytest.raises(kx.ExportError, match="ONNX cannot express: Erfinv"):
+        kx.export(_custom_ae(decoder_layer=Erfinv()), out, formats="onnx")
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_parity_failure_reports_measured_error(tmp_path):
+    out = tmp_path / "shifted"
+    with pytest.raises(kx.ParityError, match=r"decode/reconstruction at batch 1: 1\b") as info:
+        kx.export(_custom_ae(decoder_layer=GraphModeShift()), out)
+    assert info.value.parity["max_abs_diff"]["onnx"]["decode/reconstruction"] == pytest.approx(1.0)
+    assert info.value.parity["max_abs_diff"]["saved_model"]["decode/reconstruction"] == pytest.approx(1.0)
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_existing_output_needs_force_and_is_replaced_whole(tmp_path):
+    model = build_tiny("stacked_ae")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="already exists"):
+        kx.export(model, out, formats="onnx")
+    assert (out / "stale.txt").exists()
+    kx.export(model, out, formats="onnx", force=True)
+    assert not (out / "stale.txt").exists() and (out / "encoder.onnx").exists()
+    assert _leftovers(tmp_path) == []
+    # A failing forced export keeps the previous export intact.
+    with pytest.raises(kx.ExportError):
+        kx.export(_custom_ae(encoder_layer=AlwaysNoisy()), out, formats="onnx", force=True)
+    assert (out / "encoder.onnx").exists() and _leftovers(tmp_path) == []
+
+
+def test_mixed_precision_model_exports_float32(tmp_path):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_tiny("conv_ae")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.encoder.get_layer("conv_0_0").compute_dtype == "float16"
+    manifest = kx.export(model, tmp_path / "mixed")
+    assert manifest["model"]["dtype_policy"] == "mixed_float16"
+    assert manifest["model"]["exported_dtype"] == "float32" and manifest["parity"]["passed"]
+    float32 = onnx.TensorProto.FLOAT
+    for role in ("encoder", "decoder"):
+        proto = onnx.load(str(tmp_path / "mixed" / f"{role}.onnx"))
+        assert {t.data_type for t in proto.graph.initializer} <= {float32, onnx.TensorProto.INT64,
+                                                                  onnx.TensorProto.INT32}
+        casts = [a.i for n in proto.graph.node if n.op_type == "Cast" for a in n.attribute]
+        assert onnx.TensorProto.FLOAT16 not in casts
+        for v in list(proto.graph.input) + list(proto.graph.output):
+            assert v.type.tensor_type.elem_type == float32
+    x = digits_batch(7)
+    got = run(session(str(tmp_path / "mixed" / "decoder.onnx")),
+              {"code": run(session(str(tmp_path / "mixed" / "encoder.onnx")), {"image": x})["code"]})
+    # Against the float16 original: close, not equal (it rounds to float16).
+    np.testing.assert_allclose(got["reconstruction"], np.asarray(model(x)), atol=2e-2)
+
+
+def test_unbuilt_and_wrong_models_are_refused(tmp_path):
+    enc = keras.Model(*(lambda i: (i, keras.layers.Dense(2)(keras.layers.Flatten()(i))))(
+        keras.Input(TINY_SHAPE)), name="encoder")
+    dec_in = keras.Input((2,))
+    dec = keras.Model(dec_in, keras.layers.Reshape(TINY_SHAPE)(keras.layers.Dense(64)(dec_in)))
+    unbuilt = kerasae.Autoencoder(enc, dec)
+    assert not unbuilt.built
+    with pytest.raises(ValueError, match="is not built"):
+        kx.export(unbuilt, tmp_path / "a")
+    with pytest.raises(TypeError, match="needs a kerasae autoencoder"):
+        kx.export(keras.Sequential([keras.layers.Dense(2)]), tmp_path / "b")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kwargs, error, phrase", [
+    (dict(opset=99), ValueError, "opset 99 is not supported"),
+    (dict(formats="tflite"), ValueError, "Unknown export format 'tflite'"),
+    (dict(metadata={"anomaly": {"threshold": "high"}}), ValueError, "finite number"),
+    (dict(metadata={"anomaly": {"score": "ssim", "threshold": 0.1}}), ValueError, "Unknown anomaly score"),
+    (dict(metadata={"files": 1}), ValueError, "reserved"),
+    (dict(tolerance=-1), ValueError, "tolerance"),
+    (dict(reference_inputs=np.zeros((3, 8, 8))), ValueError, "reference_inputs must have shape"),
+], ids=["opset", "format", "threshold", "score", "reserved-key", "tolerance", "reference-shape"])
+def test_bad_arguments(exports, tmp_path, kwargs, error, phrase):
+    model = exports["stacked_ae"][0]
+    with pytest.raises(error, match=phrase):
+        kx.export(model, tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_sources(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        kx.export(str(tmp_path / "missing.keras"), tmp_path / "x")
+    with pytest.raises(ValueError, match="preset"):
+        kx.export("no_such_preset_xyz", tmp_path / "x")
+
+
+def test_cli_exports_a_keras_file(exports, tmp_path, capsys):
+    from kerasae import cli
+
+    model = exports["dense_vae"][0]
+    source = tmp_path / "model.keras"
+    model.save(source)
+    out = tmp_path / "cli_out"
+    meta = json.dumps({"anomaly": {"score": "mse", "threshold": 0.5}})
+    argv = ["export", str(source), str(out), "--formats", "onnx", "--metadata", meta,
+            "--batch-sizes", "1,3"]
+    assert cli.main(argv) == 0
+    assert "parity vs Keras at batch sizes [1, 3]" in capsys.readouterr().out
+    manifest = json.load(open(out / "manifest.json"))
+    assert manifest["source"] == {"kind": "keras_file", "path": "model.keras",
+                                  "sha256": sha256(str(source))}
+    assert manifest["anomaly"]["threshold"] == 0.5
+    assert sorted(manifest["files"]) == ["decoder.onnx", "encoder.onnx", "reference.npz"]
+    x = digits_batch(3)
+    got = run(session(str(out / "encoder.onnx")), {"image": x})
+    np.testing.assert_allclose(got["z_mean"], np.asarray(model.encoder(x)[0]), atol=ATOL)
+    # Existing output: refused with exit code 2 and a clear message.
+    assert cli.main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
