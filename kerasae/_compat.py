@@ -30,7 +30,11 @@ def keras_backend_name():
 
 def require_tensorflow(feature="kerasae"):
     """Raises a helpful ImportError when TensorFlow cannot be imported."""
-    if importlib.util.find_spec("tensorflow") is None:
+    try:
+        spec = importlib.util.find_spec("tensorflow")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
         raise ImportError(
             f"{feature} needs TensorFlow, which is not installed. {INSTALL_HINT}"
         )
@@ -45,5 +49,15 @@ def require_tensorflow(feature="kerasae"):
 
 def check_backend():
     """Called once at package import: fail early and clearly without TF."""
-    if keras_backend_name() == "tensorflow":
+    import sys
+
+    if keras_backend_name() != "tensorflow":
+        return
+    try:
         require_tensorflow()
+    except ImportError as e:
+        if os.path.basename(sys.argv[0] or "") == "kerasae":
+            # The console script: one clear message, no traceback.
+            print(f"kerasae: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
+        raise

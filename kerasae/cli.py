@@ -52,6 +52,7 @@ def _add_train(sub):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--arg", action="append", metavar="KEY=VALUE",
                    help="builder argument, JSON values, e.g. --arg filters=[32,64]")
@@ -114,7 +115,8 @@ def _train(args):
                       + " -> ".join(f"{v:.5f}" for v in s["loss"]))
     result = training.fit(
         model, source, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, validation=val_source, strategy=strategy,
+        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
+        validation=val_source, strategy=strategy,
         seed=args.seed, precision=args.precision, jit_compile=args.xla, out_dir=out,
         resume=not args.no_resume, early_stopping=args.early_stopping,
         builder_kwargs=kwargs or None, steps_per_epoch=args.steps_per_epoch,
@@ -177,7 +179,8 @@ def build_parser():
     _add_train(sub)
     _add_data(sub)
     for module in _command_modules():
-        module.add_cli(sub)
+        if hasattr(module, "add_cli"):
+            module.add_cli(sub)
     return parser
 
 

@@ -208,7 +208,15 @@ def _as_model(model, builder_kwargs, image_shape, strategy):
         return clone
 
 
-def _make_optimizer(optimizer, learning_rate, precision):
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _make_optimizer(optimizer, learning_rate, precision, schedule="constant",
+                    total_steps=None):
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            float(learning_rate), decay_steps=max(1, int(total_steps))
+        )
     if isinstance(optimizer, str):
         opt = keras.optimizers.get({"class_name": optimizer,
                                     "config": {"learning_rate": learning_rate}})
@@ -227,6 +235,7 @@ def fit(
     epochs=10,
     batch_size=128,
     learning_rate=1e-3,
+    lr_schedule="constant",
     optimizer="adam",
     split="train",
     validation="test",
@@ -256,6 +265,9 @@ def fit(
         batch_size: GLOBAL batch size, split over replicas; must be divisible by
             the replica count. Defaults to `128`.
         learning_rate: Defaults to `1e-3`.
+        lr_schedule: `"constant"` or `"cosine"` (decays to 0 over all epochs;
+            resumes correctly since it follows the optimizer's step count).
+            Defaults to `"constant"`.
         optimizer: Keras optimizer name or instance. Defaults to `"adam"`.
         split: training split. Defaults to `"train"`.
         validation: validation split of the same dataset, a `Source`, or `None`.
@@ -284,6 +296,8 @@ def fit(
         A `FitResult` with `model`, `history` (one dict per epoch) and `run`
         (the `run.json` content).
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise registry.unknown_name_error("schedule", lr_schedule, LR_SCHEDULES, "lr_schedule")
     if precision not in PRECISIONS:
         raise registry.unknown_name_error("precision", precision, PRECISIONS, "precision")
     epochs = int(epochs)
@@ -299,7 +313,8 @@ def fit(
     try:
         return _fit(
             strat, model, data, epochs=epochs, batch_size=int(batch_size),
-            learning_rate=learning_rate, optimizer=optimizer, split=split,
+            learning_rate=learning_rate, lr_schedule=lr_schedule, optimizer=optimizer,
+            split=split,
             validation=validation, seed=int(seed), precision=precision,
             jit_compile=jit_compile, out_dir=out_dir, resume=resume,
             early_stopping=early_stopping, tensorboard=tensorboard,
@@ -311,7 +326,8 @@ def fit(
         keras.mixed_precision.set_dtype_policy("float32")
 
 
-def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, optimizer, split,
+def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedule,
+         optimizer, split,
          validation, seed, precision, jit_compile, out_dir, resume, early_stopping,
          tensorboard, callbacks, builder_kwargs, data_dir, raw_dir, steps_per_epoch,
          verbose):
@@ -348,7 +364,8 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, optimizer,
             f"{train_src.image_shape}. Received: data shape={train_src.image_shape}"
         )
     with strategy.scope():
-        opt = _make_optimizer(optimizer, learning_rate, precision)
+        opt = _make_optimizer(optimizer, learning_rate, precision, lr_schedule,
+                              epochs * steps)
         model.compile(optimizer=opt)
         opt.build(model.trainable_variables)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -493,6 +510,7 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, optimizer,
         "precision": precision,
         "jit_compile": bool(jit_compile),
         "learning_rate": learning_rate,
+        "lr_schedule": lr_schedule,
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "versions": versions(),
         "final": history[-1] if history else {},

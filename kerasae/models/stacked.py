@@ -31,7 +31,8 @@ def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_act
     inputs = keras.Input(shape=(latent_dim,), name="code")
     x = inputs
     for i, units in enumerate(reversed(hidden_units)):
-        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
+        # Distinct from the encoder's names: pretraining joins layers of both.
+        x = keras.layers.Dense(units, activation=activation, name=f"decoder_dense_{i}")(x)
     x = keras.layers.Dense(
         math.prod(output_shape), activation=output_activation, name="reconstruction",
         dtype="float32",
@@ -220,13 +221,18 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
         verbose: Keras verbosity. Defaults to `0`.
 
     Returns:
-        A list with one dict per stage: `layer` (name), `units`, `loss` (per-epoch
-        reconstruction loss of the stage).
+        A list with one dict per stage: `layer` (encoder layer name), `mirror`
+        (decoder layer name), `units`, `loss` (per-epoch loss of the stage) and
+        `weights` (copies of both layers' weights at the end of the stage).
     """
     encoder, decoder = model.encoder, model.decoder
     enc_layers = [l for l in encoder.layers if isinstance(l, keras.layers.Dense)]
     dec_layers = [l for l in decoder.layers if isinstance(l, keras.layers.Dense)]
-    if getattr(model, "variational", False) or len(enc_layers) != len(dec_layers):
+    allowed = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Dense,
+               keras.layers.Reshape, SparsityPenalty)
+    dense_only = all(isinstance(l, allowed) for l in encoder.layers + decoder.layers)
+    if (getattr(model, "variational", False) or not dense_only
+            or len(enc_layers) != len(dec_layers)):
         raise TypeError(
             "pretrain_layerwise needs a stacked dense autoencoder (stacked_ae, "
             "sparse_stacked_ae, denoising_stacked_ae). "
@@ -262,8 +268,12 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
         stage.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
         fit = stage.fit(h, h, epochs=epochs, batch_size=batch_size, shuffle=True,
                         verbose=verbose)
-        history.append({"layer": enc.name, "units": int(enc.units),
-                        "loss": [float(v) for v in fit.history["loss"]]})
+        history.append({
+            "layer": enc.name, "mirror": dec.name, "units": int(enc.units),
+            "loss": [float(v) for v in fit.history["loss"]],
+            "weights": {"encoder": [np.array(w) for w in enc.get_weights()],
+                        "decoder": [np.array(w) for w in dec.get_weights()]},
+        })
         # The next stage learns to encode this layer's (fixed) output.
         if k < n - 1:
             h = np.concatenate(

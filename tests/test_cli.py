@@ -1,0 +1,115 @@
+"""The `kerasae` command: the zero-setup main job and clear failures."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def run(args, cwd, env=ENV, check=True):
+    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("main_job")
+    proc = run(["train", "conv_ae", "--dataset", "digits", "--epochs", "3", "--batch-size", "32",
+                "--out", "runs/digits", "--verbose", "0"], cwd)
+    return cwd / "runs" / "digits", proc
+
+
+def test_main_job_writes_model_picture_and_run_record(main_job):
+    out, proc = main_job
+    assert "model: runs/digits/model.keras" in proc.stdout
+    for name in ("model.keras", "best.keras", "history.csv", "run.json", "reconstructions.png"):
+        assert (out / name).is_file(), name
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["builder"] == "conv_ae"
+    assert run_info["dataset"]["name"] == "digits" and run_info["dataset"]["examples"] == 1437
+    assert run_info["epochs_run"] == 3 and run_info["seed"] == 0
+    assert run_info["config"]["input_shape"] == [8, 8, 1]
+    assert {"keras", "tensorflow", "kerasae"} <= set(run_info["versions"])
+
+
+def test_main_job_picture_shows_originals_and_reconstructions(main_job):
+    out, _ = main_job
+    img = np.asarray(Image.open(out / "reconstructions.png").convert("L"), dtype="float32")
+    assert img.shape[0] > 150 and img.shape[1] > 600  # 2 rows x 10 images, titled
+    assert img.std() > 20
+
+
+def test_main_job_model_reloads_safely_and_reconstructs(main_job):
+    import keras
+
+    from kerasae.data import load_numpy
+
+    out, _ = main_job
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    x, _ = load_numpy("digits", "test")
+    mse = float(np.mean((model.predict(x, verbose=0) - x) ** 2))
+    history = (out / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    last = dict(zip(header, history[-1].split(",")))
+    np.testing.assert_allclose(mse, float(last["val_loss"]), rtol=1e-4)
+
+
+def test_npz_input(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(70, 6, 6)) * 255).astype("uint8")
+    np.savez(tmp_path / "mine.npz", x=x)
+    run(["train", "stacked_ae", "--dataset", "mine.npz", "--epochs", "1", "--batch-size", "16",
+         "--arg", "hidden_units=[8]", "--latent-dim", "2", "--out", "o", "--verbose", "0"],
+        tmp_path)
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["dataset"]["examples"] == 70 and info["config"]["input_shape"] == [6, 6, 1]
+
+
+def test_bad_builder_name_is_one_clear_line(tmp_path):
+    proc = run(["train", "conv_vea", "--dataset", "digits"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "Did you mean 'conv_vae'?" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_list_shows_every_builder(tmp_path):
+    import kerasae
+
+    out = run(["list"], tmp_path).stdout
+    for name in kerasae.list_builders():
+        assert name in out
+
+
+BLOCK_TF = textwrap.dedent("""
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "tensorflow" or name.startswith("tensorflow."):
+                raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def test_missing_tensorflow_gives_the_install_command(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TF)
+    env = dict(ENV, PYTHONPATH=str(tmp_path), KERAS_BACKEND="tensorflow")
+    proc = subprocess.run([sys.executable, "-c", "import kerasae"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "ImportError: kerasae needs TensorFlow" in proc.stderr
+    assert "pip install 'kerasae[cpu]'" in proc.stderr
+    script = os.path.join(os.path.dirname(sys.executable), "kerasae")
+    cli = subprocess.run([script, "list"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "pip install 'kerasae[gpu]'" in cli.stderr
+    assert "Traceback" not in cli.stderr

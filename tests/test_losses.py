@@ -1,0 +1,76 @@
+"""Loss terms against independent numpy code."""
+
+import numpy as np
+import pytest
+
+from kerasae import losses
+from kerasae.layers import SparsityPenalty
+
+rng = np.random.default_rng(0)
+
+
+def test_kl_matches_numpy():
+    mu = rng.normal(size=(6, 5)).astype("float32")
+    log_var = rng.normal(size=(6, 5)).astype("float32")
+    var = np.exp(log_var.astype("float64"))
+    # KL(N(mu, var) || N(0, 1)) = 0.5 * (var + mu^2 - 1 - log var), per dim.
+    expected = 0.5 * (var + mu.astype("float64") ** 2 - 1.0 - log_var).sum(axis=1)
+    got = np.asarray(losses.kl_divergence(mu, log_var))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_kl_is_finite_for_extreme_log_variance_in_float16():
+    mu = np.zeros((2, 3), "float16")
+    log_var = np.array([[500, -500, 0], [60000, 0, 0]], "float16")
+    got = np.asarray(losses.kl_divergence(mu, log_var))
+    assert np.all(np.isfinite(got))
+    # Clamped to [-20, 20]: the first row is KL at log_var 20, -20 and 0.
+    expected = 0.5 * (np.exp(20.0) - 1 - 20) + 0.5 * (np.exp(-20.0) - 1 + 20)
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reconstruction_losses_match_numpy(reduction):
+    x = rng.uniform(size=(4, 6, 6, 2)).astype("float32")
+    x_hat = rng.uniform(0.01, 0.99, size=x.shape).astype("float32")
+    reduce = (lambda a: a.reshape(4, -1).sum(1)) if reduction == "sum" else (
+        lambda a: a.reshape(4, -1).mean(1))
+    mse = reduce((x - x_hat) ** 2)
+    bce = reduce(-(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat)))
+    np.testing.assert_allclose(losses.reconstruction_loss(x, x_hat, "mse", reduction), mse,
+                               rtol=1e-5)
+    np.testing.assert_allclose(losses.reconstruction_loss(x, x_hat, "bce", reduction), bce,
+                               rtol=1e-5)
+
+
+def test_bce_is_finite_at_saturated_outputs():
+    x = np.array([[1.0, 0.0]], "float32")
+    x_hat = np.array([[0.0, 1.0]], "float32")
+    got = float(np.asarray(losses.reconstruction_loss(x, x_hat, "bce"))[0])
+    lo, hi = np.float32(1e-7), np.float32(1 - 1e-7)  # the clip, in float32
+    np.testing.assert_allclose(got, -np.log(lo) - np.log(np.float32(1) - hi), rtol=1e-5)
+
+
+def test_kl_sparsity_penalty_matches_numpy():
+    h = rng.uniform(0.001, 0.999, size=(32, 10)).astype("float32")
+    rho, weight = 0.05, 0.3
+    rho_hat = h.astype("float64").mean(axis=0)
+    kl = rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))
+    layer = SparsityPenalty("kl", weight=weight, target=rho)
+    out = layer(h)
+    np.testing.assert_array_equal(np.asarray(out), h)  # identity
+    np.testing.assert_allclose(float(layer.losses[0]), weight * kl.sum(), rtol=1e-5)
+
+
+def test_l1_penalty_matches_numpy():
+    h = rng.normal(size=(8, 5)).astype("float32")
+    layer = SparsityPenalty("l1", weight=0.5)
+    layer(h)
+    np.testing.assert_allclose(float(layer.losses[0]), 0.5 * np.abs(h).sum(1).mean(),
+                               rtol=1e-5)
+
+
+def test_unknown_loss_names_the_fix():
+    with pytest.raises(ValueError, match="Use one of mse, bce. Received: reconstruction='l2'"):
+        losses.reconstruction_loss(np.zeros((1, 2)), np.zeros((1, 2)), "l2")
