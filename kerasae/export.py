@@ -99,9 +99,10 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
             `{"anomaly": {"score": "mse", "threshold": 0.0123}}`. Defaults to `None`.
         value_range: `(low, high)` of the input pixels the model was trained on.
             Defaults to `(0.0, 1.0)`.
-        reference_inputs: optional array `(n, *image_shape)` of real inputs for
-            `reference.npz` and the parity check, `n >= max(batch_sizes)`.
-            Defaults to `None`: seeded uniform noise in `value_range`.
+        reference_inputs: optional array `(n, *image_shape)` of real inputs,
+            `n >= max(batch_sizes)`; the first `max(batch_sizes)` go into
+            `reference.npz` and the parity check. Defaults to `None`: seeded
+            uniform noise in `value_range`.
         batch_sizes: batch sizes of the parity check. Defaults to `(1, 7)`.
         tolerance: max abs difference allowed between Keras and each reloaded
             runtime. Defaults to `1e-5`.
@@ -145,7 +146,7 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
                 _write_onnx(os.path.join(tmp, ONNX_FILES[role]), role, graphs, parts,
                             meta, opset)
         manifest = dict(meta)
-        # Only here, so that re-exports of one model give byte-identical artifacts.
+        # Only in the manifest: the artifacts themselves carry no timestamp.
         manifest["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds")
         if check:
@@ -159,8 +160,10 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
 
 
 def hash_files(directory):
-    """`{relative/path: {"sha256", "bytes"}}` of every file under `directory`,
-    except `manifest.json`, with `/` separators, sorted."""
+    """Returns `{path: {"sha256", "bytes"}}` for every file under `directory`.
+
+    Paths are relative, with `/` separators, sorted; `manifest.json` is left out.
+    """
     out = {}
     for root, dirs, files in os.walk(directory):
         dirs.sort()
@@ -927,7 +930,8 @@ def _parity(tmp, fns, parts, x_ref, formats, batch_sizes, tolerance, autoencoder
                     if not d <= tolerance:  # also catches NaN
                         worst.append((runtime, key, b, d))
     overall = max((v for r in results.values() for v in r.values()), default=0.0)
-    parity = {"reference": "keras", "tolerance": tolerance, "batch_sizes": list(batch_sizes),
+    reference = "keras (float32 copy of the mixed-precision model)" if parts.converted else "keras"
+    parity = {"reference": reference, "tolerance": tolerance, "batch_sizes": list(batch_sizes),
               "max_abs_diff": results, "max": overall, "passed": not worst}
     if worst:
         lines = "; ".join(f"{r} {k} at batch {b}: {d:.3g}" for r, k, b, d in worst[:6])
@@ -948,6 +952,9 @@ def _staging(out_dir, force):
     parent, base = os.path.split(out_dir)
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide it from a server's user
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

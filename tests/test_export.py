@@ -426,6 +426,9 @@ def test_existing_output_needs_force_and_is_replaced_whole(tmp_path):
     kx.export(model, out, formats="onnx", force=True)
     assert not (out / "stale.txt").exists() and (out / "encoder.onnx").exists()
     assert _leftovers(tmp_path) == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     # A failing forced export keeps the previous export intact.
     with pytest.raises(kx.ExportError):
         kx.export(_custom_ae(encoder_layer=AlwaysNoisy()), out, formats="onnx", force=True)
