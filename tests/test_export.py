@@ -126,7 +126,7 @@ def test_onnx_graphs_are_checked_named_dynamic_and_deterministic(exports, name):
     for role in ("encoder", "decoder"):
         proto = onnx.load(os.path.join(path, f"{role}.onnx"))
         onnx.checker.check_model(proto, full_check=True)
-        assert [o.opset_import for o in [proto]][0][0].version == kx.DEFAULT_OPSET
+        assert {o.domain: o.version for o in proto.opset_import}[""] == kx.DEFAULT_OPSET
         ops_used = {n.op_type for n in proto.graph.node}
         assert not [op for op in ops_used if op.startswith(RANDOM_PREFIXES)], ops_used
         for value in list(proto.graph.input) + list(proto.graph.output):
@@ -508,13 +508,17 @@ def test_cli_exports_a_keras_file(exports, tmp_path, capsys):
     out = tmp_path / "cli_out"
     meta = json.dumps({"anomaly": {"score": "mse", "threshold": 0.5}})
     argv = ["export", str(source), str(out), "--formats", "onnx", "--metadata", meta,
-            "--batch-sizes", "1,3"]
+            "--batch-sizes", "1,3", "--opset", "17"]
     assert cli.main(argv) == 0
     assert "parity vs Keras at batch sizes [1, 3]" in capsys.readouterr().out
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["source"] == {"kind": "keras_file", "path": "model.keras",
                                   "sha256": sha256(str(source))}
     assert manifest["anomaly"]["threshold"] == 0.5
+    assert manifest["onnx"]["opset"] == 17 and manifest["parity"]["batch_sizes"] == [1, 3]
+    for role in ("encoder", "decoder"):
+        proto = onnx.load(str(out / f"{role}.onnx"))
+        assert {o.domain: o.version for o in proto.opset_import}[""] == 17
     assert sorted(manifest["files"]) == ["decoder.onnx", "encoder.onnx", "reference.npz"]
     x = digits_batch(3)
     got = run(session(str(out / "encoder.onnx")), {"image": x})
