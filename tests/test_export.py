@@ -526,3 +526,20 @@ def test_cli_exports_a_keras_file(exports, tmp_path, capsys):
     # Existing output: refused with exit code 2 and a clear message.
     assert cli.main(argv) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_latency_benchmark_runs_and_reports_ratios():
+    from kerasae.benchmarks import export_latency
+
+    result = export_latency.run("conv_ae", {"input_shape": list(TINY_SHAPE), "filters": [8],
+                                            "latent_dim": 4}, batch_sizes=(1, 3), repeats=2,
+                                warmup=0)
+    rows = {(r["runtime"], r["batch"]): r for r in result["rows"]}
+    assert set(rows) == {(rt, b) for rt in ("onnxruntime", "saved_model", "keras_call",
+                                            "keras_predict") for b in (1, 3)}
+    for (rt, b), r in rows.items():
+        base = rows[("onnxruntime", b)]["median_ms"]
+        assert r["x_onnxruntime"] == pytest.approx(r["median_ms"] / base)
+    assert [t["claim"] for t in result["targets"]] == [
+        "onnxruntime >= 10x keras_predict at batch 1", "onnxruntime >= 1.5x saved_model at batch 1"]
+    assert "time / onnxruntime" in export_latency.format_table(result)
