@@ -172,11 +172,7 @@ def hash_files(directory):
             rel = os.path.relpath(path, directory).replace(os.sep, "/")
             if rel == MANIFEST:
                 continue
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            out[rel] = {"sha256": digest.hexdigest(), "bytes": os.path.getsize(path)}
+            out[rel] = {"sha256": _sha256(path), "bytes": os.path.getsize(path)}
     return dict(sorted(out.items()))
 
 
