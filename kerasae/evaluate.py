@@ -61,7 +61,8 @@ def _as_images(x, arg):
         x = x[..., None]
     if x.ndim != 4:
         raise ValueError(
-            f"Images must have shape (n, height, width[, channels]). Received: {arg}.shape={x.shape}"
+            "Images must have shape (n, height, width[, channels]). "
+            f"Received: {arg}.shape={x.shape}"
         )
     return x.astype("float64")
 
@@ -217,7 +218,8 @@ def vae_bound(model, images, *, samples=1, seed=0, batch_size=250):
         eps = _block_rng(seed, _ELBO_STREAM, b).standard_normal((samples,) + m.shape)
         z = (m + np.exp(0.5 * lv) * eps).reshape(-1, m.shape[-1])
         p = _predict(model.decoder, z.astype("float32"), batch_size * samples)
-        xb = np.broadcast_to(x[start:start + BLOCK].astype("float64"), (samples,) + x[start:start + BLOCK].shape)
+        xs = x[start:start + BLOCK].astype("float64")
+        xb = np.broadcast_to(xs, (samples,) + xs.shape)
         nll = _bernoulli_nll(xb.reshape((-1,) + x.shape[1:]), p).reshape(samples, -1)
         rec[start:start + BLOCK] = nll.mean(axis=0)
     return {"neg_elbo": rec + kl, "reconstruction_nll": rec, "kl": kl}
@@ -292,7 +294,8 @@ def evaluate_model(model, images, **settings):
     if unknown:
         raise TypeError(
             f"Unknown evaluation setting(s) {', '.join(unknown)}. Valid: "
-            f"{', '.join(sorted(DEFAULT_SETTINGS))}. Received: {unknown[0]}={settings[unknown[0]]!r}"
+            f"{', '.join(sorted(DEFAULT_SETTINGS))}. "
+            f"Received: {unknown[0]}={settings[unknown[0]]!r}"
         )
     s = dict(DEFAULT_SETTINGS, **settings)
     x = np.asarray(images, dtype="float32")

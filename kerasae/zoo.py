@@ -192,7 +192,8 @@ def _lookup(index, name):
     for old in entry.get("previous_versions", []):
         if old["version"] == version:
             return base, dict(entry, **old)
-    versions = sorted([entry["version"]] + [o["version"] for o in entry.get("previous_versions", [])])
+    older = [o["version"] for o in entry.get("previous_versions", [])]
+    versions = sorted([entry["version"]] + older)
     raise ValueError(
         f"Preset {base!r} has no version {version}; published versions: "
         f"{', '.join(map(str, versions))}. Received: name={name!r}"
@@ -264,8 +265,8 @@ def get_preset(name, *, root=None, cache_dir=None, mirrors=None, progress=True):
     """
     resolved_root = zoo_root(root)
     base, entry = _lookup(read_index(resolved_root), name)
-    preset = Preset(base, int(entry["version"]), entry, resolved_root, resolve_cache_dir(cache_dir),
-                    mirror_list(mirrors), progress)
+    preset = Preset(base, int(entry["version"]), entry, resolved_root,
+                    resolve_cache_dir(cache_dir), mirror_list(mirrors), progress)
     preset.config  # noqa: B018 - fetch and verify now, so errors surface early
     return preset
 
@@ -299,7 +300,8 @@ def _resolve_file(preset, filename, use_shipped=True):
         got = sha256_file(path)
         if got == spec["sha256"]:
             return path
-        tried.append(f"{where}: {path} (sha256 {got[:12]}..., expected {spec['sha256'][:12]}...; ignored)")
+        tried.append(f"{where}: {path} (sha256 {got[:12]}..., expected "
+                     f"{spec['sha256'][:12]}...; ignored)")
     for base in preset.mirrors:
         url = base.rstrip("/") + "/" + urllib.parse.quote(f"{preset.path}/{filename}")
         try:
@@ -356,7 +358,8 @@ def _download(url, dest, spec, progress, label):
     try:
         h = hashlib.sha256()
         done = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
+        with os.fdopen(fd, "wb") as out, \
+                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 done += len(chunk)
                 if done > expected_size:
@@ -627,7 +630,8 @@ def _card(name, version, model, description, dataset, train_split, eval_split, l
     )
     data_description = data_description or (
         f"Trained on the `{train_split}` split of `{dataset}` (via `kerasae.data`), pixels "
-        f"scaled to [0, 1]; evaluated on the `{eval_split}` split ({evaluation['examples']} images)."
+        f"scaled to [0, 1]; evaluated on the `{eval_split}` split "
+        f"({evaluation['examples']} images)."
     )
     limitations = limitations or (
         f"Trained only on {dataset}: inputs from other distributions reconstruct poorly. "
@@ -696,13 +700,13 @@ def card_metrics(readme_text):
 
 
 def _default_publish_root():
-    root = shipped_root()
-    if root is None or os.path.basename(root) == "_zoo":
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(repo, "pyproject.toml")):
         raise ValueError(
             "publish() writes into a source checkout's zoo/ folder, and this kerasae is an "
             "installed package. Pass root= (e.g. the repository's zoo/ folder). Received: root=None"
         )
-    return root
+    return os.path.join(repo, "zoo")
 
 
 def publish(model, name, *, version, description, dataset, recipe, license="Apache-2.0",
@@ -755,7 +759,8 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
             "builder_name and builder_config), e.g. kerasae.build('conv_ae', ...). "
             f"Received: model={type(model).__name__}"
         )
-    if not isinstance(name, str) or not _NAME.match(name) or not name.startswith(builder_name + "_"):
+    if (not isinstance(name, str) or not _NAME.match(name)
+            or not name.startswith(builder_name + "_")):
         raise ValueError(
             f"A preset name is lower snake case '<builder>_<dataset>[_<size>]' and starts "
             f"with the builder name, e.g. '{builder_name}_fashion_mnist'; hyperparameters "
@@ -769,7 +774,12 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
             "{'command': 'kerasae train conv_ae --dataset fashion_mnist --epochs 20', "
             f"'epochs': 20}}. Received: recipe={recipe!r}"
         )
-    json.dumps(recipe)  # JSON only
+    try:
+        json.dumps(recipe)
+    except TypeError as e:
+        raise TypeError(
+            f"recipe must hold JSON values only ({e}). Received: recipe={recipe!r}"
+        ) from None
     for fname in extra_files or {}:
         if not _EXTRA_FILE.match(fname) or fname in PRESET_FILES:
             raise ValueError(

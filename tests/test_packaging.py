@@ -1,4 +1,4 @@
-"""Packaging: the sdist and the wheel carry the zoo, and an installed wheel loads presets offline."""
+"""Packaging: sdist and wheel carry the zoo; an installed wheel loads presets offline."""
 
 import glob
 import hashlib
