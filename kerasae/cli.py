@@ -77,6 +77,8 @@ def _add_train(sub):
 
 
 def _train(args):
+    import numpy as np
+
     import kerasae
     from kerasae import data as data_lib
     from kerasae import plots, training
@@ -124,7 +126,9 @@ def _train(args):
     )
     if training.worker_info(strategy)[1]:
         shown = (val_source or source).numpy()[:10]
-        recon = result.model.predict(shown, verbose=0)
+        # A direct call, not predict(): under multi-worker, predict() would start
+        # collectives with workers that have already finished.
+        recon = np.asarray(result.model(shown, training=False))
         png = plots.reconstructions(
             shown, recon, os.path.join(out, "reconstructions.png"),
             title=f"{args.builder} on {dataset_tag}: originals (top) vs reconstructions",

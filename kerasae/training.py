@@ -520,4 +520,8 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
         if not history or start_epoch == epochs:
             model.save(os.path.join(out_dir, "model.keras"))
         _atomic_write(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))
+    elif out_dir:
+        # Other workers keep their own copy next to their checkpoints, so that
+        # replicas can be compared (they must hold the same weights).
+        model.save(os.path.join(ckpt_manager.directory, "model.keras"))
     return FitResult(model=model, history=history, run=run, out_dir=out_dir)

@@ -1,0 +1,184 @@
+"""Datasets: TFDS and raw-IDX routes agree; damaged, missing and unknown data fail clearly."""
+
+import gzip
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from kerasae import data
+
+DEBIAN = "/usr/share/datasets/fashion-mnist"
+needs_raw = pytest.mark.skipif(
+    not os.path.isdir(DEBIAN),
+    reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
+)
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    """A real TFDS fashion_mnist, prepared by TFDS's own builder from the raw files."""
+    d = tmp_path_factory.mktemp("tfds")
+    data.prepare_tfds_from_raw("fashion_mnist", str(d), raw_dir=DEBIAN)
+    return str(d)
+
+
+@needs_raw
+def test_raw_files_are_verified_on_their_decompressed_content():
+    for split, files in data.RAW_DATASETS["fashion_mnist"]["files"].items():
+        for stem, sha in files:
+            with gzip.open(os.path.join(DEBIAN, stem + ".gz"), "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest() == sha
+
+
+@needs_raw
+def test_both_routes_give_identical_examples(tfds_dir):
+    import tensorflow_datasets as tfds
+
+    raw = data.get_source("fashion_mnist", "test", raw_dir=DEBIAN, source="raw")
+    via_tfds = data.get_source("fashion_mnist", "test", data_dir=tfds_dir, source="tfds")
+    assert (raw.route, via_tfds.route) == ("raw", "tfds")
+    assert len(raw) == len(via_tfds) == 10000
+    # Reference read straight through tfds.load, independent of kerasae's reader.
+    ref = list(tfds.as_numpy(tfds.load("fashion_mnist", split="test", data_dir=tfds_dir,
+                                       shuffle_files=False)))
+    for i in (0, -1):
+        np.testing.assert_array_equal(raw.images[i], ref[i]["image"])
+        np.testing.assert_array_equal(via_tfds.images[i], ref[i]["image"])
+        assert raw.labels[i] == via_tfds.labels[i] == ref[i]["label"]
+    np.testing.assert_array_equal(raw.images, via_tfds.images)
+
+
+@needs_raw
+def test_split_sizes_and_the_auto_route_prefers_a_prepared_tfds_copy(tfds_dir):
+    train = data.get_source("fashion_mnist", "train", data_dir=tfds_dir)
+    assert train.route == "tfds" and len(train) == 60000
+    offline = data.get_source("fashion_mnist", "train", data_dir=tfds_dir + "/empty",
+                              raw_dir=DEBIAN)
+    assert offline.route == "raw" and len(offline) == 60000
+    np.testing.assert_array_equal(train.images[[0, -1]], offline.images[[0, -1]])
+
+
+@needs_raw
+def test_load_returns_scaled_shuffled_batches():
+    ds = data.load("fashion_mnist", "test[:1000]", batch_size=100, seed=1, raw_dir=DEBIAN,
+                   source="raw")
+    batches = list(ds)
+    assert len(batches) == 10 and batches[0].shape == (100, 28, 28, 1)
+    assert batches[0].dtype.name == "float32"
+    x = np.concatenate([b.numpy() for b in batches])
+    ref = data.get_source("fashion_mnist", "test[:1000]", raw_dir=DEBIAN, source="raw").images
+    # Same examples, other order, scaled to [0, 1].
+    np.testing.assert_allclose(np.sort(x.ravel()), np.sort(ref.ravel() / 255.0), atol=1e-7)
+    assert not np.array_equal(x, ref / 255.0)
+    again = np.concatenate([b.numpy() for b in data.load(
+        "fashion_mnist", "test[:1000]", batch_size=100, seed=1, raw_dir=DEBIAN, source="raw")])
+    np.testing.assert_array_equal(x, again)
+
+
+def _copy_raw(tmp_path, mutate):
+    for name in os.listdir(DEBIAN):
+        if name.startswith("t10k"):
+            shutil.copy(os.path.join(DEBIAN, name), tmp_path / name)
+    mutate(tmp_path)
+    return str(tmp_path)
+
+
+@needs_raw
+def test_recompressed_copy_passes(tmp_path):
+    def regzip(d):
+        path = d / "t10k-images-idx3-ubyte.gz"
+        with gzip.open(path, "rb") as f:
+            content = f.read()
+        os.remove(path)
+        (d / "t10k-images-idx3-ubyte").write_bytes(content)  # plain, uncompressed
+        with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "rb") as f:
+            labels = f.read()
+        with gzip.open(d / "t10k-labels-idx1-ubyte.gz", "wb", compresslevel=1) as f:
+            f.write(labels)
+
+    src = data.load_raw("fashion_mnist", "test", _copy_raw(tmp_path, regzip))
+    assert len(src) == 10000
+
+
+@needs_raw
+def test_damaged_byte_is_refused(tmp_path):
+    def flip(d):
+        path = d / "t10k-images-idx3-ubyte.gz"
+        with gzip.open(path, "rb") as f:
+            content = bytearray(f.read())
+        content[5000] ^= 0xFF
+        with gzip.open(path, "wb") as f:
+            f.write(bytes(content))
+
+    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz does not hold the original data"):
+        data.load_raw("fashion_mnist", "test", _copy_raw(tmp_path, flip))
+
+
+@needs_raw
+def test_truncated_file_is_refused_with_the_fix(tmp_path):
+    def truncate(d):
+        path = d / "t10k-images-idx3-ubyte.gz"
+        path.write_bytes(path.read_bytes()[:100_000])
+
+    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz.*truncated or damaged; re-download"):
+        data.load_raw("fashion_mnist", "test", _copy_raw(tmp_path, truncate))
+
+
+def test_truncated_plain_idx_names_the_file(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    header = bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (4).to_bytes(4, "big") * 2
+    path.write_bytes(header + bytes(100))  # 160 promised, 100 present
+    with pytest.raises(data.DataError, match="x-idx3-ubyte is truncated"):
+        data.read_idx(str(path))
+
+
+def test_wrong_directory_lists_every_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.RAW_ENV, raising=False)
+    monkeypatch.setitem(data.RAW_DATASETS["fashion_mnist"], "dirs", ())
+    with pytest.raises(data.DataError) as e:
+        data.get_source("fashion_mnist", "test", data_dir=str(tmp_path / "tfds"),
+                        raw_dir=str(tmp_path / "nowhere"), download=False)
+    message = str(e.value)
+    assert str(tmp_path / "nowhere") in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "--raw-dir" in message and "--data-dir" in message
+
+
+def test_unknown_dataset_name_suggests_the_closest(tmp_path):
+    with pytest.raises(data.DataError, match="Unknown dataset 'fashion_mnsit'. Did you mean 'fashion_mnist'"):
+        data.get_source("fashion_mnsit", data_dir=str(tmp_path))
+
+
+def test_digits_split_is_fixed_and_covers_every_class():
+    train, test = data.get_source("digits", "train"), data.get_source("digits", "test")
+    assert (len(train), len(test)) == (1437, 360)
+    assert set(test.labels) == set(range(10))
+    assert train.images.dtype == np.uint8 and train.image_shape == (8, 8, 1)
+    from sklearn.datasets import load_digits
+
+    ref = load_digits()
+    i = int(np.flatnonzero(np.all(ref.images == ref.images[7], axis=(1, 2)))[0])
+    assert np.abs(data.get_source("digits", "all").numpy()[i, ..., 0] - ref.images[7] / 16).max() < 1 / 255
+
+
+def test_arrays_and_npz(tmp_path):
+    x = np.random.default_rng(0).uniform(size=(5, 4, 4)).astype("float32")
+    src = data.from_array(x, labels=[0, 1, 0, 1, 1])
+    assert src.image_shape == (4, 4, 1)
+    np.savez(tmp_path / "a.npz", images=x, labels=np.arange(5))
+    loaded = data.get_source(str(tmp_path / "a.npz"))
+    np.testing.assert_array_equal(loaded.numpy()[..., 0], x)
+    np.testing.assert_array_equal(loaded.labels, np.arange(5))
+    with pytest.raises(data.DataError, match="Received: min=-0.5, max=2"):
+        data.from_array(np.array([[-0.5, 2.0], [0.0, 1.0]], "float32")[None])
+    with pytest.raises(data.DataError, match="No such file"):
+        data.get_source(str(tmp_path / "missing.npz"))
+
+
+def test_npz_with_pickled_objects_is_refused(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(data.DataError, match="without pickles"):
+        data.get_source(str(tmp_path / "obj.npy"))

@@ -1,0 +1,169 @@
+"""Distributed training: 1 device == 2 mirrored replicas, real multi-worker, crash + resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import kerasae  # noqa: F401  (registers the classes that load_model needs)
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+TINY_ARGS = {
+    "conv_ae": ["--arg", "filters=[8,16]", "--latent-dim", "8"],
+    "conv_vae": ["--arg", "filters=[8,16]", "--latent-dim", "4"],
+}
+
+
+def train(cwd, *args, env=ENV, check=True):
+    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", "train", *args,
+                           "--verbose", "2"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+    if check and proc.returncode:
+        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-5000:])
+    return proc
+
+
+def run_json(path):
+    with open(path / "run.json") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
+def test_two_mirrored_replicas_match_one_device(builder, tmp_path):
+    common = [builder, "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+              "--seed", "7", *TINY_ARGS[builder]]
+    train(tmp_path, *common, "--strategy", "one", "--out", "one")
+    train(tmp_path, *common, "--strategy", "mirrored", "--num-devices", "2", "--out", "two")
+    one, two = run_json(tmp_path / "one"), run_json(tmp_path / "two")
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert two["strategy"] == "mirrored"
+    for key in ("loss", "val_loss") + (("kl_loss",) if builder == "conv_vae" else ()):
+        assert abs(one["final"][key] - two["final"][key]) < 1e-4, key
+
+
+KERAS_FIT = r"""
+import json, sys
+import numpy as np
+from kerasae import training
+strategy = training.make_strategy(sys.argv[1], num_devices=2)
+import kerasae, keras
+from sklearn.datasets import load_digits
+x = (load_digits().images[:256].astype("float32") / 16)[..., None]
+with strategy.scope():
+    keras.utils.set_random_seed(3)
+    model = kerasae.ConvAE(filters=(8, 16), latent_dim=8, input_shape=(8, 8, 1), seed=3)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+h = model.fit(x, batch_size=64, epochs=2, shuffle=False, verbose=0).history
+print(json.dumps({"loss": h["loss"], "w": float(np.sum(model.get_weights()[0]))}))
+"""
+
+
+def test_keras_fit_loss_is_scaled_per_replica(tmp_path):
+    # A custom compute_loss must return the per-replica share: with 2 replicas,
+    # Keras's own model.fit must then train exactly like one device.
+    script = tmp_path / "fit.py"
+    script.write_text(KERAS_FIT)
+    out = {}
+    for strategy in ("one", "mirrored"):
+        proc = subprocess.run([sys.executable, str(script), strategy], env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[strategy] = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(out["one"]["loss"], out["mirrored"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(out["one"]["w"], out["mirrored"]["w"], rtol=1e-5)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
+def test_two_real_workers_finish_with_the_same_weights(builder, tmp_path):
+    import keras
+
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(ENV, TF_CONFIG=json.dumps({
+            "cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kerasae.cli", "train", builder, "--dataset", "digits",
+             "--epochs", "2", "--batch-size", "32", "--strategy", "multi_worker",
+             "--out", "out", "--verbose", "2", *TINY_ARGS[builder]],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(l[-3000:] for l in logs)
+    info = run_json(tmp_path / "out")
+    assert info["strategy"] == "multi_worker" and info["replicas"] == 2
+    assert info["workers"] == 2 and info["epochs_run"] == 2
+    chief = keras.saving.load_model(tmp_path / "out" / "model.keras", safe_mode=True)
+    other = keras.saving.load_model(
+        tmp_path / "out" / "checkpoints" / "worker-1" / "model.keras", safe_mode=True)
+    for a, b in zip(chief.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for i in range(2):  # one checkpoint directory per worker
+        assert (tmp_path / "out" / "checkpoints" / f"worker-{i}" / "ckpt-2.index").exists()
+
+
+def test_killed_run_resumes_and_matches_its_last_checkpoint(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(6000, 16, 16)) * 255).astype("uint8")
+    np.savez(tmp_path / "data.npz", x=x)
+    args = [sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset", "data.npz",
+            "--epochs", "4", "--batch-size", "32", "--arg", "filters=[16,32]",
+            "--out", "run", "--verbose", "2"]
+    ckpts = tmp_path / "run" / "checkpoints" / "worker-0"
+    proc = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (ckpts / "ckpt-1.index").exists():
+        assert proc.poll() is None and time.time() < deadline, "no first checkpoint"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert not (ckpts / "ckpt-2.index").exists(), "epoch 2 finished before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    rerun = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Resuming from" in rerun.stdout and "epoch 1 of 4 done" in rerun.stdout
+    info = run_json(tmp_path / "run")
+    assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 4
+    rows = (tmp_path / "run" / "history.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2", "3"]
+
+    final = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    restored = type(final).from_config(final.get_config())
+    tf.train.Checkpoint(model=restored).restore(str(ckpts / "ckpt-4")).expect_partial()
+    for a, b in zip(final.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not any(np.array_equal(a, b) for a, b in zip(
+        final.get_weights()[:1], type(final).from_config(final.get_config()).get_weights()[:1]))
+
+
+def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
+    args = ["conv_ae", "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+            *TINY_ARGS["conv_ae"], "--out", "done"]
+    train(tmp_path, *args)
+    first = run_json(tmp_path / "done")
+    second_proc = train(tmp_path, *args)
+    assert "epoch 1 of 1 done" in second_proc.stdout
+    second = run_json(tmp_path / "done")
+    assert second["epochs_run"] == 1 and second["final"] == first["final"]
