@@ -167,3 +167,29 @@ def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
     assert "epoch 1 of 1 done" in second_proc.stdout
     second = run_json(tmp_path / "done")
     assert second["epochs_run"] == 1 and second["final"] == first["final"]
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_vae_trains_without_nan(precision):
+    import keras
+
+    res = kerasae.fit("conv_vae", "digits", epochs=1, batch_size=32, strategy="one",
+                      precision=precision, steps_per_epoch=4, validation=None, verbose=0,
+                      builder_kwargs=dict(filters=[8, 16], latent_dim=4))
+    assert res.model.get_layer("encoder").get_layer("conv_0_0").compute_dtype != "float32"
+    assert res.model.get_layer("encoder").get_layer("z_mean").compute_dtype == "float32"
+    assert all(np.isfinite(v) for k, v in res.history[-1].items() if "loss" in k)
+    assert res.run["precision"] == precision
+    # The process-wide policy is restored for whatever runs next.
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
+def test_early_stopping_tensorboard_and_history(tmp_path):
+    res = kerasae.fit("conv_ae", "digits", epochs=50, batch_size=64, strategy="one",
+                      learning_rate=0.0, early_stopping=2, out_dir=str(tmp_path), verbose=0,
+                      builder_kwargs=dict(filters=[8, 16], latent_dim=8))
+    # With a zero learning rate nothing improves: stop after 1 + patience epochs.
+    assert len(res.history) == 3
+    assert list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(rows) == 4 and "val_loss" in rows[0]
