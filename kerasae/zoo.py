@@ -641,7 +641,7 @@ def _card(name, version, model, description, dataset, train_split, eval_split, l
     lines = [
         f"# {name} (version {version})", "", description, "",
         "| | |", "| --- | --- |",
-        f"| Builder | `{model.builder_name}` (`kerasae.{fn}`), a {kind} |",
+        f"| Builder | `{model.builder_name}` (`kerasae.{fn}`), {'an' if kind[0] in 'aeiou' else 'a'} {kind} |",
         f"| Parameters | {params:,} |",
         f"| Weights | `{WEIGHTS_FILE}`, {weights_bytes:,} bytes, sha256 `{weights_sha}` |",
         f"| Data | `{dataset}`, trained on `{train_split}`, evaluated on `{eval_split}` |",
@@ -668,10 +668,13 @@ def _card(name, version, model, description, dataset, train_split, eval_split, l
     ]
     reference_metrics = reference_metrics or {}
     for key, value in metrics.items():
-        ref = reference_metrics.get(key) or {}
+        refs = reference_metrics.get(key) or []
+        refs = [refs] if isinstance(refs, dict) else list(refs)
+        ref_values = "; ".join(_fmt(r["value"]) for r in refs) or "-"
+        ref_sources = "; ".join(r.get("source", "-") for r in refs) or "-"
         lines.append(
-            f"| {key} | {_fmt(value)} | {_fmt(ref['value']) if 'value' in ref else '-'} | "
-            f"{ref.get('source', '-')} | {METRIC_DOCS.get(key, '')} |"
+            f"| {key} | {_fmt(value)} | {ref_values} | {ref_sources} | "
+            f"{METRIC_DOCS.get(key, '')} |"
         )
     lines.append("")
     for title, text in (card_sections or {}).items():
@@ -734,8 +737,9 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
         license: licence of the weights. Defaults to `"Apache-2.0"`.
         train_split: training split. Defaults to `"train"`.
         eval_split: split measured for the card. Defaults to `"test"`.
-        reference_metrics: `{metric: {"value": v, "source": "..."}}`, published
-            numbers shown beside ours in the card. Defaults to `None`.
+        reference_metrics: `{metric: {"value": v, "source": "..."}}` (or a list of
+            such dicts per metric), published numbers shown beside ours in the
+            card. Defaults to `None`.
         intended_use, data_description, limitations: card sections (markdown);
             sensible defaults are written when `None`.
         card_sections: `{title: markdown}` of extra card sections.

@@ -1,0 +1,99 @@
+"""Training throughput: `kerasae.fit` vs plain `model.fit` on numpy arrays, side by side.
+
+    python -m kerasae.benchmarks.fit_throughput [--images 12000] [--epochs 3]
+
+Both train the same conv AE (same config, same initial weights, same global batch,
+one device, float32) on the same Fashion-MNIST images (digits if Fashion-MNIST is
+not available). The two trainers alternate in rounds (kerasae, keras, kerasae,
+keras) so machine load hits both alike; each round's first epoch (tracing) is not
+timed. Prints the median images/s of each and the ratio.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+
+def _images(n):
+    from kerasae import data
+
+    try:
+        x, _ = data.load_numpy("fashion_mnist", "train", source="raw")
+    except (data.DataError, FileNotFoundError):
+        x, _ = data.load_numpy("digits", "all")
+    reps = int(np.ceil(n / len(x)))
+    return np.concatenate([x] * reps)[:n]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12000)
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="timed epochs per round (after one untimed tracing epoch)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    import kerasae
+    from kerasae import data, training
+
+    x = _images(args.images)
+    n = (len(x) // args.batch_size) * args.batch_size
+    x = x[:n]
+    config = dict(filters=(32, 64), latent_dim=16, input_shape=x.shape[1:], seed=0)
+    keras.utils.set_random_seed(0)
+    initial = kerasae.ConvAE(**config).get_weights()
+    source = data.from_array(x)
+    strategy = training.make_strategy("one")
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.speeds.append(n / (time.perf_counter() - self.t))
+
+    def run_keras():
+        model = kerasae.ConvAE(**config)
+        model.set_weights(initial)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        timer = EpochTimer()
+        timer.speeds = []
+        model.fit(x, batch_size=args.batch_size, epochs=args.epochs + 1, shuffle=True,
+                  verbose=0, callbacks=[timer])
+        return timer.speeds[1:]  # the first epoch traces
+
+    def run_kerasae():
+        model = kerasae.ConvAE(**config)
+        model.set_weights(initial)
+        result = training.fit(model, source, epochs=args.epochs + 1,
+                              batch_size=args.batch_size, validation=None,
+                              strategy=strategy, verbose=0, tensorboard=False)
+        return [row["images_per_second"] for row in result.history[1:]]
+
+    speeds = {"kerasae.fit": [], "model.fit": []}
+    for _ in range(args.rounds):  # alternate, so machine load hits both alike
+        speeds["kerasae.fit"] += run_kerasae()
+        speeds["model.fit"] += run_keras()
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    ratio = med["kerasae.fit"] / med["model.fit"]
+    print(f"conv_ae {config['filters']} latent {config['latent_dim']}, {n} images of "
+          f"{x.shape[1:]}, global batch {args.batch_size}, one device, float32")
+    print(f"{'trainer':<14}{'median images/s':>18}{'epochs (images/s)':>40}")
+    for k, v in speeds.items():
+        print(f"{k:<14}{med[k]:>18.0f}{'  '.join(f'{s:.0f}' for s in v):>40}")
+    print(f"ratio kerasae.fit / model.fit = {ratio:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"images_per_second": med, "ratio": ratio, "runs": speeds}, f, indent=2)
+    return ratio
+
+
+if __name__ == "__main__":
+    main()
