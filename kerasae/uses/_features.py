@@ -1,0 +1,168 @@
+"""features: images -> codes (`.npy`), scored by a linear probe against pixels and PCA."""
+
+import time
+
+import numpy as np
+
+from kerasae.uses import _common, _plots
+
+
+PROBE_CS = (0.01, 0.1, 1.0)
+
+
+def _fit_logistic(x, y, c, max_iter, seed):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(),
+                        LogisticRegression(C=c, max_iter=max_iter, random_state=seed))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        clf.fit(x, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return clf, converged
+
+
+def linear_probe(train_x, train_y, test_x, test_y, *, cs=PROBE_CS, max_iter=500, seed=0):
+    """Accuracy of a standardised multinomial logistic regression (lbfgs).
+
+    The inverse regularisation `C` is chosen from `cs` on a stratified 20% of
+    the training part, then the probe is refitted on all of it, so every
+    representation gets its own best regularisation.
+
+    Returns a dict with `accuracy`, `C`, `validation` (accuracy per C),
+    `dims`, `seconds` and whether lbfgs `converged`.
+    """
+    from sklearn.model_selection import train_test_split
+
+    start = time.perf_counter()
+    validation = {}
+    if len(cs) > 1:
+        fit_i, val_i = train_test_split(np.arange(len(train_y)), test_size=0.2,
+                                        random_state=seed, stratify=train_y)
+        for c in cs:
+            clf, _ = _fit_logistic(train_x[fit_i], train_y[fit_i], c, max_iter, seed)
+            validation[str(c)] = float(np.mean(clf.predict(train_x[val_i]) == train_y[val_i]))
+        best = max(cs, key=lambda c: validation[str(c)])
+    else:
+        best = cs[0]
+    clf, converged = _fit_logistic(train_x, train_y, best, max_iter, seed)
+    predicted = clf.predict(test_x)
+    return {"accuracy": float(np.mean(predicted == test_y)), "C": best,
+            "validation": validation, "dims": int(train_x.shape[1]),
+            "converged": converged, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def features(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
+             limit=None, out=None, probe=True, probe_test_fraction=0.25, probe_cs=PROBE_CS,
+             seed=0, max_iter=500):
+    """Encodes images to codes and scores them with a linear probe.
+
+    The probe is a logistic regression (its `C` picked per representation on
+    a validation part) trained on a stratified `1 - probe_test_fraction` of the
+    labelled images and scored on the rest. The
+    same probe is run on the raw pixels and on PCA (fitted on the probe's
+    training part) with as many components as the code has dimensions, the
+    obvious non-autoencoder features.
+
+    Args:
+        model: an `Autoencoder`, a `.keras` path or a zoo preset name.
+        images: images (array, `Source`, or image files/directories); `None`
+            uses `dataset`/`split`. Defaults to `None`.
+        labels: labels for an array of images. Defaults to `None`.
+        dataset: dataset when `images` is `None`. Defaults to `"fashion_mnist"`.
+        split: split of `dataset`. Defaults to `"test"`.
+        limit: use the first `limit` images. Defaults to all.
+        out: directory for `codes.npy`, `features.json` and `features.png`;
+            `None` writes nothing. Defaults to `None`.
+        probe: run the linear probe when labels exist. Defaults to `True`.
+        probe_test_fraction: held-out fraction for the probe. Defaults to `0.25`.
+        probe_cs: inverse regularisations tried (picked on a validation part).
+            Defaults to `(0.01, 0.1, 1.0)`.
+        seed: split and solver seed. Defaults to `0`.
+        max_iter: lbfgs iterations. Defaults to `500`.
+
+    Returns:
+        A `Result`; `result.arrays["codes"]` has shape `(n,) + model.code_shape`
+        (VAE: `z_mean`).
+
+    Example:
+        >>> r = kerasae.uses.features("conv_ae_fashion_mnist", out="runs/features")
+        >>> r["probe"]["codes"]["accuracy"], r["probe"]["pixels"]["accuracy"]
+    """
+    ref = _common.resolve_model(model)
+    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    _common.check_images(ref.model, inputs.images)
+    with _common.Output(out) as output:
+        codes = _common.encode(ref.model, inputs.images)
+        metrics = {"use": "features", "model": ref.info(), "inputs": inputs.description,
+                   "count": len(inputs), "code_shape": list(codes.shape[1:]),
+                   "files": inputs.names}
+        if probe and inputs.labels is not None:
+            metrics["probe"] = _probe(codes, inputs, probe_test_fraction, tuple(probe_cs),
+                                      seed, max_iter)
+        else:
+            metrics["probe"] = None
+            metrics["probe_skipped"] = ("no labels" if inputs.labels is None
+                                        else "probe=False")
+        if output.enabled:
+            output.npy("codes.npy", codes)
+            if metrics["probe"] is not None:
+                _plot(output.path("features.png"), metrics, ref)
+            output.json("features.json", metrics)
+        files = output.commit()
+    return _common.Result("features", metrics, {"codes": codes}, files)
+
+
+def _probe(codes, inputs, test_fraction, cs, seed, max_iter):
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import train_test_split
+
+    y = inputs.labels
+    if len(np.unique(y)) < 2:
+        raise ValueError(
+            "The linear probe needs at least two classes. "
+            f"Received: labels with classes {np.unique(y).tolist()}"
+        )
+    index = np.arange(len(y))
+    train, test = train_test_split(index, test_size=test_fraction, random_state=seed,
+                                   stratify=y)
+    flat_codes = codes.reshape(len(codes), -1)
+    pixels = inputs.images.reshape(len(inputs.images), -1)
+    dims = flat_codes.shape[1]
+    k = min(dims, len(train), pixels.shape[1])
+    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(pixels[train])
+    pca_x = pca.transform(pixels)
+    result = {
+        "protocol": (f"standardised logistic regression (lbfgs; C in {list(cs)} "
+                     f"picked on 20% of the training part) on a stratified "
+                     f"{1 - test_fraction:.0%} of the images, accuracy on the other "
+                     f"{test_fraction:.0%}; PCA fitted on the probe's training part"),
+        "train_examples": int(len(train)), "test_examples": int(len(test)),
+        "chance": float(np.max(np.bincount(y[test])) / len(test)),
+    }
+    for name, x in (("codes", flat_codes), ("pca", pca_x), ("pixels", pixels)):
+        result[name] = linear_probe(x[train], y[train], x[test], y[test], cs=cs,
+                                    max_iter=max_iter, seed=seed)
+    result["pca"]["explained_variance"] = float(pca.explained_variance_ratio_.sum())
+    result["codes_minus_pca"] = result["codes"]["accuracy"] - result["pca"]["accuracy"]
+    result["codes_minus_pixels"] = result["codes"]["accuracy"] - result["pixels"]["accuracy"]
+    return result
+
+
+def _plot(path, metrics, ref):
+    p = metrics["probe"]
+    names = [f"autoencoder codes\n({p['codes']['dims']} dims)",
+             f"PCA\n({p['pca']['dims']} dims)", f"raw pixels\n({p['pixels']['dims']} dims)"]
+    values = [p["codes"]["accuracy"], p["pca"]["accuracy"], p["pixels"]["accuracy"]]
+    lo = max(0.0, min(values) - 0.15)
+    return _plots.bars(
+        path, names, values, ylim=(lo, min(1.0, max(values) + 0.05)),
+        title=(f"Linear probe accuracy on {p['test_examples']} held-out images\n"
+               f"model {ref.name} (logistic regression on each representation)"),
+        ylabel="test accuracy", annotations=[f"{v:.3f}" for v in values],
+    )

@@ -1,0 +1,236 @@
+"""The figures of the uses: headless matplotlib, titled and labelled, fixed pixel sizes.
+
+Figures use the constrained layout and are saved at `DPI` without tight
+bounding boxes, so a PNG's pixel size is its figure size times `DPI`: callers
+and tests know it in advance. Writes are atomic (temp file, then rename).
+"""
+
+import os
+
+import numpy as np
+
+DPI = 100
+CLASS_COLORS = "tab10"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure(width, height, nrows=1, ncols=1, **kw):
+    """A constrained-layout figure of `width` x `height` inches and its axes grid."""
+    plt = _plt()
+    return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained",
+                        squeeze=False, **kw)
+
+
+def save(fig, path):
+    """Saves `fig` as a PNG of exactly `figsize * DPI` pixels, atomically."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        _plt().close(fig)
+    return path
+
+
+def png_size(width, height):
+    """Pixel size `(width, height)` of a figure of `width` x `height` inches."""
+    return int(round(width * DPI)), int(round(height * DPI))
+
+
+def bars(path, labels, values, *, title, ylabel, annotations=None, ylim=None, colors=None):
+    """A bar chart (6.4 x 4.0 in) with each value printed on its bar."""
+    fig, axes = figure(6.4, 4.0)
+    ax = axes[0, 0]
+    colors = colors or [f"C{i}" for i in range(len(labels))]
+    rects = ax.bar(range(len(labels)), values, color=colors)
+    for i, (rect, v) in enumerate(zip(rects, values)):
+        note = f"{v:.3f}" if annotations is None else annotations[i]
+        ax.annotate(note, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                    ha="center", va="bottom", fontsize=9, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return save(fig, path)
+
+
+def grouped_bars(path, names, groups, *, title, xlabel, ylabel, ylim=None, hline=None):
+    """Side-by-side bars per name (10 x 4.2 in); `groups=[(values, label)]`."""
+    fig, axes = figure(10.0, 4.2)
+    ax = axes[0, 0]
+    idx = np.arange(len(names))
+    width = 0.8 / len(groups)
+    for g, (values, label) in enumerate(groups):
+        ax.bar(idx - 0.4 + width * (g + 0.5), values, width, label=label)
+    if hline is not None:
+        ax.axhline(hline[0], color="0.5", linestyle=":", label=hline[1])
+    ax.set_xticks(idx)
+    ax.set_xticklabels(names, rotation=20, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return save(fig, path)
+
+
+def scatter_panels(path, panels, labels, label_names, *, title):
+    """Side-by-side 2-D scatters coloured by class (5 in per panel + legend, 5.2 in high).
+
+    `panels` is a list of `(points, subtitle, xlabel, ylabel)`.
+    """
+    plt = _plt()
+    fig, axes = figure(5.0 * len(panels) + 1.4, 5.2, 1, len(panels))
+    cmap = plt.get_cmap(CLASS_COLORS)
+    classes = np.unique(labels) if labels is not None else [None]
+    for ax, (points, subtitle, xlabel, ylabel) in zip(axes[0], panels):
+        for k in classes:
+            sel = slice(None) if k is None else labels == k
+            name = "images" if k is None else (
+                label_names[k] if label_names and k < len(label_names) else str(k))
+            ax.scatter(points[sel, 0], points[sel, 1], s=3, alpha=0.5,
+                       color=cmap(int(k) % 10) if k is not None else "C0", label=name,
+                       rasterized=True)
+        ax.set_title(subtitle, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    leg = fig.legend(handles, names, loc="outside right center", markerscale=4, fontsize=8,
+                     title="class" if labels is not None else None)
+    for h in leg.legend_handles:
+        h.set_alpha(1.0)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def curves(path, series, *, title, xlabel, ylabel, points=(), logx=False, logy=False,
+           notes=()):
+    """Lines `series=[(x, y, label)]` plus starred `points=[(x, y, label)]` (6.8 x 4.6 in)."""
+    fig, axes = figure(6.8, 4.6)
+    ax = axes[0, 0]
+    for i, (x, y, label) in enumerate(series):
+        ax.plot(x, y, "-", marker="." if len(x) < 40 else None, color=f"C{i}", label=label)
+    for j, (x, y, label) in enumerate(points):
+        ax.plot([x], [y], marker="*", markersize=14, linestyle="none",
+                color=f"C{len(series) + j}", label=label)
+    for x, y, text in notes:
+        ax.annotate(text, (x, y), fontsize=8, xytext=(6, 6), textcoords="offset points")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def anomaly_panels(path, normal, anomalous, threshold, fpr, tpr, auc, *, title,
+                   anomaly_name, baseline=None):
+    """Score histograms with the threshold, and the ROC curve (11 x 4.6 in)."""
+    fig, axes = figure(11.0, 4.6, 1, 2)
+    ax1, ax2 = axes[0]
+    both = np.concatenate([normal, anomalous])
+    hi = float(np.percentile(both, 99.5)) if len(both) else 1.0
+    bins = np.linspace(0, max(hi, threshold * 1.1, 1e-12), 60)
+    ax1.hist(np.clip(normal, 0, bins[-1]), bins=bins, alpha=0.6, density=True,
+             label=f"normal test images ({len(normal)})")
+    ax1.hist(np.clip(anomalous, 0, bins[-1]), bins=bins, alpha=0.6, density=True,
+             label=f"anomaly: {anomaly_name} ({len(anomalous)})")
+    ax1.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4f}")
+    ax1.set_xlabel("anomaly score: reconstruction MSE per image")
+    ax1.set_ylabel("density")
+    ax1.set_title("Score distributions", fontsize=10)
+    ax1.legend(fontsize=8)
+    ax2.plot(fpr, tpr, color="C3", label=f"autoencoder (AUC {auc:.3f})")
+    if baseline is not None:
+        bfpr, btpr, bauc, blabel = baseline
+        ax2.plot(bfpr, btpr, color="C2", label=f"{blabel} (AUC {bauc:.3f})")
+    ax2.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="chance (AUC 0.5)")
+    ax2.set_xlabel("false positive rate")
+    ax2.set_ylabel("true positive rate")
+    ax2.set_title("ROC curve", fontsize=10)
+    ax2.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=11)
+    return save(fig, path)
+
+
+def _show(ax, img):
+    img = np.clip(np.asarray(img, dtype="float32"), 0.0, 1.0)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_rows_size(n_rows, n_cols):
+    """Inches of an `image_rows` figure."""
+    return 1.25 * n_cols + 1.6, 1.35 * n_rows + 1.2
+
+
+def image_rows(path, rows, *, title, row_labels, col_labels=None):
+    """A grid of images, one row per entry of `rows`, rows labelled on the left."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = figure(*image_rows_size(n_rows, n_cols), n_rows, n_cols)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            if j < len(row):
+                _show(ax, row[j])
+            else:
+                ax.axis("off")
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=8)
+            if i == 0 and col_labels is not None and j < len(col_labels):
+                ax.set_title(col_labels[j], fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def image_grid_size(nrow, ncol):
+    return max(0.6 * ncol + 1.0, 7.5), 0.6 * nrow + 1.3
+
+
+def image_grid(path, images, *, title, nrow, xlabel=None, ylabel=None):
+    """A mosaic of images in one axes (samples)."""
+    images = np.clip(np.asarray(images, dtype="float32"), 0, 1)
+    n, h, w, c = images.shape
+    ncol = int(np.ceil(n / nrow))
+    canvas = np.ones((nrow * (h + 1) + 1, ncol * (w + 1) + 1, c), dtype="float32")
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = images[i]
+    fig, axes = figure(*image_grid_size(nrow, ncol))
+    ax = axes[0, 0]
+    ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray" if c == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)
