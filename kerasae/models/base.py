@@ -56,6 +56,9 @@ class Autoencoder(keras.Model):
         self.loss_terms = ["reconstruction_loss"] + (["kl_loss"] if self.variational else [])
         self._trackers = [keras.metrics.Mean(name=n) for n in self.loss_terms]
         self._last_code = None
+        # The sub-models are built functional models, so this model is built too
+        # (also when rebuilt by from_config, e.g. to clone into a strategy scope).
+        self.build(encoder.inputs[0].shape)
 
     # ----------------------------------------------------------------- shapes
     @property
@@ -231,12 +234,10 @@ def _scale_for_replicas(loss):
 
 def make_autoencoder(encoder, decoder, *, name, corruption=None, variational=False,
                      beta=1.0, reconstruction="mse", seed=None):
-    model = Autoencoder(
+    return Autoencoder(
         encoder, decoder, corruption=corruption, variational=variational, beta=beta,
         reconstruction=reconstruction, seed=seed, name=name,
     )
-    model.build(encoder.inputs[0].shape)
-    return model
 
 
 def corruption_layer(kind, amount, seed):

@@ -162,3 +162,13 @@ def test_loss_module_is_keras_ops_only():
     np.testing.assert_allclose(np.asarray(terms["reconstruction_loss"]), rec, rtol=1e-6)
     np.testing.assert_allclose(float(np.mean(np.asarray(terms["loss"]))), _loss(model, x),
                                rtol=1e-5)
+
+
+def test_a_clone_from_config_is_built_and_saves_loadably(tmp_path):
+    model = build_tiny("sparse_stacked_ae")
+    clone = type(model).from_config(model.get_config())
+    assert clone.built
+    clone.set_weights(model.get_weights())
+    clone.save(tmp_path / "clone.keras")
+    loaded = keras.saving.load_model(tmp_path / "clone.keras", safe_mode=True)
+    assert loaded.built and loaded.count_params() == model.count_params()
