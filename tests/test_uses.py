@@ -23,6 +23,15 @@ N = 300  # test images used by most tests
 
 
 # ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """One BLAS thread: on 2 shared cores, threaded SVDs run up to 10x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def fashion():
     x, y = kerasae.data.load_numpy("fashion_mnist", "test")
@@ -158,8 +167,14 @@ def test_features_from_image_files_keeps_file_order(ae_file, fashion, tmp_path):
 def test_reduce_mse_table_matches_numpy_pca(ae, fashion, tmp_path):
     x, y = fashion
     fit = kerasae.data.load_numpy("fashion_mnist", "train[:2000]")[0]
-    r = kerasae.uses.reduce(ae, x, labels=y, pca_fit=fit, out=tmp_path / "r")
-    ae_row, pca_row, pca2_row = r["table"]
+    trainable = [w.trainable for w in ae.weights]
+    r = kerasae.uses.reduce(ae, x, labels=y, pca_fit=fit, bottleneck_epochs=1,
+                            out=tmp_path / "r")
+    assert [w.trainable for w in ae.weights] == trainable  # the model is left as it was
+    ae_row, pca_row, low_row, pca2_row = r["table"]
+    assert low_row["method"] == "autoencoder + bottleneck" and low_row["dims"] == 2
+    low_recon = r.arrays["reconstruction_low"]
+    assert low_row["mse"] == pytest.approx(np.mean((x - low_recon) ** 2), rel=1e-5)
     recon = np.asarray(ae.decoder(numpy_encode(ae, x)))
     assert ae_row["mse"] == pytest.approx(np.mean((x - recon) ** 2), rel=1e-5)
     assert ae_row["psnr_db"] == pytest.approx(numpy_psnr(x, recon), abs=1e-4)

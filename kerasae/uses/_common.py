@@ -225,8 +225,12 @@ def resolve_model(model):
             f"{text!r} is not a file, and zoo presets are unavailable in this install "
             f"(kerasae.zoo is missing). Pass a .keras path. Received: model={text!r}"
         ) from None
-    loaded = zoo.load_model(text)
-    return ModelRef(loaded, text, "preset", weights_sha256=weights_sha256(loaded))
+    preset = zoo.get_preset(text)
+    loaded = zoo.load_model(preset.label)
+    weights = preset.entry.get("files", {}).get("model.weights.h5", {}).get("sha256")
+    # name@version, so a .kae header names exactly the weights that decode it.
+    return ModelRef(loaded, preset.label, "preset", file_sha256=weights,
+                    weights_sha256=weights_sha256(loaded))
 
 
 def fresh_copy(model):

@@ -253,7 +253,8 @@ def _plot_rd(path, metrics, ref):
     ae = rd["autoencoder"]
     series = [([r["bits_per_image"] for r in ae], [r["psnr_db"] for r in ae],
                f"autoencoder {ref.name}, 2..8-bit codes (.kae file)")]
-    notes = [(r["bits_per_image"], r["psnr_db"], f"{r['bits']} bits") for r in ae]
+    notes = [(r["bits_per_image"], r["psnr_db"], f"{r['bits']} bits") for r in ae
+             if r["bits"] % 2 == 0]
     if "jpeg" in rd:
         j = rd["jpeg"]
         series.append(([r["bits_per_image"] for r in j], [r["psnr_db"] for r in j],

@@ -159,9 +159,9 @@ def _plot(path, metrics, ref):
     names = [f"autoencoder codes\n({p['codes']['dims']} dims)",
              f"PCA\n({p['pca']['dims']} dims)", f"raw pixels\n({p['pixels']['dims']} dims)"]
     values = [p["codes"]["accuracy"], p["pca"]["accuracy"], p["pixels"]["accuracy"]]
-    lo = max(0.0, min(values) - 0.15)
     return _plots.bars(
-        path, names, values, ylim=(lo, min(1.0, max(values) + 0.05)),
+        path, names, values, ylim=(0.0, 1.08),
+        hline=(p["chance"], f"majority class ({p['chance']:.3f})"),
         title=(f"Linear probe accuracy on {p['test_examples']} held-out images\n"
                f"model {ref.name} (logistic regression on each representation)"),
         ylabel="test accuracy", annotations=[f"{v:.3f}" for v in values],

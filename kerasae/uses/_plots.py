@@ -50,12 +50,16 @@ def png_size(width, height):
     return int(round(width * DPI)), int(round(height * DPI))
 
 
-def bars(path, labels, values, *, title, ylabel, annotations=None, ylim=None, colors=None):
-    """A bar chart (6.4 x 4.0 in) with each value printed on its bar."""
+def bars(path, labels, values, *, title, ylabel, annotations=None, ylim=None, colors=None,
+         hline=None):
+    """A bar chart (6.4 x 4.0 in) with each value printed on its bar; `hline=(y, label)`."""
     fig, axes = figure(6.4, 4.0)
     ax = axes[0, 0]
     colors = colors or [f"C{i}" for i in range(len(labels))]
     rects = ax.bar(range(len(labels)), values, color=colors)
+    if hline is not None:
+        ax.axhline(hline[0], color="0.4", linestyle=":", label=hline[1])
+        ax.legend(fontsize=8, loc="upper right")
     for i, (rect, v) in enumerate(zip(rects, values)):
         note = f"{v:.3f}" if annotations is None else annotations[i]
         ax.annotate(note, (rect.get_x() + rect.get_width() / 2, rect.get_height()),

@@ -4,7 +4,7 @@ import numpy as np
 
 from kerasae.uses import _common, _plots
 
-EMBEDDINGS = ("pca", "tsne")
+EMBEDDINGS = ("bottleneck", "pca", "tsne")
 
 
 def pca_mse_curve(fit_x, x, max_components, seed=0):
@@ -39,41 +39,92 @@ def knn_accuracy(points, labels, seed=0, k=5):
     return float(np.mean(clf.predict(points[test]) == labels[test]))
 
 
+def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128, seed=0,
+                     verbose=0):
+    """Trains a `dims`-D bottleneck between a frozen encoder and decoder.
+
+    `code -> Dense(hidden, relu) -> Dense(dims) -> Dense(hidden, relu) -> code`
+    is trained so that `decoder(...)` reconstructs the image (MSE), with the
+    model's own weights frozen. The result is a deeper autoencoder with a
+    `dims`-D code, made from any pretrained one in a few epochs.
+
+    Returns:
+        `(to_low, from_low, history)`: Keras models `code -> low` and
+        `low -> image`, and the loss per epoch.
+    """
+    import keras
+
+    codes = _common.encode(model, fit_x)
+    code_shape = tuple(codes.shape[1:])
+    d = int(np.prod(code_shape))
+    keras.utils.set_random_seed(seed)
+    z_in = keras.Input((d,), name="code")
+    low = keras.layers.Dense(dims, name="low")(
+        keras.layers.Dense(hidden, activation="relu", name="down")(z_in))
+    to_low = keras.Model(z_in, low, name="to_low")
+    low_in = keras.Input((dims,), name="low")
+    back = keras.layers.Dense(d, name="back")(
+        keras.layers.Dense(hidden, activation="relu", name="up")(low_in))
+    if len(code_shape) > 1:
+        back = keras.layers.Reshape(code_shape)(back)
+    was_trainable = model.decoder.trainable
+    model.decoder.trainable = False  # restored below: the caller's model is not changed
+    try:
+        from_low = keras.Model(low_in, model.decoder(back), name="from_low")
+        full = keras.Model(z_in, from_low(to_low(z_in)))
+        full.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        fit = full.fit(codes.reshape(len(codes), -1), fit_x, epochs=int(epochs),
+                       batch_size=int(batch_size), shuffle=True, verbose=verbose)
+    finally:
+        model.decoder.trainable = was_trainable
+    return to_low, from_low, [float(v) for v in fit.history["loss"]]
+
+
 def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-           limit=None, pca_fit="auto", fit_split="train", embedding="pca", out=None,
-           seed=0, max_components=None):
-    """Codes as reduced dimensions: MSE against PCA, and a 2-D picture by class.
+           limit=None, dims=2, embedding="bottleneck", bottleneck_epochs=2, pca_fit="auto",
+           fit_split="train", out=None, seed=0, max_components=None):
+    """Codes as reduced dimensions: MSE against PCA at the same size, and a 2-D picture.
 
-    The reconstruction MSE of the autoencoder (code size `d`) is compared with
-    PCA keeping `d` components (and the whole PCA curve 1..`max_components`).
-    PCA is fitted on `fit_split` of the dataset (the data the autoencoder was
-    trained on) when the images come from a named dataset, else on the images
-    themselves (in-sample, which favours PCA).
+    Two sizes are measured. The model's own code (`d` dimensions): its
+    reconstruction MSE against PCA keeping `d` components, and the whole PCA
+    curve. And a `dims`-D code (default 2-D): the model's code if it is that
+    small, else (`embedding="bottleneck"`) a small MLP bottleneck trained
+    through the frozen encoder and decoder (`train_bottleneck`), so the 2-D
+    codes are real autoencoder codes with a reconstruction MSE to set against
+    PCA with `dims` components. `embedding="pca"` / `"tsne"` instead only
+    project the `d`-D codes for the picture (no MSE). PCA and the bottleneck
+    are fitted on `fit_split` of the dataset when the images come from a named
+    dataset, else on the images themselves (in-sample, which favours PCA).
 
-    The 2-D view is the codes themselves for a 2-D code, else the first two
-    principal components of the codes (`embedding="pca"`) or t-SNE of the codes
-    (`"tsne"`, on at most 3000 images), beside PCA-2 of the pixels. With labels,
-    a 5-NN accuracy in each 2-D view says how well classes separate.
+    The scatter shows the `dims`-D codes (first two) beside PCA-2 of the pixels,
+    coloured by class; with labels a 5-NN accuracy in each view says how well
+    the classes separate.
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
         images, labels, dataset, split, limit: what to reduce (see `features`).
+        dims: size of the low-dimensional code. Defaults to `2`.
+        embedding: `"bottleneck"`, `"pca"` or `"tsne"`. Defaults to `"bottleneck"`.
+        bottleneck_epochs: training epochs of the bottleneck. Defaults to `2`.
         pca_fit: `"auto"`, `"same"` (the images), or an array of images.
             Defaults to `"auto"`.
-        fit_split: split PCA is fitted on for `"auto"`. Defaults to `"train"`.
-        embedding: `"pca"` or `"tsne"`. Defaults to `"pca"`.
+        fit_split: split PCA and the bottleneck are fitted on for `"auto"`.
+            Defaults to `"train"`.
         out: directory for `codes.npy`, `codes_2d.npy`, `reduce.json`,
             `reduce_scatter.png`, `reduce_mse.png`. Defaults to `None`.
-        seed: seed of PCA, t-SNE and the k-NN split. Defaults to `0`.
+        seed: seed of the bottleneck, t-SNE and the k-NN split. Defaults to `0`.
         max_components: longest PCA curve. Defaults to all pixels.
 
     Returns:
-        A `Result` with arrays `codes`, `codes_2d`, `pixels_2d`.
+        A `Result` with arrays `codes`, `codes_2d` (the `dims`-D codes),
+        `pixels_2d` and, with a bottleneck, `reconstruction_low`.
     """
     if embedding not in EMBEDDINGS:
         raise ValueError(
             f"embedding must be one of {', '.join(EMBEDDINGS)}. Received: embedding={embedding!r}"
         )
+    if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
+        raise ValueError(f"dims must be a positive integer. Received: dims={dims!r}")
     ref = _common.resolve_model(model)
     inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
     _common.check_images(ref.model, inputs.images)
@@ -86,45 +137,83 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
         d = flat.shape[1]
         ae_mse = _common.mse_per_image(x, recon)
         kmax = int(max_components or x[0].size)
-        kmax = max(kmax, min(d, x[0].size), 2)
+        kmax = max(kmax, min(d, x[0].size), dims, 2)
         pca, curve = pca_mse_curve(fit_x, x, kmax, seed)
         k_same = min(d, len(curve))
+        k_low = min(dims, len(curve))
         table = [
             {"method": "autoencoder", "dims": d, "mse": float(ae_mse.mean()),
              "psnr_db": _common.psnr(x, recon)},
             {"method": "pca", "dims": k_same, "mse": float(curve[k_same - 1]),
              "psnr_db": _pca_psnr(pca, x, k_same)},
-            {"method": "pca", "dims": 2, "mse": float(curve[1]),
-             "psnr_db": _pca_psnr(pca, x, 2)},
         ]
+        low, how, bottleneck = _low_codes(ref.model, flat, x, fit_x, dims, embedding,
+                                          bottleneck_epochs, seed, fit_note)
+        arrays = {"codes": codes, "codes_2d": low}
+        if bottleneck is not None:
+            arrays["reconstruction_low"] = bottleneck.pop("reconstruction")
+            table.append({"method": "autoencoder + bottleneck", "dims": dims,
+                          "mse": bottleneck.pop("mse"), "psnr_db": bottleneck.pop("psnr_db")})
+        elif d == dims:
+            table.append(dict(table[0], method="autoencoder"))
+        table.append({"method": "pca", "dims": k_low, "mse": float(curve[k_low - 1]),
+                      "psnr_db": _pca_psnr(pca, x, k_low)})
         # Components PCA needs to match the autoencoder's MSE (None: not within kmax).
         match = np.nonzero(curve <= ae_mse.mean())[0]
-        codes_2d, how = _two_d(flat, embedding, seed)
         pixels_2d = pca.transform(x.reshape(len(x), -1).astype("float64"))[:, :2]
+        view = low if low.shape[1] >= 2 else np.pad(low, ((0, 0), (0, 2 - low.shape[1])))
         metrics = {
             "use": "reduce", "model": ref.info(), "inputs": inputs.description,
-            "count": len(x), "code_dims": d, "pca_fit": fit_note,
+            "count": len(x), "code_dims": d, "low_dims": dims, "pca_fit": fit_note,
             "table": table,
             "ae_mse_over_pca_mse": float(ae_mse.mean() / curve[k_same - 1]),
             "pca_components_to_match_ae": int(match[0] + 1) if len(match) else None,
+            "low_codes": how, "bottleneck": bottleneck,
             "pca_mse_curve": [float(v) for v in curve],
-            "two_d": {"codes": how, "pixels": "PCA of the pixels, 2 components"},
         }
         if inputs.labels is not None and len(np.unique(inputs.labels)) > 1 and len(x) >= 40:
             metrics["knn5_accuracy_2d"] = {
-                "codes": knn_accuracy(codes_2d, inputs.labels[:len(codes_2d)], seed),
+                "codes": knn_accuracy(view[:, :2], inputs.labels[:len(view)], seed),
                 "pca_pixels": knn_accuracy(pixels_2d, inputs.labels, seed),
             }
         if output.enabled:
             output.npy("codes.npy", codes)
-            output.npy("codes_2d.npy", codes_2d)
-            _plot_scatter(output.path("reduce_scatter.png"), codes_2d, pixels_2d, inputs,
+            output.npy("codes_2d.npy", low)
+            _plot_scatter(output.path("reduce_scatter.png"), view, pixels_2d, inputs,
                           how, ref, metrics)
-            _plot_curve(output.path("reduce_mse.png"), curve, table[0], ref, fit_note)
+            _plot_curve(output.path("reduce_mse.png"), curve, table, ref, fit_note)
             output.json("reduce.json", metrics)
         files = output.commit()
-    return _common.Result("reduce", metrics, {"codes": codes, "codes_2d": codes_2d,
-                                              "pixels_2d": pixels_2d}, files)
+    arrays["pixels_2d"] = pixels_2d
+    return _common.Result("reduce", metrics, arrays, files)
+
+
+def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
+    d = flat.shape[1]
+    if d <= dims:
+        return flat.astype("float32"), f"the {d}-D codes themselves", None
+    if embedding == "bottleneck":
+        to_low, from_low, history = train_bottleneck(model, fit_x, dims, epochs=epochs,
+                                                     seed=seed)
+        low = np.asarray(to_low.predict(flat, batch_size=256, verbose=0), dtype="float32")
+        recon = np.asarray(from_low.predict(low, batch_size=256, verbose=0), dtype="float32")
+        info = {"architecture": f"code({d}) -> 128 relu -> {dims} -> 128 relu -> code, "
+                                "encoder and decoder frozen",
+                "trained_on": fit_note, "epochs": int(epochs), "loss": history,
+                "mse": float(np.mean(_common.mse_per_image(x, recon))),
+                "psnr_db": _common.psnr(x, recon), "reconstruction": recon}
+        return low, f"{dims}-D bottleneck trained on the {d}-D codes", info
+    if embedding == "tsne":
+        from sklearn.manifold import TSNE
+
+        n = min(len(flat), 3000)
+        z = TSNE(n_components=min(dims, 3), random_state=seed, init="pca").fit_transform(flat[:n])
+        return z.astype("float32"), f"t-SNE of the {d}-D codes ({n} images)", None
+    from sklearn.decomposition import PCA
+
+    k = min(dims, len(flat), d)
+    z = PCA(n_components=k, svd_solver="auto", random_state=0).fit_transform(flat)
+    return z.astype("float32"), f"PCA of the {d}-D codes, {k} components", None
 
 
 def _pca_psnr(pca, x, k):
@@ -154,29 +243,19 @@ def _fit_images(pca_fit, inputs, fit_split, model):
     )
 
 
-def _two_d(flat, embedding, seed):
-    if flat.shape[1] == 2:
-        return flat.astype("float32"), "the 2-D codes themselves"
-    if embedding == "tsne":
-        from sklearn.manifold import TSNE
-
-        n = min(len(flat), 3000)
-        z = TSNE(n_components=2, random_state=seed, init="pca").fit_transform(flat[:n])
-        return z.astype("float32"), f"t-SNE of the {flat.shape[1]}-D codes ({n} images)"
-    from sklearn.decomposition import PCA
-
-    k = min(2, len(flat), flat.shape[1])
-    z = PCA(n_components=k, svd_solver="auto", random_state=0).fit_transform(flat)
-    if k < 2:  # a 1-D code: plot it against zeros
-        z = np.pad(z, ((0, 0), (0, 2 - k)))
-    return z.astype("float32"), f"PCA of the {flat.shape[1]}-D codes, 2 components"
-
-
 def _plot_scatter(path, codes_2d, pixels_2d, inputs, how, ref, metrics):
     labels = inputs.labels
     knn = metrics.get("knn5_accuracy_2d")
     note_c = f"\n5-NN accuracy {knn['codes']:.3f}" if knn else ""
     note_p = f"\n5-NN accuracy {knn['pca_pixels']:.3f}" if knn else ""
+    low = metrics["low_dims"]
+    rows = [r for r in metrics["table"] if r["dims"] == low]
+    ae_rows = [r for r in rows if r["method"].startswith("autoencoder")]
+    pca_rows = [r for r in rows if r["method"] == "pca"]
+    if ae_rows:
+        note_c += f", reconstruction MSE {ae_rows[0]['mse']:.4f}"
+    if pca_rows and low == 2:
+        note_p += f", reconstruction MSE {pca_rows[0]['mse']:.4f}"
     n = len(codes_2d)
     panels = [
         (pixels_2d[:n], f"PCA of raw pixels{note_p}", "principal component 1",
@@ -189,15 +268,18 @@ def _plot_scatter(path, codes_2d, pixels_2d, inputs, how, ref, metrics):
     )
 
 
-def _plot_curve(path, curve, ae_row, ref, fit_note):
+def _plot_curve(path, curve, table, ref, fit_note):
     ks = np.arange(1, len(curve) + 1)
+    ae_rows = [r for r in table if r["method"].startswith("autoencoder")]
+    points = [(r["dims"], r["mse"], f"{r['method']} {ref.name} ({r['dims']}-D code)")
+              for r in ae_rows]
+    notes = []
+    for r in ae_rows:
+        k = min(r["dims"], len(curve))
+        notes += [(r["dims"], r["mse"], f"AE {r['mse']:.4f}"),
+                  (k, curve[k - 1], f"PCA {curve[k - 1]:.4f}")]
     return _plots.curves(
-        path, [(ks, curve, f"PCA (fitted on {fit_note})")],
-        points=[(ae_row["dims"], ae_row["mse"],
-                 f"autoencoder {ref.name} ({ae_row['dims']}-D code)")],
-        notes=[(ae_row["dims"], ae_row["mse"], f"AE MSE {ae_row['mse']:.4f}"),
-               (min(ae_row["dims"], len(curve)), curve[min(ae_row["dims"], len(curve)) - 1],
-                f"PCA MSE {curve[min(ae_row['dims'], len(curve)) - 1]:.4f}")],
+        path, [(ks, curve, f"PCA (fitted on {fit_note})")], points=points, notes=notes,
         logx=True, logy=True,
         xlabel="code size: PCA components / latent dimensions (log scale)",
         ylabel="reconstruction MSE per pixel (log scale)",

@@ -59,8 +59,11 @@ def add_cli(subparsers):
         "reduce.json (MSE table vs PCA), reduce_scatter.png and reduce_mse.png.")
     _inputs(p)
     _out(p, "reduce")
-    p.add_argument("--embedding", choices=["pca", "tsne"], default="pca",
-                   help="2-D view of codes wider than 2 (default: pca)")
+    p.add_argument("--dims", type=int, default=2, help="low-dimensional code size (default: 2)")
+    p.add_argument("--embedding", choices=["bottleneck", "pca", "tsne"], default="bottleneck",
+                   help="how codes wider than --dims are reduced: a trained bottleneck through "
+                   "the frozen model (default), or PCA / t-SNE of the codes (picture only)")
+    p.add_argument("--bottleneck-epochs", type=int, default=2)
     p.add_argument("--fit-split", default="train",
                    help="split PCA is fitted on for named datasets (default: train)")
     p.set_defaults(func=_reduce)
@@ -161,7 +164,9 @@ def _reduce(args):
     from kerasae.uses import reduce
 
     r = reduce(args.model, **_data_kwargs(args), out=_out_dir(args, "reduce"),
-               embedding=args.embedding, fit_split=args.fit_split, seed=args.seed)
+               dims=args.dims, embedding=args.embedding,
+               bottleneck_epochs=args.bottleneck_epochs, fit_split=args.fit_split,
+               seed=args.seed)
     lines = ["reconstruction MSE: " + ", ".join(
         f"{row['method']} {row['dims']}-D {row['mse']:.5f}" for row in r["table"])]
     return _show(r, lines)
