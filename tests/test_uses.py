@@ -345,8 +345,49 @@ def test_anomaly_numbers_match_sklearn_and_export_carries_threshold(ae, tmp_path
     assert block["score"] == "mse" and block["threshold"] == pytest.approx(t)
     assert block["scaling"]["input_scale"] == pytest.approx(1 / 255)
     assert block["threshold_rule"]["method"] == "mean+kstd"
+    # The deployment clients (onnxruntime in Python and in Node) flag the same images.
+    detector = str(tmp_path / "a" / "detector")
+    py_scores, py_flags = _python_client(detector).anomaly(x)
+    np.testing.assert_allclose(py_scores, scores, rtol=1e-4, atol=1e-6)
+    clear = np.abs(scores - t) > 1e-5  # ignore images on the threshold itself
+    np.testing.assert_array_equal(py_flags[clear], (scores > t)[clear])
+    node = _node_check(detector, x, tmp_path)
+    if node is not None:
+        assert node["failures"] == [] and node["anomaly"]["threshold"] == pytest.approx(t)
+        np.testing.assert_array_equal(np.array(node["images"]["flags"])[clear],
+                                      (scores > t)[clear])
     assert_png(tmp_path / "a" / "anomaly.png", (11.0, 4.6))
     assert_png(tmp_path / "a" / "anomaly_examples.png", _plots.image_rows_size(2, 10))
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _python_client(directory):
+    import importlib.util
+
+    path = os.path.join(REPO, "export", "python", "kerasae_client.py")
+    spec = importlib.util.spec_from_file_location("kerasae_client_for_uses", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.KerasaeExport(directory)
+
+
+def _node_check(directory, images, tmp_path):
+    """The Node client's report on `images`, or None when node or its packages are absent."""
+    import shutil
+    import subprocess
+
+    script = os.path.join(REPO, "export", "node", "check.js")
+    if shutil.which("node") is None or not os.path.isdir(
+            os.path.join(REPO, "export", "node", "node_modules")):
+        return None
+    path = tmp_path / "images.npy"
+    np.save(path, images.astype("float32"))
+    done = subprocess.run(["node", script, directory, "--images", str(path), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_anomaly_threshold_rules():

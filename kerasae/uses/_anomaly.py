@@ -163,7 +163,7 @@ def anomaly(model, *, held_out=9, dataset="fashion_mnist", train_split="train",
                                          learning_rate, threshold, seed, verbose)
         if output.enabled:
             if export:
-                metrics["export"] = _export(detector, output, metrics, ref)
+                metrics["export"] = _export(detector, output, metrics, test_in.images)
             _plot(output, test_in, arrays, metrics, ref)
             output.json("anomaly.json", metrics)
         files = output.commit()
@@ -243,7 +243,7 @@ def _one(ref, train_in, test_in, k, train, epochs, batch_size, learning_rate, th
     return metrics, arrays, detector
 
 
-def _export(detector, output, metrics, ref):
+def _export(detector, output, metrics, test_images):
     try:
         from kerasae import export as export_lib
     except ModuleNotFoundError as e:
@@ -266,8 +266,13 @@ def _export(detector, output, metrics, ref):
         "dataset": metrics["dataset"],
     }
     folder = output.path("detector")
-    export_lib.export(detector, folder, metadata={"anomaly": block})
-    return {"dir": "detector", "metadata": {"anomaly": block}}
+    # Real test images as the export's reference inputs, so the clients' conformance
+    # check covers real scores and flags, not only noise.
+    reference = test_images[: max(16, 7)]
+    export_lib.export(detector, folder, metadata={"anomaly": block},
+                      reference_inputs=reference if len(reference) >= 7 else None)
+    return {"dir": "detector", "metadata": {"anomaly": block},
+            "clients": "export/python/kerasae_client.py score, export/node/check.js"}
 
 
 def _plot(output, test_in, arrays, metrics, ref):
