@@ -466,17 +466,31 @@ def label_name(inputs, k):
 
 
 # ------------------------------------------------------------------ forward
+def _run(submodel, x, batch_size):
+    # Eager calls per batch: no tf.function is traced per model, so running many
+    # fresh models (an anomaly sweep) does not trigger retracing.
+    outs = []
+    for i in range(0, len(x), batch_size):
+        out = submodel(np.asarray(x[i:i + batch_size], dtype="float32"), training=False)
+        outs.append([np.asarray(o) for o in out] if isinstance(out, (list, tuple))
+                    else np.asarray(out))
+    if not outs:
+        raise ValueError(f"No images to run. Received: shape={tuple(np.shape(x))}")
+    if isinstance(outs[0], list):
+        return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
+    return np.concatenate(outs)
+
+
 def encode(model, x, batch_size=BATCH):
     """Codes as float32 numpy, `(n,) + code_shape` (VAE: `z_mean`)."""
-    out = model.encoder.predict(x, batch_size=batch_size, verbose=0)
+    out = _run(model.encoder, x, batch_size)
     if model.variational:
         out = out[0]
     return np.asarray(out, dtype="float32")
 
 
 def decode(model, z, batch_size=BATCH):
-    return np.asarray(model.decoder.predict(z, batch_size=batch_size, verbose=0),
-                      dtype="float32")
+    return np.asarray(_run(model.decoder, z, batch_size), dtype="float32")
 
 
 def reconstruct(model, x, batch_size=BATCH):

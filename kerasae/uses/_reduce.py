@@ -195,8 +195,8 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
     if embedding == "bottleneck":
         to_low, from_low, history = train_bottleneck(model, fit_x, dims, epochs=epochs,
                                                      seed=seed)
-        low = np.asarray(to_low.predict(flat, batch_size=256, verbose=0), dtype="float32")
-        recon = np.asarray(from_low.predict(low, batch_size=256, verbose=0), dtype="float32")
+        low = np.asarray(_common._run(to_low, flat, 256), dtype="float32")
+        recon = np.asarray(_common._run(from_low, low, 256), dtype="float32")
         info = {"architecture": f"code({d}) -> 128 relu -> {dims} -> 128 relu -> code, "
                                 "encoder and decoder frozen",
                 "trained_on": fit_note, "epochs": int(epochs), "loss": history,
