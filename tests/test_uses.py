@@ -431,7 +431,7 @@ def test_generate_pictures_and_numbers(vae, fashion, tmp_path):
     c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
     ref = np.sum((f1.mean(0) - f2.mean(0)) ** 2) + np.trace(c1 + c2 - 2 * linalg.sqrtm(c1 @ c2).real)
     assert frechet_distance(f1, f2) == pytest.approx(ref, rel=1e-8)
-    assert_png(tmp_path / "g" / "generate_samples.png", _plots.image_grid_size(4, 4))
+    assert_png(tmp_path / "g" / "generate_samples.png", _plots.image_grid_size(4, 4, 2))
     assert_png(tmp_path / "g" / "generate_interpolation.png", _plots.image_rows_size(4, 5))
     assert_png(tmp_path / "g" / "generate_arithmetic.png", _plots.image_rows_size(4, 10))
 

@@ -152,6 +152,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 "trained_on": int(len(half_a)),
                 "accuracy_on_real_held_out": judge.accuracy(x[half_b], inputs.labels[half_b])}
             metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng)
+        baseline = pca_gaussian_sampler(x, d)(grid * grid, np.random.default_rng(seed + 1))
         interp, cross, chosen = _interpolate(model, x, inputs, pairs, steps, rng)
         metrics["interpolation"] = _interp_metrics(interp, cross, x, judge, chosen, inputs)
         arith = None
@@ -159,35 +160,53 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             arith, metrics["arithmetic"] = _arithmetic(model, x, inputs, abc, judge)
         if output.enabled:
             _plots.image_grid(
-                output.path("generate_samples.png"), samples, nrow=grid,
-                title=(f"{grid * grid} samples from the prior N(0, I) of {ref.name} "
-                       f"(seed {seed})" + _samples_note(metrics)),
-                xlabel=f"decoder(z), z ~ N(0, I) in {d} dimensions")
+                output.path("generate_samples.png"),
+                [(samples, f"VAE {ref.name}: decoder(z), z ~ N(0, I)",
+                  f"{d}-D latent, seed {seed}"),
+                 (baseline, f"baseline: Gaussian in the top-{d} PCA subspace",
+                  "pixels = mean + PCA components x N(0, eigenvalues)")],
+                nrow=grid, title=f"{grid * grid} random samples each" + _samples_note(metrics))
             _plot_interp(output.path("generate_interpolation.png"), interp, cross, chosen,
                          inputs, metrics, ref)
             if arith is not None:
                 _plot_arith(output.path("generate_arithmetic.png"), arith, metrics, ref)
             output.json("generate.json", metrics)
         files = output.commit()
-    arrays = {"samples": samples, "interpolation": interp}
+    arrays = {"samples": samples, "baseline_samples": baseline, "interpolation": interp}
     if arith is not None:
         arrays["arithmetic"] = arith["vae"]
     return _common.Result("generate", metrics, arrays, files)
 
 
-def _sample_metrics(model, x, half_b, judge, eval_samples, rng):
+def pca_gaussian_sampler(images, dims):
+    """The non-autoencoder generator: a Gaussian in the top-`dims` PCA subspace.
+
+    Returns `sample(n, rng)`, images clipped to [0, 1].
+    """
     from sklearn.decomposition import PCA
 
+    flat = images.reshape(len(images), -1)
+    k = int(min(dims, flat.shape[1], len(flat) - 1))
+    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(flat)
+
+    def sample(n, rng):
+        z = rng.standard_normal((n, k)) * np.sqrt(pca.explained_variance_)
+        return np.clip(pca.inverse_transform(z), 0, 1).reshape(
+            (n,) + images.shape[1:]).astype("float32")
+
+    sample.components = k
+    return sample
+
+
+def _sample_metrics(model, x, half_b, judge, eval_samples, rng):
     d = model.latent_dim
     real = x[half_b]
     n = int(min(eval_samples, len(real) // 2))
     ref_a, ref_b = real[:n], real[n:2 * n]
     vae = _common.decode(model, rng.standard_normal((n, d)).astype("float32"))
-    flat = real.reshape(len(real), -1)
-    k = int(min(d, flat.shape[1], len(flat) - 1))
-    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(flat)
-    z = rng.standard_normal((n, k)) * np.sqrt(pca.explained_variance_)
-    gauss = np.clip(pca.inverse_transform(z), 0, 1).reshape((n,) + x.shape[1:]).astype("float32")
+    sampler = pca_gaussian_sampler(real, d)
+    k = sampler.components
+    gauss = sampler(n, rng)
     feats = judge.features(ref_b)
     fd = {"vae": frechet_distance(judge.features(vae), feats),
           "pca_gaussian": frechet_distance(judge.features(gauss), feats),
@@ -269,6 +288,10 @@ def _arithmetic(model, x, inputs, abc, judge):
         "classes": {"a": names[0], "b": names[1], "c": names[2]},
         "images": int(len(src)),
         "delta": "mean code of b minus mean code of c (VAE z_mean)",
+        "nearest_real_mse": {"vae": float(_nearest_sq_distance(vae, x).mean()),
+                             "pixel_arithmetic": float(_nearest_sq_distance(pixel, x).mean())},
+        "nearest_real_mse_note": ("per-pixel MSE of each result to the closest real image, "
+                                  "averaged; lower = closer to real data"),
     }
     if judge is not None:
         result["judged_as_b"] = {"vae": float(np.mean(judge.predict(vae) == b)),
@@ -318,6 +341,9 @@ def _plot_arith(path, arith, metrics, ref):
         note = (f"\nclassified as {b} by the judge: VAE {j['vae']:.1%}, pixel arithmetic "
                 f"{j['pixel_arithmetic']:.1%}, inputs {j['inputs_unchanged']:.1%} "
                 f"({info['images']} {a} images)")
+    m = info["nearest_real_mse"]
+    note += (f"\nMSE to the nearest real image: VAE {m['vae']:.4f}, pixel arithmetic "
+             f"{m['pixel_arithmetic']:.4f} (lower is more realistic)")
     rows = [arith["src"][:k], arith["vae"][:k], arith["pixel"][:k], arith["means"]]
     return _plots.image_rows(
         path, rows,

@@ -213,12 +213,11 @@ def image_rows(path, rows, *, title, row_labels, col_labels=None):
     return save(fig, path)
 
 
-def image_grid_size(nrow, ncol):
-    return max(0.6 * ncol + 1.0, 7.5), 0.6 * nrow + 1.3
+def image_grid_size(nrow, ncol, panels=1):
+    return max((0.6 * ncol + 0.6) * panels + 0.4, 7.5), 0.6 * nrow + 1.5
 
 
-def image_grid(path, images, *, title, nrow, xlabel=None, ylabel=None):
-    """A mosaic of images in one axes (samples)."""
+def _mosaic(images, nrow):
     images = np.clip(np.asarray(images, dtype="float32"), 0, 1)
     n, h, w, c = images.shape
     ncol = int(np.ceil(n / nrow))
@@ -226,15 +225,21 @@ def image_grid(path, images, *, title, nrow, xlabel=None, ylabel=None):
     for i in range(n):
         r, q = divmod(i, ncol)
         canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = images[i]
-    fig, axes = figure(*image_grid_size(nrow, ncol))
-    ax = axes[0, 0]
-    ax.imshow(canvas[..., 0] if c == 1 else canvas, cmap="gray" if c == 1 else None,
-              vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if xlabel:
-        ax.set_xlabel(xlabel, fontsize=9)
-    if ylabel:
-        ax.set_ylabel(ylabel, fontsize=9)
-    ax.set_title(title, fontsize=9)
+    return canvas[..., 0] if c == 1 else canvas, ncol
+
+
+def image_grid(path, panels, *, title, nrow):
+    """Mosaics of images side by side; `panels=[(images, subtitle, xlabel)]`."""
+    ncol = int(np.ceil(len(panels[0][0]) / nrow))
+    fig, axes = figure(*image_grid_size(nrow, ncol, len(panels)), 1, len(panels))
+    for ax, (images, subtitle, xlabel) in zip(axes[0], panels):
+        canvas, _ = _mosaic(images, nrow)
+        ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(subtitle, fontsize=9)
+        if xlabel:
+            ax.set_xlabel(xlabel, fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return save(fig, path)
