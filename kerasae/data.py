@@ -550,8 +550,8 @@ def _named(name, split, data_dir, raw_dir, source, download):
         problems.append(f"TFDS cannot download it (no connection to {', '.join(hosts)})")
     fixes = [
         "connect to the internet and rerun (TFDS downloads and prepares it once)",
-        f"or prepare it with TFDS on a connected machine and pass its data_dir "
-        f"(--data-dir)",
+        "or prepare it with TFDS on a connected machine and pass its data_dir "
+        "(--data-dir)",
     ]
     if name in RAW_DATASETS:
         spec = RAW_DATASETS[name]

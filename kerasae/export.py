@@ -34,7 +34,6 @@ Example:
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import math
@@ -43,6 +42,8 @@ import shutil
 import tempfile
 
 import numpy as np
+
+from kerasae._files import sha256_file
 
 FORMATS = ("saved_model", "onnx")
 DEFAULT_OPSET = 18
@@ -172,7 +173,7 @@ def hash_files(directory):
             rel = os.path.relpath(path, directory).replace(os.sep, "/")
             if rel == MANIFEST:
                 continue
-            out[rel] = {"sha256": _sha256(path), "bytes": os.path.getsize(path)}
+            out[rel] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
     return dict(sorted(out.items()))
 
 
@@ -343,7 +344,7 @@ def _resolve_model(model):
 
         loaded = keras.saving.load_model(text, safe_mode=True)
         return loaded, {"kind": "keras_file", "path": os.path.basename(text),
-                        "sha256": _sha256(text)}
+                        "sha256": sha256_file(text)}
     if "/" in text or os.sep in text:
         raise FileNotFoundError(
             f"Model path {text!r} does not exist. Received: model={text!r}"
@@ -375,14 +376,6 @@ def _load_preset(name):
             f"{name!r} is neither an existing .keras file nor a known zoo preset ({e}). "
             f"See `kerasae zoo list`. Received: model={name!r}"
         ) from e
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------- model parts

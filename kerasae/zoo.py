@@ -50,6 +50,8 @@ import urllib.parse
 import urllib.request
 import warnings
 
+from kerasae._files import sha256_file
+
 INDEX_FILE = "index.json"
 INDEX_FORMAT = 1
 CACHE_ENV = "KERASAE_CACHE"
@@ -128,14 +130,6 @@ def mirror_list(mirrors=None):
                 f"the zoo folder (the one holding {INDEX_FILE}). Received: mirror={m!r}"
             )
     return out
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -------------------------------------------------------------------- index
