@@ -270,10 +270,11 @@ class Inputs:
 def _is_pathlike_input(value):
     if isinstance(value, (list, tuple)):
         return len(value) > 0 and all(isinstance(v, (str, os.PathLike)) for v in value)
-    if isinstance(value, os.PathLike):
-        return True
-    if isinstance(value, str):
-        return os.path.exists(value) or value.lower().endswith(IMAGE_SUFFIXES) or "/" in value
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if text.lower().endswith((".npz", ".npy")):
+            return False  # an array file: a dataset, read by kerasae.data
+        return os.path.exists(text) or text.lower().endswith(IMAGE_SUFFIXES) or "/" in text
     return False
 
 
@@ -409,7 +410,8 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="tes
         labels = None
     elif _is_pathlike_input(images):
         inputs = read_images(images)
-    elif isinstance(images, str):
+    elif isinstance(images, (str, os.PathLike)):
+        images = os.fspath(images)
         src = data_lib.get_source(images, split)
         inputs = Inputs(src.numpy(), src.labels, None, tuple(src.label_names or ()),
                         {"dataset": images, "split": src.split, "route": src.route})
