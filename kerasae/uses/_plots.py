@@ -127,7 +127,10 @@ def scatter_panels(path, panels, labels, label_names, *, title):
 
 def curves(path, series, *, title, xlabel, ylabel, points=(), logx=False, logy=False,
            notes=()):
-    """Lines `series=[(x, y, label)]` plus starred `points=[(x, y, label)]` (6.8 x 4.6 in)."""
+    """Lines `series=[(x, y, label)]` plus starred `points=[(x, y, label)]` (6.8 x 4.6 in).
+
+    `notes` are `(x, y, text)` or `(x, y, text, (dx, dy))` with an offset in points.
+    """
     fig, axes = figure(6.8, 4.6)
     ax = axes[0, 0]
     for i, (x, y, label) in enumerate(series):
@@ -135,8 +138,10 @@ def curves(path, series, *, title, xlabel, ylabel, points=(), logx=False, logy=F
     for j, (x, y, label) in enumerate(points):
         ax.plot([x], [y], marker="*", markersize=14, linestyle="none",
                 color=f"C{len(series) + j}", label=label)
-    for x, y, text in notes:
-        ax.annotate(text, (x, y), fontsize=8, xytext=(6, 6), textcoords="offset points")
+    for note in notes:
+        x, y, text = note[:3]
+        offset = note[3] if len(note) > 3 else (6, 6)
+        ax.annotate(text, (x, y), fontsize=8, xytext=offset, textcoords="offset points")
     if logx:
         ax.set_xscale("log")
     if logy:
