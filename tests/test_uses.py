@@ -424,6 +424,12 @@ def test_generate_pictures_and_numbers(vae, fashion, tmp_path):
                                atol=1e-5)
     a = r["arithmetic"]
     assert a["expression"] == "Sneaker + (Ankle boot - Sandal)" and a["images"] == np.sum(y == 7)
+    two = kerasae.uses.generate(vae, x[:2], between=(0, 1), steps=3, grid=2, arithmetic=None)
+    z = numpy_encode(vae, x[:2])
+    np.testing.assert_allclose(two.arrays["interpolation"][0, 1],
+                               np.asarray(vae.decoder(z.mean(0, keepdims=True)))[0], atol=1e-5)
+    with pytest.raises(ValueError, match="pairs of image indices"):
+        kerasae.uses.generate(vae, x[:2], between=(0, 2), arithmetic=None)
     for v in (a["judged_as_b"]["vae"], a["judged_as_b"]["pixel_arithmetic"]):
         assert 0.0 <= v <= 1.0
     rng = np.random.default_rng(1)

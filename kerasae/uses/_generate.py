@@ -81,7 +81,7 @@ def _class_id(value, inputs, arg):
 
 
 def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-             limit=None, grid=8, pairs=4, steps=9, arithmetic=DEFAULT_ARITHMETIC,
+             limit=None, grid=8, pairs=4, between=None, steps=9, arithmetic=DEFAULT_ARITHMETIC,
              eval_samples=2500, seed=0, out=None):
     """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
 
@@ -105,7 +105,11 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             or a zoo preset name. Anything else raises `TypeError`.
         images, labels, dataset, split, limit: real images (see `features`).
         grid: the sample grid is `grid` x `grid`. Defaults to `8`.
-        pairs: interpolation pairs. Defaults to `4`.
+        pairs: random interpolation pairs (of different classes when labelled).
+            Defaults to `4`.
+        between: indices `(i, j)` of two images to interpolate between, or a
+            list of such pairs; replaces the random pairs. With two image
+            files, `between=(0, 1)`. Defaults to `None`.
         steps: frames per interpolation, ends included. Defaults to `9`.
         arithmetic: class names or indices `(a, b, c)`, or `None`. Defaults to
             `("Sneaker", "Ankle boot", "Sandal")`.
@@ -127,6 +131,18 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             raise ValueError(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
     if len(x) < 2:
         raise ValueError(f"generate needs at least 2 images. Received: images={len(x)}")
+    chosen = None
+    if between is not None:
+        chosen = [tuple(between)] if np.ndim(between) == 1 else [tuple(p) for p in between]
+        for pair in chosen:
+            if len(pair) != 2 or not all(
+                    isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                    and 0 <= i < len(x) for i in pair):
+                raise ValueError(
+                    f"between takes pairs of image indices in [0, {len(x)}). "
+                    f"Received: between={between!r}"
+                )
+        chosen = [(int(i), int(j)) for i, j in chosen]
     if arithmetic is not None:
         _common.need_labels(inputs, "latent arithmetic")
         if len(arithmetic) != 3:
@@ -153,7 +169,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 "accuracy_on_real_held_out": judge.accuracy(x[half_b], inputs.labels[half_b])}
             metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng)
         baseline = pca_gaussian_sampler(x, d)(grid * grid, np.random.default_rng(seed + 1))
-        interp, cross, chosen = _interpolate(model, x, inputs, pairs, steps, rng)
+        interp, cross, chosen = _interpolate(model, x, inputs, pairs, steps, rng, chosen)
         metrics["interpolation"] = _interp_metrics(interp, cross, x, judge, chosen, inputs)
         arith = None
         if arithmetic is not None:
@@ -222,8 +238,10 @@ def _sample_metrics(model, x, half_b, judge, eval_samples, rng):
     }
 
 
-def _interpolate(model, x, inputs, pairs, steps, rng):
-    if inputs.labels is not None and len(np.unique(inputs.labels)) > 1:
+def _interpolate(model, x, inputs, pairs, steps, rng, chosen=None):
+    if chosen is not None:
+        pass
+    elif inputs.labels is not None and len(np.unique(inputs.labels)) > 1:
         # Pairs from different classes, so the path has somewhere to go.
         chosen = []
         while len(chosen) < pairs:

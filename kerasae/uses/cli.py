@@ -138,6 +138,9 @@ def add_cli(subparsers):
     _out(p, "generate")
     p.add_argument("--grid", type=int, default=8, help="samples grid side (default: 8)")
     p.add_argument("--pairs", type=int, default=4, help="interpolation pairs (default: 4)")
+    p.add_argument("--between", type=int, nargs=2, metavar=("I", "J"), default=None,
+                   help="interpolate between images I and J (indices into the dataset "
+                   "split or into --images) instead of random pairs")
     p.add_argument("--steps", type=int, default=9, help="frames per interpolation (default: 9)")
     p.add_argument("--arithmetic", nargs=3, metavar=("A", "B", "C"),
                    default=["Sneaker", "Ankle boot", "Sandal"],
@@ -229,6 +232,7 @@ def _generate(args):
     from kerasae.uses import generate
 
     r = generate(args.model, **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
+                 between=args.between,
                  steps=args.steps, arithmetic=None if args.no_arithmetic else args.arithmetic,
                  eval_samples=args.eval_samples, seed=args.seed,
                  out=_out_dir(args, "generate"))
