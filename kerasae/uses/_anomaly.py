@@ -297,15 +297,15 @@ def _plot(output, test_in, arrays, metrics, ref):
     order = np.argsort(-scores)
     k = min(10, len(scores))
     x = test_in.images
-    rows = [x[order[:k]], x[order[::-1][:k]]]
-    names = [[_common.label_name(test_in, int(c)) for c in test_in.labels[idx]]
-             for idx in (order[:k], order[::-1][:k])]
+    picks = [order[:k], order[::-1][:k]]
+    cells = [[f"{_common.label_name(test_in, int(test_in.labels[i]))}\n{scores[i]:.4f}"
+              for i in idx] for idx in picks]
     _plots.image_rows(
-        output.path("anomaly_examples.png"), rows,
+        output.path("anomaly_examples.png"), [x[idx] for idx in picks],
         title=(f"Highest and lowest anomaly scores on the test split "
-               f"({metrics['held_out_name']} is the anomaly; threshold {t:.4f})"),
-        row_labels=["highest scores", "lowest scores"],
-        col_labels=[f"{n}\n{s:.4f}" for n, s in zip(names[0], scores[order[:k]])],
+               f"({metrics['held_out_name']} is the anomaly; threshold {t:.4f}; "
+               f"titles: class and score)"),
+        row_labels=["highest scores", "lowest scores"], cell_labels=cells,
     )
 
 

@@ -234,18 +234,20 @@ def _plot_examples(path, x, decoded, jpeg_best, metrics, ref):
     k = min(10, len(x))
     rows = [x[:k], decoded[:k]]
     labels = ["original", f"autoencoder\n{metrics['bits_per_image']:.0f} bits/img"]
+    cells = [None, [f"{v:.1f} dB" for v in _common.psnr_per_image(x[:k], decoded[:k])]]
     if jpeg_best is not None:
         rows.append(jpeg_best["decoded"][:k])
         labels.append(f"JPEG q={jpeg_best['quality']}\n{jpeg_best['bits_per_image']:.0f} bits/img")
-    cols = [f"{v:.1f} dB" for v in _common.psnr_per_image(x[:k], decoded[:k])]
+        cells.append([f"{v:.1f} dB" for v in
+                      _common.psnr_per_image(x[:k], jpeg_best["decoded"][:k])])
     title = (f"Compression with {ref.name} ({metrics['bits']}-bit codes, range coded): "
              f"{metrics['psnr_db']:.2f} dB at {metrics['bits_per_image']:.0f} bits/image")
     if jpeg_best is not None:
         title += (f"\nJPEG at equal PSNR: {jpeg_best['psnr_db']:.2f} dB at "
                   f"{jpeg_best['bits_per_image']:.0f} bits/image "
                   f"({jpeg_best['scan_bits_per_image']:.0f} without headers); "
-                  f"column titles: autoencoder PSNR")
-    return _plots.image_rows(path, rows, title=title, row_labels=labels, col_labels=cols)
+                  f"image titles: PSNR of that image")
+    return _plots.image_rows(path, rows, title=title, row_labels=labels, cell_labels=cells)
 
 
 def _plot_rd(path, metrics, ref):

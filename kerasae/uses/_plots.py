@@ -199,8 +199,11 @@ def image_rows_size(n_rows, n_cols):
     return 1.25 * n_cols + 1.6, 1.35 * n_rows + 1.2
 
 
-def image_rows(path, rows, *, title, row_labels, col_labels=None):
-    """A grid of images, one row per entry of `rows`, rows labelled on the left."""
+def image_rows(path, rows, *, title, row_labels, col_labels=None, cell_labels=None):
+    """A grid of images, one row per entry of `rows`, rows labelled on the left.
+
+    `col_labels` title the first row; `cell_labels[i][j]` titles image `j` of row `i`.
+    """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = figure(*image_rows_size(n_rows, n_cols), n_rows, n_cols)
     for i, row in enumerate(rows):
@@ -212,7 +215,10 @@ def image_rows(path, rows, *, title, row_labels, col_labels=None):
                 ax.axis("off")
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=8)
-            if i == 0 and col_labels is not None and j < len(col_labels):
+            if cell_labels is not None and i < len(cell_labels) and cell_labels[i] is not None \
+                    and j < len(cell_labels[i]):
+                ax.set_title(cell_labels[i][j], fontsize=7)
+            elif i == 0 and col_labels is not None and j < len(col_labels):
                 ax.set_title(col_labels[j], fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
