@@ -232,15 +232,19 @@ def test_compress_file_round_trip_and_numbers(ae, fashion, tmp_path):
     from PIL import Image
 
     j = r["jpeg_at_equal_psnr"]
-    decoded, sizes = [], []
+    decoded, sizes, scans = [], [], []
     for img in x:
         buf = io.BytesIO()
         Image.fromarray(np.rint(img[..., 0] * 255).astype("uint8"), "L").save(
             buf, format="JPEG", quality=j["quality"], optimize=True)
-        sizes.append(len(buf.getvalue()))
+        data = buf.getvalue()
+        sizes.append(len(data))
+        sos = data.find(b"\xff\xda")  # start of scan; its header length follows
+        scans.append(len(data) - (sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")) - 2)
         decoded.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())), "float64") / 255)
     assert j["psnr_db"] == pytest.approx(numpy_psnr(x[..., 0], np.array(decoded)), abs=1e-6)
     assert j["bits_per_image"] == pytest.approx(np.mean(sizes) * 8)
+    assert j["scan_bits_per_image"] == pytest.approx(np.mean(scans) * 8)
     for q_other in (max(1, j["quality"] - 1), min(100, j["quality"] + 1)):
         other, _, _ = _compress.jpeg_round_trip(x, q_other)
         assert abs(j["psnr_db"] - r["psnr_db"]) <= abs(numpy_psnr(x, other) - r["psnr_db"]) + 1e-9

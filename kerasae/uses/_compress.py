@@ -72,7 +72,11 @@ def jpeg_scan_bytes(data):
 
 
 def jpeg_at_psnr(images, target_psnr, cache=None):
-    """Pillow quality (1..100) whose mean PSNR is nearest `target_psnr` (binary search)."""
+    """Pillow quality (1..100) whose PSNR (of the mean MSE) is nearest `target_psnr`.
+
+    PSNR grows with quality, so a binary search brackets the target; the nearer
+    of the two bracketing qualities wins. Returns `(best, cache)`.
+    """
     cache = {} if cache is None else cache
 
     def run(q):
