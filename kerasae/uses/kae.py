@@ -95,12 +95,17 @@ def encode_bytes(model, images, *, bits=8, names=None):
 
 
 def encode_codes(ref, codes, bits, names=None):
+    """Codes of `ref.model` -> `(file bytes, symbols, header)` of a `.kae` file.
+
+    `ref` is a `_common.ModelRef` (it names the model in the header); `names`
+    are optional per-image names (e.g. the source files).
+    """
     offset, scale = fit_quantization(codes, bits)
     symbols = quantize(codes, offset, scale, bits)
     payload = rangecoder.encode(symbols.tolist(), 1 << bits)
+    info = ref.info()
     header = {
-        "model": {k: ref.info()[k] for k in ("name", "source", "file_sha256",
-                                             "weights_sha256")},
+        "model": {k: info[k] for k in ("name", "source", "file_sha256", "weights_sha256")},
         "image_shape": [int(d) for d in ref.model.image_shape],
         "code_shape": [int(d) for d in ref.model.code_shape],
         "count": int(len(codes)),
