@@ -347,5 +347,6 @@ def _grouped_bars(path, names, ae, pca, ref):
                       (pca, "PCA reconstruction error (same size)")],
         hline=(0.5, "chance"), ylim=(0, 1), xlabel="class held out of training",
         ylabel="ROC-AUC (held-out class = anomaly)",
-        title="Anomaly detection ROC-AUC per held-out class (test split)",
+        title=(f"Anomaly detection ROC-AUC per held-out class (test split); mean: "
+               f"autoencoder {np.mean(ae):.3f}, PCA {np.mean(pca):.3f}"),
     )

@@ -90,8 +90,9 @@ def grouped_bars(path, names, groups, *, title, xlabel, ylabel, ylim=None, hline
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.legend(fontsize=8)
+        # Headroom above the bars for a one-line legend.
+        ax.set_ylim(ylim[0], ylim[1] + 0.12 * (ylim[1] - ylim[0]))
+    ax.legend(fontsize=8, loc="upper center", ncol=len(groups) + (hline is not None))
     ax.set_title(title, fontsize=10)
     return save(fig, path)
 
