@@ -50,7 +50,7 @@ async function main(argv) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     console.log(`${report.model}: ${report.runtime}`);
-    for (const [key, d] of Object.entries(report.max_abs_diff)) console.log(`  ${key.padEnd(28)} max abs diff ${d.toExponential(2)}`);
+    for (const [key, d] of Object.entries(report.max_error)) console.log(`  ${key.padEnd(28)} max error ${d.toExponential(2)}`);
     if (report.anomaly) {
       const flagged = report.anomaly.flags.filter(Boolean).length;
       console.log(`  anomaly (mse > ${report.anomaly.threshold}): ${flagged}/${report.anomaly.flags.length} reference images flagged`);

@@ -136,11 +136,12 @@ function verifyFiles(dir, manifest) {
   return problems;
 }
 
-function maxAbsDiff(a, b) {
+// max |a - b| / max(1, |b|): absolute below 1, relative above (as at export).
+function maxError(a, b) {
   if (a.length !== b.length) return Infinity;
   let worst = 0;
   for (let i = 0; i < a.length; i += 1) {
-    const d = Math.abs(a[i] - b[i]);
+    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
     if (!(d <= worst)) worst = d; // NaN propagates as NaN
   }
   return worst;
@@ -240,35 +241,35 @@ class KerasaeExport {
    */
   async check() {
     const report = { dir: this.dir, model: this.manifest.model.name, runtime: `onnxruntime-node ${ort.env.versions.node}`,
-      files: verifyFiles(this.dir, this.manifest), max_abs_diff: {}, failures: [] };
+      files: verifyFiles(this.dir, this.manifest), max_error: {}, failures: [] };
     for (const p of report.files) report.failures.push(`file ${p}`);
     const info = this.manifest.reference;
     const ref = readNpz(path.join(this.dir, info.file));
     const tolerance = info.tolerance;
     const note = (key, d, b) => {
-      report.max_abs_diff[key] = Math.max(report.max_abs_diff[key] || 0, Number.isNaN(d) ? Infinity : d);
-      if (!(d <= tolerance)) report.failures.push(`${key} at batch ${b}: max abs diff ${d} > ${tolerance}`);
+      report.max_error[key] = Math.max(report.max_error[key] || 0, Number.isNaN(d) ? Infinity : d);
+      if (!(d <= tolerance)) report.failures.push(`${key} at batch ${b}: max error ${d} > ${tolerance}`);
     };
     for (const b of info.batch_sizes) {
       const image = sliceBatch(ref.image, b);
       const enc = await this.encode(image.data, b);
       for (const [out, arrayName] of Object.entries(info.endpoints.encode.outputs)) {
-        note(`encode/${out}`, maxAbsDiff(enc[out].data, sliceBatch(ref[arrayName], b).data), b);
+        note(`encode/${out}`, maxError(enc[out].data, sliceBatch(ref[arrayName], b).data), b);
       }
       const code = sliceBatch(ref[info.endpoints.decode.inputs.code], b);
       const dec = await this.decode(code.data, b);
-      note('decode/reconstruction', maxAbsDiff(dec.data, sliceBatch(ref.reconstruction, b).data), b);
+      note('decode/reconstruction', maxError(dec.data, sliceBatch(ref.reconstruction, b).data), b);
       const rec = await this.reconstruct(image.data, b);
-      note('reconstruct/reconstruction', maxAbsDiff(rec.data, sliceBatch(ref.reconstruction, b).data), b);
+      note('reconstruct/reconstruction', maxError(rec.data, sliceBatch(ref.reconstruction, b).data), b);
     }
     const n = ref.image.shape[0];
     const anomaly = await this.anomalies(toFloat32(ref.image), n);
     if (anomaly) {
       report.anomaly = anomaly;
       if (ref.score) {
-        const d = maxAbsDiff(Float64Array.from(anomaly.scores), ref.score.data);
-        report.max_abs_diff.score = d;
-        if (!(d <= tolerance)) report.failures.push(`anomaly score: max abs diff ${d} > ${tolerance}`);
+        const d = maxError(Float64Array.from(anomaly.scores), ref.score.data);
+        report.max_error.score = d;
+        if (!(d <= tolerance)) report.failures.push(`anomaly score: max error ${d} > ${tolerance}`);
       }
     }
     report.passed = report.failures.length === 0;
@@ -276,4 +277,4 @@ class KerasaeExport {
   }
 }
 
-module.exports = { KerasaeExport, readNpz, readImages, parseNpy, readZip, sha256, verifyFiles, maxAbsDiff };
+module.exports = { KerasaeExport, readNpz, readImages, parseNpy, readZip, sha256, verifyFiles, maxError };

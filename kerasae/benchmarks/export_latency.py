@@ -113,7 +113,7 @@ def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50
             targets.append({"claim": f"onnxruntime >= {need:g}x {runtime} at batch {b}",
                             "measured": ratio, "met": ratio >= need})
     return {"builder": builder, "config": model.builder_config, "repeats": repeats,
-            "export_seconds": export_s, "parity_max_abs_diff": manifest["parity"]["max"],
+            "export_seconds": export_s, "parity_max_error": manifest["parity"]["max"],
             "versions": {"onnxruntime": ort.__version__, "tensorflow": tf.__version__,
                          "keras": keras.__version__},
             "cpu_count": os.cpu_count(), "rows": rows, "targets": targets}
@@ -125,8 +125,8 @@ def format_table(result):
              f"{result['repeats']} interleaved calls, {result['cpu_count']} CPUs; "
              f"onnxruntime {result['versions']['onnxruntime']}, "
              f"tensorflow {result['versions']['tensorflow']}, keras {result['versions']['keras']}",
-             f"export took {result['export_seconds']:.1f} s, parity max abs diff "
-             f"{result['parity_max_abs_diff']:.2g}", "",
+             f"export took {result['export_seconds']:.1f} s, parity max error "
+             f"{result['parity_max_error']:.2g}", "",
              f"{'runtime':15s} {'batch':>5s} {'median ms':>10s} {'images/s':>10s} "
              f"{'time / onnxruntime':>19s}"]
     for r in result["rows"]:
