@@ -13,12 +13,18 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to a temporary file beside `path`, then renames it into place."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+def atomic_write(path, data):
+    """Writes `data` (str or bytes) to a temporary file beside `path`, then renames it.
+
+    A crash leaves either the old file or the new one, never a partial file.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

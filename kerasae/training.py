@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasae import data as data_lib
-from kerasae._files import atomic_write_text
+from kerasae._files import atomic_write
 from kerasae.models import registry
 
 STRATEGIES = ("auto", "one", "mirrored", "multi_worker")
@@ -174,7 +174,7 @@ def _write_history_csv(path, history):
             "" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float)
             else str(row[k]) for k in keys
         ))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _as_model(model, builder_kwargs, image_shape, strategy):
@@ -483,7 +483,7 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
                 model.save(os.path.join(out_dir, "model.keras"))
                 _write_history_csv(os.path.join(out_dir, "history.csv"), history)
             prefix = ckpt_manager.save(checkpoint_number=epoch + 1)
-            atomic_write_text(prefix + ".history.json", json.dumps(history))
+            atomic_write(prefix + ".history.json", json.dumps(history))
         cb_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -513,7 +513,7 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
     if out_dir and is_chief:
         if not history or start_epoch == epochs:
             model.save(os.path.join(out_dir, "model.keras"))
-        atomic_write_text(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))
+        atomic_write(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))
     elif out_dir:
         # Other workers keep their own copy next to their checkpoints, so that
         # replicas can be compared (they must hold the same weights).

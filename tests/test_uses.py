@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kerasae
-from kerasae.uses import _compress, _plots, rangecoder
+from kerasae import plots as _plots
+from kerasae.uses import _compress, rangecoder
 
 N = 300  # test images used by most tests
 

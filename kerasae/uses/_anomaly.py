@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 
 _PERCENTILE = re.compile(r"^percentile:(\d+(?:\.\d+)?)$")
 _MEAN_STD = re.compile(r"^mean\+(\d+(?:\.\d+)?)std$")

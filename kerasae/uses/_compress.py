@@ -12,7 +12,8 @@ import zlib
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 from kerasae.uses.kae import (SUFFIX, atomic_write, check_bits, decode_bytes, decode_file,
                               dequantize, encode_codes, fit_quantization)
 

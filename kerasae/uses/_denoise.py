@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 MEDIAN_SIZES = (2, 3, 5)

@@ -4,7 +4,8 @@ import time
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 
 
 PROBE_CS = (0.01, 0.1, 1.0)

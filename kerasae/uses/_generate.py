@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 
 DEFAULT_ARITHMETIC = ("Sneaker", "Ankle boot", "Sandal")  # sneaker + (ankle boot - sandal)
 

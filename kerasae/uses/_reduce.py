@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from kerasae.uses import _common, _plots
+from kerasae import plots as _plots
+from kerasae.uses import _common
 
 EMBEDDINGS = ("bottleneck", "pca", "tsne")
 

@@ -34,6 +34,7 @@ import zlib
 
 import numpy as np
 
+from kerasae._files import atomic_write
 from kerasae.uses import _common, rangecoder
 
 MAGIC = b"\x89KAE\r\n\x1a\n"
@@ -241,16 +242,3 @@ def decode_file(path, model=None):
         data = f.read()
     return decode_bytes(data, model, repr(path))
 
-
-def atomic_write(path, data):
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
