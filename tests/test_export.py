@@ -553,3 +553,23 @@ def test_latency_benchmark_runs_and_reports_ratios():
     assert [t["claim"] for t in result["targets"]] == [
         "onnxruntime >= 10x keras_predict at batch 1", "onnxruntime >= 1.5x saved_model at batch 1"]
     assert "time / onnxruntime" in export_latency.format_table(result)
+
+
+def test_cli_exports_a_shipped_preset_by_name(tmp_path):
+    import kerasae.zoo
+
+    name = "stacked_ae_fashion_mnist"
+    if name not in kerasae.zoo.list_presets():
+        pytest.skip(f"{name} is not in zoo/index.json")
+    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", "export", name, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["model"]["builder"] == "stacked_ae"
+    assert manifest["parity"]["passed"]
+    preset = kerasae.zoo.load_model(name)
+    x = np.load(tmp_path / "out" / "reference.npz")["image"]
+    sess = ort.InferenceSession(str(tmp_path / "out" / "encoder.onnx"))
+    np.testing.assert_allclose(sess.run(None, {"image": x})[0], np.asarray(preset.encoder(x)),
+                               atol=1e-5, rtol=1e-5)
