@@ -327,7 +327,9 @@ def _resolve_model(model):
     if not isinstance(model, (str, os.PathLike)):
         return model, {"kind": "object"}
     text = os.fspath(model)
-    if os.path.exists(text) or text.endswith(".keras"):
+    # A bare name is a preset unless a file of that name exists (a directory named
+    # like a preset, e.g. a training run's --out, does not hide the preset).
+    if os.path.isfile(text) or text.endswith(".keras"):
         if not os.path.exists(text):
             raise FileNotFoundError(
                 f"Model file {text!r} does not exist. Pass a model object, the path of "
@@ -347,6 +349,11 @@ def _resolve_model(model):
         return loaded, {"kind": "keras_file", "path": os.path.basename(text),
                         "sha256": sha256_file(text)}
     if "/" in text or os.sep in text:
+        if os.path.isdir(text):
+            raise ValueError(
+                f"{text!r} is a directory; pass the .keras file inside it (a training run "
+                f"writes {os.path.join(text, 'model.keras')!r}). Received: model={text!r}"
+            )
         raise FileNotFoundError(
             f"Model path {text!r} does not exist. Received: model={text!r}"
         )

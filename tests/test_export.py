@@ -561,8 +561,10 @@ def test_cli_exports_a_shipped_preset_by_name(tmp_path):
     name = "stacked_ae_fashion_mnist"
     if name not in kerasae.zoo.list_presets():
         pytest.skip(f"{name} is not in zoo/index.json")
+    # A run directory named like the preset (kerasae train ... --out <name>) must not hide it.
+    (tmp_path / name / "checkpoints").mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-m", "kerasae.cli", "export", name, str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

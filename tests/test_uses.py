@@ -514,3 +514,16 @@ def test_cli_denoise_on_noisy_files_writes_pngs(ae_file, fashion, tmp_path):
     for i in range(3):
         with Image.open(tmp_path / "d" / "denoised" / f"img{i:03d}.png") as im:
             assert im.size == (28, 28) and im.mode == "L"
+
+
+def test_a_run_directory_named_like_a_preset_does_not_hide_the_preset(tmp_path, monkeypatch):
+    from kerasae.uses._common import resolve_model
+
+    name = "stacked_ae_fashion_mnist"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name / "checkpoints").mkdir(parents=True)
+    ref = resolve_model(name)
+    assert (ref.source, ref.name) == ("preset", f"{name}@1")
+    # With a separator it is a path: the error says it is a directory and what to pass.
+    with pytest.raises(FileNotFoundError, match="It is a directory.*model.keras"):
+        resolve_model(f"{name}/")

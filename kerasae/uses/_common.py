@@ -191,13 +191,17 @@ def resolve_model(model):
             f"Received: model={type(model).__name__}"
         )
     text = os.fspath(model)
+    # A bare name is a preset unless a file of that name exists: a run directory that
+    # happens to carry a preset's name (`--out conv_ae_fashion_mnist`) must not hide it.
     looks_like_path = (text.endswith(".keras") or os.sep in text or "/" in text
-                       or os.path.exists(text))
+                       or os.path.isfile(text))
     if looks_like_path:
         if not os.path.isfile(text):
+            hint = (f" It is a directory: a training run writes "
+                    f"{os.path.join(text, 'model.keras')!r}." if os.path.isdir(text) else "")
             raise FileNotFoundError(
-                f"No model file at {text!r}. Pass a .keras file saved with model.save(...) "
-                f"or a zoo preset name. Received: model={text!r}"
+                f"No model file at {text!r}.{hint} Pass a .keras file saved with "
+                f"model.save(...) or a zoo preset name. Received: model={text!r}"
             )
         import keras
 
