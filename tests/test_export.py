@@ -409,9 +409,13 @@ def test_unsupported_layer_gives_clear_error(tmp_path):
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_parity_error_is_relative_above_one():
-    got, want = np.array([[10.0, 0.5]]), np.array([[10.001, 0.5 + 2e-6]])
-    assert kx._max_error(got, want) == pytest.approx(max(0.001 / 10.001, 2e-6))
+def test_parity_error_is_absolute_within_one_and_relative_to_the_tensor_scale_above():
+    got, want = np.array([[0.25, 0.5]]), np.array([[0.25 - 3e-6, 0.5 + 2e-6]])
+    assert kx._max_error(got, want) == pytest.approx(3e-6)
+    # A near-zero unit beside a large one is measured against the tensor's scale.
+    got, want = np.array([[20.0, 1e-3]]), np.array([[20.0 + 1e-4, 1e-3 + 1e-4]])
+    assert kx._max_error(got, want) == pytest.approx(1e-4 / 20.0001)
+    assert np.isnan(kx._max_error(np.array([1.0, np.nan]), np.array([1.0, 2.0])))
 
 
 def test_parity_failure_reports_measured_error(tmp_path):

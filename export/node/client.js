@@ -136,12 +136,15 @@ function verifyFiles(dir, manifest) {
   return problems;
 }
 
-// max |a - b| / max(1, |b|): absolute below 1, relative above (as at export).
+// max |a - b| / max(1, max |b|): absolute for tensors within [-1, 1], relative to
+// the tensor's scale above (as at export).
 function maxError(a, b) {
   if (a.length !== b.length) return Infinity;
+  let scale = 1;
+  for (let i = 0; i < b.length; i += 1) scale = Math.max(scale, Math.abs(b[i]));
   let worst = 0;
   for (let i = 0; i < a.length; i += 1) {
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
+    const d = Math.abs(a[i] - b[i]) / scale;
     if (!(d <= worst)) worst = d; // NaN propagates as NaN
   }
   return worst;

@@ -167,9 +167,11 @@ class KerasaeExport:
 
         def note(key, got, want, b):
             got, want = np.asarray(got, "float64"), np.asarray(want, "float64")
-            # |got - want| / max(1, |want|): absolute below 1, relative above (as at export).
-            d = (float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
-                 if got.shape == want.shape else float("inf"))
+            # max |got - want| / max(1, max |want|): absolute within [-1, 1], relative
+            # to the tensor's scale above (as at export).
+            d = (float(np.max(np.abs(got - want))) / max(1.0, float(np.max(np.abs(want))))
+                 if got.shape == want.shape and want.size else
+                 0.0 if got.shape == want.shape else float("inf"))
             d = float("inf") if np.isnan(d) else d
             diffs[key] = max(diffs.get(key, 0.0), d)
             if not d <= tolerance:
