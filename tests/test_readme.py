@@ -13,3 +13,46 @@ def test_python_example_runs(tmp_path, monkeypatch):
     assert scope["z_mean"].shape == (360, 8)
     assert tuple(scope["images"].shape) == (16, 8, 8, 1)
     assert (tmp_path / "runs" / "vae" / "run.json").exists()
+
+
+def test_zoo_example_runs(monkeypatch, tmp_path):
+    """The README's zoo snippet loads the shipped preset (no network) and encodes the test split."""
+    import json
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    block = next(b for b in blocks if 'weights="conv_ae_fashion_mnist"' in b)
+    monkeypatch.setenv("KERASAE_CACHE", str(tmp_path / "cache"))  # empty cache
+    monkeypatch.delenv("KERASAE_ZOO_MIRRORS", raising=False)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    config = json.loads((pathlib.Path(__file__).parent.parent / "zoo" / "conv_ae_fashion_mnist"
+                         / "v1" / "config.json").read_text())
+    assert scope["codes"].shape == (10000, config["kwargs"]["latent_dim"])
+    assert scope["ae"].count_params() == json.loads(
+        (pathlib.Path(__file__).parent.parent / "zoo" / "index.json").read_text()
+    )["presets"]["conv_ae_fashion_mnist"]["params"]
+
+
+def test_zoo_table_numbers_are_the_measured_ones():
+    """Every number in the README's zoo table is the one in the preset's metadata.json."""
+    import json
+
+    root = pathlib.Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    index = json.loads((root / "zoo" / "index.json").read_text())["presets"]
+    labels = {"noisy PSNR": "psnr_noisy", "denoised PSNR": "psnr_denoised", "MSE": "mse",
+              "PSNR": "psnr", "SSIM": "ssim", "neg-ELBO": "neg_elbo", "IS-NLL": "nll_is"}
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, labels)) + r") (\d+\.\d+)")
+    rows = {m.group(1): m.group(2) for m in
+            re.finditer(r"^\| `([a-z0-9_]+)` \| `[a-z_]+` \|[^|]*\|[^|]*\| ([^|]*) \|", readme, re.M)}
+    assert set(rows) == set(index), "the zoo table lists exactly the presets of zoo/index.json"
+    for name, cell in rows.items():
+        meta = json.loads((root / "zoo" / index[name]["path"] / "metadata.json").read_text())
+        metrics = meta["evaluation"]["metrics"]
+        found = pattern.findall(cell)
+        assert found, cell
+        for label, text in found:
+            decimals = len(text.split(".")[1])
+            assert abs(float(text) - metrics[labels[label]]) <= 0.5 * 10 ** -decimals, (
+                name, label, text, metrics[labels[label]])
