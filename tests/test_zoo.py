@@ -547,6 +547,17 @@ def test_shipped_preset_files_match_the_index(name):
     folder = os.path.join(SHIPPED_ROOT, *entry["path"].split("/"))
     assert set(zoo.PRESET_FILES) <= set(entry["files"]) == set(os.listdir(folder))
     assert entry["files"][zoo.WEIGHTS_FILE]["bytes"] <= zoo.MAX_WEIGHTS_BYTES
+    # Safe formats only: JSON, HDF5 weights (float datasets, no object attributes), text.
+    assert all(f.endswith((".json", ".h5", ".md", ".sh")) for f in entry["files"]), entry["files"]
+    import h5py
+
+    with h5py.File(os.path.join(folder, zoo.WEIGHTS_FILE), "r") as f:
+        def check(path, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert obj.dtype.kind == "f", (path, obj.dtype)
+            for key, value in obj.attrs.items():
+                assert np.asarray(value).dtype.kind != "O", (path, key)
+        f.visititems(check)
 
 
 @pytest.mark.slow
