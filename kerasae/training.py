@@ -412,6 +412,12 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
                 for k, v in out.items()}
 
     @tf.function
+    def train_step_on_iterator(iterator, step):
+        # Reading the batch inside the graph (as Keras's own trainer does) saves the
+        # Python-side iteration of the distributed dataset on every step.
+        return train_step(next(iterator), step)
+
+    @tf.function
     def eval_step(x):
         x_hat, z_mean, z_log_var = model.forward(
             x, training=False, sample=model.variational,
@@ -435,6 +441,8 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
         cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(early_stopping)))
     if out_dir and tensorboard and is_chief:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")))
+    # Per-batch logs are only read by a live progress bar and by the caller's callbacks.
+    batch_logs = verbose == 1 or bool(callbacks)
     cb_list = keras.callbacks.CallbackList(
         cbs, add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps,
@@ -452,20 +460,25 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
                        replicas // ctx.num_input_pipelines, per_replica),
             )
         )
-        totals, seen = {}, 0
+        totals, pending, seen = {}, [], 0
         t0 = time.time()
-        for i, x in enumerate(dist_ds):
-            if i >= steps:
-                break
+        iterator = iter(dist_ds)  # every pipeline holds at least `steps` full batches
+        for i in range(steps):
             cb_list.on_train_batch_begin(i)
-            out = train_step(x, tf.constant(epoch * steps + i, tf.int64))
+            pending.append(train_step_on_iterator(
+                iterator, tf.constant(epoch * steps + i, tf.int64)))
             seen += batch_size
-            for k, v in out.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-            logs = {k: totals[k] / seen for k in totals if k != "penalty"}
-            if "penalty" in totals and totals["penalty"]:
-                logs["loss"] = logs["loss"] + totals["penalty"] / (i + 1)
-            cb_list.on_train_batch_end(i, logs)
+            if batch_logs or i == steps - 1:
+                # Reading a value waits for its step; without per-batch consumers the
+                # steps run back to back and are read once, at the end of the epoch.
+                for out in pending:
+                    for k, v in out.items():
+                        totals[k] = totals.get(k, 0.0) + float(v)
+                pending.clear()
+                logs = {k: totals[k] / seen for k in totals if k != "penalty"}
+                if "penalty" in totals and totals["penalty"]:
+                    logs["loss"] = logs["loss"] + totals["penalty"] / (i + 1)
+            cb_list.on_train_batch_end(i, logs if batch_logs or i == steps - 1 else {})
         elapsed = time.time() - t0
         logs = dict(logs)
         if val_src is not None:

@@ -193,3 +193,31 @@ def test_early_stopping_tensorboard_and_history(tmp_path):
     assert list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert len(rows) == 4 and "val_loss" in rows[0]
+
+
+def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consumers():
+    """Without per-batch consumers the steps' values are read once per epoch; the epoch's
+    loss must equal the mean over its batches either way (numpy on the recorded values)."""
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.batches = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches.append(dict(logs))
+
+    kwargs = dict(epochs=2, batch_size=64, strategy="one", seed=3, validation=None, verbose=0,
+                  builder_kwargs=dict(filters=[8, 16], latent_dim=8))
+    record = Record()
+    seen = kerasae.fit("conv_ae", "digits", callbacks=[record], **kwargs)
+    plain = kerasae.fit("conv_ae", "digits", **kwargs)
+    steps = 1437 // 64
+    assert len(record.batches) == 2 * steps
+    # Running means: batch i's loss * (i + 1) recovers each batch's own loss.
+    running = np.array([b["loss"] for b in record.batches[steps:]])
+    per_batch = running * np.arange(1, steps + 1) - np.concatenate(
+        [[0.0], running[:-1] * np.arange(1, steps)])
+    assert seen.history[-1]["loss"] == pytest.approx(per_batch.mean(), rel=1e-5)
+    for a, b in zip(seen.history, plain.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
