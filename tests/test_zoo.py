@@ -439,22 +439,27 @@ def test_progress_is_reported(client_root, serve, tmp_path, monkeypatch, capsys)
 
 
 # ------------------------------------------------------------ safety
-def test_presets_hold_no_pickles(published):
+def _assert_plain_float_weights(path):
+    """An HDF5 weights file holds float datasets only and no object (pickled) attributes."""
     import h5py
 
+    with h5py.File(path, "r") as f:
+        def check(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert obj.dtype.kind == "f", (name, obj.dtype)
+            for key, value in obj.attrs.items():
+                assert np.asarray(value).dtype.kind != "O", (name, key)
+        f.visititems(check)
+
+
+def test_presets_hold_no_pickles(published):
     root = published[0]
     for rel in _files_under(root):
         assert rel.endswith((".json", ".h5", ".md")), rel
         if rel.endswith(".json"):
             json.load(open(os.path.join(root, rel)))
     for name in TINY_PRESETS:
-        with h5py.File(os.path.join(root, name, "v1", zoo.WEIGHTS_FILE), "r") as f:
-            def check(path, obj):
-                if isinstance(obj, h5py.Dataset):
-                    assert obj.dtype.kind == "f", (path, obj.dtype)
-                for key, value in obj.attrs.items():
-                    assert np.asarray(value).dtype.kind != "O", (path, key)
-            f.visititems(check)
+        _assert_plain_float_weights(os.path.join(root, name, "v1", zoo.WEIGHTS_FILE))
     source = open(zoo.__file__).read()
     assert "import pickle" not in source and "safe_mode=False" not in source
 
@@ -549,15 +554,7 @@ def test_shipped_preset_files_match_the_index(name):
     assert entry["files"][zoo.WEIGHTS_FILE]["bytes"] <= zoo.MAX_WEIGHTS_BYTES
     # Safe formats only: JSON, HDF5 weights (float datasets, no object attributes), text.
     assert all(f.endswith((".json", ".h5", ".md", ".sh")) for f in entry["files"]), entry["files"]
-    import h5py
-
-    with h5py.File(os.path.join(folder, zoo.WEIGHTS_FILE), "r") as f:
-        def check(path, obj):
-            if isinstance(obj, h5py.Dataset):
-                assert obj.dtype.kind == "f", (path, obj.dtype)
-            for key, value in obj.attrs.items():
-                assert np.asarray(value).dtype.kind != "O", (path, key)
-        f.visititems(check)
+    _assert_plain_float_weights(os.path.join(folder, zoo.WEIGHTS_FILE))
 
 
 @pytest.mark.slow
