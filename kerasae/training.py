@@ -468,7 +468,8 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
             pending.append(train_step_on_iterator(
                 iterator, tf.constant(epoch * steps + i, tf.int64)))
             seen += batch_size
-            if batch_logs or i == steps - 1:
+            read = batch_logs or i == steps - 1
+            if read:
                 # Reading a value waits for its step; without per-batch consumers the
                 # steps run back to back and are read once, at the end of the epoch.
                 for out in pending:
@@ -478,7 +479,7 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
                 logs = {k: totals[k] / seen for k in totals if k != "penalty"}
                 if "penalty" in totals and totals["penalty"]:
                     logs["loss"] = logs["loss"] + totals["penalty"] / (i + 1)
-            cb_list.on_train_batch_end(i, logs if batch_logs or i == steps - 1 else {})
+            cb_list.on_train_batch_end(i, logs if read else {})
         elapsed = time.time() - t0
         logs = dict(logs)
         if val_src is not None:

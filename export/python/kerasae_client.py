@@ -169,10 +169,13 @@ class KerasaeExport:
             got, want = np.asarray(got, "float64"), np.asarray(want, "float64")
             # max |got - want| / max(1, max |want|): absolute within [-1, 1], relative
             # to the tensor's scale above (as at export).
-            d = (float(np.max(np.abs(got - want))) / max(1.0, float(np.max(np.abs(want))))
-                 if got.shape == want.shape and want.size else
-                 0.0 if got.shape == want.shape else float("inf"))
-            d = float("inf") if np.isnan(d) else d
+            if got.shape != want.shape:
+                d = float("inf")
+            elif want.size == 0:
+                d = 0.0
+            else:
+                d = float(np.max(np.abs(got - want))) / max(1.0, float(np.max(np.abs(want))))
+                d = float("inf") if np.isnan(d) else d
             diffs[key] = max(diffs.get(key, 0.0), d)
             if not d <= tolerance:
                 failures.append(f"{key} at batch {b}: max error {d:.3g} > {tolerance:g}")
