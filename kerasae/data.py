@@ -119,35 +119,77 @@ class Source:
         return {"name": self.name, "split": self.split, "route": self.route,
                 "examples": len(self), "image_shape": list(self.image_shape)}
 
-    def dataset(self, batch_size=128, *, shuffle=True, seed=0, epoch=0,
-                drop_remainder=False, with_labels=False, shard=None, prefetch=True):
-        """A `tf.data.Dataset` of float32 image batches (and labels if asked).
+    def order(self, batch_size, *, shuffle=True, seed=0, epoch=0, drop_remainder=False,
+              shard=None, steps=None):
+        """The example indices of one epoch, in the order `dataset` reads them.
 
         Shuffling is a permutation drawn from `seed + epoch`, so a resumed run
-        sees the same order for the same epoch. `shard=(index, count, per_replica)`
-        keeps, from each global batch, the rows of one input pipeline: rows
-        `[index * count * per_replica, (index + 1) * count * per_replica)` split
-        into `count` per-replica batches. Used by `kerasae.fit`.
+        sees the same order for the same epoch. `steps` keeps the first `steps`
+        global batches. `shard=(index, count, per_replica)` keeps, from each
+        global batch, the rows of one input pipeline: rows
+        `[index * count * per_replica, (index + 1) * count * per_replica)`.
         """
-        import tensorflow as tf
-
         n = len(self)
         order = np.arange(n)
         if shuffle:
             order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-        if drop_remainder:
+        if drop_remainder or shard is not None:
             order = order[: n - n % batch_size]
+        if steps is not None:
+            order = order[: int(steps) * batch_size]
         if shard is not None:
             index, count, per_replica = shard
             rows = count * per_replica
             # Keep this pipeline's rows of every global batch, in order.
-            full = order[: len(order) - len(order) % batch_size].reshape(-1, batch_size)
-            order = full[:, index * rows:(index + 1) * rows].reshape(-1)
-            batch_size = per_replica
-        images = tf.constant(self.images)
-        labels = None if self.labels is None else tf.constant(self.labels.astype("int32"))
-        ds = tf.data.Dataset.from_tensor_slices(order.astype("int64"))
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder or shard is not None)
+            order = order.reshape(-1, batch_size)[:, index * rows:(index + 1) * rows]
+        return order.reshape(-1).astype("int64")
+
+    def dataset(self, batch_size=128, *, shuffle=True, seed=0, epoch=0, epochs=None,
+                steps=None, drop_remainder=False, with_labels=False, shard=None,
+                reshuffle_each_iteration=False, prefetch=True):
+        """A `tf.data.Dataset` of float32 image batches (and labels if asked).
+
+        Shuffling is a permutation drawn from `seed + epoch` (see `order`).
+        `epochs` (e.g. `range(3, 10)`) instead makes one dataset holding those
+        epochs one after another, each shuffled as its own epoch and cut to
+        `steps` batches if given, so that one pipeline serves a whole run and
+        prefetching runs on across epoch boundaries. `shard=(index, count,
+        per_replica)` yields one input pipeline's per-replica batches of every
+        global batch (used by `kerasae.fit`). `reshuffle_each_iteration` draws a
+        new order on every pass over the dataset instead (tf.data's seeded
+        shuffle, as for `model.fit(dataset, epochs=...)`; not with `epochs`,
+        `steps` or `shard`).
+        """
+        import tensorflow as tf
+
+        if with_labels and self.labels is None:
+            raise DataError(f"Dataset {self.name!r} has no labels. Received: with_labels=True")
+        kwargs = dict(shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+                      shard=shard, steps=steps)
+        if shuffle and reshuffle_each_iteration:
+            if epochs is not None or steps is not None or shard is not None:
+                raise ValueError(
+                    "reshuffle_each_iteration cannot be combined with epochs, steps or "
+                    f"shard. Received: epochs={epochs}, steps={steps}, shard={shard}")
+            ds = tf.data.Dataset.range(len(self)).shuffle(
+                len(self), seed=int(seed), reshuffle_each_iteration=True)
+        elif epochs is None:
+            ds = tf.data.Dataset.from_tensor_slices(self.order(batch_size, epoch=epoch,
+                                                               **kwargs))
+        else:
+            def epoch_order(e):
+                return self.order(batch_size, epoch=int(e), **kwargs)
+
+            def slices(e):
+                order = tf.numpy_function(epoch_order, [e], tf.int64, stateful=False)
+                order.set_shape([None])
+                return tf.data.Dataset.from_tensor_slices(order)
+
+            epochs = np.asarray(list(epochs), dtype="int64")
+            ds = tf.data.Dataset.from_tensor_slices(epochs).flat_map(slices)
+        per_batch = batch_size if shard is None else shard[2]
+        ds = ds.batch(per_batch, drop_remainder=drop_remainder or shard is not None)
+        images, labels = self._tensors()
         scale = self.images.dtype == np.uint8
 
         def gather(idx):
@@ -157,8 +199,6 @@ class Source:
                 return x, tf.gather(labels, idx)
             return x
 
-        if with_labels and labels is None:
-            raise DataError(f"Dataset {self.name!r} has no labels. Received: with_labels=True")
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
@@ -166,6 +206,18 @@ class Source:
         )
         ds = ds.with_options(options)
         return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+
+    def _tensors(self):
+        # One copy of the arrays as tensors per Source, not one per epoch.
+        import tensorflow as tf
+
+        cached = getattr(self, "_cached_tensors", None)
+        if cached is None or cached[0] is not self.images or cached[1] is not self.labels:
+            labels = None if self.labels is None else tf.constant(
+                self.labels.astype("int32"))
+            cached = (self.images, self.labels, tf.constant(self.images), labels)
+            self._cached_tensors = cached
+        return cached[2], cached[3]
 
 
 def to_float(images):
@@ -188,7 +240,10 @@ def load(name, split="train", *, batch_size=128, shuffle=None, seed=0,
         split: split, e.g. `"train"`, `"test"`, `"train[:10%]"`, `"test[:500]"`.
             Defaults to `"train"`.
         batch_size: global batch size. Defaults to `128`.
-        shuffle: shuffle with `seed`; defaults to `True` for train splits.
+        shuffle: shuffle with `seed`, in a new order on every pass over the
+            dataset (e.g. every Keras epoch; the sequence of orders is
+            reproducible from `seed`, together with TensorFlow's global seed
+            if one is set); defaults to `True` for train splits.
         seed: shuffling seed. Defaults to `0`.
         with_labels: yield `(images, labels)`. Defaults to `False`.
         drop_remainder: drop the last partial batch. Defaults to `False`.
@@ -212,7 +267,7 @@ def load(name, split="train", *, batch_size=128, shuffle=None, seed=0,
                      download=download)
     if shuffle is None:
         shuffle = src.split.startswith("train")
-    return src.dataset(batch_size, shuffle=shuffle, seed=seed,
+    return src.dataset(batch_size, shuffle=shuffle, seed=seed, reshuffle_each_iteration=True,
                        with_labels=with_labels, drop_remainder=drop_remainder)
 
 

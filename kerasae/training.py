@@ -12,6 +12,8 @@ variable, so all replicas would draw the same VAE / corruption noise). The loop:
   so gradients summed over replicas equal the one-device gradient;
 - draws noise from a stateless seed `(seed, step)` for the global batch and
   gives each replica its own slice: N replicas see what one device sees;
+- runs several steps per compiled call when no callback of the caller reads
+  per-batch logs, from one input pipeline built for the whole run;
 - checkpoints model + optimizer + history every epoch (one directory per
   worker) and resumes from the last one when rerun (BackupAndRestore
   semantics);
@@ -203,6 +205,12 @@ def _as_model(model, builder_kwargs, image_shape, strategy):
 
 
 LR_SCHEDULES = ("constant", "cosine")
+# Steps per call of the compiled loop when no callback of the caller reads
+# per-batch logs (as Keras's steps_per_execution). The cap keeps a Ctrl-C waiting
+# for at most this many steps; a live progress bar is updated about every
+# PROGRESS_SECONDS.
+STEPS_PER_EXECUTION = 64
+PROGRESS_SECONDS = 0.2
 
 
 def _make_optimizer(optimizer, learning_rate, precision, schedule="constant",
@@ -279,7 +287,8 @@ def fit(
         resume: continue from the last checkpoint in `out_dir`. Defaults to `True`.
         early_stopping: patience in epochs on the monitored loss, or `None`.
         tensorboard: write TensorBoard logs under `out_dir/logs`. Defaults to `True`.
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks. They get every batch's logs (one step
+            per compiled call); without them up to 64 steps run per call.
         builder_kwargs: arguments for the builder when `model` is a name.
         data_dir: TFDS data directory.
         raw_dir: directory of raw IDX files.
@@ -412,10 +421,16 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
                 for k, v in out.items()}
 
     @tf.function
-    def train_step_on_iterator(iterator, step):
-        # Reading the batch inside the graph (as Keras's own trainer does) saves the
-        # Python-side iteration of the distributed dataset on every step.
-        return train_step(next(iterator), step)
+    def train_steps_on_iterator(iterator, first_step, count):
+        # `count` steps in one call (Keras's steps_per_execution): batches are read
+        # inside the graph and no Python runs between the steps. Sums are float64 in
+        # step order, as a Python-side running sum of the per-step values would be.
+        out = train_step(next(iterator), first_step)
+        totals = {k: tf.cast(v, tf.float64) for k, v in out.items()}
+        for i in tf.range(tf.constant(1, tf.int64), count):
+            out = train_step(next(iterator), first_step + i)
+            totals = {k: totals[k] + tf.cast(out[k], tf.float64) for k in totals}
+        return totals
 
     @tf.function
     def eval_step(x):
@@ -441,8 +456,20 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
         cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=int(early_stopping)))
     if out_dir and tensorboard and is_chief:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")))
-    # Per-batch logs are only read by a live progress bar and by the caller's callbacks.
-    batch_logs = verbose == 1 or bool(callbacks)
+    # Steps per call (see train_steps_on_iterator): one when the caller's callbacks
+    # may read every batch's logs; else up to STEPS_PER_EXECUTION, and with a live
+    # progress bar as many as take about PROGRESS_SECONDS, so the bar still moves.
+    step_seconds = None
+
+    def steps_this_call(left):
+        if callbacks:
+            return 1
+        if verbose == 1:
+            wanted = 1 if step_seconds is None else int(
+                PROGRESS_SECONDS / max(step_seconds, 1e-6))
+            return max(1, min(wanted, STEPS_PER_EXECUTION, left))
+        return min(STEPS_PER_EXECUTION, left)
+
     cb_list = keras.callbacks.CallbackList(
         cbs, add_history=True, add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps,
@@ -451,35 +478,36 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
     cb_list.on_train_begin()
     best = min((row[monitor] for row in history if monitor in row), default=None)
     started = time.time()
+    # One pipeline for the whole run: epoch e holds `steps` global batches in the
+    # order drawn from (seed, e), whichever epoch the run starts (or resumes) at.
+    dist_ds = strategy.distribute_datasets_from_function(
+        lambda ctx: train_src.dataset(
+            batch_size, shuffle=True, seed=seed, epochs=range(start_epoch, epochs),
+            steps=steps, drop_remainder=True,
+            shard=(ctx.input_pipeline_id, replicas // ctx.num_input_pipelines, per_replica),
+        )
+    )
+    iterator = iter(dist_ds)
     for epoch in range(start_epoch, epochs):
         cb_list.on_epoch_begin(epoch)
-        dist_ds = strategy.distribute_datasets_from_function(
-            lambda ctx, epoch=epoch: train_src.dataset(
-                batch_size, shuffle=True, seed=seed, epoch=epoch, drop_remainder=True,
-                shard=(ctx.input_pipeline_id,
-                       replicas // ctx.num_input_pipelines, per_replica),
-            )
-        )
-        totals, pending, seen = {}, [], 0
+        totals, seen, i = {}, 0, 0
         t0 = time.time()
-        iterator = iter(dist_ds)  # every pipeline holds at least `steps` full batches
-        for i in range(steps):
+        while i < steps:
+            count = steps_this_call(steps - i)
             cb_list.on_train_batch_begin(i)
-            pending.append(train_step_on_iterator(
-                iterator, tf.constant(epoch * steps + i, tf.int64)))
-            seen += batch_size
-            read = batch_logs or i == steps - 1
-            if read:
-                # Reading a value waits for its step; without per-batch consumers the
-                # steps run back to back and are read once, at the end of the epoch.
-                for out in pending:
-                    for k, v in out.items():
-                        totals[k] = totals.get(k, 0.0) + float(v)
-                pending.clear()
-                logs = {k: totals[k] / seen for k in totals if k != "penalty"}
-                if "penalty" in totals and totals["penalty"]:
-                    logs["loss"] = logs["loss"] + totals["penalty"] / (i + 1)
-            cb_list.on_train_batch_end(i, logs if read else {})
+            t_call = time.perf_counter()
+            out = train_steps_on_iterator(
+                iterator, tf.constant(epoch * steps + i, tf.int64),
+                tf.constant(count, tf.int64))
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            step_seconds = (time.perf_counter() - t_call) / count
+            i += count
+            seen += count * batch_size
+            logs = {k: totals[k] / seen for k in totals if k != "penalty"}
+            if "penalty" in totals and totals["penalty"]:
+                logs["loss"] = logs["loss"] + totals["penalty"] / i
+            cb_list.on_train_batch_end(i - 1, logs)
         elapsed = time.time() - t0
         logs = dict(logs)
         if val_src is not None:

@@ -63,19 +63,50 @@ def test_split_sizes_and_the_auto_route_prefers_a_prepared_tfds_copy(tfds_dir):
 
 @needs_raw
 def test_load_returns_scaled_shuffled_batches():
-    ds = data.load("fashion_mnist", "test[:1000]", batch_size=100, seed=1, raw_dir=DEBIAN,
-                   source="raw")
+    kwargs = dict(batch_size=100, seed=1, raw_dir=DEBIAN, source="raw")
+    ref = data.get_source("fashion_mnist", "test[:1000]", raw_dir=DEBIAN, source="raw").images
+    ref = ref.astype("float32") / np.float32(255)
+    # A test split is not shuffled by default: the file's order, scaled to [0, 1].
+    plain = np.concatenate([b.numpy() for b in data.load("fashion_mnist", "test[:1000]",
+                                                         **kwargs)])
+    np.testing.assert_array_equal(plain, ref)
+    ds = data.load("fashion_mnist", "test[:1000]", shuffle=True, **kwargs)
     batches = list(ds)
     assert len(batches) == 10 and batches[0].shape == (100, 28, 28, 1)
     assert batches[0].dtype.name == "float32"
     x = np.concatenate([b.numpy() for b in batches])
-    ref = data.get_source("fashion_mnist", "test[:1000]", raw_dir=DEBIAN, source="raw").images
-    # Same examples, other order, scaled to [0, 1].
-    np.testing.assert_allclose(np.sort(x.ravel()), np.sort(ref.ravel() / 255.0), atol=1e-7)
-    assert not np.array_equal(x, ref / 255.0)
+    # Same examples, other order.
+    np.testing.assert_array_equal(np.sort(x.ravel()), np.sort(ref.ravel()))
+    assert not np.array_equal(x, ref)
     again = np.concatenate([b.numpy() for b in data.load(
-        "fashion_mnist", "test[:1000]", batch_size=100, seed=1, raw_dir=DEBIAN, source="raw")])
+        "fashion_mnist", "test[:1000]", shuffle=True, **kwargs)])
     np.testing.assert_array_equal(x, again)
+    # Every pass (a Keras epoch) has its own order of the same examples.
+    second = np.concatenate([b.numpy() for b in ds])
+    assert not np.array_equal(second, x)
+    np.testing.assert_array_equal(np.sort(second.ravel()), np.sort(x.ravel()))
+
+
+def test_one_pipeline_for_several_epochs_matches_the_per_epoch_orders():
+    """`epochs=` chains epochs with their own shuffles, cut to `steps` global batches and
+    sharded per input pipeline; reference: numpy permutations of (seed, epoch)."""
+    src = data.from_array((np.arange(200 * 4) % 251).astype("uint8").reshape(200, 2, 2, 1))
+    batch, steps, seed = 24, 5, 9
+    for shard in [None, (0, 1, 24), (1, 2, 6)]:
+        ds = src.dataset(batch, seed=seed, epochs=range(2, 5), steps=steps, shard=shard,
+                         drop_remainder=True)
+        got = np.concatenate([b.numpy() for b in ds])
+        index, count, per = shard or (0, 1, batch)
+        want = []
+        for epoch in (2, 3, 4):
+            order = np.random.default_rng([seed, epoch]).permutation(200)[:steps * batch]
+            rows = order.reshape(steps, batch)[:, index * count * per:(index + 1) * count * per]
+            want.append(src.images[rows.reshape(-1)] / 255.0)
+        np.testing.assert_array_equal(got, np.concatenate(want).astype("float32"))
+        # The same epoch on its own gives the same batches.
+        alone = np.concatenate([b.numpy() for b in src.dataset(
+            batch, seed=seed, epoch=3, steps=steps, shard=shard, drop_remainder=True)])
+        np.testing.assert_array_equal(alone, want[1].astype("float32"))
 
 
 def _copy_raw(tmp_path, mutate):

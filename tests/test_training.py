@@ -196,8 +196,9 @@ def test_early_stopping_tensorboard_and_history(tmp_path):
 
 
 def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consumers():
-    """Without per-batch consumers the steps' values are read once per epoch; the epoch's
-    loss must equal the mean over its batches either way (numpy on the recorded values)."""
+    """Without per-batch consumers up to 64 steps run in one call and their values are read
+    once; the epoch's loss must equal the mean over its batches either way (numpy on the
+    recorded values), and the weights must match."""
     import keras
 
     class Record(keras.callbacks.Callback):
@@ -212,6 +213,7 @@ def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consu
     record = Record()
     seen = kerasae.fit("conv_ae", "digits", callbacks=[record], **kwargs)
     plain = kerasae.fit("conv_ae", "digits", **kwargs)
+    bar = kerasae.fit("conv_ae", "digits", **dict(kwargs, verbose=1))
     steps = 1437 // 64
     assert len(record.batches) == 2 * steps
     # Running means: batch i's loss * (i + 1) recovers each batch's own loss.
@@ -219,5 +221,27 @@ def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consu
     per_batch = running * np.arange(1, steps + 1) - np.concatenate(
         [[0.0], running[:-1] * np.arange(1, steps)])
     assert seen.history[-1]["loss"] == pytest.approx(per_batch.mean(), rel=1e-5)
-    for a, b in zip(seen.history, plain.history):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    # Several steps per call (no callback of the caller; with or without a live
+    # progress bar) train exactly as one step per call.
+    for other in (plain, bar):
+        for a, b in zip(seen.history, other.history):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+        for a, b in zip(seen.model.get_weights(), other.model.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_throughput_benchmark_runs_every_trainer_and_reports_its_ratios(tmp_path, capsys):
+    """The benchmark script (not a timed test): it runs, and its ratios are those of its runs."""
+    from kerasae.benchmarks import fit_throughput
+
+    out = tmp_path / "fit.json"
+    fit_throughput.main(["--images", "640", "--epochs", "2", "--rounds", "1", "--batch-size",
+                         "64", "--steps-per-execution", "4", "--json", str(out)])
+    result = json.loads(out.read_text())
+    runs = result["runs"]
+    assert sorted(runs) == ["kerasae.fit", "model.fit", "model.fit spe=4"]
+    assert all(len(v) == 2 and min(v) > 0 for v in runs.values())
+    assert result["ratio"] == pytest.approx(
+        np.median(runs["kerasae.fit"]) / np.median(runs["model.fit"]))
+    assert result["best_ratio"] == pytest.approx(max(runs["kerasae.fit"]) / max(runs["model.fit"]))
+    assert "ratio kerasae.fit / model.fit: median" in capsys.readouterr().out
