@@ -43,6 +43,7 @@ import tempfile
 
 import numpy as np
 
+from kerasae import _resolve
 from kerasae._files import sha256_file
 
 FORMATS = ("saved_model", "onnx")
@@ -314,11 +315,15 @@ def _check_out_dir(out_dir, force):
             f"Output path {out_dir!r} exists and is not a directory; it is not "
             f"replaced even with force. Received: out_dir={out_dir!r}"
         )
-    parent = os.path.dirname(out_dir)
+    # Missing parent directories are created (as `mkdir -p`); a file in their place
+    # is an error.
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise FileNotFoundError(
-            f"The parent directory of the output does not exist: {parent!r}. Create "
-            f"it first. Received: out_dir={out_dir!r}"
+        raise NotADirectoryError(
+            f"The output cannot be created below {parent!r}: it is a file, not a "
+            f"directory. Pick another output path. Received: out_dir={out_dir!r}"
         )
 
 
@@ -328,63 +333,12 @@ def _resolve_model(model):
     if not isinstance(model, (str, os.PathLike)):
         return model, {"kind": "object"}
     text = os.fspath(model)
-    # A bare name is a preset unless a file of that name exists (a directory named
-    # like a preset, e.g. a training run's --out, does not hide the preset).
-    if os.path.isfile(text) or text.endswith(".keras"):
-        if not os.path.exists(text):
-            raise FileNotFoundError(
-                f"Model file {text!r} does not exist. Pass a model object, the path of "
-                f"a .keras file or a zoo preset name. Received: model={text!r}"
-            )
-        if not (os.path.isfile(text) and text.endswith(".keras")):
-            raise ValueError(
-                "Export loads models from .keras files only (safe format, no pickles, "
-                "no SavedModel or .h5 re-export). Save with model.save('model.keras'). "
-                f"Received: model={text!r}"
-            )
-        import keras
-
-        import kerasae  # noqa: F401 - registers the kerasae layers for safe_mode
-
-        loaded = keras.saving.load_model(text, safe_mode=True)
+    if _resolve.names_a_file(text):
+        loaded = _resolve.load_keras_file(text)
         return loaded, {"kind": "keras_file", "path": os.path.basename(text),
                         "sha256": sha256_file(text)}
-    if "/" in text or os.sep in text:
-        if os.path.isdir(text):
-            raise ValueError(
-                f"{text!r} is a directory; pass the .keras file inside it (a training run "
-                f"writes {os.path.join(text, 'model.keras')!r}). Received: model={text!r}"
-            )
-        raise FileNotFoundError(
-            f"Model path {text!r} does not exist. Received: model={text!r}"
-        )
-    return _load_preset(text), {"kind": "preset", "preset": text}
-
-
-def _load_preset(name):
-    import importlib
-
-    try:
-        zoo = importlib.import_module("kerasae.zoo")
-    except ModuleNotFoundError as e:
-        if e.name != "kerasae.zoo":
-            raise
-        zoo = None
-    load_model = getattr(zoo, "load_model", None)
-    if load_model is None:
-        raise ValueError(
-            f"{name!r} is not an existing .keras file, and zoo presets are not "
-            f"available in this install (no kerasae.zoo.load_model). Pass a model "
-            f"object or a .keras path. Received: model={name!r}"
-        )
-    try:
-        # The zoo's own errors name the closest preset and list the valid ones.
-        return load_model(name)
-    except KeyError as e:
-        raise ValueError(
-            f"{name!r} is neither an existing .keras file nor a known zoo preset ({e}). "
-            f"See `kerasae zoo list`. Received: model={name!r}"
-        ) from e
+    # The zoo's own errors name the closest preset and list the valid ones.
+    return _resolve.zoo_module(text).load_model(text), {"kind": "preset", "preset": text}
 
 
 # --------------------------------------------------------------- model parts
@@ -957,7 +911,8 @@ def _parity(tmp, fns, parts, x_ref, formats, batch_sizes, tolerance, autoencoder
 @contextlib.contextmanager
 def _staging(out_dir, force):
     """Yields a temp dir beside `out_dir`; on success renames it into place."""
-    parent, base = os.path.split(out_dir)
+    parent, base = os.path.split(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     try:
         umask = os.umask(0)

@@ -447,6 +447,19 @@ def test_existing_output_needs_force_and_is_replaced_whole(tmp_path):
     assert (out / "encoder.onnx").exists() and _leftovers(tmp_path) == []
 
 
+def test_missing_parent_directories_are_created_and_a_file_in_the_way_is_refused(tmp_path):
+    model = build_tiny("stacked_ae")
+    out = tmp_path / "runs" / "v1" / "exported"
+    kx.export(model, out, formats="onnx")
+    x = digits_batch(2).reshape((2, *model.image_shape))
+    got = run(session(str(out / "encoder.onnx")), {"image": x})
+    np.testing.assert_allclose(got["code"], np.asarray(model.encoder(x)), atol=ATOL)
+    (tmp_path / "a_file").write_text("keep")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        kx.export(model, tmp_path / "a_file" / "exported", formats="onnx")
+    assert (tmp_path / "a_file").read_text() == "keep" and _leftovers(tmp_path) == []
+
+
 def test_mixed_precision_model_exports_float32(tmp_path):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")

@@ -9,6 +9,9 @@ import shutil
 
 import numpy as np
 
+from kerasae import _resolve
+from kerasae._files import sha256_file
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm", ".pbm", ".pnm")
 BATCH = 256
@@ -159,14 +162,6 @@ class ModelRef:
                 "variational": bool(self.model.variational)}
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_sha256(model):
     """A fingerprint of a model's weights: sha256 over each weight's dtype, shape and bytes."""
     h = hashlib.sha256()
@@ -191,44 +186,12 @@ def resolve_model(model):
             f"Received: model={type(model).__name__}"
         )
     text = os.fspath(model)
-    # A bare name is a preset unless a file of that name exists: a run directory that
-    # happens to carry a preset's name (`--out conv_ae_fashion_mnist`) must not hide it.
-    looks_like_path = (text.endswith(".keras") or os.sep in text or "/" in text
-                       or os.path.isfile(text))
-    if looks_like_path:
-        if not os.path.isfile(text):
-            hint = (f" It is a directory: a training run writes "
-                    f"{os.path.join(text, 'model.keras')!r}." if os.path.isdir(text) else "")
-            raise FileNotFoundError(
-                f"No model file at {text!r}.{hint} Pass a .keras file saved with "
-                f"model.save(...) or a zoo preset name. Received: model={text!r}"
-            )
-        import keras
-
-        try:
-            loaded = keras.saving.load_model(text)
-        except Exception as e:  # keras raises several types for a bad archive
-            raise ValueError(
-                f"Could not load {text!r} as a Keras model ({type(e).__name__}: {e}). "
-                f"Received: model={text!r}"
-            ) from e
-        if not isinstance(loaded, Autoencoder):
-            raise TypeError(
-                f"{text!r} holds a {type(loaded).__name__}, not a kerasae Autoencoder. "
-                f"Received: model={text!r}"
-            )
+    if _resolve.names_a_file(text):
+        loaded = _resolve.load_keras_file(text)
         return ModelRef(loaded, os.path.splitext(os.path.basename(text))[0], "file",
                         path=os.path.abspath(text), file_sha256=sha256_file(text),
                         weights_sha256=weights_sha256(loaded))
-    try:
-        from kerasae import zoo
-    except ModuleNotFoundError as e:
-        if e.name != "kerasae.zoo":
-            raise
-        raise ValueError(
-            f"{text!r} is not a file, and zoo presets are unavailable in this install "
-            f"(kerasae.zoo is missing). Pass a .keras path. Received: model={text!r}"
-        ) from None
+    zoo = _resolve.zoo_module(text)
     preset = zoo.get_preset(text)
     loaded = zoo.load_model(preset.label)
     weights = preset.entry.get("files", {}).get("model.weights.h5", {}).get("sha256")
