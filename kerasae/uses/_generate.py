@@ -367,7 +367,9 @@ def _plot_arith(path, arith, metrics, ref):
     return _plots.image_rows(
         path, rows,
         row_labels=[f"{a} (input)", f"VAE: {a}\n+ ({b} - {c})", f"pixels: {a}\n+ ({b} - {c})",
-                    f"decoded mean codes\n{a}, {b}, {c}"],
+                    "decoded class\nmean codes"],
         title=f"Latent arithmetic with {ref.name}: {a} + ({b} - {c}){note}",
         col_labels=None,
+        # The class names go above their images: as a row label they outgrow the row.
+        cell_labels=[None, None, None, [f"mean {a}", f"mean {b}", f"mean {c}"]],
     )
