@@ -189,7 +189,8 @@ class Source:
             ds = tf.data.Dataset.from_tensor_slices(epochs).flat_map(slices)
         per_batch = batch_size if shard is None else shard[2]
         ds = ds.batch(per_batch, drop_remainder=drop_remainder or shard is not None)
-        images, labels = self._tensors()
+        images = tf.constant(self.images)
+        labels = None if self.labels is None else tf.constant(self.labels.astype("int32"))
         scale = self.images.dtype == np.uint8
 
         def gather(idx):
@@ -206,18 +207,6 @@ class Source:
         )
         ds = ds.with_options(options)
         return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
-
-    def _tensors(self):
-        # One copy of the arrays as tensors per Source, not one per epoch.
-        import tensorflow as tf
-
-        cached = getattr(self, "_cached_tensors", None)
-        if cached is None or cached[0] is not self.images or cached[1] is not self.labels:
-            labels = None if self.labels is None else tf.constant(
-                self.labels.astype("int32"))
-            cached = (self.images, self.labels, tf.constant(self.images), labels)
-            self._cached_tensors = cached
-        return cached[2], cached[3]
 
 
 def to_float(images):

@@ -288,7 +288,9 @@ def fit(
         early_stopping: patience in epochs on the monitored loss, or `None`.
         tensorboard: write TensorBoard logs under `out_dir/logs`. Defaults to `True`.
         callbacks: extra Keras callbacks. They get every batch's logs (one step
-            per compiled call); without them up to 64 steps run per call.
+            per compiled call); without them up to 64 steps run per call. Under
+            `multi_worker` up to 64 steps always run per call (the same on every
+            worker), and batch hooks run once per call.
         builder_kwargs: arguments for the builder when `model` is a name.
         data_dir: TFDS data directory.
         raw_dir: directory of raw IDX files.
@@ -459,9 +461,16 @@ def _fit(strategy, model, data, *, epochs, batch_size, learning_rate, lr_schedul
     # Steps per call (see train_steps_on_iterator): one when the caller's callbacks
     # may read every batch's logs; else up to STEPS_PER_EXECUTION, and with a live
     # progress bar as many as take about PROGRESS_SECONDS, so the bar still moves.
+    # Under multi-worker every worker must run the same steps per call (the calls hold
+    # collective ops), so there the count depends on nothing local: no timing, no
+    # verbosity, no callbacks (which then see the logs of every STEPS_PER_EXECUTION-th
+    # batch, as with Keras's steps_per_execution).
     step_seconds = None
+    multi_worker = strategy_kind(strategy) == "multi_worker"
 
     def steps_this_call(left):
+        if multi_worker:
+            return min(STEPS_PER_EXECUTION, left)
         if callbacks:
             return 1
         if verbose == 1:
