@@ -23,6 +23,7 @@ taken as they are.
 """
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import os
@@ -129,20 +130,8 @@ class Source:
         global batch, the rows of one input pipeline: rows
         `[index * count * per_replica, (index + 1) * count * per_replica)`.
         """
-        n = len(self)
-        order = np.arange(n)
-        if shuffle:
-            order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-        if drop_remainder or shard is not None:
-            order = order[: n - n % batch_size]
-        if steps is not None:
-            order = order[: int(steps) * batch_size]
-        if shard is not None:
-            index, count, per_replica = shard
-            rows = count * per_replica
-            # Keep this pipeline's rows of every global batch, in order.
-            order = order.reshape(-1, batch_size)[:, index * rows:(index + 1) * rows]
-        return order.reshape(-1).astype("int64")
+        return epoch_order(len(self), batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
+                           drop_remainder=drop_remainder, shard=shard, steps=steps)
 
     def dataset(self, batch_size=128, *, shuffle=True, seed=0, epoch=0, epochs=None,
                 steps=None, drop_remainder=False, with_labels=False, shard=None,
@@ -177,11 +166,12 @@ class Source:
             ds = tf.data.Dataset.from_tensor_slices(self.order(batch_size, epoch=epoch,
                                                                **kwargs))
         else:
-            def epoch_order(e):
-                return self.order(batch_size, epoch=int(e), **kwargs)
+            # TensorFlow keeps a numpy_function's Python function alive for good, so
+            # this one holds a few integers, never the Source and its images.
+            order_of = functools.partial(_order_of_epoch, len(self), batch_size, kwargs)
 
             def slices(e):
-                order = tf.numpy_function(epoch_order, [e], tf.int64, stateful=False)
+                order = tf.numpy_function(order_of, [e], tf.int64, stateful=False)
                 order.set_shape([None])
                 return tf.data.Dataset.from_tensor_slices(order)
 
@@ -207,6 +197,28 @@ class Source:
         )
         ds = ds.with_options(options)
         return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+
+
+def epoch_order(n, batch_size, *, shuffle=True, seed=0, epoch=0, drop_remainder=False,
+                shard=None, steps=None):
+    """`Source.order` for `n` examples."""
+    order = np.arange(n)
+    if shuffle:
+        order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+    if drop_remainder or shard is not None:
+        order = order[: n - n % batch_size]
+    if steps is not None:
+        order = order[: int(steps) * batch_size]
+    if shard is not None:
+        index, count, per_replica = shard
+        rows = count * per_replica
+        # Keep this pipeline's rows of every global batch, in order.
+        order = order.reshape(-1, batch_size)[:, index * rows:(index + 1) * rows]
+    return order.reshape(-1).astype("int64")
+
+
+def _order_of_epoch(n, batch_size, kwargs, epoch):
+    return epoch_order(n, batch_size, epoch=int(epoch), **kwargs)
 
 
 def to_float(images):

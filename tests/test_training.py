@@ -252,3 +252,22 @@ def test_throughput_benchmark_runs_every_trainer_and_reports_its_ratios(tmp_path
         np.median(runs["kerasae.fit"]) / np.median(runs["model.fit"]))
     assert result["best_ratio"] == pytest.approx(max(runs["kerasae.fit"]) / max(runs["model.fit"]))
     assert "ratio kerasae.fit / model.fit: median" in capsys.readouterr().out
+
+
+def test_a_run_does_not_keep_its_training_data_alive():
+    """TensorFlow keeps the Python functions of a tf.data pipeline's numpy_function for
+    good; the run's pipeline must not make them hold the images."""
+    import gc
+    import weakref
+
+    from sklearn.datasets import load_digits
+
+    from kerasae import data
+
+    src = data.from_array(np.minimum(load_digits().images[:256] * 16, 255).astype("uint8"))
+    ref = weakref.ref(src)
+    kerasae.fit("conv_ae", src, epochs=2, batch_size=64, strategy="one", validation=None,
+                verbose=0, builder_kwargs=dict(filters=[8], latent_dim=4))
+    del src
+    gc.collect()
+    assert ref() is None
