@@ -23,7 +23,6 @@ taken as they are.
 """
 
 import dataclasses
-import functools
 import gzip
 import hashlib
 import os
@@ -120,25 +119,12 @@ class Source:
         return {"name": self.name, "split": self.split, "route": self.route,
                 "examples": len(self), "image_shape": list(self.image_shape)}
 
-    def order(self, batch_size, *, shuffle=True, seed=0, epoch=0, drop_remainder=False,
-              shard=None, steps=None):
-        """The example indices of one epoch, in the order `dataset` reads them.
-
-        Shuffling is a permutation drawn from `seed + epoch`, so a resumed run
-        sees the same order for the same epoch. `steps` keeps the first `steps`
-        global batches. `shard=(index, count, per_replica)` keeps, from each
-        global batch, the rows of one input pipeline: rows
-        `[index * count * per_replica, (index + 1) * count * per_replica)`.
-        """
-        return epoch_order(len(self), batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
-                           drop_remainder=drop_remainder, shard=shard, steps=steps)
-
     def dataset(self, batch_size=128, *, shuffle=True, seed=0, epoch=0, epochs=None,
                 steps=None, drop_remainder=False, with_labels=False, shard=None,
                 reshuffle_each_iteration=False, prefetch=True):
         """A `tf.data.Dataset` of float32 image batches (and labels if asked).
 
-        Shuffling is a permutation drawn from `seed + epoch` (see `order`).
+        Shuffling is a permutation drawn from `seed + epoch` (see `epoch_order`).
         `epochs` (e.g. `range(3, 10)`) instead makes one dataset holding those
         epochs one after another, each shuffled as its own epoch and cut to
         `steps` batches if given, so that one pipeline serves a whole run and
@@ -163,12 +149,15 @@ class Source:
             ds = tf.data.Dataset.range(len(self)).shuffle(
                 len(self), seed=int(seed), reshuffle_each_iteration=True)
         elif epochs is None:
-            ds = tf.data.Dataset.from_tensor_slices(self.order(batch_size, epoch=epoch,
-                                                               **kwargs))
+            ds = tf.data.Dataset.from_tensor_slices(
+                epoch_order(len(self), batch_size, epoch=epoch, **kwargs))
         else:
             # TensorFlow keeps a numpy_function's Python function alive for good, so
             # this one holds a few integers, never the Source and its images.
-            order_of = functools.partial(_order_of_epoch, len(self), batch_size, kwargs)
+            n = len(self)
+
+            def order_of(e):
+                return epoch_order(n, batch_size, epoch=e, **kwargs)
 
             def slices(e):
                 order = tf.numpy_function(order_of, [e], tf.int64, stateful=False)
@@ -201,7 +190,14 @@ class Source:
 
 def epoch_order(n, batch_size, *, shuffle=True, seed=0, epoch=0, drop_remainder=False,
                 shard=None, steps=None):
-    """`Source.order` for `n` examples."""
+    """The indices of `n` examples for one epoch, in the order `Source.dataset` reads them.
+
+    Shuffling is a permutation drawn from `seed + epoch`, so a resumed run sees
+    the same order for the same epoch. `steps` keeps the first `steps` global
+    batches. `shard=(index, count, per_replica)` keeps, from each global batch,
+    the rows of one input pipeline: rows
+    `[index * count * per_replica, (index + 1) * count * per_replica)`.
+    """
     order = np.arange(n)
     if shuffle:
         order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
@@ -215,10 +211,6 @@ def epoch_order(n, batch_size, *, shuffle=True, seed=0, epoch=0, drop_remainder=
         # Keep this pipeline's rows of every global batch, in order.
         order = order.reshape(-1, batch_size)[:, index * rows:(index + 1) * rows]
     return order.reshape(-1).astype("int64")
-
-
-def _order_of_epoch(n, batch_size, kwargs, epoch):
-    return epoch_order(n, batch_size, epoch=int(epoch), **kwargs)
 
 
 def to_float(images):
