@@ -2,49 +2,54 @@
 
 Builders (`ConvAE`, `ConvVAE`, ...), training under `tf.distribute`, datasets,
 a pretrained zoo and exports to SavedModel / ONNX.
+
+Names load on first use, so `import kerasae` (and `kerasae --help`) costs no
+TensorFlow import; `kerasae.ConvAE` loads Keras. Importing Keras (before or
+after kerasae) registers kerasae's Keras classes, so `keras.saving.load_model`
+reads kerasae models.
 """
 
-__version__ = "0.1.0"
+from kerasae._util import lazy as _lazy
+from kerasae._util.versions import __version__  # noqa: F401
 
-from kerasae._compat import check_backend as _check_backend
+__getattr__, __dir__ = _lazy.exports(__name__, {
+    # builders and the model API
+    "Autoencoder": "kerasae.models:Autoencoder",
+    "ConvAE": "kerasae.models:ConvAE",
+    "ConvVAE": "kerasae.models:ConvVAE",
+    "DenoisingConvAE": "kerasae.models:DenoisingConvAE",
+    "DenoisingStackedAE": "kerasae.models:DenoisingStackedAE",
+    "DenseVAE": "kerasae.models:DenseVAE",
+    "SparseStackedAE": "kerasae.models:SparseStackedAE",
+    "StackedAE": "kerasae.models:StackedAE",
+    "build": "kerasae.models:build",
+    "get_builder": "kerasae.models:get_builder",
+    "list_builders": "kerasae.models:list_builders",
+    "pretrain_layerwise": "kerasae.models:pretrain_layerwise",
+    "register_builder": "kerasae.models:register_builder",
+    "fit": "kerasae.training:fit",
+    "KerasaeError": "kerasae._util.errors:KerasaeError",
+    # the stages of the road
+    "data": "kerasae.data",
+    "export": "kerasae.export",
+    "layers": "kerasae.layers",
+    "losses": "kerasae.losses",
+    "metrics": "kerasae.metrics",
+    "models": "kerasae.models",
+    "plots": "kerasae.plots",
+    "presets": "kerasae.presets",
+    "training": "kerasae.training",
+    "uses": "kerasae.uses",
+    "zoo": "kerasae.zoo",
+})
 
-_check_backend()
-
-from kerasae import data, layers, losses  # noqa: E402
-from kerasae.models import (  # noqa: E402
-    Autoencoder,
-    ConvAE,
-    ConvVAE,
-    DenoisingConvAE,
-    DenoisingStackedAE,
-    DenseVAE,
-    SparseStackedAE,
-    StackedAE,
-    build,
-    get_builder,
-    list_builders,
-    pretrain_layerwise,
-    register_builder,
-)
-
-# TensorFlow-only parts load on first use, so the builders import on any backend.
-_LAZY = {"fit": ("kerasae.training", "fit"), "training": ("kerasae.training", None),
-         "export": ("kerasae.export", None), "zoo": ("kerasae.zoo", None),
-         "uses": ("kerasae.uses", None), "plots": ("kerasae.plots", None)}
-
-
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'kerasae' has no attribute {name!r}")
-    import importlib
-
-    module_name, attr = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attr is None else getattr(module, attr)
-
+# Keras's loader finds kerasae's classes by their registered names: register them
+# whenever Keras is (or gets) imported, so `keras.saving.load_model` works after
+# `import kerasae` without making this import pull in TensorFlow.
+_lazy.after_import("keras", "kerasae.models")
 
 __all__ = [
-    "Autoencoder", "ConvAE", "ConvVAE", "DenoisingConvAE", "DenoisingStackedAE",
-    "DenseVAE", "SparseStackedAE", "StackedAE", "build", "data", "fit", "get_builder", "layers",
-    "list_builders", "losses", "pretrain_layerwise", "register_builder",
+    "Autoencoder", "ConvAE", "ConvVAE", "DenoisingConvAE", "DenoisingStackedAE", "DenseVAE",
+    "KerasaeError", "SparseStackedAE", "StackedAE", "build", "data", "fit", "get_builder",
+    "layers", "list_builders", "losses", "pretrain_layerwise", "register_builder",
 ]

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from kerasae import losses
+from kerasae._util.errors import InvalidValue
 
 RANDOM_CALL_ARGS = ("seed", "replica_index", "num_replicas")
 
@@ -132,14 +133,14 @@ class Corruption(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if kind not in CORRUPTIONS:
-            raise ValueError(
+            raise InvalidValue(
                 f"Unknown corruption {kind!r}. Use one of {', '.join(CORRUPTIONS)}. "
                 f"Received: kind={kind!r}"
             )
         amount = float(amount)
         upper = float("inf") if kind == "gaussian" else 1.0
         if not 0.0 <= amount <= upper:
-            raise ValueError(
+            raise InvalidValue(
                 "Corruption amount must be >= 0 (the noise std) for 'gaussian' and "
                 f"in [0, 1] (a fraction) for {kind!r}. Received: amount={amount}"
             )
@@ -215,16 +216,16 @@ class SparsityPenalty(keras.layers.Layer):
     def __init__(self, kind="kl", weight=1e-3, target=0.05, **kwargs):
         super().__init__(**kwargs)
         if kind not in SPARSITIES:
-            raise ValueError(
+            raise InvalidValue(
                 f"Unknown sparsity {kind!r}. Use one of {', '.join(SPARSITIES)} or "
                 f"None. Received: sparsity={kind!r}"
             )
         if float(weight) < 0:
-            raise ValueError(
+            raise InvalidValue(
                 f"Sparsity weight must be >= 0. Received: sparsity_weight={weight}"
             )
         if not 0.0 < float(target) < 1.0:
-            raise ValueError(
+            raise InvalidValue(
                 "Sparsity target (rho) must be strictly between 0 and 1. "
                 f"Received: sparsity_target={target}"
             )

@@ -2,6 +2,8 @@
 
 from keras import ops
 
+from kerasae._util.errors import InvalidValue
+
 RECONSTRUCTIONS = ("mse", "bce")
 BCE_EPSILON = 1e-7
 
@@ -22,12 +24,12 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum"):
         A float32 tensor of shape `(batch,)`.
     """
     if kind not in RECONSTRUCTIONS:
-        raise ValueError(
+        raise InvalidValue(
             f"Unknown reconstruction loss {kind!r}. Use one of "
             f"{', '.join(RECONSTRUCTIONS)}. Received: reconstruction={kind!r}"
         )
     if reduction not in ("sum", "mean"):
-        raise ValueError(
+        raise InvalidValue(
             f"reduction must be 'sum' or 'mean'. Received: reduction={reduction!r}"
         )
     x = ops.cast(x, "float32")

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from kerasae._util.files import staged_file
+
 DPI = 100
 CLASS_COLORS = "tab10"
 
@@ -32,15 +34,10 @@ def figure(width, height, nrows=1, ncols=1, **kw):
 def save(fig, path):
     """Saves `fig` as a PNG of exactly `figsize * DPI` pixels, atomically."""
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, path)
+        with staged_file(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _plt().close(fig)
     return path
 

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from kerasae.cli.args import parse_kwargs
+
 TARGETS = (("keras_predict", 1, 10.0), ("saved_model", 1, 1.5))
 
 
@@ -53,15 +55,16 @@ def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50
     import onnxruntime as ort
     import tensorflow as tf
 
-    import kerasae
-    from kerasae import export as kx
+    # lazy: the benchmark's --help stays light
+    from kerasae.export.bundle import export
+    from kerasae.models import build
 
     keras.utils.set_random_seed(seed)
-    model = kerasae.build(builder, **(builder_kwargs or {}))
+    model = build(builder, **(builder_kwargs or {}))
     with tempfile.TemporaryDirectory(prefix="kerasae-bench-") as tmp:
         out = os.path.join(tmp, "export")
         t0 = time.perf_counter()
-        manifest = kx.export(model, out, formats=("saved_model", "onnx"))
+        manifest = export(model, out, formats=("saved_model", "onnx"))
         export_s = time.perf_counter() - t0
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -139,8 +142,6 @@ def format_table(result):
 
 
 def main(argv=None):
-    from kerasae.cli import parse_kwargs
-
     p = argparse.ArgumentParser(prog="python -m kerasae.benchmarks.export_latency",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--builder", default="conv_ae")

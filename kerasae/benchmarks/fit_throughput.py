@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
+from kerasae import data
+
 
 def _images(n):
-    from kerasae import data
-
     try:
         x, _ = data.load_numpy("fashion_mnist", "train", source="raw")
     except (data.DataError, FileNotFoundError):
@@ -33,7 +33,7 @@ def _images(n):
     return np.concatenate([x] * reps)[:n]
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12000)
     parser.add_argument("--epochs", type=int, default=2,
@@ -44,21 +44,24 @@ def main(argv=None):
                              "(1: skip)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--json", default=None, help="also write the figures here")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _trainers(x, args):
+    """`{name: run() -> [images/s of each timed epoch]}` on the same model and images."""
+    # lazy: TensorFlow loads only when the benchmark runs, not for --help
     import keras
 
-    import kerasae
-    from kerasae import data, training
+    from kerasae.models import ConvAE
+    from kerasae.training import strategy as strategies
+    from kerasae.training.train import fit
 
-    x = _images(args.images)
-    n = (len(x) // args.batch_size) * args.batch_size
-    x = x[:n]
+    n = len(x)
     config = dict(filters=(32, 64), latent_dim=16, input_shape=x.shape[1:], seed=0)
     keras.utils.set_random_seed(0)
-    initial = kerasae.ConvAE(**config).get_weights()
+    initial = ConvAE(**config).get_weights()
     source = data.from_array(x)
-    strategy = training.make_strategy("one")
+    strategy = strategies.make_strategy("one")
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -68,7 +71,7 @@ def main(argv=None):
             self.speeds.append(n / (time.perf_counter() - self.t))
 
     def run_keras(steps_per_execution=1):
-        model = kerasae.ConvAE(**config)
+        model = ConvAE(**config)
         model.set_weights(initial)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       steps_per_execution=steps_per_execution)
@@ -79,11 +82,10 @@ def main(argv=None):
         return timer.speeds[1:]  # the first epoch traces
 
     def run_kerasae():
-        model = kerasae.ConvAE(**config)
+        model = ConvAE(**config)
         model.set_weights(initial)
-        result = training.fit(model, source, epochs=args.epochs + 1,
-                              batch_size=args.batch_size, validation=None,
-                              strategy=strategy, verbose=0, tensorboard=False)
+        result = fit(model, source, epochs=args.epochs + 1, batch_size=args.batch_size,
+                     validation=None, strategy=strategy, verbose=0, tensorboard=False)
         return [row["images_per_second"] for row in result.history[1:]]
 
     trainers = {"kerasae.fit": run_kerasae, "model.fit": run_keras}
@@ -92,6 +94,15 @@ def main(argv=None):
         # STEPS_PER_EXECUTION (which applies when no callback reads per-batch logs).
         spe = args.steps_per_execution
         trainers[f"model.fit spe={spe}"] = lambda: run_keras(spe)
+    return config, trainers
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    x = _images(args.images)
+    n = (len(x) // args.batch_size) * args.batch_size
+    x = x[:n]
+    config, trainers = _trainers(x, args)
     speeds = {k: [] for k in trainers}
     for _ in range(args.rounds):  # alternate, so machine load hits all alike
         for k, run in trainers.items():

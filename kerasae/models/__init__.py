@@ -1,18 +1,31 @@
-"""Autoencoder families. One module per family, all registered in `registry`."""
+"""Autoencoder families and the model-level services every later stage uses.
 
-from kerasae.models.base import Autoencoder
-from kerasae.models.conv import ConvAE, DenoisingConvAE
-from kerasae.models.registry import build, get_builder, list_builders, register_builder
-from kerasae.models.stacked import (
+One module per family (`stacked`, `conv`, `variational`), each registering its
+builders; `registry` (a leaf) maps names to builders, `builder` wraps them
+(`weights=`, recorded configs), `base` holds `Autoencoder`, `resolve` loads a
+model argument (object, `.keras` file, preset) and `predict` runs batched
+forward passes. Importing this package registers every builder.
+"""
+
+from kerasae._util.backend import check_backend
+
+check_backend()  # one clear message naming the install command, before Keras loads
+
+from kerasae.models.base import Autoencoder  # noqa: E402
+from kerasae.models.builder import register_builder  # noqa: E402
+from kerasae.models.conv import ConvAE, DenoisingConvAE  # noqa: E402
+from kerasae.models.registry import build, get_builder, list_builders  # noqa: E402
+from kerasae.models.resolve import load_model, resolve_model  # noqa: E402
+from kerasae.models.stacked import (  # noqa: E402
     DenoisingStackedAE,
     SparseStackedAE,
     StackedAE,
     pretrain_layerwise,
 )
-from kerasae.models.variational import ConvVAE, DenseVAE
+from kerasae.models.variational import ConvVAE, DenseVAE  # noqa: E402
 
 __all__ = [
     "Autoencoder", "ConvAE", "ConvVAE", "DenoisingConvAE", "DenoisingStackedAE",
     "DenseVAE", "SparseStackedAE", "StackedAE", "build", "get_builder",
-    "list_builders", "pretrain_layerwise", "register_builder",
+    "list_builders", "load_model", "pretrain_layerwise", "register_builder", "resolve_model",
 ]

@@ -4,17 +4,18 @@ import numbers
 
 import keras
 
-from kerasae.models.registry import unknown_name_error
+from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae._util.names import unknown_name_error
 
 
 def positive_int(value, arg):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
+        raise InvalidType(
             f"`{arg}` must be a positive integer. Received: {arg}={value!r} "
             f"(of type {type(value).__name__})"
         )
     if value <= 0:
-        raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+        raise InvalidValue(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     return int(value)
 
 
@@ -22,12 +23,12 @@ def positive_ints(values, arg, allow_empty=False):
     if isinstance(values, numbers.Integral) and not isinstance(values, bool):
         values = (values,)
     if not isinstance(values, (list, tuple)):
-        raise TypeError(
+        raise InvalidType(
             f"`{arg}` must be a tuple of positive integers, e.g. (64, 32). "
             f"Received: {arg}={values!r}"
         )
     if not values and not allow_empty:
-        raise ValueError(
+        raise InvalidValue(
             f"`{arg}` needs at least one size, e.g. (64, 32). Received: {arg}={values!r}"
         )
     return tuple(positive_int(v, f"{arg}[{i}]") for i, v in enumerate(values))
@@ -35,9 +36,9 @@ def positive_ints(values, arg, allow_empty=False):
 
 def non_negative_float(value, arg):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{arg}` must be a number. Received: {arg}={value!r}")
+        raise InvalidType(f"`{arg}` must be a number. Received: {arg}={value!r}")
     if not value >= 0 or value == float("inf"):
-        raise ValueError(f"`{arg}` must be finite and >= 0. Received: {arg}={value!r}")
+        raise InvalidValue(f"`{arg}` must be finite and >= 0. Received: {arg}={value!r}")
     return float(value)
 
 
@@ -45,7 +46,7 @@ def activation(value, arg):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise TypeError(
+        raise InvalidType(
             f"`{arg}` must be the name of a Keras activation, e.g. 'relu'. "
             f"Received: {arg}={value!r}"
         )
@@ -68,17 +69,17 @@ def choice(value, arg, choices, what=None):
 
 def image_shape(value, arg="input_shape", rank=None):
     if not isinstance(value, (list, tuple)):
-        raise TypeError(
+        raise InvalidType(
             f"`{arg}` must be a tuple such as (28, 28, 1). Received: {arg}={value!r}"
         )
     shape = tuple(positive_int(v, f"{arg}[{i}]") for i, v in enumerate(value))
     if rank is not None and len(shape) != rank:
-        raise ValueError(
+        raise InvalidValue(
             f"`{arg}` must have {rank} dimensions (height, width, channels); for a "
             f"grayscale image use (H, W, 1). Received: {arg}={value!r}"
         )
     if not shape:
-        raise ValueError(f"`{arg}` must not be empty. Received: {arg}={value!r}")
+        raise InvalidValue(f"`{arg}` must not be empty. Received: {arg}={value!r}")
     return shape
 
 
@@ -86,5 +87,5 @@ def seed(value, arg="seed"):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise TypeError(f"`{arg}` must be None or an int >= 0. Received: {arg}={value!r}")
+        raise InvalidType(f"`{arg}` must be None or an int >= 0. Received: {arg}={value!r}")
     return int(value)

@@ -1,4 +1,4 @@
-"""The `Autoencoder` model every builder returns, and argument validation."""
+"""The `Autoencoder` model every builder returns, and the parts builders share."""
 
 import math
 
@@ -6,7 +6,9 @@ import keras
 from keras import ops
 
 from kerasae import losses
-from kerasae.layers import Corruption, Sampling
+from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae.layers import CORRUPTIONS, Corruption, Sampling
+from kerasae.models import _validate
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -119,7 +121,7 @@ class Autoencoder(keras.Model):
             hint = ""
             if len(shape) + 1 == len(expected) and tuple(shape) == expected[:-1]:
                 hint = " Add a channel axis, e.g. x[..., None]."
-            raise ValueError(
+            raise InvalidValue(
                 f"Input batch has shape {tuple(x.shape)} but {self.name} expects "
                 f"(None, {', '.join(str(d) for d in expected)}).{hint} "
                 f"Received: shape={tuple(x.shape)}"
@@ -179,7 +181,7 @@ class Autoencoder(keras.Model):
     def sample(self, n, seed=None):
         """Decodes `n` draws from the prior N(0, I). VAE only."""
         if not self.variational:
-            raise TypeError(
+            raise InvalidType(
                 f"{self.name} is not a variational autoencoder; sampling from a prior "
                 f"needs a VAE (dense_vae or conv_vae). Received: model={self.name!r}"
             )
@@ -227,13 +229,18 @@ def _scale_for_replicas(loss):
     """
     if keras.backend.backend() != "tensorflow":
         return loss
-    from kerasae import _distribute
+    # lazy: TensorFlow-only, and the builders also run under other Keras backends
+    from kerasae.models import replicas
 
-    return _distribute.scale_for_replicas(loss)
+    return replicas.scale_for_replicas(loss)
 
 
-def make_autoencoder(encoder, decoder, *, name, corruption=None, variational=False,
-                     beta=1.0, reconstruction="mse", seed=None):
+def make_autoencoder(encoder, decoder, *, name, corruption=None, corruption_amount=0.2,
+                     variational=False, beta=1.0, reconstruction="mse", seed=None):
+    """The `Autoencoder` of a builder; `corruption` is a kind (see `corruption_layer`),
+    a `Corruption` layer, or `None`."""
+    if isinstance(corruption, str):
+        corruption = corruption_layer(corruption, corruption_amount, seed)
     return Autoencoder(
         encoder, decoder, corruption=corruption, variational=variational, beta=beta,
         reconstruction=reconstruction, seed=seed, name=name,
@@ -244,9 +251,6 @@ def corruption_layer(kind, amount, seed):
     """Builds the `Corruption` layer of a denoising model, or returns None."""
     if kind is None:
         return None
-    from kerasae.layers import CORRUPTIONS
-    from kerasae.models import _validate
-
     _validate.choice(kind, "corruption", CORRUPTIONS)
     _validate.non_negative_float(amount, "corruption_amount")
     return Corruption(kind=kind, amount=amount, seed=seed, name="corruption")

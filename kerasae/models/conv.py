@@ -2,10 +2,11 @@
 
 import keras
 
+from kerasae._util.errors import InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.base import corruption_layer, latent_heads, make_autoencoder
-from kerasae.models.registry import register_builder
+from kerasae.models.base import latent_heads, make_autoencoder
+from kerasae.models.builder import register_builder
 
 DECODER_MODES = ("transpose", "upsample")
 
@@ -101,7 +102,7 @@ def conv_args(input_shape, filters, kernel_size, latent_dim, activation,
     _validate.choice(decoder, "decoder", DECODER_MODES, "decoder mode")
     min_side = min(input_shape[:2])
     if 2 ** len(filters) > 2 * min_side:
-        raise ValueError(
+        raise InvalidValue(
             f"{len(filters)} stride-2 stages would shrink a {input_shape[0]}x"
             f"{input_shape[1]} image below one pixel many times over. Use at most "
             f"{max(1, min_side.bit_length())} entries in `filters` for this input, "
@@ -186,10 +187,8 @@ def ConvAE(
     enc = conv_encoder(input_shape, filters, kernel_size, latent_dim, activation, **common)
     dec = conv_decoder(input_shape, filters, kernel_size, latent_dim, activation,
                        output_activation=output_activation, mode=decoder, **common)
-    return make_autoencoder(
-        enc, dec, name=name, reconstruction=reconstruction, seed=seed,
-        corruption=corruption_layer(corruption, corruption_amount, seed),
-    )
+    return make_autoencoder(enc, dec, name=name, reconstruction=reconstruction, seed=seed,
+                            corruption=corruption, corruption_amount=corruption_amount)
 
 
 @register_builder("denoising_conv_ae")

@@ -5,11 +5,12 @@ import math
 import keras
 import numpy as np
 
+from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.layers import SPARSITIES, SparsityPenalty
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.base import corruption_layer, latent_heads, make_autoencoder
-from kerasae.models.registry import register_builder
+from kerasae.models.base import latent_heads, make_autoencoder
+from kerasae.models.builder import register_builder
 
 
 def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
@@ -120,7 +121,7 @@ def StackedAE(
         code_activation = "sigmoid"
     code_activation = _validate.activation(code_activation, "code_activation")
     if sparsity == "kl" and code_activation != "sigmoid":
-        raise ValueError(
+        raise InvalidValue(
             "The KL sparsity penalty needs code activations in (0, 1); use "
             "code_activation='sigmoid' (or None) with sparsity='kl', or sparsity='l1'. "
             f"Received: code_activation={code_activation!r}"
@@ -133,10 +134,9 @@ def StackedAE(
         sparsity_weight=sparsity_weight, sparsity_target=sparsity_target,
     )
     decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, output_activation)
-    return make_autoencoder(
-        encoder, decoder, name=name, reconstruction=reconstruction, seed=seed,
-        corruption=corruption_layer(corruption, corruption_amount, seed),
-    )
+    return make_autoencoder(encoder, decoder, name=name, reconstruction=reconstruction,
+                            seed=seed, corruption=corruption,
+                            corruption_amount=corruption_amount)
 
 
 @register_builder("sparse_stacked_ae")
@@ -233,14 +233,14 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
     dense_only = all(isinstance(l, allowed) for l in encoder.layers + decoder.layers)
     if (getattr(model, "variational", False) or not dense_only
             or len(enc_layers) != len(dec_layers)):
-        raise TypeError(
+        raise InvalidType(
             "pretrain_layerwise needs a stacked dense autoencoder (stacked_ae, "
             "sparse_stacked_ae, denoising_stacked_ae). "
             f"Received: model={model.name!r}"
         )
     x = np.asarray(x, dtype="float32")
     if x.shape[1:] != tuple(model.image_shape):
-        raise ValueError(
+        raise InvalidValue(
             f"x must have shape (n, {', '.join(map(str, model.image_shape))}) for "
             f"{model.name}. Received: x.shape={x.shape}"
         )

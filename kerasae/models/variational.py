@@ -1,10 +1,11 @@
 """Variational autoencoders (SGVB / beta-VAE), dense and convolutional."""
 
+from kerasae._util.errors import InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
 from kerasae.models.base import make_autoencoder
+from kerasae.models.builder import register_builder
 from kerasae.models.conv import conv_args, conv_decoder, conv_encoder
-from kerasae.models.registry import register_builder
 from kerasae.models.stacked import dense_decoder, dense_encoder
 
 
@@ -112,7 +113,7 @@ def ConvVAE(
         dense_units, decoder,
     )
     if latent_dim is None:
-        raise ValueError(
+        raise InvalidValue(
             "A VAE needs a vector latent space; pass a positive latent_dim such as 16. "
             "Received: latent_dim=None"
         )

@@ -15,9 +15,10 @@ files / directories), returns a `Result` (`.metrics` JSON-able numbers,
 `.arrays`, `.files`) and, given `out=DIR`, writes `<use>.json` and its PNGs
 there, all or nothing. The same uses are `kerasae <use> --model M --out DIR`.
 
-Modules: `kae` (the `.kae` compressed-codes file), `rangecoder` (its adaptive
-range coder); the uses themselves live in private modules and are re-exported
-here.
+Modules: one per use (private, re-exported here); `inputs` (what a use runs on),
+`result` (`Result`, the all-or-nothing `Output`), `options` (the choices of the
+commands; light), and `codec/` (`kae`, the `.kae` compressed-codes file, and
+`rangecoder`, its adaptive range coder). Names load on first use.
 
 Example:
     >>> import kerasae
@@ -25,23 +26,23 @@ Example:
     >>> r["table"]
 """
 
-from kerasae.uses import kae, rangecoder
-from kerasae.uses._anomaly import anomaly
-from kerasae.uses._common import Result
-from kerasae.uses._compress import compress, decompress
-from kerasae.uses._denoise import denoise
-from kerasae.uses._features import features
-from kerasae.uses._generate import generate
-from kerasae.uses._reduce import reduce
-from kerasae.uses.kae import decode_file, encode_file, read_header
+from kerasae._util import lazy as _lazy
 
+__getattr__, __dir__ = _lazy.exports(__name__, {
+    "Result": "kerasae.uses.result:Result",
+    "anomaly": "kerasae.uses._anomaly:anomaly",
+    "compress": "kerasae.uses._compress:compress",
+    "decode_file": "kerasae.uses.codec.kae:decode_file",
+    "decompress": "kerasae.uses._compress:decompress",
+    "denoise": "kerasae.uses._denoise:denoise",
+    "encode_file": "kerasae.uses.codec.kae:encode_file",
+    "features": "kerasae.uses._features:features",
+    "generate": "kerasae.uses._generate:generate",
+    "kae": "kerasae.uses.codec.kae",
+    "rangecoder": "kerasae.uses.codec.rangecoder",
+    "read_header": "kerasae.uses.codec.kae:read_header",
+    "reduce": "kerasae.uses._reduce:reduce",
+})
 
-def add_cli(subparsers):
-    """Registers `kerasae features|reduce|compress|denoise|anomaly|generate`."""
-    from kerasae.uses import cli
-
-    cli.add_cli(subparsers)
-
-
-__all__ = ["Result", "add_cli", "anomaly", "compress", "decode_file", "decompress", "denoise",
+__all__ = ["Result", "anomaly", "compress", "decode_file", "decompress", "denoise",
            "encode_file", "features", "generate", "kae", "rangecoder", "read_header", "reduce"]

@@ -4,9 +4,18 @@ import re
 import time
 
 import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
+from kerasae._util.errors import InvalidValue
+from kerasae.export.bundle import export as export_bundle
+from kerasae.metrics import mse_per_image
+from kerasae.models import predict
+from kerasae.models.resolve import fresh_copy, resolve_model
+from kerasae.uses.inputs import check_images, label_name, load_inputs, need_labels
+from kerasae.uses.options import DEFAULT_THRESHOLD
+from kerasae.uses.result import Output, Result
 
 _PERCENTILE = re.compile(r"^percentile:(\d+(?:\.\d+)?)$")
 _MEAN_STD = re.compile(r"^mean\+(\d+(?:\.\d+)?)std$")
@@ -25,7 +34,7 @@ def parse_threshold(spec):
     m = _MEAN_STD.match(text)
     if m:
         return {"method": "mean+kstd", "k": float(m.group(1))}
-    raise ValueError(
+    raise InvalidValue(
         "threshold must be 'percentile:P' (0 < P < 100, e.g. 'percentile:99'), "
         f"'mean+Kstd' (e.g. 'mean+3std') or a number. Received: threshold={spec!r}"
     )
@@ -48,45 +57,32 @@ def choose_threshold(train_scores, spec):
 
 
 def roc_auc(is_anomaly, scores):
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
-    from scipy.stats import rankdata
-
+    """Area under the ROC curve (scikit-learn's `roc_auc_score`; ties count half)."""
     y = np.asarray(is_anomaly, dtype=bool)
-    s = np.asarray(scores, dtype="float64")
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(
+        raise InvalidValue(
             "ROC-AUC needs both anomalies and normal images. "
             f"Received: anomalies={n_pos}, normal={n_neg}"
         )
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(scores, dtype="float64")))
 
 
 def roc_curve(is_anomaly, scores):
-    """`(fpr, tpr)` at every distinct score, highest first, starting at (0, 0)."""
-    y = np.asarray(is_anomaly, dtype=bool)
-    s = np.asarray(scores, dtype="float64")
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    return (np.r_[0.0, fps / max((~y).sum(), 1)], np.r_[0.0, tps / max(y.sum(), 1)])
+    """`(fpr, tpr)` at every distinct score, highest first, from (0, 0) (scikit-learn)."""
+    fpr, tpr, _ = sk_roc_curve(np.asarray(is_anomaly, dtype=bool),
+                               np.asarray(scores, dtype="float64"), drop_intermediate=False)
+    return fpr, tpr
 
 
 def flag_metrics(is_anomaly, scores, threshold):
-    """Precision, recall, F1 and false-positive rate of `score > threshold`."""
+    """Precision, recall, F1 and false-positive rate of `score > threshold` (scikit-learn)."""
     y = np.asarray(is_anomaly, dtype=bool)
     flagged = np.asarray(scores) > threshold
-    tp = int(np.sum(flagged & y))
-    fp = int(np.sum(flagged & ~y))
-    fn = int(np.sum(~flagged & y))
-    tn = int(np.sum(~flagged & ~y))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, flagged, labels=[False, True]).ravel())
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, flagged, average="binary", pos_label=True, zero_division=0)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
             "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
             "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
@@ -105,7 +101,7 @@ def pca_scores(train_x, x, components, seed=0):
 
 def anomaly(model, *, held_out=9, dataset="fashion_mnist", train_split="train",
             test_split="test", train=True, epochs=3, batch_size=128, learning_rate=1e-3,
-            threshold="percentile:99", train_limit=None, limit=None, seed=0, out=None,
+            threshold=DEFAULT_THRESHOLD, train_limit=None, limit=None, seed=0, out=None,
             export=True, verbose=0):
     """An anomaly detector: train without one class, score by reconstruction error.
 
@@ -149,17 +145,17 @@ def anomaly(model, *, held_out=9, dataset="fashion_mnist", train_split="train",
         `result.model`, the detector model.
     """
     parse_threshold(threshold)  # fail before any work
-    ref = _common.resolve_model(model)
-    train_in = _common.load_inputs(None, dataset=dataset, split=train_split, limit=train_limit)
-    test_in = _common.load_inputs(None, dataset=dataset, split=test_split, limit=limit)
-    _common.need_labels(train_in, "anomaly")
-    _common.need_labels(test_in, "anomaly")
-    _common.check_images(ref.model, train_in.images, "training images")
+    ref = resolve_model(model)
+    train_in = load_inputs(None, dataset=dataset, split=train_split, limit=train_limit)
+    test_in = load_inputs(None, dataset=dataset, split=test_split, limit=limit)
+    need_labels(train_in, "anomaly")
+    need_labels(test_in, "anomaly")
+    check_images(ref.model, train_in.images, "training images")
     classes = sorted(set(np.unique(train_in.labels).tolist()) | set(np.unique(test_in.labels).tolist()))
     if isinstance(held_out, str) and held_out.lower() == "all":
         return _sweep(ref, train_in, test_in, classes, locals())
     k = _class_index(held_out, classes, test_in)
-    with _common.Output(out) as output:
+    with Output(out) as output:
         metrics, arrays, detector = _one(ref, train_in, test_in, k, train, epochs, batch_size,
                                          learning_rate, threshold, seed, verbose)
         if output.enabled:
@@ -168,7 +164,7 @@ def anomaly(model, *, held_out=9, dataset="fashion_mnist", train_split="train",
             _plot(output, test_in, arrays, metrics, ref)
             output.json("anomaly.json", metrics)
         files = output.commit()
-    result = _common.Result("anomaly", metrics, arrays, files)
+    result = Result("anomaly", metrics, arrays, files)
     result.model = detector
     return result
 
@@ -178,13 +174,13 @@ def _class_index(held_out, classes, inputs):
         names = list(inputs.label_names)
         if held_out in names:
             return names.index(held_out)
-        raise ValueError(
+        raise InvalidValue(
             f"Unknown class {held_out!r}. Available: {', '.join(names) or classes}. "
             f"Received: held_out={held_out!r}"
         )
     k = int(held_out)
     if k not in classes:
-        raise ValueError(
+        raise InvalidValue(
             f"held_out must be one of the classes {classes} (or a class name, or 'all'). "
             f"Received: held_out={held_out!r}"
         )
@@ -201,7 +197,7 @@ def _one(ref, train_in, test_in, k, train, epochs, batch_size, learning_rate, th
     start = time.perf_counter()
     if train:
         keras.utils.set_random_seed(seed)
-        detector = _common.fresh_copy(ref.model)
+        detector = fresh_copy(ref.model)
         detector.compile(optimizer=keras.optimizers.Adam(learning_rate))
         fit = detector.fit(train_x, epochs=int(epochs), batch_size=int(batch_size),
                            shuffle=True, verbose=verbose)
@@ -209,15 +205,15 @@ def _one(ref, train_in, test_in, k, train, epochs, batch_size, learning_rate, th
     else:
         detector = ref.model
     train_seconds = time.perf_counter() - start
-    train_scores = _common.mse_per_image(train_x, _common.reconstruct(detector, train_x))
+    train_scores = mse_per_image(train_x, predict.reconstruct(detector, train_x))
     value, rule = choose_threshold(train_scores, threshold)
     x, y = test_in.images, test_in.labels == k
-    scores = _common.mse_per_image(x, _common.reconstruct(detector, x))
+    scores = mse_per_image(x, predict.reconstruct(detector, x))
     auc = roc_auc(y, scores)
     pca_train = pca_scores(train_x, train_x, detector.latent_dim, seed)[0]
     pca_test, pca_k = pca_scores(train_x, x, detector.latent_dim, seed)
     pca_value, pca_rule = choose_threshold(pca_train, threshold)
-    name = _common.label_name(test_in, k)
+    name = label_name(test_in, k)
     metrics = {
         "use": "anomaly", "model": ref.info(),
         "dataset": train_in.description.get("dataset"),
@@ -245,15 +241,6 @@ def _one(ref, train_in, test_in, k, train, epochs, batch_size, learning_rate, th
 
 
 def _export(detector, output, metrics, test_images):
-    try:
-        from kerasae import export as export_lib
-    except ModuleNotFoundError as e:
-        if e.name != "kerasae.export":
-            raise
-        raise RuntimeError(
-            "Exporting the detector needs kerasae.export, which this install lacks; "
-            "pass export=False (--no-export). Received: export=True"
-        ) from None
     block = {
         "score": "mse",
         "threshold": metrics["threshold"]["value"],
@@ -270,7 +257,7 @@ def _export(detector, output, metrics, test_images):
     # Real test images as the export's reference inputs, so the clients' conformance
     # check covers real scores and flags, not only noise.
     reference = test_images[: max(16, 7)]
-    export_lib.export(detector, folder, metadata={"anomaly": block},
+    export_bundle(detector, folder, metadata={"anomaly": block},
                       reference_inputs=reference if len(reference) >= 7 else None)
     return {"dir": "detector", "metadata": {"anomaly": block},
             "clients": "export/python/kerasae_client.py score, export/node/check.js"}
@@ -299,7 +286,7 @@ def _plot(output, test_in, arrays, metrics, ref):
     k = min(10, len(scores))
     x = test_in.images
     picks = [order[:k], order[::-1][:k]]
-    cells = [[f"{_common.label_name(test_in, int(test_in.labels[i]))}\n{scores[i]:.4f}"
+    cells = [[f"{label_name(test_in, int(test_in.labels[i]))}\n{scores[i]:.4f}"
               for i in idx] for idx in picks]
     _plots.image_rows(
         output.path("anomaly_examples.png"), [x[idx] for idx in picks],
@@ -312,7 +299,7 @@ def _plot(output, test_in, arrays, metrics, ref):
 
 def _sweep(ref, train_in, test_in, classes, args):
     rows = []
-    with _common.Output(args["out"]) as output:
+    with Output(args["out"]) as output:
         for k in classes:
             metrics, _, _ = _one(ref, train_in, test_in, k, args["train"], args["epochs"],
                                  args["batch_size"], args["learning_rate"],
@@ -339,7 +326,7 @@ def _sweep(ref, train_in, test_in, classes, args):
                           [r["roc_auc"] for r in rows], [r["pca_roc_auc"] for r in rows], ref)
             output.json("anomaly.json", summary)
         files = output.commit()
-    return _common.Result("anomaly", summary, {}, files)
+    return Result("anomaly", summary, {}, files)
 
 
 def _grouped_bars(path, names, ae, pca, ref):

@@ -13,18 +13,27 @@ import zlib
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
-from kerasae.uses.kae import (SUFFIX, atomic_write, check_bits, decode_bytes, decode_file,
-                              dequantize, encode_codes, fit_quantization)
+from kerasae._util.errors import InvalidValue
+from kerasae.metrics import image_quality, mean_mse, mean_ssim, mse_per_image, psnr
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.codec.kae import (
+    SUFFIX,
+    atomic_write,
+    check_bits,
+    decode_bytes,
+    decode_file,
+    dequantize,
+    encode_codes,
+    fit_quantization,
+)
+from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.result import Output, Result, save_png, to_uint8
 
 JPEG_QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
 
 # ----------------------------------------------------------------------- JPEG
-def to_uint8(images):
-    return np.clip(np.rint(np.asarray(images, dtype="float64") * 255.0), 0, 255).astype("uint8")
-
-
 def jpeg_round_trip(images, quality):
     """JPEG-encodes every image with Pillow (optimized Huffman tables, baseline).
 
@@ -36,7 +45,7 @@ def jpeg_round_trip(images, quality):
     u8 = to_uint8(images)
     channels = u8.shape[-1]
     if channels not in (1, 3):
-        raise ValueError(
+        raise InvalidValue(
             f"JPEG takes 1 or 3 channels. Received: channels={channels}"
         )
     decoded = np.empty(u8.shape, dtype="float32")
@@ -61,7 +70,7 @@ def jpeg_scan_bytes(data):
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            raise ValueError(f"Not a JPEG marker at byte {pos}. Received: byte={data[pos]}")
+            raise InvalidValue(f"Not a JPEG marker at byte {pos}. Received: byte={data[pos]}")
         marker = data[pos + 1]
         length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
         if marker == 0xDA:
@@ -69,7 +78,7 @@ def jpeg_scan_bytes(data):
             end = len(data) - 2 if data[-2:] == b"\xff\xd9" else len(data)
             return end - start
         pos += 2 + length
-    raise ValueError("No SOS marker in the JPEG data. Received: bytes=" + str(len(data)))
+    raise InvalidValue("No SOS marker in the JPEG data. Received: bytes=" + str(len(data)))
 
 
 def jpeg_at_psnr(images, target_psnr, cache=None):
@@ -83,7 +92,7 @@ def jpeg_at_psnr(images, target_psnr, cache=None):
     def run(q):
         if q not in cache:
             dec, sizes, scans = jpeg_round_trip(images, q)
-            cache[q] = {"quality": q, "psnr_db": _common.psnr(images, dec),
+            cache[q] = {"quality": q, "psnr_db": psnr(mean_mse(images, dec)),
                         "bits_per_image": float(sizes.mean() * 8),
                         "scan_bits_per_image": float(scans.mean() * 8), "decoded": dec}
         return cache[q]
@@ -117,7 +126,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     same quantized symbols; and JPEG (Pillow, optimized tables) at the quality
     whose mean PSNR is nearest the autoencoder's, with whole-file and
     scan-only sizes (a 28x28 JPEG is mostly header). PSNR is that of the mean
-    MSE over the images, as in `kerasae.evaluate`. With `sweep`, a
+    MSE over the images, as in `kerasae.metrics`. With `sweep`, a
     rate-distortion curve over `bits` 2..8 and JPEG qualities on the first
     `sweep_count` images.
 
@@ -137,18 +146,18 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         `symbols`.
     """
     check_bits(bits)
-    ref = _common.resolve_model(model)
-    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    ref = resolve_model(model)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
     x = inputs.images
-    _common.check_images(ref.model, x)
+    check_images(ref.model, x)
     if jpeg and x.shape[-1] not in (1, 3):
-        raise ValueError(
+        raise InvalidValue(
             f"The JPEG comparison needs 1 or 3 channels; pass jpeg=False (--no-jpeg). "
             f"Received: channels={x.shape[-1]}"
         )
-    with _common.Output(out) as output:
+    with Output(out) as output:
         start = time.perf_counter()
-        codes = _common.encode(ref.model, x)
+        codes = predict.encode(ref.model, x)
         data, symbols, header = encode_codes(ref, codes, bits, inputs.names)
         encode_seconds = time.perf_counter() - start
         if output.enabled:
@@ -164,7 +173,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         decode_seconds = time.perf_counter() - start
         n = len(x)
         header_bytes = file_bytes - header["payload_bytes"]
-        float_recon = _common.decode(ref.model, codes)
+        float_recon = predict.decode(ref.model, codes)
         raw_symbols = _symbol_bytes(symbols, bits)
         metrics = {
             "use": "compress", "model": ref.info(), "inputs": inputs.description,
@@ -175,8 +184,8 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             "payload_bits_per_image": header["payload_bytes"] * 8 / n,
             "payload_bits_per_dim": header["payload_bytes"] * 8 / symbols.size,
             "raw_pixel_bits_per_image": int(x[0].size * 8),
-            **_common.image_quality(x, decoded),
-            "float_codes": _common.image_quality(x, float_recon),
+            **image_quality(x, decoded),
+            "float_codes": image_quality(x, float_recon),
             "generic_compressors_on_symbols": {
                 "zlib_bits_per_image": len(zlib.compress(raw_symbols, 9)) * 8 / n,
                 "lzma_bits_per_image": len(lzma.compress(raw_symbols, preset=9)) * 8 / n,
@@ -190,7 +199,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             jpeg_best, cache = jpeg_at_psnr(x, metrics["psnr_db"])
             metrics["jpeg_at_equal_psnr"] = {
                 k: v for k, v in jpeg_best.items() if k != "decoded"}
-            metrics["jpeg_at_equal_psnr"]["ssim"] = _common.ssim(x, jpeg_best["decoded"])
+            metrics["jpeg_at_equal_psnr"]["ssim"] = mean_ssim(x, jpeg_best["decoded"])
             metrics["jpeg_bits_over_ae_bits"] = (jpeg_best["bits_per_image"]
                                                  / metrics["bits_per_image"])
             metrics["jpeg_scan_bits_over_ae_bits"] = (jpeg_best["scan_bits_per_image"]
@@ -204,7 +213,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 _plot_rd(output.path("compress_rd.png"), metrics, ref)
             output.json("compress.json", metrics)
         files = output.commit()
-    return _common.Result("compress", metrics, {"decoded": decoded, "symbols": symbols},
+    return Result("compress", metrics, {"decoded": decoded, "symbols": symbols},
                           files)
 
 
@@ -219,10 +228,10 @@ def _sweep(ref, x, codes, jpeg):
         data, symbols, header = encode_codes(ref, codes, b)
         offset, scale = fit_quantization(codes, b)
         z = dequantize(symbols, offset, scale, ref.model.code_shape)
-        recon = _common.decode(ref.model, z)
+        recon = predict.decode(ref.model, z)
         rows.append({"bits": b, "bits_per_image": len(data) * 8 / len(x),
                      "payload_bits_per_image": header["payload_bytes"] * 8 / len(x),
-                     "psnr_db": _common.psnr(x, recon)})
+                     "psnr_db": psnr(mean_mse(x, recon))})
     result = {"count": int(len(x)), "autoencoder": rows}
     if jpeg:
         jrows = []
@@ -230,7 +239,7 @@ def _sweep(ref, x, codes, jpeg):
             dec, sizes, scans = jpeg_round_trip(x, q)
             jrows.append({"quality": q, "bits_per_image": float(sizes.mean() * 8),
                           "scan_bits_per_image": float(scans.mean() * 8),
-                          "psnr_db": _common.psnr(x, dec)})
+                          "psnr_db": psnr(mean_mse(x, dec))})
         result["jpeg"] = jrows
     return result
 
@@ -239,12 +248,11 @@ def _plot_examples(path, x, decoded, jpeg_best, metrics, ref):
     k = min(10, len(x))
     rows = [x[:k], decoded[:k]]
     labels = ["original", f"autoencoder\n{metrics['bits_per_image']:.0f} bits/img"]
-    cells = [None, [f"{v:.1f} dB" for v in _common.psnr_per_image(x[:k], decoded[:k])]]
+    cells = [None, [f"{psnr(m):.1f} dB" for m in mse_per_image(x[:k], decoded[:k])]]
     if jpeg_best is not None:
         rows.append(jpeg_best["decoded"][:k])
         labels.append(f"JPEG q={jpeg_best['quality']}\n{jpeg_best['bits_per_image']:.0f} bits/img")
-        cells.append([f"{v:.1f} dB" for v in
-                      _common.psnr_per_image(x[:k], jpeg_best["decoded"][:k])])
+        cells.append([f"{psnr(m):.1f} dB" for m in mse_per_image(x[:k], jpeg_best["decoded"][:k])])
     title = (f"Compression with {ref.name} ({metrics['bits']}-bit codes, range coded): "
              f"{metrics['psnr_db']:.2f} dB at {metrics['bits_per_image']:.0f} bits/image")
     if jpeg_best is not None:
@@ -290,7 +298,7 @@ def decompress(path, model=None, *, out=None):
         A `Result` with array `decoded` and the header in `metrics["header"]`.
     """
     images, header = decode_file(path, model)
-    with _common.Output(out) as output:
+    with Output(out) as output:
         metrics = {"use": "decompress", "file": os.path.abspath(os.fspath(path)),
                    "file_bytes": os.path.getsize(path), "count": int(header["count"]),
                    "header": {k: v for k, v in header.items() if k != "quantization"},
@@ -299,13 +307,9 @@ def decompress(path, model=None, *, out=None):
         if output.enabled:
             output.npy("decoded.npy", images)
             if header.get("names"):
-                from PIL import Image
-
-                for name, img in zip(header["names"], to_uint8(images)):
+                for name, img in zip(header["names"], images):
                     stem = os.path.basename(name).rsplit(".", 1)[0]
-                    pil = (Image.fromarray(img[..., 0], "L") if img.shape[-1] == 1
-                           else Image.fromarray(img))
-                    pil.save(output.path(f"images/{stem}.png"))
+                    save_png(output.path(f"images/{stem}.png"), img)
             output.json("decompress.json", metrics)
         files = output.commit()
-    return _common.Result("decompress", metrics, {"decoded": images}, files)
+    return Result("decompress", metrics, {"decoded": images}, files)

@@ -3,7 +3,12 @@
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
+from kerasae._util.errors import InvalidValue
+from kerasae.metrics import gaussian_noise, image_quality
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.result import Output, Result, save_png
 
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 MEDIAN_SIZES = (2, 3, 5)
@@ -30,11 +35,11 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
     """Denoises images with an autoencoder and compares with gaussian and median filters.
 
     With a clean reference (a dataset or array, noised here, or `clean=`), it
-    reports MSE / PSNR / SSIM (definitions of `kerasae.evaluate`) of the noisy
+    reports MSE / PSNR / SSIM (definitions of `kerasae.metrics`) of the noisy
     input, the autoencoder's output, and the best gaussian (sigma in
     0.5..2) and median (2x2..5x5) filters. The filters' settings are picked
     on the same images ("oracle-tuned"), which favours the filters; every
-    setting is listed. The noise is `kerasae.evaluate.gaussian_noise`: gaussian,
+    setting is listed. The noise is `kerasae.metrics.gaussian_noise`: gaussian,
     std `noise_std`, clipped to [0, 1], from `seed`, the model cards' setting.
 
     Args:
@@ -51,36 +56,34 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
     Returns:
         A `Result` with arrays `noisy` and `denoised`.
     """
-    from kerasae import evaluate
-
-    ref = _common.resolve_model(model)
-    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    ref = resolve_model(model)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
     x = inputs.images
-    _common.check_images(ref.model, x)
+    check_images(ref.model, x)
     if add_noise is None:
         add_noise = inputs.names is None and clean is None
     if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0. Received: noise_std={noise_std}")
+        raise InvalidValue(f"noise_std must be >= 0. Received: noise_std={noise_std}")
     if add_noise:
         if clean is not None:
-            raise ValueError(
+            raise InvalidValue(
                 "Pass either clean images to compare with (the inputs are noisy) or "
                 "add_noise=True (the inputs are clean), not both. Received: add_noise=True"
             )
         reference = x
-        noisy = evaluate.gaussian_noise(x, noise_std, seed)
+        noisy = gaussian_noise(x, noise_std, seed)
     else:
         noisy = x
         reference = None
         if clean is not None:
-            reference = _common.load_inputs(clean).images
+            reference = load_inputs(clean).images
             if reference.shape != noisy.shape:
-                raise ValueError(
+                raise InvalidValue(
                     f"The clean images must match the noisy ones in number and shape. "
                     f"Received: clean.shape={reference.shape}, images.shape={noisy.shape}"
                 )
-    with _common.Output(out) as output:
-        denoised = _common.reconstruct(ref.model, noisy)
+    with Output(out) as output:
+        denoised = predict.reconstruct(ref.model, noisy)
         sweeps = {"gaussian": [(s, gaussian_filter(noisy, s)) for s in GAUSSIAN_SIGMAS],
                   "median": [(k, median_filter(noisy, k)) for k in MEDIAN_SIZES]}
         metrics = {
@@ -88,18 +91,18 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
             "count": len(x), "files": inputs.names,
             "model_trained_with_corruption": getattr(ref.model, "corruption", None) is not None,
             "noise": ({"kind": "gaussian", "std": noise_std, "clip": [0.0, 1.0], "seed": seed,
-                       "generator": "kerasae.evaluate.gaussian_noise"}
+                       "generator": "kerasae.metrics.gaussian_noise"}
                       if add_noise else "inputs taken as noisy"),
         }
         best = {}
         if reference is not None:
-            results = {"noisy": _common.image_quality(reference, noisy),
-                       "autoencoder": _common.image_quality(reference, denoised)}
+            results = {"noisy": image_quality(reference, noisy),
+                       "autoencoder": image_quality(reference, denoised)}
             grid = {}
             for name, runs in sweeps.items():
                 rows = []
                 for setting, filtered in runs:
-                    row = _common.image_quality(reference, filtered)
+                    row = image_quality(reference, filtered)
                     row["sigma" if name == "gaussian" else "size"] = setting
                     rows.append(row)
                 grid[name] = rows
@@ -126,19 +129,12 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
             _plot(output.path("denoise.png"), reference, noisy, denoised, best, metrics, ref)
             output.json("denoise.json", metrics)
         files = output.commit()
-    return _common.Result("denoise", metrics, {"noisy": noisy, "denoised": denoised}, files)
+    return Result("denoise", metrics, {"noisy": noisy, "denoised": denoised}, files)
 
 
 def _write_pngs(output, names, images):
-    from PIL import Image
-
-    from kerasae.uses._compress import to_uint8
-
-    u8 = to_uint8(images)
-    for name, img in zip(names, u8):
-        stem = name.rsplit(".", 1)[0]
-        pil = Image.fromarray(img[..., 0], "L") if img.shape[-1] == 1 else Image.fromarray(img)
-        pil.save(output.path(f"denoised/{stem}.png"))
+    for name, img in zip(names, images):
+        save_png(output.path(f"denoised/{name.rsplit('.', 1)[0]}.png"), img)
 
 
 def _plot(path, reference, noisy, denoised, best, metrics, ref):

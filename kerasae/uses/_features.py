@@ -5,8 +5,11 @@ import time
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
-
+from kerasae._util.errors import InvalidValue
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.result import Output, Result
 
 PROBE_CS = (0.01, 0.1, 1.0)
 
@@ -95,11 +98,11 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         >>> r = kerasae.uses.features("conv_ae_fashion_mnist", out="runs/features")
         >>> r["probe"]["codes"]["accuracy"], r["probe"]["pixels"]["accuracy"]
     """
-    ref = _common.resolve_model(model)
-    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
-    _common.check_images(ref.model, inputs.images)
-    with _common.Output(out) as output:
-        codes = _common.encode(ref.model, inputs.images)
+    ref = resolve_model(model)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    check_images(ref.model, inputs.images)
+    with Output(out) as output:
+        codes = predict.encode(ref.model, inputs.images)
         metrics = {"use": "features", "model": ref.info(), "inputs": inputs.description,
                    "count": len(inputs), "code_shape": list(codes.shape[1:]),
                    "files": inputs.names}
@@ -116,7 +119,7 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 _plot(output.path("features.png"), metrics, ref)
             output.json("features.json", metrics)
         files = output.commit()
-    return _common.Result("features", metrics, {"codes": codes}, files)
+    return Result("features", metrics, {"codes": codes}, files)
 
 
 def _probe(codes, inputs, test_fraction, cs, seed, max_iter):
@@ -125,7 +128,7 @@ def _probe(codes, inputs, test_fraction, cs, seed, max_iter):
 
     y = inputs.labels
     if len(np.unique(y)) < 2:
-        raise ValueError(
+        raise InvalidValue(
             "The linear probe needs at least two classes. "
             f"Received: labels with classes {np.unique(y).tolist()}"
         )

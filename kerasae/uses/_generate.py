@@ -3,14 +3,17 @@
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
-
-DEFAULT_ARITHMETIC = ("Sneaker", "Ankle boot", "Sandal")  # sneaker + (ankle boot - sandal)
+from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.inputs import check_images, label_name, load_inputs, need_labels
+from kerasae.uses.options import DEFAULT_ARITHMETIC
+from kerasae.uses.result import Output, Result
 
 
 def require_vae(model):
     if not getattr(model, "variational", False):
-        raise TypeError(
+        raise InvalidType(
             f"generate needs a variational autoencoder (dense_vae or conv_vae): sampling "
             f"from the prior is only meaningful for a VAE, and {model.name!r} "
             f"({getattr(model, 'builder_name', None) or type(model).__name__}) is not one. "
@@ -71,13 +74,13 @@ def _class_id(value, inputs, arg):
     if isinstance(value, str) and not value.isdigit():
         if value.lower() in names:
             return names.index(value.lower())
-        raise ValueError(
+        raise InvalidValue(
             f"Unknown class {value!r}. Available: {', '.join(inputs.label_names) or 'indices'}. "
             f"Received: {arg}={value!r}"
         )
     k = int(value)
     if inputs.labels is None or k not in set(inputs.labels.tolist()):
-        raise ValueError(f"No images of class {k} in the inputs. Received: {arg}={value!r}")
+        raise InvalidValue(f"No images of class {k} in the inputs. Received: {arg}={value!r}")
     return k
 
 
@@ -122,16 +125,16 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     Returns:
         A `Result` with arrays `samples`, `interpolation`, `arithmetic`.
     """
-    ref = _common.resolve_model(model)
+    ref = resolve_model(model)
     require_vae(ref.model)
-    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
     x = inputs.images
-    _common.check_images(ref.model, x)
+    check_images(ref.model, x)
     for name, v, lo in (("grid", grid, 1), ("pairs", pairs, 1), ("steps", steps, 3)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
+            raise InvalidValue(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
     if len(x) < 2:
-        raise ValueError(f"generate needs at least 2 images. Received: images={len(x)}")
+        raise InvalidValue(f"generate needs at least 2 images. Received: images={len(x)}")
     chosen = None
     if between is not None:
         chosen = [tuple(between)] if np.ndim(between) == 1 else [tuple(p) for p in between]
@@ -139,15 +142,15 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             if len(pair) != 2 or not all(
                     isinstance(i, (int, np.integer)) and not isinstance(i, bool)
                     and 0 <= i < len(x) for i in pair):
-                raise ValueError(
+                raise InvalidValue(
                     f"between takes pairs of image indices in [0, {len(x)}). "
                     f"Received: between={between!r}"
                 )
         chosen = [(int(i), int(j)) for i, j in chosen]
     if arithmetic is not None:
-        _common.need_labels(inputs, "latent arithmetic")
+        need_labels(inputs, "latent arithmetic")
         if len(arithmetic) != 3:
-            raise ValueError(
+            raise InvalidValue(
                 "arithmetic takes three classes (a, b, c) for a + (b - c). "
                 f"Received: arithmetic={arithmetic!r}"
             )
@@ -155,8 +158,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     model = ref.model
     rng = np.random.default_rng(seed)
     d = model.latent_dim
-    with _common.Output(out) as output:
-        samples = _common.decode(model, rng.standard_normal((grid * grid, d)).astype("float32"))
+    with Output(out) as output:
+        samples = predict.decode(model, rng.standard_normal((grid * grid, d)).astype("float32"))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
                    "count": len(x), "seed": seed, "latent_dim": d}
         judge = half_a = half_b = None
@@ -192,7 +195,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     arrays = {"samples": samples, "baseline_samples": baseline, "interpolation": interp}
     if arith is not None:
         arrays["arithmetic"] = arith["vae"]
-    return _common.Result("generate", metrics, arrays, files)
+    return Result("generate", metrics, arrays, files)
 
 
 def pca_gaussian_sampler(images, dims):
@@ -220,7 +223,7 @@ def _sample_metrics(model, x, half_b, judge, eval_samples, rng):
     real = x[half_b]
     n = int(min(eval_samples, len(real) // 2))
     ref_a, ref_b = real[:n], real[n:2 * n]
-    vae = _common.decode(model, rng.standard_normal((n, d)).astype("float32"))
+    vae = predict.decode(model, rng.standard_normal((n, d)).astype("float32"))
     sampler = pca_gaussian_sampler(real, d)
     k = sampler.components
     gauss = sampler(n, rng)
@@ -254,9 +257,9 @@ def _interpolate(model, x, inputs, pairs, steps, rng, chosen=None):
                   for _ in range(pairs)]
     t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
     ends = np.array(chosen)
-    z = _common.encode(model, x[ends.reshape(-1)]).reshape(len(chosen), 2, -1)
+    z = predict.encode(model, x[ends.reshape(-1)]).reshape(len(chosen), 2, -1)
     path = (1 - t)[None] * z[:, :1] + t[None] * z[:, 1:]
-    interp = _common.decode(model, path.reshape(-1, z.shape[-1])).reshape(
+    interp = predict.decode(model, path.reshape(-1, z.shape[-1])).reshape(
         (len(chosen), steps) + x.shape[1:])
     tt = t.reshape((1, steps) + (1,) * (x.ndim - 1))
     cross = (1 - tt) * x[ends[:, 0]][:, None] + tt * x[ends[:, 1]][:, None]
@@ -277,8 +280,8 @@ def _interp_metrics(interp, cross, x, judge, chosen, inputs):
     out = {
         "pairs": [[i, j] for i, j in chosen],
         "pair_classes": (None if inputs.labels is None else
-                         [[_common.label_name(inputs, int(inputs.labels[i])),
-                           _common.label_name(inputs, int(inputs.labels[j]))]
+                         [[label_name(inputs, int(inputs.labels[i])),
+                           label_name(inputs, int(inputs.labels[j]))]
                           for i, j in chosen]),
         "steps": int(interp.shape[1]),
         "nearest_real_mse": {"latent": float(_nearest_sq_distance(a, x).mean()),
@@ -295,13 +298,13 @@ def _interp_metrics(interp, cross, x, judge, chosen, inputs):
 def _arithmetic(model, x, inputs, abc, judge):
     a, b, c = abc
     y = inputs.labels
-    codes = _common.encode(model, x)
+    codes = predict.encode(model, x)
     delta = codes[y == b].mean(axis=0) - codes[y == c].mean(axis=0)
     src = x[y == a]
-    vae = _common.decode(model, codes[y == a] + delta)
+    vae = predict.decode(model, codes[y == a] + delta)
     pix_delta = x[y == b].mean(axis=0) - x[y == c].mean(axis=0)
     pixel = np.clip(src + pix_delta, 0, 1).astype("float32")
-    names = [_common.label_name(inputs, k) for k in abc]
+    names = [label_name(inputs, k) for k in abc]
     result = {
         "expression": f"{names[0]} + ({names[1]} - {names[2]})",
         "classes": {"a": names[0], "b": names[1], "c": names[2]},
@@ -318,7 +321,7 @@ def _arithmetic(model, x, inputs, abc, judge):
                                  "inputs_unchanged": float(np.mean(judge.predict(src) == b))}
         result["judged_as_a"] = {"vae": float(np.mean(judge.predict(vae) == a)),
                                  "pixel_arithmetic": float(np.mean(judge.predict(pixel) == a))}
-    means = _common.decode(model, np.stack([codes[y == k].mean(axis=0) for k in abc]))
+    means = predict.decode(model, np.stack([codes[y == k].mean(axis=0) for k in abc]))
     return {"src": src, "vae": vae, "pixel": pixel, "means": means, "names": names}, result
 
 
@@ -335,8 +338,8 @@ def _plot_interp(path, interp, cross, chosen, inputs, metrics, ref):
     rows, labels = [], []
     for p, (i, j) in enumerate(chosen):
         rows += [interp[p], cross[p]]
-        pair = (f"{_common.label_name(inputs, int(inputs.labels[i]))}->"
-                f"{_common.label_name(inputs, int(inputs.labels[j]))}\n"
+        pair = (f"{label_name(inputs, int(inputs.labels[i]))}->"
+                f"{label_name(inputs, int(inputs.labels[j]))}\n"
                 if inputs.labels is not None else "")
         labels += [f"{pair}latent", "pixel fade"]
     m = metrics["interpolation"]["nearest_real_mse"]

@@ -3,9 +3,13 @@
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae.uses import _common
-
-EMBEDDINGS = ("bottleneck", "pca", "tsne")
+from kerasae._util.errors import InvalidValue
+from kerasae.metrics import mean_mse, mse_per_image, psnr
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.options import EMBEDDINGS
+from kerasae.uses.result import Output, Result
 
 
 def pca_mse_curve(fit_x, x, max_components, seed=0):
@@ -55,7 +59,7 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128
     """
     import keras
 
-    codes = _common.encode(model, fit_x)
+    codes = predict.encode(model, fit_x)
     code_shape = tuple(codes.shape[1:])
     d = int(np.prod(code_shape))
     keras.utils.set_random_seed(seed)
@@ -121,22 +125,22 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
         `pixels_2d` and, with a bottleneck, `reconstruction_low`.
     """
     if embedding not in EMBEDDINGS:
-        raise ValueError(
+        raise InvalidValue(
             f"embedding must be one of {', '.join(EMBEDDINGS)}. Received: embedding={embedding!r}"
         )
     if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
-        raise ValueError(f"dims must be a positive integer. Received: dims={dims!r}")
-    ref = _common.resolve_model(model)
-    inputs = _common.load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
-    _common.check_images(ref.model, inputs.images)
+        raise InvalidValue(f"dims must be a positive integer. Received: dims={dims!r}")
+    ref = resolve_model(model)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    check_images(ref.model, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
-    with _common.Output(out) as output:
+    with Output(out) as output:
         x = inputs.images
-        codes = _common.encode(ref.model, x)
-        recon = _common.decode(ref.model, codes)
+        codes = predict.encode(ref.model, x)
+        recon = predict.decode(ref.model, codes)
         flat = codes.reshape(len(codes), -1)
         d = flat.shape[1]
-        ae_mse = _common.mse_per_image(x, recon)
+        ae_mse = mse_per_image(x, recon)
         kmax = int(max_components or x[0].size)
         kmax = max(kmax, min(d, x[0].size), dims, 2)
         pca, curve = pca_mse_curve(fit_x, x, kmax, seed)
@@ -144,7 +148,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
         k_low = min(dims, len(curve))
         table = [
             {"method": "autoencoder", "dims": d, "mse": float(ae_mse.mean()),
-             "psnr_db": _common.psnr(x, recon)},
+             "psnr_db": psnr(mean_mse(x, recon))},
             {"method": "pca", "dims": k_same, "mse": float(curve[k_same - 1]),
              "psnr_db": _pca_psnr(pca, x, k_same)},
         ]
@@ -186,7 +190,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
             output.json("reduce.json", metrics)
         files = output.commit()
     arrays["pixels_2d"] = pixels_2d
-    return _common.Result("reduce", metrics, arrays, files)
+    return Result("reduce", metrics, arrays, files)
 
 
 def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
@@ -196,13 +200,13 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
     if embedding == "bottleneck":
         to_low, from_low, history = train_bottleneck(model, fit_x, dims, epochs=epochs,
                                                      seed=seed)
-        low = np.asarray(_common._run(to_low, flat, 256), dtype="float32")
-        recon = np.asarray(_common._run(from_low, low, 256), dtype="float32")
+        low = np.asarray(predict.run_batched(to_low, flat, 256), dtype="float32")
+        recon = np.asarray(predict.run_batched(from_low, low, 256), dtype="float32")
         info = {"architecture": f"code({d}) -> 128 relu -> {dims} -> 128 relu -> code, "
                                 "encoder and decoder frozen",
                 "trained_on": fit_note, "epochs": int(epochs), "loss": history,
-                "mse": float(np.mean(_common.mse_per_image(x, recon))),
-                "psnr_db": _common.psnr(x, recon), "reconstruction": recon}
+                "mse": float(np.mean(mse_per_image(x, recon))),
+                "psnr_db": psnr(mean_mse(x, recon)), "reconstruction": recon}
         return low, f"{dims}-D bottleneck trained on the {d}-D codes", info
     if embedding == "tsne":
         from sklearn.manifold import TSNE
@@ -221,13 +225,13 @@ def _pca_psnr(pca, x, k):
     flat = x.reshape(len(x), -1).astype("float64")
     comps = pca.components_[:k]
     recon = (flat - pca.mean_) @ comps.T @ comps + pca.mean_
-    return _common.psnr(flat.reshape(x.shape), recon.reshape(x.shape))
+    return psnr(mean_mse(flat.reshape(x.shape), recon.reshape(x.shape)))
 
 
 def _fit_images(pca_fit, inputs, fit_split, model):
     if isinstance(pca_fit, np.ndarray):
-        fit = _common.load_inputs(pca_fit).images
-        _common.check_images(model, fit, "PCA fitting images")
+        fit = load_inputs(pca_fit).images
+        check_images(model, fit, "PCA fitting images")
         return fit, f"given array of {len(fit)} images"
     if pca_fit == "same" or (pca_fit == "auto" and "dataset" not in inputs.description):
         return inputs.images, "the same images (in-sample, favours PCA)"
@@ -235,10 +239,10 @@ def _fit_images(pca_fit, inputs, fit_split, model):
         if inputs.description.get("split") == "all":
             return inputs.images, "the same images (in-sample, favours PCA)"
         name = inputs.description["dataset"]
-        fit = _common.load_inputs(None, dataset=name, split=fit_split).images
-        _common.check_images(model, fit, "PCA fitting images")
+        fit = load_inputs(None, dataset=name, split=fit_split).images
+        check_images(model, fit, "PCA fitting images")
         return fit, f"{name} {fit_split} split ({len(fit)} images)"
-    raise ValueError(
+    raise InvalidValue(
         "pca_fit must be 'auto', 'same' or an array of images. "
         f"Received: pca_fit={pca_fit!r}"
     )

@@ -1,0 +1,97 @@
+"""`kerasae export SOURCE OUT_DIR`: a deployment directory from the command line."""
+
+import json
+import os
+
+import numpy as np
+
+from kerasae._util.errors import InvalidValue, MissingFile
+from kerasae.export.formats import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+
+
+def add_parsers(subparsers):
+    """Registers `kerasae export SOURCE OUT_DIR ...`."""
+    p = subparsers.add_parser(
+        "export", help="export a model to SavedModel + ONNX with a manifest",
+        description="Export an autoencoder (a .keras file or a zoo preset name) to one "
+        "directory: saved_model/ (signatures encode, decode, reconstruct), encoder.onnx, "
+        "decoder.onnx, reference.npz and manifest.json. The export is reloaded and "
+        "compared with Keras before it is written.",
+    )
+    p.add_argument("source", help="path of a .keras file, or a zoo preset name")
+    p.add_argument("out_dir", help="directory to create")
+    p.add_argument("--formats", default=",".join(FORMATS),
+                   help="comma-separated subset of saved_model,onnx (default: both)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--autoencoder", action="store_true",
+                   help="also write autoencoder.onnx (image -> reconstruction)")
+    p.add_argument("--metadata", default=None, metavar="JSON|@FILE",
+                   help="extra manifest entries as JSON, or @file.json; e.g. "
+                   "'{\"anomaly\": {\"score\": \"mse\", \"threshold\": 0.0123}}'")
+    p.add_argument("--reference", default=None, metavar="FILE.npy",
+                   help="reference inputs (.npy, or .npz with an 'image' array)")
+    p.add_argument("--value-range", default="0,1", metavar="LOW,HIGH",
+                   help="input value range (default: 0,1)")
+    p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),
+                   help="parity-check batch sizes (default: 1,7)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="max |runtime - keras| / max(1, max |keras|) per output (default: "
+                        f"{DEFAULT_TOLERANCE:g})")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
+    p.set_defaults(func=_cli_export)
+
+
+def _cli_list(text, name, convert):
+    try:
+        return [convert(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise InvalidValue(f"--{name} takes comma-separated numbers. Received: {name}={text!r}") from None
+
+
+def _cli_metadata(text):
+    if text is None:
+        return None
+    if text.startswith("@"):
+        with open(text[1:]) as f:
+            text = f.read()
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise InvalidValue(f"--metadata is not valid JSON ({e}). Received: metadata={text!r}") from None
+
+
+def _cli_reference(path):
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        raise MissingFile(f"Reference file {path!r} does not exist. Received: reference={path!r}")
+    data = np.load(path, allow_pickle=False)
+    if isinstance(data, np.lib.npyio.NpzFile):
+        if "image" not in data:
+            raise InvalidValue(f"{path!r} has no 'image' array. Received: arrays={list(data)}")
+        return data["image"]
+    return data
+
+
+def _cli_export(args):
+    # lazy: exporting loads TensorFlow, tf2onnx and onnxruntime
+    from kerasae.export.bundle import export
+
+    manifest = export(
+        args.source, args.out_dir, formats=args.formats, opset=args.opset,
+        autoencoder_onnx=args.autoencoder, metadata=_cli_metadata(args.metadata),
+        value_range=_cli_list(args.value_range, "value-range", float),
+        reference_inputs=_cli_reference(args.reference),
+        batch_sizes=_cli_list(args.batch_sizes, "batch-sizes", int),
+        tolerance=args.tolerance, check=not args.no_check, force=args.force,
+    )
+    print(f"exported {manifest['model']['name']} to {os.path.abspath(args.out_dir)}")
+    for rel, info in manifest["files"].items():
+        print(f"  {rel:48s} {info['bytes']:>10d}  sha256 {info['sha256'][:16]}...")
+    parity = manifest.get("parity")
+    if parity:
+        print(f"parity vs Keras at batch sizes {parity['batch_sizes']}: max error "
+              f"{parity['max']:.3g} (tolerance {parity['tolerance']:g})")
+    return 0

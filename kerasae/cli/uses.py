@@ -1,0 +1,272 @@
+"""`kerasae features|reduce|compress|denoise|anomaly|generate`: one command per use."""
+
+import os
+
+from kerasae._util.errors import InvalidValue
+from kerasae.uses.options import DEFAULT_ARITHMETIC, DEFAULT_THRESHOLD, EMBEDDINGS
+
+
+def _inputs(p, images=True, model_required=True):
+    p.add_argument("--model", required=model_required, default=None,
+                   help="zoo preset name (e.g. conv_ae_fashion_mnist) or a .keras file")
+    p.add_argument("--dataset", default="fashion_mnist",
+                   help="dataset name or .npz/.npy file (default: fashion_mnist)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    if images:
+        p.add_argument("--images", nargs="+", metavar="PATH", default=None,
+                       help="image files or directories, instead of --dataset")
+    p.add_argument("--limit", type=int, default=None, help="use the first N images")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _out(p, use):
+    p.add_argument("--out", default=None,
+                   help=f"output directory (default: runs/{use}); written all or nothing")
+
+
+def _data_kwargs(args):
+    return {"images": getattr(args, "images", None), "dataset": args.dataset,
+            "split": args.split, "limit": args.limit}
+
+
+def _out_dir(args, use):
+    return args.out or os.path.join("runs", use)
+
+
+def _show(result, lines):
+    for line in lines:
+        print(line)
+    for f in result.files:
+        if f.endswith((".json", ".png", ".kae", ".npy")):
+            print(f"wrote {f}")
+    return 0
+
+
+def add_parsers(subparsers):
+    """Registers one command per use."""
+    for add in (_add_features, _add_reduce, _add_compress, _add_denoise, _add_anomaly,
+                _add_generate):
+        add(subparsers)
+
+
+def _add_features(subparsers):
+    p = subparsers.add_parser(
+        "features", help="encode images to codes.npy; linear probe vs pixels and PCA",
+        description="Encode a dataset or image files to codes.npy. With labels, a logistic "
+        "regression probe on the codes, on raw pixels and on PCA of the same size. Writes "
+        "features.json and features.png.")
+    _inputs(p)
+    _out(p, "features")
+    p.add_argument("--no-probe", action="store_true", help="only write the codes")
+    p.add_argument("--max-iter", type=int, default=500, help="lbfgs iterations (default: 500)")
+    p.set_defaults(func=_features)
+
+
+def _add_reduce(subparsers):
+    p = subparsers.add_parser(
+        "reduce", help="2-D / N-D codes, scatter by class, MSE vs PCA",
+        description="Codes as reduced dimensions. Writes codes.npy, codes_2d.npy, "
+        "reduce.json (MSE table vs PCA), reduce_scatter.png and reduce_mse.png.")
+    _inputs(p)
+    _out(p, "reduce")
+    p.add_argument("--dims", type=int, default=2, help="low-dimensional code size (default: 2)")
+    p.add_argument("--embedding", choices=EMBEDDINGS, default="bottleneck",
+                   help="how codes wider than --dims are reduced: a trained bottleneck through "
+                   "the frozen model (default), or PCA / t-SNE of the codes (picture only)")
+    p.add_argument("--bottleneck-epochs", type=int, default=2)
+    p.add_argument("--fit-split", default="train",
+                   help="split PCA is fitted on for named datasets (default: train)")
+    p.set_defaults(func=_reduce)
+
+
+def _add_compress(subparsers):
+    p = subparsers.add_parser(
+        "compress", help="codes -> .kae file (quantized, range coded) vs JPEG",
+        description="Encode images to a .kae file, decode it back, report bits/image and "
+        "PSNR beside JPEG at the same PSNR. Writes <name>.kae, compress.json, compress.png "
+        "and compress_rd.png. With --decode FILE.kae, decode a file instead (--model "
+        "defaults to the model named in its header).")
+    _inputs(p, model_required=False)
+    _out(p, "compress")
+    p.add_argument("--bits", type=int, default=8, help="quantization bits (default: 8)")
+    p.add_argument("--no-jpeg", action="store_true", help="skip the JPEG comparison")
+    p.add_argument("--no-sweep", action="store_true", help="skip the rate-distortion sweep")
+    p.add_argument("--sweep-count", type=int, default=1000,
+                   help="images in the rate-distortion sweep (default: 1000)")
+    p.add_argument("--name", default="images", help="stem of the .kae file (default: images)")
+    p.add_argument("--decode", metavar="FILE.kae", default=None,
+                   help="decode this file (to decoded.npy and images/*.png) instead")
+    p.set_defaults(func=_compress)
+
+
+def _add_denoise(subparsers):
+    p = subparsers.add_parser(
+        "denoise", help="denoise images; PSNR/SSIM vs gaussian and median filters",
+        description="Denoise a dataset (noise added: gaussian std 0.2, clipped, seeded) or "
+        "noisy image files. Writes denoise.json, denoise.png, denoised.npy and, for files, "
+        "denoised/*.png.")
+    _inputs(p)
+    _out(p, "denoise")
+    p.add_argument("--noise-std", type=float, default=0.2)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--add-noise", dest="add_noise", action="store_true", default=None,
+                       help="treat the inputs as clean and add noise (default for datasets)")
+    group.add_argument("--noisy", dest="add_noise", action="store_false",
+                       help="treat the inputs as noisy (default for image files)")
+    p.add_argument("--clean", nargs="+", metavar="PATH", default=None,
+                   help="clean reference images for noisy --images")
+    p.set_defaults(func=_denoise)
+
+
+def _add_anomaly(subparsers):
+    p = subparsers.add_parser(
+        "anomaly", help="train without one class; ROC-AUC, threshold, export a detector",
+        description="Train a fresh model of --model's architecture on the train split "
+        "without one class, pick the threshold on training scores, score the test split "
+        "(the held-out class is the anomaly) beside PCA, and export the detector with its "
+        "threshold in the metadata. Writes anomaly.json, anomaly.png, anomaly_examples.png "
+        "and detector/. --held-out all sweeps every class (slow: one training each).")
+    _inputs(p, images=False)
+    _out(p, "anomaly")
+    p.add_argument("--held-out", default="9",
+                   help="class index or name held out as the anomaly, or 'all' (default: 9)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--threshold", default=DEFAULT_THRESHOLD,
+                   help="'percentile:P', 'mean+Kstd' or a number (default: percentile:99)")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="use the first N training images")
+    p.add_argument("--no-train", action="store_true",
+                   help="use --model's weights as they are (no retraining)")
+    p.add_argument("--no-export", action="store_true", help="do not write detector/")
+    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2])
+    p.set_defaults(func=_anomaly)
+
+
+def _add_generate(subparsers):
+    p = subparsers.add_parser(
+        "generate", help="VAE samples, interpolation, latent arithmetic",
+        description="Sample a VAE's prior, interpolate between images and do latent "
+        "arithmetic with class-mean codes, each against a non-autoencoder baseline. Writes "
+        "generate.json, generate_samples.png, generate_interpolation.png, "
+        "generate_arithmetic.png.")
+    _inputs(p)
+    _out(p, "generate")
+    p.add_argument("--grid", type=int, default=8, help="samples grid side (default: 8)")
+    p.add_argument("--pairs", type=int, default=4, help="interpolation pairs (default: 4)")
+    p.add_argument("--between", type=int, nargs=2, metavar=("I", "J"), default=None,
+                   help="interpolate between images I and J (indices into the dataset "
+                   "split or into --images) instead of random pairs")
+    p.add_argument("--steps", type=int, default=9, help="frames per interpolation (default: 9)")
+    p.add_argument("--arithmetic", nargs=3, metavar=("A", "B", "C"),
+                   default=list(DEFAULT_ARITHMETIC),
+                   help="classes for A + (B - C) (default: Sneaker 'Ankle boot' Sandal)")
+    p.add_argument("--no-arithmetic", action="store_true")
+    p.add_argument("--eval-samples", type=int, default=2500)
+    p.set_defaults(func=_generate)
+
+
+def _features(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import features
+
+    r = features(args.model, **_data_kwargs(args), out=_out_dir(args, "features"),
+                 probe=not args.no_probe, seed=args.seed, max_iter=args.max_iter)
+    lines = [f"codes: {r['count']} x {r['code_shape']}"]
+    if r["probe"]:
+        p = r["probe"]
+        lines.append("linear probe accuracy: " + ", ".join(
+            f"{k} ({p[k]['dims']}-D) {p[k]['accuracy']:.4f}" for k in ("codes", "pca", "pixels")))
+    return _show(r, lines)
+
+
+def _reduce(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import reduce
+
+    r = reduce(args.model, **_data_kwargs(args), out=_out_dir(args, "reduce"),
+               dims=args.dims, embedding=args.embedding,
+               bottleneck_epochs=args.bottleneck_epochs, fit_split=args.fit_split,
+               seed=args.seed)
+    lines = ["reconstruction MSE: " + ", ".join(
+        f"{row['method']} {row['dims']}-D {row['mse']:.5f}" for row in r["table"])]
+    return _show(r, lines)
+
+
+def _compress(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import compress, decompress
+
+    if args.decode:
+        r = decompress(args.decode, args.model, out=_out_dir(args, "compress"))
+        return _show(r, [f"decoded {r['count']} images from {args.decode}"])
+    if args.model is None:
+        raise InvalidValue("compress needs --model (a zoo preset name or a .keras file). "
+                         "Received: model=None")
+    r = compress(args.model, **_data_kwargs(args), bits=args.bits,
+                 out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
+                 sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name)
+    lines = [f"autoencoder: {r['bits_per_image']:.1f} bits/image, PSNR {r['psnr_db']:.2f} dB"]
+    if "jpeg_at_equal_psnr" in r.metrics:
+        j = r["jpeg_at_equal_psnr"]
+        lines.append(f"JPEG q={j['quality']}: {j['bits_per_image']:.1f} bits/image "
+                     f"({j['scan_bits_per_image']:.1f} scan only), PSNR {j['psnr_db']:.2f} dB")
+    return _show(r, lines)
+
+
+def _denoise(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import denoise
+
+    r = denoise(args.model, **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
+                noise_std=args.noise_std, seed=args.seed, out=_out_dir(args, "denoise"))
+    lines = []
+    if r["results"]:
+        lines.append("PSNR dB / SSIM: " + ", ".join(
+            f"{k} {v['psnr_db']:.2f} / {v['ssim']:.3f}" for k, v in r["results"].items()))
+    return _show(r, lines)
+
+
+def _anomaly(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import anomaly
+
+    r = anomaly(args.model, held_out=args.held_out, dataset=args.dataset,
+                train_split=args.train_split, test_split=args.split, train=not args.no_train,
+                epochs=args.epochs, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, threshold=args.threshold,
+                train_limit=args.train_limit, limit=args.limit, seed=args.seed,
+                out=_out_dir(args, "anomaly"), export=not args.no_export, verbose=args.verbose)
+    if r.metrics.get("sweep"):
+        lines = [f"{row['held_out_name']}: ROC-AUC {row['roc_auc']:.4f} "
+                 f"(PCA {row['pca_roc_auc']:.4f})" for row in r["per_class"]]
+    else:
+        t = r["at_threshold"]
+        lines = [f"held out {r['held_out_name']}: ROC-AUC {r['roc_auc']:.4f} "
+                 f"(PCA {r['pca_baseline']['roc_auc']:.4f}); threshold "
+                 f"{r['threshold']['value']:.5f}: precision {t['precision']:.3f}, "
+                 f"recall {t['recall']:.3f}"]
+    return _show(r, lines)
+
+
+def _generate(args):
+    # lazy: the uses load the model, TensorFlow and scikit-learn
+    from kerasae.uses import generate
+
+    r = generate(args.model, **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
+                 between=args.between,
+                 steps=args.steps, arithmetic=None if args.no_arithmetic else args.arithmetic,
+                 eval_samples=args.eval_samples, seed=args.seed,
+                 out=_out_dir(args, "generate"))
+    lines = []
+    if "samples" in r.metrics:
+        fd = r["samples"]["frechet_distance"]
+        lines.append(f"Fréchet distance: VAE {fd['vae']:.2f}, PCA-Gaussian "
+                     f"{fd['pca_gaussian']:.2f}, real {fd['real_vs_real']:.2f}")
+    if "arithmetic" in r.metrics and "judged_as_b" in r["arithmetic"]:
+        j = r["arithmetic"]["judged_as_b"]
+        lines.append(f"{r['arithmetic']['expression']}: judged {r['arithmetic']['classes']['b']}"
+                     f" VAE {j['vae']:.3f}, pixels {j['pixel_arithmetic']:.3f}")
+    return _show(r, lines)

@@ -1,0 +1,102 @@
+"""A zoo root's `index.json`: every preset, its versions and the sha256 of each file."""
+
+import json
+import os
+
+from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae._util.files import sha256_file
+from kerasae._util.names import did_you_mean
+from kerasae.presets.places import INDEX_FILE, zoo_root
+
+INDEX_FORMAT = 1
+WEIGHTS_FILE = "model.weights.h5"
+PRESET_FILES = ("config.json", WEIGHTS_FILE, "metadata.json", "README.md")
+
+
+def empty_index():
+    return {"format": INDEX_FORMAT, "presets": {}}
+
+
+def read_index(root=None):
+    """The index of a zoo root as a dict (`{"format": 1, "presets": {...}}`)."""
+    root = zoo_root(root)
+    path = None if root is None else os.path.join(root, INDEX_FILE)
+    if path is None or not os.path.isfile(path):
+        return empty_index()
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f)
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        raise InvalidValue(
+            f"{path} is not a kerasae zoo index of format {INDEX_FORMAT}; upgrade kerasae "
+            f"or point root= at a matching zoo. Received: format={index.get('format')!r}"
+        )
+    return index
+
+
+def list_presets(root=None):
+    """Sorted names of the presets in the index."""
+    return sorted(read_index(root)["presets"])
+
+
+def split_name(name):
+    """`"name@3"` -> `("name", 3)`; `"name"` -> `("name", None)`."""
+    if not isinstance(name, str):
+        raise InvalidType(f"A preset name must be a string. Received: name={name!r}")
+    base, _, version = name.partition("@")
+    if version and not version.lstrip("v").isdigit():
+        raise InvalidValue(
+            f"A preset version is a number, e.g. 'conv_ae_fashion_mnist@1'. Received: name={name!r}"
+        )
+    return base, int(version.lstrip("v")) if version else None
+
+
+def published_versions(entry):
+    """Every published version number of an index entry, newest first."""
+    return [entry["version"]] + [o["version"] for o in entry.get("previous_versions", [])]
+
+
+def lookup(index, name):
+    """`(base name, entry of the asked version)` of `name` / `name@version` in `index`."""
+    base, version = split_name(name)
+    presets = index["presets"]
+    if base not in presets:
+        available = ", ".join(sorted(presets)) or "none (this zoo has no presets yet)"
+        raise InvalidValue(
+            f"Unknown preset {base!r}. {did_you_mean(base, presets)}Available: {available}. "
+            f"See `kerasae zoo list`. Received: name={name!r}"
+        )
+    entry = presets[base]
+    if version is None or version == entry["version"]:
+        return base, entry
+    for old in entry.get("previous_versions", []):
+        if old["version"] == version:
+            return base, dict(entry, **old)
+    raise InvalidValue(
+        f"Preset {base!r} has no version {version}; published versions: "
+        f"{', '.join(map(str, sorted(published_versions(entry))))}. Received: name={name!r}"
+    )
+
+
+def verify_index(root=None):
+    """Checks every file of every version in a zoo root against the index.
+
+    Returns:
+        A list of problems (empty when all files are present and match).
+    """
+    root = zoo_root(root)
+    problems = []
+    for name, entry in sorted(read_index(root)["presets"].items()):
+        for version in [entry] + list(entry.get("previous_versions", [])):
+            for filename, spec in sorted(version["files"].items()):
+                path = os.path.join(root, *version["path"].split("/"), filename)
+                if not os.path.isfile(path):
+                    problems.append(f"{name}@{version['version']}: {filename} is missing ({path})")
+                    continue
+                got = sha256_file(path)
+                if got != spec["sha256"] or os.path.getsize(path) != spec["bytes"]:
+                    problems.append(
+                        f"{name}@{version['version']}: {filename} has sha256 {got} and "
+                        f"{os.path.getsize(path)} bytes; the index says {spec['sha256']} "
+                        f"and {spec['bytes']} bytes"
+                    )
+    return problems

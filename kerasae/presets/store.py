@@ -1,0 +1,182 @@
+"""Presets resolved against an index, their files fetched on demand: cache, shipped copy, mirrors.
+
+A preset is a folder `<name>/v<version>/` under a zoo root, holding
+`config.json` (builder name + keyword arguments, JSON only), `model.weights.h5`,
+`metadata.json` (versions, dataset, training recipe, measured metrics) and
+`README.md` (the model card). A file is used only when its sha256 matches the
+index; published folders never change, so `name@version` still loads an older
+one.
+"""
+
+import dataclasses
+import json
+import os
+import urllib.parse
+
+from kerasae._util.errors import InvalidValue, KerasaeError
+from kerasae._util.files import sha256_file
+from kerasae.presets import download as _download
+from kerasae.presets.index import lookup, read_index
+from kerasae.presets.places import MIRRORS_ENV, mirror_list, resolve_cache_dir, zoo_root
+
+
+class PresetNotAvailableError(KerasaeError, FileNotFoundError):
+    """A preset file is in no cache, no shipped copy, and no mirror served it."""
+
+
+@dataclasses.dataclass
+class Preset:
+    """A preset resolved against an index. Files are fetched and verified on demand."""
+
+    name: str
+    version: int
+    entry: dict
+    root: str = None
+    cache: str = None
+    mirrors: list = None
+    progress: object = True
+
+    @property
+    def builder(self):
+        return self.entry["builder"]
+
+    @property
+    def path(self):
+        return self.entry["path"]
+
+    @property
+    def label(self):
+        return f"{self.name}@{self.version}"
+
+    def relpath(self, filename):
+        """`filename`'s path below a zoo root or the cache."""
+        return os.path.join(*self.path.split("/"), filename)
+
+    def file(self, filename, use_shipped=True):
+        """Local path of a verified copy of `filename` (cache, shipped copy, mirrors)."""
+        return resolve_file(self, filename, use_shipped=use_shipped)
+
+    @property
+    def config(self):
+        if "_config" not in self.__dict__:
+            with open(self.file("config.json"), encoding="utf-8") as f:
+                config = json.load(f)
+            if config.get("builder") != self.builder or not isinstance(config.get("kwargs"), dict):
+                raise InvalidValue(
+                    f"config.json of preset {self.label} does not name builder "
+                    f"{self.builder!r} with a kwargs object. Received: config={config!r}"
+                )
+            self.__dict__["_config"] = config
+        return self.__dict__["_config"]
+
+    def metadata(self):
+        with open(self.file("metadata.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+
+def _resolve(name, root, cache_dir, mirrors, progress):
+    resolved_root = zoo_root(root)
+    base, entry = lookup(read_index(resolved_root), name)
+    return Preset(base, int(entry["version"]), entry, resolved_root,
+                  resolve_cache_dir(cache_dir), mirror_list(mirrors), progress)
+
+
+def get_preset(name, *, root=None, cache_dir=None, mirrors=None, progress=True):
+    """Resolves a preset name (`name` or `name@version`) against the zoo index.
+
+    Args:
+        name: preset name, e.g. `"conv_ae_fashion_mnist"` or `"conv_ae_fashion_mnist@1"`.
+        root: zoo root holding `index.json` (and usually the files).
+            Defaults to `$KERASAE_ZOO_ROOT`, else the copy shipped with kerasae.
+        cache_dir: cache directory. Defaults to `$KERASAE_CACHE`, else
+            `~/.cache/kerasae/zoo`.
+        mirrors: base URLs to download from. Defaults to `$KERASAE_ZOO_MIRRORS`.
+        progress: `True` (report downloads over 1 MiB on stderr), `False`, or a
+            callable `progress(filename, done_bytes, total_bytes)`.
+
+    Returns:
+        A `Preset`; its `config.json` is fetched and verified already.
+    """
+    preset = _resolve(name, root, cache_dir, mirrors, progress)
+    preset.config  # noqa: B018 - fetch and verify now, so errors surface early
+    return preset
+
+
+def resolve_file(preset, filename, use_shipped=True):
+    """Local path of a verified copy of one file of `preset`; see `Preset.file`."""
+    spec = preset.entry["files"].get(filename)
+    if spec is None:
+        raise InvalidValue(
+            f"Preset {preset.label} has no file {filename!r}; it has "
+            f"{', '.join(sorted(preset.entry['files']))}. Received: filename={filename!r}"
+        )
+    rel = preset.relpath(filename)
+    cached = os.path.join(preset.cache, rel)
+    tried = []
+    candidates = [("cache", cached)]
+    if use_shipped and preset.root:
+        candidates.append(("shipped copy", os.path.join(preset.root, rel)))
+    for where, path in candidates:
+        if not os.path.isfile(path):
+            tried.append(f"{where}: {path} (missing)")
+            continue
+        got = sha256_file(path)
+        if got == spec["sha256"]:
+            return path
+        tried.append(f"{where}: {path} (sha256 {got[:12]}..., expected "
+                     f"{spec['sha256'][:12]}...; ignored)")
+    for base in preset.mirrors:
+        url = base.rstrip("/") + "/" + urllib.parse.quote(f"{preset.path}/{filename}")
+        try:
+            _download.download(url, cached, spec, preset.progress, f"{preset.label}/{filename}")
+            return cached
+        except _download.DownloadFailure as e:
+            tried.append(f"{url}: {e}")
+    raise _not_available(preset, filename, tried)
+
+
+def _not_available(preset, filename, tried):
+    lines = "\n  ".join(tried)
+    if not preset.mirrors:
+        how = (f"No mirror is configured: set ${MIRRORS_ENV} or pass mirrors=[...] with the "
+               "base URL of a copy of the zoo folder, or reinstall kerasae (the wheel ships "
+               "the presets).")
+        what = "is not available offline"
+    else:
+        how = "Check the mirror URLs and the network, or try again later."
+        what = "could not be fetched from any mirror"
+    return PresetNotAvailableError(
+        f"File {filename!r} of preset {preset.label} {what}. Tried:\n  {lines}\n{how} "
+        f"Received: name={preset.name!r}"
+    )
+
+
+def pull(name, mirrors=None, cache_dir=None, *, root=None, progress=True):
+    """Downloads every file of a preset into the cache (skipping verified ones).
+
+    Unlike loading, `pull` does not use the shipped copy: it fills the cache
+    from the mirrors, e.g. to prepare a machine or to fetch a preset that the
+    installed package does not ship.
+
+    Returns:
+        The preset's folder in the cache.
+    """
+    preset = _resolve(name, root, cache_dir, mirrors, progress)
+    for filename in sorted(preset.entry["files"]):
+        preset.file(filename, use_shipped=False)
+    return os.path.join(preset.cache, *preset.path.split("/"))
+
+
+def info(name, *, root=None, cache_dir=None, mirrors=None):
+    """Index entry and metadata of a preset, with where each file is available."""
+    preset = get_preset(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
+    files = {}
+    for filename, spec in sorted(preset.entry["files"].items()):
+        rel = preset.relpath(filename)
+        places = [where for where, base in (("cache", preset.cache), ("shipped", preset.root))
+                  if base and os.path.isfile(os.path.join(base, rel))]
+        files[filename] = dict(spec, available=places)
+    entry = {k: v for k, v in preset.entry.items() if k not in ("files", "previous_versions")}
+    return {"name": preset.name, **entry, "files": files,
+            "previous_versions": [o["version"] for o in preset.entry.get("previous_versions", [])],
+            "metadata": preset.metadata()}

@@ -1,0 +1,267 @@
+"""The distributed training loop: a `Trainer` runs compiled steps, epochs and callbacks.
+
+- the global batch is split in order over the replicas (row block r goes to
+  replica r), and the summed per-example loss is scaled by the GLOBAL batch
+  size, so gradients summed over replicas equal the one-device gradient;
+- noise comes from a stateless seed `(seed, step)` for the global batch, and
+  each replica keeps its own slice: N replicas see what one device sees;
+- several steps run per compiled call when no callback of the caller reads
+  per-batch logs, from one input pipeline built for the whole run;
+- every epoch is checkpointed (`kerasae.training.checkpoints`), and the chief
+  writes `model.keras`, `best.keras` and `history.csv`.
+"""
+
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from kerasae._util.errors import InvalidValue
+from kerasae.training import records
+from kerasae.training.checkpoints import RunCheckpoints
+from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
+from kerasae.training.strategy import strategy_kind, worker_info
+
+
+def make_optimizer(optimizer, learning_rate, precision, schedule="constant", total_steps=None):
+    """A Keras optimizer (name or instance), with a cosine schedule and loss scaling if asked."""
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            float(learning_rate), decay_steps=max(1, int(total_steps))
+        )
+    if isinstance(optimizer, str):
+        opt = keras.optimizers.get({"class_name": optimizer,
+                                    "config": {"learning_rate": learning_rate}})
+    else:
+        opt = optimizer
+    if precision == "mixed_float16" and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+class Trainer:
+    """One run of `kerasae.fit`: `Trainer(strategy, model, train, validation, options).run()`.
+
+    `model` must have been built inside `strategy.scope()`; `train` and
+    `validation` are `kerasae.data.Source`s (validation may be `None`).
+    """
+
+    def __init__(self, strategy, model, train_src, val_src, options):
+        self.strategy, self.model, self.options = strategy, model, options
+        self.train_src, self.val_src = train_src, val_src
+        self.replicas = strategy.num_replicas_in_sync
+        batch = options.batch_size
+        if batch % self.replicas:
+            raise InvalidValue(
+                f"The global batch size must be divisible by the {self.replicas} replicas. "
+                f"Received: batch_size={batch}"
+            )
+        self.per_replica = batch // self.replicas
+        self.task_index, self.is_chief = worker_info(strategy)
+        self.multi_worker = strategy_kind(strategy) == "multi_worker"
+        steps = len(train_src) // batch
+        if steps == 0:
+            raise InvalidValue(
+                f"The training data has {len(train_src)} examples, fewer than one global "
+                f"batch. Use a smaller batch size. Received: batch_size={batch}"
+            )
+        self.steps = min(steps, options.steps_per_epoch) if options.steps_per_epoch else steps
+        self.monitor = "val_loss" if val_src is not None else "loss"
+        self.history, self.start_epoch, self.started = [], 0, time.time()
+        self.step_seconds = None
+        self._build_state()
+        self._seed = tf.constant(options.seed, tf.int32)
+        self._train_step = tf.function(self._distributed_step, jit_compile=options.jit_compile)
+        self._train_steps = tf.function(self._steps_on_iterator)
+        self._eval_step = tf.function(self._eval_batch)
+
+    # ------------------------------------------------------------------ state
+    def _build_state(self):
+        o = self.options
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(o.optimizer, o.learning_rate, o.precision,
+                                            o.lr_schedule, o.epochs * self.steps)
+            self.model.compile(optimizer=self.optimizer)
+            self.optimizer.build(self.model.trainable_variables)
+            self.epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.checkpoints = None
+        if o.out_dir:
+            os.makedirs(o.out_dir, exist_ok=True)
+            self.checkpoints = RunCheckpoints(o.out_dir, self.task_index, self.model,
+                                              self.optimizer, self.epoch_var)
+            if o.resume and self.checkpoints.latest:
+                self.history = self.checkpoints.restore()
+                if o.verbose:
+                    print(f"Resuming from {self.checkpoints.latest} "
+                          f"(epoch {int(self.epoch_var.numpy())} of {o.epochs} done)")
+        self.start_epoch = int(self.epoch_var.numpy())
+
+    # ------------------------------------------------------------- compiled steps
+    def _replica_step(self, x, step):
+        model, opt = self.model, self.optimizer
+        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+        noise_seed = tf.stack([self._seed, tf.cast(step, tf.int32)])
+        with tf.GradientTape() as tape:
+            x_hat, z_mean, z_log_var = model.forward(
+                x, training=True, seed=noise_seed, replica_index=rid,
+                num_replicas=self.replicas,
+            )
+            terms = model.per_example_terms(x, x_hat, z_mean, z_log_var)
+            loss = tf.reduce_sum(terms["loss"]) / self.options.batch_size
+            loss = loss + tf.cast(model.penalty(), tf.float32) / self.replicas
+            scaled = opt.scale_loss(loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
+        sums["penalty"] = tf.cast(model.penalty(), tf.float32) / self.replicas
+        return sums
+
+    def _distributed_step(self, x, step):
+        out = self.strategy.run(self._replica_step, args=(x, step))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in out.items()}
+
+    def _steps_on_iterator(self, iterator, first_step, count):
+        # `count` steps in one call (Keras's steps_per_execution): batches are read
+        # inside the graph and no Python runs between the steps. Sums are float64 in
+        # step order, as a Python-side running sum of the per-step values would be.
+        out = self._train_step(next(iterator), first_step)
+        totals = {k: tf.cast(v, tf.float64) for k, v in out.items()}
+        for i in tf.range(tf.constant(1, tf.int64), count):
+            out = self._train_step(next(iterator), first_step + i)
+            totals = {k: totals[k] + tf.cast(out[k], tf.float64) for k in totals}
+        return totals
+
+    def _eval_batch(self, x):
+        model = self.model
+        x_hat, z_mean, z_log_var = model.forward(
+            x, training=False, sample=model.variational,
+            seed=tf.constant([self.options.seed, 0], tf.int32),
+        )
+        terms = model.per_example_terms(x, x_hat, z_mean, z_log_var)
+        return {k: tf.reduce_sum(v) for k, v in terms.items()}
+
+    # ---------------------------------------------------------------- epochs
+    def _steps_this_call(self, left):
+        # One step per call when the caller's callbacks may read every batch's logs;
+        # else up to STEPS_PER_EXECUTION, and with a live progress bar as many as take
+        # about PROGRESS_SECONDS, so the bar still moves. Under multi-worker every
+        # worker must run the same steps per call (the calls hold collective ops), so
+        # there the count depends on nothing local: no timing, no verbosity, no
+        # callbacks (which then see the logs of every STEPS_PER_EXECUTION-th batch).
+        if self.multi_worker:
+            return min(STEPS_PER_EXECUTION, left)
+        if self.options.callbacks:
+            return 1
+        if self.options.verbose == 1:
+            wanted = 1 if self.step_seconds is None else int(
+                PROGRESS_SECONDS / max(self.step_seconds, 1e-6))
+            return max(1, min(wanted, STEPS_PER_EXECUTION, left))
+        return min(STEPS_PER_EXECUTION, left)
+
+    def _callbacks(self):
+        o = self.options
+        cbs = list(o.callbacks)
+        if o.early_stopping:
+            cbs.append(keras.callbacks.EarlyStopping(monitor=self.monitor,
+                                                     patience=int(o.early_stopping)))
+        if o.out_dir and o.tensorboard and self.is_chief:
+            cbs.append(keras.callbacks.TensorBoard(os.path.join(o.out_dir, "logs")))
+        return keras.callbacks.CallbackList(
+            cbs, add_history=True, add_progbar=o.verbose != 0, model=self.model,
+            verbose=o.verbose, epochs=o.epochs, steps=self.steps,
+        )
+
+    def _pipeline(self):
+        # One pipeline for the whole run: epoch e holds `steps` global batches in the
+        # order drawn from (seed, e), whichever epoch the run starts (or resumes) at.
+        o = self.options
+        dist = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.train_src.dataset(
+                o.batch_size, shuffle=True, seed=o.seed,
+                epochs=range(self.start_epoch, o.epochs), steps=self.steps,
+                drop_remainder=True,
+                shard=(ctx.input_pipeline_id, self.replicas // ctx.num_input_pipelines,
+                       self.per_replica),
+            )
+        )
+        return iter(dist)
+
+    def _train_epoch(self, epoch, iterator, cb_list):
+        totals, seen, i, logs = {}, 0, 0, {}
+        t0 = time.time()
+        while i < self.steps:
+            count = self._steps_this_call(self.steps - i)
+            cb_list.on_train_batch_begin(i)
+            t_call = time.perf_counter()
+            out = self._train_steps(iterator, tf.constant(epoch * self.steps + i, tf.int64),
+                                    tf.constant(count, tf.int64))
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            self.step_seconds = (time.perf_counter() - t_call) / count
+            i += count
+            seen += count * self.options.batch_size
+            logs = {k: totals[k] / seen for k in totals if k != "penalty"}
+            if "penalty" in totals and totals["penalty"]:
+                logs["loss"] = logs["loss"] + totals["penalty"] / i
+            cb_list.on_train_batch_end(i - 1, logs)
+        return dict(logs), seen, time.time() - t0
+
+    def _evaluate(self):
+        totals, n = {}, 0
+        for x in self.val_src.dataset(256, shuffle=False):
+            for k, v in self._eval_step(x).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            n += int(x.shape[0])
+        return {f"val_{k}": v / n for k, v in totals.items()}
+
+    def _save_epoch(self, epoch, row, best):
+        out_dir = self.options.out_dir
+        improved = best is None or row[self.monitor] < best
+        if self.is_chief:
+            if improved:
+                self.model.save(os.path.join(out_dir, "best.keras"))
+            self.model.save(os.path.join(out_dir, "model.keras"))
+            records.write_history_csv(os.path.join(out_dir, "history.csv"), self.history)
+        self.checkpoints.save(epoch, self.history)
+        return row[self.monitor] if improved else best
+
+    def run(self):
+        """Trains from the start (or last checkpoint) to `options.epochs`; a `FitResult`."""
+        o = self.options
+        cb_list = self._callbacks()
+        self.model.stop_training = False
+        cb_list.on_train_begin()
+        best = min((r[self.monitor] for r in self.history if self.monitor in r), default=None)
+        self.started = time.time()
+        iterator = self._pipeline()
+        for epoch in range(self.start_epoch, o.epochs):
+            cb_list.on_epoch_begin(epoch)
+            logs, seen, elapsed = self._train_epoch(epoch, iterator, cb_list)
+            if self.val_src is not None:
+                logs.update(self._evaluate())
+            self.history.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()},
+                                 "images_per_second": seen / elapsed, "seconds": elapsed})
+            self.epoch_var.assign(epoch + 1)
+            if o.out_dir:
+                best = self._save_epoch(epoch, self.history[-1], best)
+            cb_list.on_epoch_end(epoch, logs)
+            if self.model.stop_training:
+                break
+        cb_list.on_train_end()
+        run = records.run_record(self)
+        self._finish(run)
+        return records.FitResult(model=self.model, history=self.history, run=run,
+                                 out_dir=o.out_dir)
+
+    def _finish(self, run):
+        out_dir = self.options.out_dir
+        if out_dir and self.is_chief:
+            if not self.history or self.start_epoch == self.options.epochs:
+                self.model.save(os.path.join(out_dir, "model.keras"))
+            records.write_run(out_dir, run)
+        elif out_dir:
+            # Other workers keep their own copy next to their checkpoints, so that
+            # replicas can be compared (they must hold the same weights).
+            self.model.save(os.path.join(self.checkpoints.directory, "model.keras"))

@@ -1,0 +1,66 @@
+"""What a run leaves behind: `FitResult`, `history.csv` and the `run.json` record."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+
+from kerasae._util.files import atomic_write
+from kerasae._util.versions import versions
+from kerasae.training.strategy import num_workers, strategy_kind, tf_config
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns: the trained model, the per-epoch history and the run record."""
+
+    model: keras.Model
+    history: list
+    run: dict
+    out_dir: str = None
+
+
+def write_history_csv(path, history):
+    """One row per epoch, a column per logged value (floats in full precision)."""
+    keys = ["epoch"] + sorted({k for row in history for k in row if k != "epoch"})
+    lines = [",".join(keys)]
+    for row in history:
+        lines.append(",".join(
+            "" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float)
+            else str(row[k]) for k in keys
+        ))
+    atomic_write(path, "\n".join(lines) + "\n")
+
+
+def run_record(trainer):
+    """The `run.json` content of a finished (or resumed and finished) run."""
+    o = trainer.options
+    optimizer = o.optimizer if isinstance(o.optimizer, str) else type(o.optimizer).__name__
+    return {
+        "builder": trainer.model.builder_name,
+        "config": trainer.model.builder_config,
+        "dataset": {**trainer.train_src.info(),
+                    "validation": None if trainer.val_src is None else trainer.val_src.split},
+        "strategy": strategy_kind(trainer.strategy),
+        "replicas": trainer.replicas,
+        "workers": num_workers(tf_config()) or 1,
+        "global_batch_size": o.batch_size,
+        "epochs": o.epochs,
+        "epochs_run": len(trainer.history),
+        "resumed_from_epoch": trainer.start_epoch,
+        "seed": o.seed,
+        "precision": o.precision,
+        "jit_compile": bool(o.jit_compile),
+        "learning_rate": o.learning_rate,
+        "lr_schedule": o.lr_schedule,
+        "optimizer": optimizer,
+        "versions": versions(),
+        "final": trainer.history[-1] if trainer.history else {},
+        "wall_seconds": time.time() - trainer.started,
+    }
+
+
+def write_run(out_dir, run):
+    atomic_write(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))

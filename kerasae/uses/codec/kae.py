@@ -1,0 +1,248 @@
+"""The `.kae` file: quantized autoencoder codes, range coded, with a JSON header.
+
+The `.kae` container (version 1), all integers little-endian:
+
+    offset  size  field
+    0       8     magic b"\\x89KAE\\r\\n\\x1a\\n" (PNG-style: catches text-mode mangling)
+    8       1     format version, 1
+    9       4     H, the header length in bytes (uint32)
+    13      H     header: a UTF-8 JSON object (below)
+    13+H    ...   payload: the range-coded symbols, image by image, dimension by dimension
+
+Header keys:
+
+- `model`: `name`, `source` (`preset` / `file` / `memory`), `file_sha256` and
+  `weights_sha256` (sha256 over the weights' dtypes, shapes and bytes). Decoding
+  refuses a model whose weights fingerprint differs.
+- `image_shape`, `code_shape`, `count` (images in the file), optional `names`.
+- `quantization`: `bits` (symbols are integers in `[0, 2**bits)`), and per code
+  dimension `offset` and `scale` as base64 float32 (little-endian) arrays. A
+  symbol `q` of dimension `j` stands for `offset[j] + scale[j] * q` (affine
+  quantization: `offset` is the zero point in real units). Computed from the
+  min / max of the codes being stored.
+- `coder`: `adaptive-range-v1` with `increment` and `limit` (see
+  `kerasae.uses.rangecoder`): one adaptive frequency table per code dimension,
+  each starting flat, so no probability model is stored.
+- `payload_bytes`, `payload_crc32`.
+"""
+
+import base64
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+
+from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
+from kerasae._util.files import atomic_write
+from kerasae.models import predict
+from kerasae.models.resolve import resolve_model
+from kerasae.uses.codec import rangecoder
+from kerasae.uses.inputs import check_images
+
+MAGIC = b"\x89KAE\r\n\x1a\n"
+VERSION = 1
+CODER = "adaptive-range-v1"
+SUFFIX = ".kae"
+
+
+class KaeFormatError(KerasaeError, ValueError):
+    """A `.kae` file is damaged, truncated or of an unknown version."""
+
+
+# -------------------------------------------------------------- quantization
+def fit_quantization(codes, bits):
+    """Per-dimension `(offset, scale)` float32 mapping min..max onto `0..2**bits - 1`."""
+    flat = np.asarray(codes, dtype="float32").reshape(len(codes), -1)
+    lo = flat.min(axis=0)
+    hi = flat.max(axis=0)
+    levels = (1 << bits) - 1
+    scale = ((hi.astype("float64") - lo) / levels).astype("float32")
+    scale[~(scale > 0)] = 1.0  # a constant dimension: every value is exactly `lo`
+    return lo.astype("float32"), scale
+
+
+def quantize(codes, offset, scale, bits):
+    flat = np.asarray(codes, dtype="float32").reshape(len(codes), -1)
+    q = np.rint((flat.astype("float64") - offset) / scale)
+    return np.clip(q, 0, (1 << bits) - 1).astype("int64")
+
+
+def dequantize(symbols, offset, scale, code_shape):
+    z = offset.astype("float32") + scale.astype("float32") * symbols.astype("float32")
+    return z.reshape((len(symbols),) + tuple(code_shape)).astype("float32")
+
+
+def _b64(array):
+    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _unb64(text, n, what):
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    if len(raw) != 4 * n:
+        raise KaeFormatError(
+            f"The header's {what} holds {len(raw) // 4} values, expected {n}. "
+            f"Received: {what}_bytes={len(raw)}"
+        )
+    return np.frombuffer(raw, dtype="<f4").astype("float32")
+
+
+# ------------------------------------------------------------------ container
+def encode_bytes(model, images, *, bits=8, names=None):
+    """Images -> the bytes of a `.kae` file. Returns `(data, symbols, header)`."""
+    ref = resolve_model(model)
+    check_bits(bits)
+    images = np.asarray(images, dtype="float32")
+    check_images(ref.model, images)
+    codes = predict.encode(ref.model, images)
+    return encode_codes(ref, codes, bits, names)
+
+
+def encode_codes(ref, codes, bits, names=None):
+    """Codes of `ref.model` -> `(file bytes, symbols, header)` of a `.kae` file.
+
+    `ref` is a `ModelRef` (it names the model in the header); `names`
+    are optional per-image names (e.g. the source files).
+    """
+    offset, scale = fit_quantization(codes, bits)
+    symbols = quantize(codes, offset, scale, bits)
+    payload = rangecoder.encode(symbols.tolist(), 1 << bits)
+    info = ref.info()
+    header = {
+        "model": {k: info[k] for k in ("name", "source", "file_sha256", "weights_sha256")},
+        "image_shape": [int(d) for d in ref.model.image_shape],
+        "code_shape": [int(d) for d in ref.model.code_shape],
+        "count": int(len(codes)),
+        "quantization": {"bits": int(bits), "offset": _b64(offset), "scale": _b64(scale)},
+        "coder": {"name": CODER, "increment": rangecoder.INCREMENT,
+                  "limit": rangecoder.LIMIT, "contexts": "one per code dimension"},
+        "payload_bytes": len(payload),
+        "payload_crc32": zlib.crc32(payload),
+    }
+    if names is not None:
+        header["names"] = [str(n) for n in names]
+    blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    data = MAGIC + struct.pack("<BI", VERSION, len(blob)) + blob + payload
+    return data, symbols, header
+
+
+def check_bits(bits):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 12:
+        raise InvalidValue(
+            f"bits must be an integer in [1, 12] (8 gives int8-like codes). Received: bits={bits!r}"
+        )
+
+
+def parse(data, source="<bytes>"):
+    """Splits `.kae` bytes into `(header, payload)`, checking magic, version and crc."""
+    data = bytes(data)
+    if len(data) < 13 or data[:8] != MAGIC:
+        raise KaeFormatError(
+            f"{source} is not a .kae file (bad magic bytes). Received: first_bytes={data[:8]!r}"
+        )
+    version, length = struct.unpack("<BI", data[8:13])
+    if version != VERSION:
+        raise KaeFormatError(
+            f"{source} is .kae version {version}; this kerasae reads version {VERSION}. "
+            f"Received: version={version}"
+        )
+    if 13 + length > len(data):
+        raise KaeFormatError(
+            f"{source} is truncated: its header needs {length} bytes but the file ends "
+            f"first. Received: file_bytes={len(data)}"
+        )
+    try:
+        header = json.loads(data[13:13 + length].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise KaeFormatError(f"{source} has a damaged header ({e}).") from e
+    payload = data[13 + length:]
+    if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get(
+            "payload_crc32"):
+        raise KaeFormatError(
+            f"{source} is damaged or truncated: the payload does not match the size and "
+            f"crc32 in its header. Received: payload_bytes={len(payload)}"
+        )
+    if header.get("coder", {}).get("name") != CODER:
+        raise KaeFormatError(
+            f"{source} uses the unknown coder {header.get('coder')!r}. "
+            f"Received: coder={header.get('coder', {}).get('name')!r}"
+        )
+    return header, payload
+
+
+def read_header(path):
+    """The JSON header of a `.kae` file."""
+    with open(path, "rb") as f:
+        return parse(f.read(), repr(os.fspath(path)))[0]
+
+
+def decode_bytes(data, model=None, source="<bytes>"):
+    """`.kae` bytes -> `(images, header)`.
+
+    `model` defaults to the header's preset (or model file, if it still exists);
+    a model with other weights than the encoder's is refused.
+    """
+    header, payload = parse(data, source)
+    ref = _model_for(header, model, source)
+    q = header["quantization"]
+    bits = int(q["bits"])
+    check_bits(bits)
+    code_shape = tuple(header["code_shape"])
+    dims = int(np.prod(code_shape))
+    offset = _unb64(q["offset"], dims, "offset")
+    scale = _unb64(q["scale"], dims, "scale")
+    coder = header["coder"]
+    rows = rangecoder.decode(payload, int(header["count"]), dims, 1 << bits,
+                             int(coder["increment"]), int(coder["limit"]))
+    symbols = np.asarray(rows, dtype="int64").reshape(int(header["count"]), dims)
+    codes = dequantize(symbols, offset, scale, code_shape)
+    images = predict.decode(ref.model, codes)
+    return images, header
+
+
+def _model_for(header, model, source):
+    info = header.get("model", {})
+    if model is None:
+        if info.get("source") == "preset":
+            model = info["name"]
+        elif info.get("source") == "file" and info.get("path") and os.path.isfile(info["path"]):
+            model = info["path"]
+        else:
+            raise InvalidValue(
+                f"{source} was encoded with the model {info.get('name')!r} "
+                f"({info.get('source')}); pass that model to decode it. Received: model=None"
+            )
+    ref = resolve_model(model)
+    if tuple(int(d) for d in ref.model.code_shape) != tuple(header["code_shape"]):
+        raise InvalidValue(
+            f"{source} holds codes of shape {tuple(header['code_shape'])} but {ref.name} "
+            f"decodes {tuple(ref.model.code_shape)}. Received: model={ref.name!r}"
+        )
+    expected = info.get("weights_sha256")
+    if expected and ref.weights_sha256 != expected:
+        raise InvalidValue(
+            f"{source} was encoded with {info.get('name')!r} (weights sha256 "
+            f"{expected[:12]}...) but {ref.name!r} has other weights "
+            f"({ref.weights_sha256[:12]}...); its decoder would not match. "
+            f"Received: model={ref.name!r}"
+        )
+    return ref
+
+
+def encode_file(model, images, path, *, bits=8, names=None):
+    """Writes images as a `.kae` file (atomically). Returns the header plus `file_bytes`."""
+    data, _, header = encode_bytes(model, images, bits=bits, names=names)
+    atomic_write(path, data)
+    return dict(header, file_bytes=len(data))
+
+
+def decode_file(path, model=None):
+    """Reads a `.kae` file. Returns `(images, header)`; images float32 in [0, 1]."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingFile(f"No such .kae file: {path!r}. Received: path={path!r}")
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_bytes(data, model, repr(path))
+
