@@ -1,8 +1,20 @@
-"""Shared test helpers: tiny builder configs and a fixed, learnable batch."""
+"""Shared test helpers (plain functions): tiny builder configs, real data, files, subprocesses.
+
+Fixtures live in `conftest.py`; what a test imports by name lives here.
+"""
 
 import functools
+import hashlib
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 # Small but real configs for every registered builder, on 8x8x1 inputs, so the
 # registry-wide tests stay fast. A builder missing here fails the coverage test.
@@ -17,6 +29,13 @@ TINY = {
 }
 TINY_SHAPE = (8, 8, 1)
 
+# The real Fashion-MNIST (the original IDX files) that Debian packages.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_HINT = ("needs the real Fashion-MNIST files: apt-get install "
+                      "dataset-fashion-mnist (bash .ci/run installs it)")
+has_fashion_mnist = os.path.isfile(os.path.join(FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz"))
+needs_fashion_mnist = pytest.mark.skipif(not has_fashion_mnist, reason=FASHION_MNIST_HINT)
+
 
 def tiny_kwargs(name, **overrides):
     kwargs = dict(TINY[name], input_shape=TINY_SHAPE, seed=1)
@@ -25,9 +44,9 @@ def tiny_kwargs(name, **overrides):
 
 
 def build_tiny(name, **overrides):
-    import kerasae
+    from kerasae.models import build
 
-    return kerasae.build(name, **tiny_kwargs(name, **overrides))
+    return build(name, **tiny_kwargs(name, **overrides))
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,3 +56,44 @@ def digits_batch(n=64):
 
     images = load_digits().images[:n].astype("float32") / 16.0
     return images[..., None]
+
+
+def sha256(path):
+    """sha256 of a file, computed here with hashlib (independent of kerasae's helper)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def files_under(folder):
+    """Every file below `folder`, relative, sorted."""
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, fs in os.walk(folder) for f in fs)
+
+
+def run_cli(args, cwd, *, env=ENV, check=True, timeout=900):
+    """`python -m kerasae.cli ARGS` in a real subprocess; the CompletedProcess."""
+    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+def run_json(folder):
+    """The `run.json` record of a training run directory."""
+    with open(os.path.join(folder, "run.json")) as f:
+        return json.load(f)
+
+
+def assert_plain_float_weights(path):
+    """An HDF5 weights file holds float datasets only and no object (pickled) attributes."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        def check(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert obj.dtype.kind == "f", (name, obj.dtype)
+            for key, value in obj.attrs.items():
+                assert np.asarray(value).dtype.kind != "O", (name, key)
+        f.visititems(check)

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import tomllib
 import zipfile
 
 import pytest
+import tomllib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def run(args, cwd, env=ENV, check=True):
-    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return proc
+from tests.helpers import ENV
+from tests.helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +96,32 @@ BLOCK_TF = textwrap.dedent("""
 def test_missing_tensorflow_gives_the_install_command(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(BLOCK_TF)
     env = dict(ENV, PYTHONPATH=str(tmp_path), KERAS_BACKEND="tensorflow")
-    proc = subprocess.run([sys.executable, "-c", "import kerasae"], env=env, cwd=tmp_path,
+    use = "import kerasae\ntry:\n    kerasae.ConvAE\nexcept ImportError as e:\n    print(e)\n"
+    proc = subprocess.run([sys.executable, "-c", use], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "ImportError: kerasae needs TensorFlow" in proc.stderr
-    assert "pip install 'kerasae[cpu]'" in proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]  # importing kerasae alone needs no TF
+    assert "kerasae needs TensorFlow" in proc.stdout
+    assert "pip install 'kerasae[cpu]'" in proc.stdout
     script = os.path.join(os.path.dirname(sys.executable), "kerasae")
     cli = subprocess.run([script, "list"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 1 and "pip install 'kerasae[gpu]'" in cli.stderr
     assert "Traceback" not in cli.stderr
+
+
+def test_help_version_and_a_typo_need_no_tensorflow(tmp_path):
+    """The parser reads its choices from the library without importing TensorFlow: with
+    TensorFlow blocked, help, --version and a mistyped command still answer."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TF)
+    env = dict(ENV, PYTHONPATH=str(tmp_path), KERAS_BACKEND="tensorflow")
+    for args, code in ((["--help"], 0), (["train", "--help"], 0), (["export", "--help"], 0),
+                       (["zoo", "evaluate", "--help"], 0), (["features", "--help"], 0),
+                       (["--version"], 0), (["trian"], 2)):
+        proc = run(args, tmp_path, env=env, check=False)
+        assert proc.returncode == code, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, args
+    import kerasae
+
+    assert run(["--version"], tmp_path).stdout.strip() == f"kerasae {kerasae.__version__}"
+    typo = run(["trian"], tmp_path, check=False).stderr
+    assert "invalid choice: 'trian'" in typo and "Did you mean 'train'?" in typo

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from kerasae import data
-
-DEBIAN = "/usr/share/datasets/fashion-mnist"
-needs_raw = pytest.mark.skipif(
-    not os.path.isdir(DEBIAN),
-    reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
-)
+from tests.helpers import FASHION_MNIST_DIR as DEBIAN
+from tests.helpers import needs_fashion_mnist as needs_raw
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,12 @@
 
 References are independent of the export code: Keras outputs of the original
 model, onnxruntime sessions and `tf.saved_model.load` opened here, hashes
-recomputed with hashlib, node types read from the ONNX graph, the Node.js and
-pure-Python clients run as real subprocesses.
+recomputed with hashlib, node types read from the ONNX graph. The consumers
+(plain TensorFlow, the Node.js and Python clients) are in `test_clients.py`.
 """
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -23,69 +21,18 @@ from keras import ops
 
 import kerasae
 from kerasae import export as kx
+from kerasae.export import parity
 from kerasae.models.base import make_autoencoder
-from tests.helpers import TINY_SHAPE, build_tiny, digits_batch
+from tests.export.conftest import BUILDERS, anomaly_threshold, keras_outputs, run, session
+from tests.helpers import TINY_SHAPE, build_tiny, digits_batch, sha256
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NODE_DIR = os.path.join(ROOT, "export", "node")
-PY_CLIENT = os.path.join(ROOT, "export", "python", "kerasae_client.py")
-BUILDERS = kerasae.list_builders()
 ATOL = 1e-5
 RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
 
 
-def session(path):
-    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
-def run(sess, feeds):
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feeds)))
 
-
-def keras_outputs(model, x):
-    """Independent reference: the original model's own sub-models, eager."""
-    code = model.encoder(x, training=False)
-    if model.variational:
-        enc = {"z_mean": np.asarray(code[0]), "z_log_var": np.asarray(code[1])}
-        code = enc["z_mean"]
-    else:
-        enc = {"code": np.asarray(code)}
-        code = enc["code"]
-    return enc, code, np.asarray(model.decoder(code, training=False)), np.asarray(model(x))
-
-
-def anomaly_threshold(model, x):
-    """A threshold between the 3rd and 4th Keras scores, so flags are mixed and robust."""
-    recon = np.asarray(model(x))
-    scores = np.mean((x.astype("float64") - recon) ** 2, axis=(1, 2, 3))
-    s = np.sort(scores)
-    return float((s[2] + s[3]) / 2), scores
-
-
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Each registered builder, tiny, built once and exported once (both formats)."""
-    root = tmp_path_factory.mktemp("exports")
-    x_ref = digits_batch(16)[9:16]  # real digits, not the ones the tests feed
-    out = {}
-    for name in BUILDERS:
-        model = build_tiny(name)
-        metadata = None
-        if name in ("conv_ae", "conv_vae"):
-            threshold, _ = anomaly_threshold(model, x_ref)
-            metadata = {"anomaly": {"score": "mse", "threshold": threshold}}
-        path = str(root / name)
-        manifest = kx.export(model, path, metadata=metadata, reference_inputs=x_ref,
-                             autoencoder_onnx=(name == "conv_vae"))
-        out[name] = (model, path, manifest)
-    return out
 
 
 # -------------------------------------------------------------- registry-wide
@@ -179,9 +126,9 @@ def test_manifest_hashes_files_and_metadata(exports, name):
     for k in enc:
         np.testing.assert_allclose(ref[k], enc[k], atol=1e-6)
     np.testing.assert_allclose(ref["reconstruction"], recon, atol=1e-6)
-    # SavedModel metadata: asset and variable, same content.
+    # SavedModel metadata: asset and variable collection (one variable), same content.
     loaded = tf.saved_model.load(os.path.join(path, "saved_model"))
-    meta = json.loads(loaded.kerasae_metadata.numpy().decode())
+    meta = json.loads(loaded.kerasae_metadata[0].numpy().decode())
     assert meta == json.load(open(os.path.join(path, "saved_model/assets/kerasae.json")))
     assert meta["model"]["builder"] == name and meta["latent"] == manifest["latent"]
 
@@ -222,134 +169,10 @@ def test_vae_encoder_exported_twice_is_bit_identical(exports, tmp_path):
         assert not any(t.startswith(RANDOM_PREFIXES) for t in types), types
 
 
-# ------------------------------------------------------------------ consumers
-BLOCKER = """
-import importlib.abc, sys
-BLOCKED = {blocked!r}
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"import of {{name}} is blocked in this test")
-sys.meta_path.insert(0, _Block())
-"""
 
 
-def test_saved_model_loads_with_plain_tensorflow_without_kerasae(exports):
-    _, path, _ = exports["conv_vae"]
-    code = BLOCKER.format(blocked=["kerasae"]) + f"""
-import json, numpy as np, tensorflow as tf
-m = tf.saved_model.load({os.path.join(path, "saved_model")!r})
-ref = dict(np.load({os.path.join(path, "reference.npz")!r}))
-enc = m.signatures["encode"](image=tf.constant(ref["image"]))
-rec = m.signatures["reconstruct"](image=tf.constant(ref["image"][:1]))
-out = {{k: float(np.abs(v.numpy() - ref[k]).max()) for k, v in enc.items()}}
-out["reconstruction"] = float(np.abs(rec["reconstruction"].numpy() - ref["reconstruction"][:1]).max())
-out["kerasae_loaded"] = any(n.startswith("kerasae") for n in sys.modules)
-print(json.dumps(out))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(ENV, PYTHONPATH=""), cwd="/", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out.pop("kerasae_loaded") is False
-    assert set(out) == {"z_mean", "z_log_var", "reconstruction"}
-    assert max(out.values()) <= ATOL
 
 
-def _node():
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed; CI has it (export/node client)")
-    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-node")):
-        pytest.fail("export/node has no node_modules: run `npm ci --ignore-scripts` in export/node")
-    return node
-
-
-@pytest.mark.parametrize("name", ["conv_ae", "conv_vae"])
-def test_node_client_checks_export_and_flags_anomalies(exports, name, tmp_path):
-    node = _node()
-    model, path, manifest = exports[name]
-    x = digits_batch(7)
-    np.save(tmp_path / "images.npy", x)
-    proc = subprocess.run([node, os.path.join(NODE_DIR, "check.js"), path, "--json",
-                           "--images", str(tmp_path / "images.npy")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = json.loads(proc.stdout)
-    assert report["passed"] and report["failures"] == [] and report["files"] == []
-    assert set(report["max_error"]) >= {"decode/reconstruction", "reconstruct/reconstruction"}
-    assert max(report["max_error"].values()) <= ATOL
-    # Anomaly scores and flags against Keras, computed here.
-    threshold = manifest["anomaly"]["threshold"]
-    with np.load(os.path.join(path, "reference.npz")) as ref:
-        _, ref_scores = anomaly_threshold(model, ref["image"])
-    np.testing.assert_allclose(report["anomaly"]["scores"], ref_scores, atol=ATOL)
-    assert report["anomaly"]["flags"] == (ref_scores > threshold).tolist()
-    assert 0 < sum(report["anomaly"]["flags"]) < len(ref_scores)
-    _, scores = anomaly_threshold(model, x)
-    np.testing.assert_allclose(report["images"]["scores"], scores, atol=ATOL)
-    assert report["images"]["flags"] == (scores > threshold).tolist()
-
-
-def test_node_client_detects_a_tampered_file(exports, tmp_path):
-    node = _node()
-    _, path, _ = exports["stacked_ae"]
-    copy = tmp_path / "copy"
-    shutil.copytree(path, copy)
-    with open(copy / "reference.npz", "ab") as f:  # still a readable zip, other bytes
-        f.write(b"\0" * 16)
-    proc = subprocess.run([node, os.path.join(NODE_DIR, "check.js"), str(copy), "--json"],
-                          capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
-    assert proc.returncode == 1 and not report["passed"]
-    assert any(p.startswith("reference.npz: sha256") for p in report["files"])
-
-
-def test_python_client_runs_without_tensorflow(exports, tmp_path):
-    from PIL import Image
-
-    model, path, manifest = exports["conv_ae"]
-    # 8-bit PNGs: the client's pixel / 255 is exactly reproducible here.
-    pixels = np.round(digits_batch(7)[..., 0] * 255).astype("uint8")
-    files = []
-    for i, p in enumerate(pixels):
-        files.append(str(tmp_path / f"digit{i}.png"))
-        Image.fromarray(p).save(files[-1])
-    x = (pixels.astype("float32") / 255.0)[..., None]
-    calls = [["check", path, "--json"], ["score", path, *files, "--json"],
-             ["encode", path, *files, "--out", str(tmp_path / "codes.npz"), "--json"],
-             ["reconstruct", path, *files[:2], "--out-dir", str(tmp_path / "recon"), "--json"]]
-    code = BLOCKER.format(blocked=["tensorflow", "keras", "kerasae", "tf2onnx"]) + f"""
-import json, runpy
-outputs = []
-for argv in {calls!r}:
-    sys.argv = ["kerasae_client.py"] + argv
-    try:
-        runpy.run_path({PY_CLIENT!r}, run_name="__main__")
-    except SystemExit as e:
-        assert e.code in (0, None), e.code
-    print("@@")
-print(json.dumps(sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(ENV, PYTHONPATH=""), cwd=str(tmp_path), timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    *parts, loaded = proc.stdout.split("@@\n")
-    assert json.loads(loaded) == []  # no tensorflow, keras or kerasae module was imported
-    check, score, encode, recon = (json.loads(p) for p in parts)
-    assert check["passed"] and max(check["max_error"].values()) <= ATOL
-    threshold = manifest["anomaly"]["threshold"]
-    _, keras_scores = anomaly_threshold(model, x)
-    got = np.array([row["score"] for row in score["images"]])
-    np.testing.assert_allclose(got, keras_scores, atol=ATOL)
-    assert [row["anomaly"] for row in score["images"]] == (keras_scores > threshold).tolist()
-    with np.load(encode["out"]) as codes:
-        np.testing.assert_allclose(codes["code"], np.asarray(model.encoder(x)), atol=ATOL)
-    assert len(recon["written"]) == 2
-    with Image.open(recon["written"][0]) as image:
-        got = np.asarray(image, dtype="float32") / 255.0
-    want = np.asarray(model(x[:1]))[0, ..., 0]
-    assert np.abs(got - want).max() <= 0.5 / 255 + 1e-6
 
 
 # --------------------------------------------------------- sources and errors
@@ -411,11 +234,11 @@ def test_unsupported_layer_gives_clear_error(tmp_path):
 
 def test_parity_error_is_absolute_within_one_and_relative_to_the_tensor_scale_above():
     got, want = np.array([[0.25, 0.5]]), np.array([[0.25 - 3e-6, 0.5 + 2e-6]])
-    assert kx._max_error(got, want) == pytest.approx(3e-6)
+    assert parity.max_error(got, want) == pytest.approx(3e-6)
     # A near-zero unit beside a large one is measured against the tensor's scale.
     got, want = np.array([[20.0, 1e-3]]), np.array([[20.0 + 1e-4, 1e-3 + 1e-4]])
-    assert kx._max_error(got, want) == pytest.approx(1e-4 / 20.0001)
-    assert np.isnan(kx._max_error(np.array([1.0, np.nan]), np.array([1.0, 2.0])))
+    assert parity.max_error(got, want) == pytest.approx(1e-4 / 20.0001)
+    assert np.isnan(parity.max_error(np.array([1.0, np.nan]), np.array([1.0, 2.0])))
 
 
 def test_parity_failure_reports_measured_error(tmp_path):

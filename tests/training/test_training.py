@@ -1,7 +1,6 @@
 """Distributed training: 1 device == 2 mirrored replicas, real multi-worker, crash + resume."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 
 import kerasae  # noqa: F401  (registers the classes that load_model needs)
+from tests.helpers import ENV, run_cli, run_json
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 TINY_ARGS = {
     "conv_ae": ["--arg", "filters=[8,16]", "--latent-dim", "8"],
     "conv_vae": ["--arg", "filters=[8,16]", "--latent-dim", "4"],
@@ -21,17 +20,7 @@ TINY_ARGS = {
 
 
 def train(cwd, *args, env=ENV, check=True):
-    proc = subprocess.run([sys.executable, "-m", "kerasae.cli", "train", *args,
-                           "--verbose", "2"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
-    if check and proc.returncode:
-        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-5000:])
-    return proc
-
-
-def run_json(path):
-    with open(path / "run.json") as f:
-        return json.load(f)
+    return run_cli(["train", *args, "--verbose", "2"], cwd, env=env, check=check)
 
 
 @pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
@@ -50,8 +39,8 @@ def test_two_mirrored_replicas_match_one_device(builder, tmp_path):
 KERAS_FIT = r"""
 import json, sys
 import numpy as np
-from kerasae import training
-strategy = training.make_strategy(sys.argv[1], num_devices=2)
+from kerasae.training import strategy as strategies
+strategy = strategies.make_strategy(sys.argv[1], num_devices=2)
 import kerasae, keras
 from sklearn.datasets import load_digits
 x = (load_digits().images[:256].astype("float32") / 16)[..., None]

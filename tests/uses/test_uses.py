@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 import kerasae
 from kerasae import plots as _plots
-from kerasae.uses import _compress, rangecoder
+from kerasae.uses import _compress
+from kerasae.uses.codec import rangecoder
+from tests.helpers import REPO
 
 N = 300  # test images used by most tests
 
@@ -34,8 +36,8 @@ def one_blas_thread():
 
 
 @pytest.fixture(scope="module")
-def fashion():
-    x, y = kerasae.data.load_numpy("fashion_mnist", "test")
+def fashion(fashion_mnist):
+    x, y = fashion_mnist
     return x[:N], y[:N]
 
 
@@ -156,7 +158,7 @@ def test_features_from_image_files_keeps_file_order(ae_file, fashion, tmp_path):
     r = kerasae.uses.features(ae_file, folder, out=tmp_path / "f")
     assert r["files"] == [f"img{i:03d}.png" for i in range(5)]
     assert r["probe"] is None
-    from kerasae.uses._common import resolve_model
+    from kerasae.models.resolve import resolve_model
 
     model = resolve_model(ae_file).model
     codes = np.load(tmp_path / "f" / "codes.npy")
@@ -297,12 +299,12 @@ def test_denoise_numbers_match_independent_metrics(ae, fashion, tmp_path):
     import tensorflow as tf
     from scipy import ndimage
 
-    from kerasae import evaluate
+    from kerasae import metrics
 
     x = fashion[0][:100]
     r = kerasae.uses.denoise(ae, x, noise_std=0.2, seed=3, out=tmp_path / "d")
     res = r["results"]
-    rng_noisy = evaluate.gaussian_noise(x, 0.2, 3)
+    rng_noisy = metrics.gaussian_noise(x, 0.2, 3)
     np.testing.assert_array_equal(r.arrays["noisy"], rng_noisy)
     assert res["noisy"]["psnr_db"] == pytest.approx(numpy_psnr(x, rng_noisy), abs=1e-6)
     denoised = np.asarray(ae.decoder(numpy_encode(ae, rng_noisy)))
@@ -365,7 +367,6 @@ def test_anomaly_numbers_match_sklearn_and_export_carries_threshold(ae, tmp_path
     assert_png(tmp_path / "a" / "anomaly_examples.png", _plots.image_rows_size(2, 10))
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _python_client(directory):
@@ -517,7 +518,7 @@ def test_cli_denoise_on_noisy_files_writes_pngs(ae_file, fashion, tmp_path):
 
 
 def test_a_run_directory_named_like_a_preset_does_not_hide_the_preset(tmp_path, monkeypatch):
-    from kerasae.uses._common import resolve_model
+    from kerasae.models.resolve import resolve_model
 
     name = "stacked_ae_fashion_mnist"
     monkeypatch.chdir(tmp_path)

@@ -1,0 +1,64 @@
+"""The zoo shipped in the repository (`zoo/`): required presets, pinned files, reproducible cards."""
+
+import json
+import os
+
+import pytest
+
+from kerasae import zoo
+from tests.conftest import check_preset
+from tests.helpers import needs_fashion_mnist
+
+SHIPPED_ROOT = zoo.shipped_root()
+SHIPPED = zoo.list_presets(SHIPPED_ROOT) if SHIPPED_ROOT else []
+
+
+# name: (builder, [(metric, bound, "max" or "min"), ...]) -- issue 5's floors; the PCA
+# figures are PCA at the preset's code size, fitted on train, measured on test.
+REQUIRED_PRESETS = {
+    "stacked_ae_fashion_mnist": ("stacked_ae", [("mse", 0.01037, "max")]),  # PCA k=64
+    "sparse_stacked_ae_fashion_mnist": ("sparse_stacked_ae", [("mse", 0.01037, "max")]),
+    "conv_ae_fashion_mnist_small": ("conv_ae", [("mse", 0.02045, "max")]),  # PCA k=16
+    "conv_ae_fashion_mnist": ("conv_ae", [("mse", 0.0050, "max")]),
+    "denoising_conv_ae_fashion_mnist": ("denoising_conv_ae", [("psnr_denoised", 23.5, "min")]),
+    "conv_vae_fashion_mnist": ("conv_vae", [("neg_elbo", 250.0, "max"),
+                                            ("mse", 0.01514, "max")]),  # PCA k=32
+}
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED_PRESETS))
+def test_shipped_zoo_has_the_required_presets_and_their_cards_meet_the_floors(name):
+    builder, floors = REQUIRED_PRESETS[name]
+    assert name in SHIPPED, f"{name} is not in the shipped zoo ({SHIPPED_ROOT})"
+    entry = zoo.read_index(SHIPPED_ROOT)["presets"][name]
+    assert entry["builder"] == builder
+    assert (entry["dataset"], entry["split"], entry["eval_split"]) == (
+        "fashion_mnist", "train", "test")
+    with open(os.path.join(SHIPPED_ROOT, *entry["path"].split("/"), "metadata.json")) as f:
+        metrics = json.load(f)["evaluation"]["metrics"]
+    for metric, bound, kind in floors:
+        value = metrics[metric]
+        assert value <= bound if kind == "max" else value >= bound, (name, metric, value, bound)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_files_match_the_index(name):
+    check_preset(SHIPPED_ROOT, name)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_preset_reproduces_its_card(name, tmp_path):
+    from kerasae.zoo.evaluate import evaluate_preset
+
+    # Empty cache and no mirrors: the numbers come from the shipped files.
+    result = evaluate_preset(name, root=SHIPPED_ROOT, cache_dir=str(tmp_path), mirrors=[])
+    preset = zoo.get_preset(name, root=SHIPPED_ROOT, cache_dir=str(tmp_path), mirrors=[])
+    meta = preset.metadata()
+    recorded = meta["evaluation"]
+    assert result["split"] == recorded["split"] and result["examples"] == recorded["examples"]
+    assert result["metrics"] == pytest.approx(recorded["metrics"], rel=0.01)
+    with open(preset.file("README.md"), encoding="utf-8") as f:
+        card = zoo.card_metrics(f.read())
+    assert card == pytest.approx(recorded["metrics"], rel=1e-5)
