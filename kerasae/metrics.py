@@ -120,17 +120,19 @@ def block_rng(seed, stream, block):
     return np.random.default_rng([int(seed), stream, int(block)])
 
 
-def gaussian_noise(images, std=0.2, seed=0, clip=(0.0, 1.0)):
+def gaussian_noise(images, std=0.2, seed=0, clip=(0.0, 1.0), first_block=0):
     """`images + N(0, std^2)`, clipped to `clip`, from a fixed seed; float32.
 
     The noise of image `i` depends only on `seed` and `i` (drawn per block of
-    `BLOCK` images), so any batching gives the same noisy set.
+    `BLOCK` images), so any batching gives the same noisy set: a chunk of a
+    larger set that starts at image `first_block * BLOCK` gets that image's noise.
     """
     x = np.asarray(images, dtype="float32")
     out = np.empty_like(x)
-    for b, start in enumerate(range(0, len(x), BLOCK)):
+    for start in range(0, len(x), BLOCK):
         chunk = x[start:start + BLOCK]
-        noise = block_rng(seed, NOISE_STREAM, b).standard_normal(chunk.shape)
+        block = int(first_block) + start // BLOCK
+        noise = block_rng(seed, NOISE_STREAM, block).standard_normal(chunk.shape)
         out[start:start + BLOCK] = chunk + np.float32(std) * noise.astype("float32")
     if clip is not None:
         np.clip(out, clip[0], clip[1], out=out)

@@ -56,3 +56,30 @@ def test_zoo_table_numbers_are_the_measured_ones():
             decimals = len(text.split(".")[1])
             assert abs(float(text) - metrics[labels[label]]) <= 0.5 * 10 ** -decimals, (
                 name, label, text, metrics[labels[label]])
+
+
+def test_own_data_example_runs_on_a_folder_of_photos(tmp_path, monkeypatch):
+    """The README's "Your own data" snippet, on photos of different sizes cut from the two
+    pictures scikit-learn ships."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(300):
+        img = load_sample_images().images[i % 2]
+        h, w = rng.integers(48, 160, size=2)
+        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
+        Image.fromarray(img[y:y + h, x:x + w]).save(tmp_path / "photos" / f"{i:03d}.jpg")
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+                 if 'kerasae.data.folder("photos/"' in b)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["photos"].image_shape == (64, 64, 3) and len(scope["photos"]) == 300
+    assert scope["codes"].shape == (8, scope["result"].model.latent_dim)
+    run = scope["result"].run
+    assert run["dataset"]["route"] == "folder" and run["dataset"]["examples"] == 270
+    assert run["dataset"]["validation"].endswith("(0.1 held out)")

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from kerasae._util.errors import InvalidValue, MissingFile
+from kerasae.data import get_source
 from kerasae.export.formats import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
 
 
@@ -29,8 +30,12 @@ def add_parsers(subparsers):
     p.add_argument("--metadata", default=None, metavar="JSON|@FILE",
                    help="extra manifest entries as JSON, or @file.json; e.g. "
                    "'{\"anomaly\": {\"score\": \"mse\", \"threshold\": 0.0123}}'")
-    p.add_argument("--reference", default=None, metavar="FILE.npy",
-                   help="reference inputs (.npy, or .npz with an 'image' array)")
+    p.add_argument("--reference", default=None, metavar="DATASET",
+                   help="real reference inputs: a folder of images, a .npy or .npz file "
+                   f"(its first {REFERENCE_IMAGES} images), or an export's reference.npz")
+    p.add_argument("--reference-image-size", default=None, metavar="SIZE",
+                   help="size the --reference folder's images to the model's input (64, "
+                   "or 64x48)")
     p.add_argument("--value-range", default="0,1", metavar="LOW,HIGH",
                    help="input value range (default: 0,1)")
     p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),
@@ -62,17 +67,20 @@ def _cli_metadata(text):
         raise InvalidValue(f"--metadata is not valid JSON ({e}). Received: metadata={text!r}") from None
 
 
-def _cli_reference(path):
+REFERENCE_IMAGES = 16  # read from a dataset given as --reference; the parity check uses 7
+
+
+def _cli_reference(path, image_size=None):
     if path is None:
         return None
     if not os.path.exists(path):
         raise MissingFile(f"Reference file {path!r} does not exist. Received: reference={path!r}")
-    data = np.load(path, allow_pickle=False)
-    if isinstance(data, np.lib.npyio.NpzFile):
-        if "image" not in data:
-            raise InvalidValue(f"{path!r} has no 'image' array. Received: arrays={list(data)}")
-        return data["image"]
-    return data
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            if "image" in data:  # an export's own reference.npz
+                return data["image"]
+    # Any dataset: a folder of images, a .npy or .npz file; the first images are read.
+    return get_source(path, "all", image_size=image_size).take(REFERENCE_IMAGES)
 
 
 def _cli_export(args):
@@ -83,7 +91,7 @@ def _cli_export(args):
         args.source, args.out_dir, formats=args.formats, opset=args.opset,
         autoencoder_onnx=args.autoencoder, metadata=_cli_metadata(args.metadata),
         value_range=_cli_list(args.value_range, "value-range", float),
-        reference_inputs=_cli_reference(args.reference),
+        reference_inputs=_cli_reference(args.reference, args.reference_image_size),
         batch_sizes=_cli_list(args.batch_sizes, "batch-sizes", int),
         tolerance=args.tolerance, check=not args.no_check, force=args.force,
     )

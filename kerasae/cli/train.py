@@ -7,6 +7,7 @@ import numpy as np
 from kerasae import data as data_lib
 from kerasae import plots
 from kerasae.cli.args import parse_kwargs
+from kerasae.data.images import COLOR_MODES, RESIZE_MODES
 from kerasae.training.options import LR_SCHEDULES, PRECISIONS, STRATEGIES, VERBOSITY
 
 
@@ -21,10 +22,26 @@ def add_parsers(sub):
     )
     p.add_argument("builder", help="builder name, see `kerasae list`")
     p.add_argument("--dataset", default="digits",
-                   help="TFDS name, 'digits', or a .npz/.npy file (default: digits)")
+                   help="a folder of images (flat, class folders, or train/ + test/), a "
+                   ".npz/.npy file, 'digits', or a TFDS name (default: digits)")
     p.add_argument("--split", default="train")
-    p.add_argument("--validation", default="test",
-                   help="validation split, or 'none' (default: test)")
+    p.add_argument("--validation", default="auto",
+                   help="a split of the dataset (test), a fraction to hold out (0.1), a "
+                   "dataset path, 'auto' (the test split where there is one) or 'none' "
+                   "(default: auto)")
+    p.add_argument("--image-size", default=None, metavar="SIZE",
+                   help="size images to SIZE (64, or 64x48 height x width); without it "
+                   "all images of a folder must have one size")
+    p.add_argument("--color-mode", default=None, choices=sorted(COLOR_MODES),
+                   help="channels of folder images (default: grayscale if every file is)")
+    p.add_argument("--resize", default="crop", choices=RESIZE_MODES,
+                   help="how images not of --image-size are sized: center crop (default), "
+                   "pad or stretch")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep the decoded, sized images of a folder in DIR (memory-mapped), "
+                   "so later epochs and runs read no image files")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out image files that do not decode (counted), instead of failing")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
@@ -77,7 +94,7 @@ def _pretrain(model, source, args, out):
 
 
 def _picture(result, source, val_source, args, out, tag):
-    shown = (val_source or source).numpy()[:10]
+    shown = (val_source or source).take(10)  # ten images are read, not the dataset
     # A direct call, not predict(): under multi-worker, predict() would start
     # collectives with workers that have already finished.
     recon = np.asarray(result.model(shown, training=False))
@@ -97,14 +114,17 @@ def _train(args):
     if args.latent_dim is not None:
         kwargs["latent_dim"] = args.latent_dim
     builder = get_builder(args.builder)  # fail fast on a bad name
-    tag = os.path.splitext(os.path.basename(str(args.dataset)))[0]
+    tag = os.path.splitext(os.path.basename(os.path.normpath(str(args.dataset))))[0]
     out = args.out or os.path.join("runs", f"{args.builder}-{tag}")
     # Devices must be split before any model exists.
     strategy = strategies.make_strategy(args.strategy, args.num_devices)
-    source = data_lib.get_source(args.dataset, args.split, data_dir=args.data_dir,
-                                 raw_dir=args.raw_dir)
-    val_source = data_lib.validation_source(source, args.validation, data_dir=args.data_dir,
-                                            raw_dir=args.raw_dir)
+    source, val_source = data_lib.train_and_validation(
+        args.dataset, args.split, args.validation, seed=args.seed, data_dir=args.data_dir,
+        raw_dir=args.raw_dir, image_size=args.image_size, color_mode=args.color_mode,
+        resize=args.resize, skip_bad=args.skip_bad, cache=args.cache)
+    if val_source is None and args.validation == "auto" and args.verbose:
+        print(f"No validation: {args.dataset!r} has no test split (--validation 0.1 holds "
+              "out a tenth of the training data).")
     model = args.builder
     if args.pretrain_epochs:
         kwargs.setdefault("input_shape", source.image_shape)
@@ -121,7 +141,9 @@ def _train(args):
         verbose=args.verbose,
     )
     if strategies.worker_info(strategy)[1]:
-        png = _picture(result, source, val_source, args, out, tag)
+        # Flat vectors (a dense model's (n, D) data) have no picture to draw.
+        png = _picture(result, source, val_source, args, out, tag) \
+            if len(source.image_shape) == 3 else "none (the data are not images)"
         final = {k: round(v, 6) for k, v in result.run["final"].items()
                  if isinstance(v, float) and "loss" in k}
         print(f"model: {os.path.join(out, 'model.keras')}\npicture: {png}\nfinal: {final}")

@@ -1,31 +1,33 @@
-"""Datasets for autoencoders: TFDS names, offline raw IDX files, `digits`, arrays.
+"""Datasets for autoencoders: your own folders, arrays and `tf.data` pipelines, TFDS, raw IDX.
 
-Every route ends in the same place: a `Source` of channels-last images (uint8,
-or float32 already in [0, 1]) plus optional labels, from which
-`Source.dataset(...)` makes a `tf.data.Dataset` of float32 images in [0, 1],
-shuffled with a seed, batched by the global batch size and prefetched.
+Every route ends in a `Source`: a dataset read by index (or, for streams, in
+order), batch by batch, never whole, from which `Source.dataset(...)` makes a
+`tf.data.Dataset` of float32 images in [0, 1], shuffled with a seed, batched by
+the global batch size and prefetched.
 
-One module per route: `arrays` (numpy arrays, `.npz` / `.npy`), `embedded`
-(`digits`), `idx` (raw MNIST-family IDX files), `tfds` (TensorFlow Datasets);
-`splits` parses split strings, `source` holds `Source`, and `resolve` turns a
-dataset argument into a `Source` (`get_source`) or a `tf.data.Dataset` (`load`).
+One module per route: `folders` (image folders; `images` decodes and sizes),
+`arrays` (arrays, `.npz`, memory-mapped `.npy`), `streams` (a user's
+`tf.data.Dataset`; TFDS without random access), `tfds` (TensorFlow Datasets),
+`idx` (raw MNIST-family IDX files), `embedded` (`digits`); `cache` keeps decoded
+images on disk, `splits` parses split strings, `source` holds `Source`, and
+`resolve` turns a dataset argument into sources (`get_source`,
+`train_and_validation`) or a `tf.data.Dataset` (`load`).
 """
 
 from kerasae.data.arrays import from_array, from_file
-from kerasae.data.idx import (
-                              RAW_DATASETS,
-                              RAW_ENV,
-                              SPLIT_SIZES,
-                              load_raw,
-                              raw_dirs,
-                              read_idx,
-                              tfds_order,
-)
-from kerasae.data.resolve import get_source, load, load_numpy, validation_source
-from kerasae.data.source import DataError, Source, epoch_order, to_float
+from kerasae.data.cache import cached
+from kerasae.data.folders import FolderSource, folder
+from kerasae.data.idx import (RAW_DATASETS, RAW_ENV, SPLIT_SIZES, load_raw, raw_dirs,
+                              read_idx, tfds_order)
+from kerasae.data.images import COLOR_MODES, RESIZE_MODES, parse_image_size
+from kerasae.data.resolve import (get_source, load, load_numpy, train_and_validation,
+                                  validation_source)
+from kerasae.data.source import ArraySource, DataError, Source, epoch_order, to_float
+from kerasae.data.streams import StreamSource, from_tf_dataset
 from kerasae.data.tfds import prepare_tfds_from_raw
 
-__all__ = ["DataError", "RAW_DATASETS", "RAW_ENV", "SPLIT_SIZES", "Source", "epoch_order",
-           "from_array", "from_file", "get_source", "load", "load_numpy", "load_raw",
-           "prepare_tfds_from_raw", "raw_dirs", "read_idx", "tfds_order", "to_float",
-           "validation_source"]
+__all__ = ["COLOR_MODES", "ArraySource", "DataError", "FolderSource", "RAW_DATASETS", "RAW_ENV",
+           "RESIZE_MODES", "SPLIT_SIZES", "Source", "StreamSource", "cached", "epoch_order",
+           "folder", "from_array", "from_file", "from_tf_dataset", "get_source", "load",
+           "load_numpy", "load_raw", "parse_image_size", "prepare_tfds_from_raw", "raw_dirs",
+           "read_idx", "tfds_order", "to_float", "train_and_validation", "validation_source"]

@@ -1,56 +1,188 @@
-"""Arrays and array files as datasets: numpy arrays, `.npz` and `.npy` (no pickles)."""
+"""Arrays and array files as datasets: numpy arrays, `.npz`, and memory-mapped `.npy` (no pickles).
+
+A `.npy` file is memory-mapped (`mmap_mode="r"`) and read by index, batch by
+batch, so it never has to fit in memory; an `.npz` file's arrays are read into
+memory once (a zip member cannot be mapped). Every array is checked before use:
+its shape (channels last), its values (finite; floats in [0, 1]) and its labels.
+"""
 
 import os
+import zipfile
 
 import numpy as np
 
-from kerasae.data.source import DataError, Source
+from kerasae.data.source import ArraySource, DataError
+
+_CHUNK = 4096  # images per step of the value checks: memory-mapped data is scanned, not copied
 
 
-def from_array(images, labels=None, name="array"):
-    """A `Source` from an image array: uint8 [0, 255] or float in [0, 1].
+def _describe(name):
+    return "the image array" if name == "array" else repr(name)
 
-    `(n, H, W)` gets a channel axis; `(n, D)` stays flat (for dense models).
-    """
-    x = np.asarray(images)
+
+def _check_shape(x, name):
     if x.dtype == object or x.ndim < 2:
         raise DataError(
-            "Images must be a numeric array of shape (n, H, W[, C]) or (n, D). "
-            f"Received: shape={x.shape}, dtype={x.dtype}"
+            f"Images must be a numeric array of shape (n, H, W[, C]) or (n, D); "
+            f"{_describe(name)} is not. Received: shape={x.shape}, dtype={x.dtype}"
         )
     if len(x) == 0:
-        raise DataError(f"The image array is empty. Received: shape={x.shape}")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.dtype != np.uint8:
-        x = x.astype("float32")
-        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-6 or hi > 1.0 + 1e-6:
-            raise DataError(
-                "Float images must lie in [0, 1] (divide uint8 images by 255, or pass "
-                f"them as uint8). Received: min={lo:g}, max={hi:g}"
-            )
-    y = None if labels is None else np.asarray(labels).astype("int64").reshape(-1)
-    if y is not None and len(y) != len(x):
+        raise DataError(f"{_describe(name)} holds no images. Received: shape={x.shape}")
+    if x.ndim == 4 and x.shape[1] in (1, 3, 4) and x.shape[3] > 4:
         raise DataError(
-            f"Got {len(x)} images but {len(y)} labels. Received: labels.shape={y.shape}"
+            f"{_describe(name)} looks channels-first: shape {x.shape} reads as "
+            f"{x.shape[1]}x{x.shape[2]} images with {x.shape[3]} channels. kerasae expects "
+            f"channels last (n, H, W, C): transpose it, e.g. np.transpose(x, (0, 2, 3, 1)). "
+            f"Received: shape={x.shape}"
         )
-    return Source(x, y, name=name, split="all", route="array")
+
+
+def _check_values(x, name):
+    """Floats must be finite and in [0, 1]: scanned in chunks (a memory map is not copied)."""
+    bad, first, lo, hi = 0, None, np.inf, -np.inf
+    for start in range(0, len(x), _CHUNK):
+        chunk = np.asarray(x[start:start + _CHUNK], dtype="float32")
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            flat = np.flatnonzero(~finite.reshape(len(chunk), -1).all(axis=1))
+            bad += int((~finite).sum())
+            first = start + int(flat[0]) if first is None else first
+        if finite.any():
+            lo, hi = min(lo, float(chunk[finite].min())), max(hi, float(chunk[finite].max()))
+    if bad:
+        raise DataError(
+            f"{_describe(name)} holds {bad} NaN or infinite value(s), the first in image "
+            f"{first}. Replace or drop those images (np.isfinite(x).all(axis=(1, 2, 3)) "
+            f"finds them). Received: non_finite={bad}, first_index={first}"
+        )
+    if lo < -1e-6 or hi > 1.0 + 1e-6:
+        raise DataError(
+            f"Float images must lie in [0, 1]; {_describe(name)} spans [{lo:g}, {hi:g}]. "
+            "Divide 8-bit images by 255 (or pass them as uint8). "
+            f"Received: min={lo:g}, max={hi:g}"
+        )
+
+
+def _labels(labels, n, name):
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iub" or y.size != n:
+        raise DataError(
+            f"Labels must be {n} integers, one per image of {_describe(name)}. "
+            f"Received: labels.shape={y.shape}, dtype={y.dtype}"
+        )
+    return y.astype("int64").reshape(-1)
+
+
+def npy_file(path, images, labels=None, name=None):
+    """A `NpyFileSource` of the memory-mapped `.npy` array `images` (checked like any array)."""
+    name = name or os.path.basename(path)
+    _check_shape(images, name)
+    if images.dtype not in (np.uint8, np.float32) or images.ndim == 3 or not \
+            images.flags.c_contiguous:
+        return from_array(images, labels, name=name, route="memmap")  # a view, read by index
+    if images.dtype != np.uint8:
+        _check_values(images, name)
+    return NpyFileSource(path, images, _labels(labels, len(images), name), name=name,
+                         split="all", route="memmap")
+
+
+def from_array(images, labels=None, name="array", route="array", split="all"):
+    """A `Source` from an image array: uint8 [0, 255] or float in [0, 1].
+
+    `(n, H, W)` gets a channel axis; `(n, D)` stays flat (for dense models). A
+    `np.memmap` stays mapped: it is read batch by batch. Other float types are
+    read as float32, other integer types are converted (in memory) to float32.
+    """
+    x = images if isinstance(images, np.ndarray) else np.asarray(images)
+    _check_shape(x, name)
+    if x.ndim == 3:
+        x = x[..., None]  # a view: a memory map stays mapped
+    if x.dtype != np.uint8:
+        if x.dtype.kind != "f" and not isinstance(x, np.memmap):
+            x = x.astype("float32")
+        _check_values(x, name)
+    cls = ArraySource if x.dtype in (np.uint8, np.float32) else _FloatArraySource
+    return cls(x, _labels(labels, len(x), name), name=name, split=split, route=route)
+
+
+class _FloatArraySource(ArraySource):
+    """Float arrays of another width (e.g. float64): read as float32, batch by batch."""
+
+    def __init__(self, images, labels=None, **kwargs):
+        super().__init__(images, labels, **kwargs)
+        self.dtype = np.dtype("float32")
+
+    def load_batch(self, indices):
+        return np.asarray(self.images[np.asarray(indices)], dtype="float32")
+
+
+class NpyFileSource(ArraySource):
+    """A `.npy` file read by row with `pread`: only the rows of a batch come into memory.
+
+    The file is memory-mapped for its shape and for the value checks, but batches are
+    read with positioned reads into a fresh array: mapped pages of a file count in a
+    process's resident memory (whole large folios at a time on current kernels), read
+    pages stay in the page cache, where they belong.
+    """
+
+    def __init__(self, path, images, labels=None, **kwargs):
+        super().__init__(images, labels, **kwargs)
+        self.path, self.offset = path, images.offset
+        self.row_bytes = int(np.prod(self.image_shape, dtype="int64")) * images.dtype.itemsize
+        self._fd = None
+
+    def load_batch(self, indices):
+        idx = np.asarray(indices, dtype="int64").reshape(-1)
+        out = np.empty((len(idx),) + self.image_shape, dtype=self.images.dtype)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        flat = out.reshape(len(idx), -1).view("uint8")
+        for row, i in enumerate(idx):
+            if not 0 <= i < len(self):
+                raise IndexError(f"index {i} is out of range for {len(self)} images")
+            got = os.preadv(self._fd, [memoryview(flat[row])], self.offset + int(i) * self.row_bytes)
+            if got != self.row_bytes:
+                raise DataError(f"{self.path!r} is shorter than its header says; rewrite it.")
+        return out if self.dtype == self.images.dtype else out.astype(self.dtype)
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+
+def _load(path, **kwargs):
+    if path.endswith(".npz") and not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path!r} is not a .npz archive (a zip file): it is damaged, truncated or another "
+            f"kind of file. Save arrays with np.savez(path, x=images). Received: dataset={path!r}"
+        )
+    try:
+        return np.load(path, allow_pickle=False, **kwargs)
+    except (OSError, EOFError) as e:
+        raise DataError(
+            f"Could not read {path!r} as numpy data ({e}): it is damaged or truncated. Save it "
+            f"again with np.save / np.savez. Received: dataset={path!r}"
+        ) from e
+    except ValueError as e:
+        ragged = "Object arrays" in str(e) or "pickle" in str(e)
+        hint = (" Images of different sizes cannot share one array: resize them to one size "
+                "first, or put them in a folder and pass --image-size." if ragged else "")
+        raise DataError(
+            f"Could not read {path!r} as numpy data without pickles ({e}).{hint} Save "
+            "plain numeric arrays with np.savez(path, x=images, y=labels)."
+        ) from e
 
 
 def from_file(path):
     """A `Source` from `.npz` (arrays `x` or `images`, optional `y` / `labels`) or `.npy`."""
     if not os.path.isfile(path):
         raise DataError(f"No such file: {path!r}. Received: dataset={path!r}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(
-            f"Could not read {path!r} as numpy data without pickles ({e}). Save "
-            "plain numeric arrays with np.savez(path, x=images, y=labels)."
-        ) from e
+    name = os.path.basename(path)
     if path.endswith(".npy"):
-        return from_array(data, name=os.path.basename(path))
+        return npy_file(path, _load(path, mmap_mode="r"), name=name)
+    data = _load(path)
     keys = list(data.keys())
     x_key = next((k for k in ("x", "images", "x_train") if k in keys), None)
     if x_key is None:
@@ -61,6 +193,13 @@ def from_file(path):
             )
         x_key = keys[0]
     y_key = next((k for k in ("y", "labels", "y_train") if k in keys), None)
-    return from_array(data[x_key], None if y_key is None else data[y_key],
-                      name=os.path.basename(path))
-
+    try:
+        images = data[x_key]
+        labels = None if y_key is None else data[y_key]
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise DataError(
+            f"Could not read array {x_key!r} of {path!r} without pickles ({e}). Images of "
+            "different sizes cannot share one array: resize them to one size first, or put "
+            "them in a folder and pass --image-size. Received: dataset=" + repr(path)
+        ) from e
+    return from_array(images, labels, name=name)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from kerasae.data.source import DataError, Source
+from kerasae.data.source import ArraySource, DataError
 from kerasae.data.splits import SPLIT_PATTERN, slice_split
 
 
@@ -22,6 +22,6 @@ def digits(split):
         )
     _, sl = slice_split(split, len(parts[base]))
     keep = parts[base][sl]
-    return Source(images[keep], d.target[keep].astype("int64"), name="digits",
+    return ArraySource(images[keep], d.target[keep].astype("int64"), name="digits",
                   split=split, route="embedded", label_names=tuple(map(str, range(10))))
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from kerasae._util.errors import MissingFile
-from kerasae.data.source import DataError, Source
+from kerasae.data.source import ArraySource, DataError
 from kerasae.data.splits import slice_split
 
 RAW_ENV = "KERASAE_RAW_DATA"
@@ -161,6 +161,6 @@ def load_raw(name, split, raw_dir=None):
     order = tfds_order(base, len(images))
     _, sl = slice_split(split, len(images))
     keep = order[sl]
-    return Source(images[keep][..., None], labels[keep].astype("int64"), name=name,
+    return ArraySource(images[keep][..., None], labels[keep].astype("int64"), name=name,
                   split=split, route="raw", label_names=spec["labels"])
 

@@ -1,6 +1,9 @@
-"""A dataset argument (a name, a file, an array, a `Source`) -> a `Source` or a `tf.data.Dataset`.
+"""A dataset argument -> a `Source` (`get_source`), a training and a validation `Source`
+(`train_and_validation`), or a `tf.data.Dataset` (`load`).
 
-Routes for a name (in this order for `source="auto"`): a TFDS copy already
+A dataset argument is a `Source`, a `tf.data.Dataset`, an array or `(images,
+labels)`, a folder of images, a `.npz` / `.npy` file, `"digits"`, or a dataset
+name. Routes for a name (in this order for `source="auto"`): a TFDS copy already
 prepared under `data_dir`; for `mnist` / `fashion_mnist` the raw IDX files
 (`kerasae.data.idx`); a TFDS download, tried only when its host answers; then
 one error listing the fixes.
@@ -10,23 +13,172 @@ import os
 
 import numpy as np
 
-from kerasae._util.errors import InvalidType
+from kerasae._util.errors import InvalidType, MissingFile
 from kerasae.data import tfds as tfds_route
 from kerasae.data.arrays import from_array, from_file
+from kerasae.data.cache import cached
 from kerasae.data.embedded import digits
+from kerasae.data.folders import folder
 from kerasae.data.idx import RAW_DATASETS, RAW_ENV, load_raw
 from kerasae.data.source import DataError, Source
+from kerasae.data.streams import from_tf_dataset
+
+IMAGE_OPTIONS = ("image_size", "color_mode", "resize", "skip_bad")
+NAMED_ROUTES = ("tfds", "raw", "embedded")
+NO_VALIDATION = (None, False, "none", "None", "")
+
+
+def _is_tf_dataset(data):
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+def _looks_like_path(text):
+    return os.sep in text or "/" in text or text.startswith((".", "~"))
+
+
+def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto",
+               download=True, image_size=None, color_mode=None, resize="crop",
+               skip_bad=False, cache=None):
+    """Resolves a dataset argument (see the module docstring) to a `Source`.
+
+    `image_size`, `color_mode`, `resize` and `skip_bad` apply to image folders
+    (see `kerasae.data.folder`; `image_size` and `resize` also to TFDS images of
+    varying size); `cache` is a directory for the decoded images of a folder
+    (see `kerasae.data.cache`). Nothing is read whole: folders, `.npy` files and
+    TFDS splits are read batch by batch.
+    """
+    if isinstance(name, Source):
+        src = name
+    elif _is_tf_dataset(name):
+        src = from_tf_dataset(name)
+    elif isinstance(name, np.ndarray):
+        src = from_array(name)
+    elif isinstance(name, (tuple, list)) and len(name) == 2 and all(
+            isinstance(a, np.ndarray) for a in name):
+        src = from_array(name[0], name[1])
+    elif isinstance(name, (str, os.PathLike)):
+        src = _from_text(os.fspath(name), split, data_dir, raw_dir, source, download,
+                         dict(image_size=image_size, color_mode=color_mode, resize=resize,
+                              skip_bad=skip_bad))
+    else:
+        raise InvalidType(
+            "A dataset is a name, a folder, a .npz/.npy path, an array or (images, labels), "
+            f"a tf.data.Dataset or a kerasae.data.Source. Received: dataset={type(name).__name__}"
+        )
+    return cached(src, cache) if cache else src
+
+
+def _from_text(name, split, data_dir, raw_dir, source, download, options):
+    if source not in ("auto", "tfds", "raw"):
+        raise DataError(f"source must be 'auto', 'tfds' or 'raw'. Received: source={source!r}")
+    if os.path.isdir(os.path.expanduser(name)):
+        return folder(os.path.expanduser(name), split, **options)
+    if name.endswith((".npz", ".npy")):
+        return from_file(name)
+    if _looks_like_path(name):
+        raise MissingFile(
+            f"No such file or folder: {name!r}. A dataset is a folder of images, a .npz or "
+            f".npy file, 'digits' or a dataset name. Received: dataset={name!r}"
+        )
+    if name == "digits":
+        return digits(split)
+    return _named(name, split, data_dir, raw_dir, source, download, options)
+
+
+def _split_fraction(value):
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(value, bool) or not 0.0 < f < 1.0:
+        return None
+    return f
+
+
+def train_and_validation(data, split="train", validation="auto", *, seed=0, **options):
+    """The training `Source` and the validation `Source` (or `None`) of a run.
+
+    `validation` is a split name of the same dataset (`"test"`), a fraction of the
+    training data held out by a seeded draw (`0.1`), a path, an array, a `Source`
+    or a `tf.data.Dataset`, `"auto"` (the dataset's `test` split where it has one,
+    else none), or `None` / `"none"`. One that cannot be used is an error, never
+    dropped silently.
+    """
+    train = get_source(data, split, **options)
+    return _held_out(train, validation, seed) if _split_fraction(validation) else (
+        train, validation_source(data, validation, **options))
+
+
+def _held_out(train, validation, seed):
+    if not train.random_access:
+        raise DataError(
+            f"A fraction of {train.name!r} cannot be held out: it is read as a stream. "
+            f"Pass a validation dataset instead. Received: validation={validation!r}"
+        )
+    n = len(train)
+    k = int(round(n * _split_fraction(validation)))
+    if not 0 < k < n:
+        raise DataError(
+            f"validation={validation!r} of {n} examples leaves no validation or no training "
+            f"example. Received: validation={validation!r}"
+        )
+    order = np.random.default_rng([int(seed), 104729]).permutation(n)
+    return (train.subset(np.sort(order[k:]), split=f"{train.split} (training part)"),
+            train.subset(np.sort(order[:k]), split=f"{train.split} ({validation} held out)"))
+
+
+def validation_source(data, validation, **options):
+    """The validation `Source` of a run on `data` given `validation` (see
+    `train_and_validation`), except a fraction, which needs the training data."""
+    if validation is None or validation is False or (
+            isinstance(validation, str) and validation in NO_VALIDATION):
+        return None
+    if _split_fraction(validation):
+        raise DataError(
+            "A fraction is held out of the training data: use train_and_validation. "
+            f"Received: validation={validation!r}"
+        )
+    if not isinstance(validation, str) or os.path.exists(os.path.expanduser(validation)) or \
+            validation.endswith((".npz", ".npy")) or _looks_like_path(validation):
+        return get_source(validation, "all", **options)
+    name = _split_name_of(data)
+    auto = validation == "auto"
+    if name is None:
+        if auto:
+            return None
+        raise DataError(
+            f"{getattr(data, 'name', 'This dataset')!r} has no named splits, so it has no "
+            f"split {validation!r}. Pass a fraction to hold out (0.1), a dataset, or none. "
+            f"Received: validation={validation!r}"
+        )
+    try:
+        return get_source(name, "test" if auto else validation, **options)
+    except DataError:
+        if auto:
+            return None
+        raise
+
+
+def _split_name_of(data):
+    """The name whose splits a split-name validation refers to, or `None`."""
+    if isinstance(data, Source):
+        if data.route in NAMED_ROUTES or data.route in ("folder", "cache"):
+            return data.name
+        return None
+    if isinstance(data, (str, os.PathLike)) and not os.fspath(data).endswith((".npz", ".npy")):
+        return os.fspath(data)
+    return None
 
 
 def load(name, split="train", *, batch_size=128, shuffle=None, seed=0,
          with_labels=False, drop_remainder=False, data_dir=None, raw_dir=None,
-         source="auto", download=True):
+         source="auto", download=True, **options):
     """Loads a dataset as a batched, shuffled, prefetched `tf.data.Dataset`.
 
     Args:
-        name: a TFDS image dataset name (`"fashion_mnist"`, `"mnist"`,
-            `"cifar10"`, ...), `"digits"`, a path to a `.npz` / `.npy` file, or a
-            numpy array of images.
+        name: a dataset argument (see `get_source`): a TFDS image dataset name
+            (`"fashion_mnist"`, `"mnist"`, `"cifar10"`, ...), `"digits"`, a folder
+            of images, a path to a `.npz` / `.npy` file, or a numpy array.
         split: split, e.g. `"train"`, `"test"`, `"train[:10%]"`, `"test[:500]"`.
             Defaults to `"train"`.
         batch_size: global batch size. Defaults to `128`.
@@ -42,6 +194,8 @@ def load(name, split="train", *, batch_size=128, shuffle=None, seed=0,
             `$KERASAE_RAW_DATA`, then the Debian location.
         source: `"auto"`, `"tfds"` or `"raw"`. Defaults to `"auto"`.
         download: allow a TFDS download. Defaults to `True`.
+        **options: `image_size`, `color_mode`, `resize`, `skip_bad`, `cache`
+            (image folders; see `get_source`).
 
     Returns:
         A `tf.data.Dataset` of float32 images in [0, 1], shape
@@ -54,43 +208,24 @@ def load(name, split="train", *, batch_size=128, shuffle=None, seed=0,
         TensorShape([32, 8, 8, 1])
     """
     src = get_source(name, split, data_dir=data_dir, raw_dir=raw_dir, source=source,
-                     download=download)
+                     download=download, **options)
     if shuffle is None:
         shuffle = src.split.startswith("train")
-    return src.dataset(batch_size, shuffle=shuffle, seed=seed, reshuffle_each_iteration=True,
+    return src.dataset(batch_size, shuffle=shuffle, seed=seed,
+                       reshuffle_each_iteration=src.random_access,
                        with_labels=with_labels, drop_remainder=drop_remainder)
 
 
 def load_numpy(name, split="test", **kwargs):
-    """Returns `(images, labels)` as numpy: float32 images in [0, 1], labels or None."""
+    """Returns `(images, labels)` as numpy: float32 images in [0, 1], labels or None.
+
+    For data that fits in memory; larger data is read with `get_source(...).batches()`.
+    """
     src = get_source(name, split, **kwargs)
     return src.numpy(), src.labels
 
 
-def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto",
-               download=True):
-    """Resolves `name` to an in-memory `Source` (see the module docstring)."""
-    if isinstance(name, Source):
-        return name
-    if isinstance(name, np.ndarray):
-        return from_array(name)
-    if not isinstance(name, (str, os.PathLike)):
-        raise InvalidType(
-            "Dataset must be a name, a .npz/.npy path or a numpy array. "
-            f"Received: dataset={type(name).__name__}"
-        )
-    name = os.fspath(name)
-    if source not in ("auto", "tfds", "raw"):
-        raise DataError(f"source must be 'auto', 'tfds' or 'raw'. Received: source={source!r}")
-    if name.endswith((".npz", ".npy")):
-        return from_file(name)
-    if name == "digits":
-        return digits(split)
-    return _named(name, split, data_dir, raw_dir, source, download)
-
-
-
-def _named(name, split, data_dir, raw_dir, source, download):
+def _named(name, split, data_dir, raw_dir, source, download, options):
     if source == "raw" and name not in RAW_DATASETS:
         raise DataError(
             f"Raw files are supported for {', '.join(RAW_DATASETS)} only; use "
@@ -101,7 +236,8 @@ def _named(name, split, data_dir, raw_dir, source, download):
     if source in ("auto", "tfds"):
         builder = tfds_route.builder(name, data_dir)
         if builder.is_prepared():
-            return tfds_route.from_tfds(builder, name, split)
+            return tfds_route.from_tfds(builder, name, split, image_size=options["image_size"],
+                                         resize=options["resize"])
         problems.append(f"no prepared TFDS copy in {builder.data_dir}")
     if source in ("auto", "raw") and name in RAW_DATASETS:
         try:
@@ -112,7 +248,8 @@ def _named(name, split, data_dir, raw_dir, source, download):
         hosts = tfds_route.download_hosts(builder)
         if all(tfds_route.host_reachable(h) for h in hosts):
             builder.download_and_prepare()
-            return tfds_route.from_tfds(builder, name, split)
+            return tfds_route.from_tfds(builder, name, split, image_size=options["image_size"],
+                                         resize=options["resize"])
         problems.append(f"TFDS cannot download it (no connection to {', '.join(hosts)})")
     fixes = [
         "connect to the internet and rerun (TFDS downloads and prepares it once)",
@@ -132,30 +269,3 @@ def _named(name, split, data_dir, raw_dir, source, download):
         f"Could not load {name!r} split {split!r}: " + "; ".join(problems) + ". To fix: "
         + "; ".join(fixes) + "."
     )
-
-
-
-NAMED_ROUTES = ("tfds", "raw", "embedded")
-
-
-def validation_source(data, validation, *, data_dir=None, raw_dir=None):
-    """The validation `Source` of a run on `data`, or `None`: the one rule for it.
-
-    `validation` is a `Source` (used as it is), a split name of the same named
-    dataset (`"test"`; also when `data` is a `Source` that came from a name), or
-    `None` / `"none"`. Array data and array files have no named splits, so a
-    split name there means no validation.
-    """
-    if validation is None or isinstance(validation, Source):
-        return validation
-    if isinstance(validation, str) and validation.lower() == "none":
-        return None
-    if isinstance(data, Source):
-        name = data.name if data.route in NAMED_ROUTES else None
-    elif isinstance(data, (str, os.PathLike)) and not os.fspath(data).endswith((".npz", ".npy")):
-        name = os.fspath(data)
-    else:
-        name = None
-    if name is None or not validation:
-        return None
-    return get_source(name, validation, data_dir=data_dir, raw_dir=raw_dir)

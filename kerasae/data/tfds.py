@@ -1,4 +1,5 @@
-"""TFDS routes: a prepared copy, a download when its host answers, a copy built from raw files."""
+"""TFDS routes: a prepared copy (read by index from ArrayRecord files, else streamed), a
+download when its host answers, a copy built from raw files (ArrayRecord by default)."""
 
 import difflib
 import gzip
@@ -6,9 +7,13 @@ import os
 import socket
 import tempfile
 
+import numpy as np
+
 from kerasae._util.errors import MissingDependency, MissingFile
+from kerasae.data import images as image_ops
 from kerasae.data.idx import RAW_DATASETS, SPLIT_SIZES, find_raw, raw_dirs, read_idx
 from kerasae.data.source import DataError, Source
+from kerasae.data.streams import SHUFFLE_BUFFER, StreamSource
 
 
 def tfds_module():
@@ -56,7 +61,7 @@ def download_hosts(builder):
     return sorted(hosts)
 
 
-def from_tfds(builder, name, split):
+def _keys(builder, name):
     tfds = tfds_module()
     features = builder.info.features
     image_key = next(
@@ -67,33 +72,98 @@ def from_tfds(builder, name, split):
             f"TFDS dataset {name!r} has no image feature; kerasae needs images. "
             f"Received: dataset={name!r}"
         )
-    shape = features[image_key].shape
-    if None in shape:
-        raise DataError(
-            f"TFDS dataset {name!r} has images of varying size {shape}; resize them "
-            "to one size and pass a numpy array or .npz instead."
-        )
     label_key = next(
         (k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None
     )
-    try:
-        data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    except Exception as e:
-        raise DataError(f"TFDS could not read split {split!r} of {name!r}: {e}") from e
-    labels = None if label_key is None else data[label_key].astype("int64")
+    return features, image_key, label_key
+
+
+class TFDSArraySource(Source):
+    """A TFDS split read by index from its random-access data source (ArrayRecord files)."""
+
+    def __init__(self, builder, split, image_key, label_key, *, name, label_names):
+        super().__init__(name=name, split=split, route="tfds", label_names=label_names)
+        self._builder, self._keys = builder, (image_key, label_key)
+        self._source = builder.as_data_source(split)
+        self.image_shape = tuple(builder.info.features[image_key].shape)
+        self._labels = None
+
+    def __len__(self):
+        return len(self._source)
+
+    def load_batch(self, indices):
+        items = self._source.__getitems__([int(i) for i in np.asarray(indices)])
+        return np.stack([np.asarray(item[self._keys[0]], dtype="uint8") for item in items])
+
+    @property
+    def labels(self):
+        image_key, label_key = self._keys
+        if label_key is None:
+            return None
+        if self._labels is None:  # one pass over the records, images not decoded
+            skip = self._builder.as_data_source(
+                self.split, decoders={image_key: tfds_module().decode.SkipDecoding()})
+            self._labels = np.asarray([skip[i][label_key] for i in range(len(skip))], "int64")
+        return self._labels
+
+
+def _random_access(builder):
+    tfds = tfds_module()
+    formats = builder.info.available_file_formats() if hasattr(
+        builder.info, "available_file_formats") else {builder.info.file_format}
+    return bool(set(formats) & set(tfds.core.file_adapters.FileFormat.with_random_access()))
+
+
+def from_tfds(builder, name, split, *, image_size=None, resize="crop"):
+    """A `Source` of a prepared TFDS split, read by index where the files allow it (ArrayRecord),
+    else streamed (TFRecord): never loaded whole."""
+    tfds = tfds_module()
+    features, image_key, label_key = _keys(builder, name)
+    shape = tuple(features[image_key].shape)
     names = tuple(features[label_key].names) if label_key else ()
-    return Source(data[image_key].astype("uint8"), labels, name=name, split=split,
-                  route="tfds", label_names=names)
+    size = image_ops.parse_image_size(image_size)
+    try:
+        length = builder.info.splits[split].num_examples
+    except Exception as e:  # noqa: BLE001 - TFDS raises several types for a bad split
+        raise DataError(f"TFDS has no split {split!r} of {name!r}: {e}") from None
+    if None not in shape and size is None and _random_access(builder):
+        return TFDSArraySource(builder, split, image_key, label_key, name=name,
+                               label_names=names)
+    if None in shape[:2] and size is None:
+        raise DataError(
+            f"TFDS dataset {name!r} has images of varying size {shape}; pass image_size "
+            "(--image-size 64) to size them. Received: image_size=None"
+        )
+    feature = features[image_key]
+    channels = shape[-1] or 3
+    skip = {image_key: tfds.decode.SkipDecoding()}
+
+    def make(epoch):
+        import tensorflow as tf
+
+        ds = builder.as_dataset(split=split, shuffle_files=False, decoders=skip)
+        label = (lambda e: e[label_key]) if label_key else (lambda e: tf.constant(-1, tf.int64))
+        return ds.map(lambda e: (e[image_key], tf.cast(label(e), tf.int64)))
+
+    def decode(data):
+        x = feature.decode_example(data)
+        return image_ops.fit(x, size, resize) if size is not None else x
+
+    out_shape = (size + (channels,)) if size is not None else shape
+    return StreamSource(make, length, image_shape=out_shape, dtype="uint8", decode=decode,
+                        has_labels=label_key is not None, shuffle_buffer=SHUFFLE_BUFFER,
+                        name=name, split=split, route="tfds", label_names=names)
 
 
-
-def prepare_tfds_from_raw(name, data_dir, raw_dir=None):
+def prepare_tfds_from_raw(name, data_dir, raw_dir=None, file_format="array_record"):
     """Builds a real TFDS dataset of `name` in `data_dir` from local raw IDX files.
 
     For machines where TFDS cannot download and rejects re-compressed files as a
     manual download (their archive checksums differ): the content is verified
     here instead, then TFDS's own builder writes its usual files, which
-    `tfds.load(name, data_dir=data_dir)` reads like any downloaded copy.
+    TFDS reads like any downloaded copy. `file_format="array_record"` (the default)
+    gives random access (`tfds.data_source`, and kerasae reads it by index);
+    `"tfrecord"` is what `tfds.load` streams.
 
     Returns:
         The TFDS builder, prepared.
@@ -136,7 +206,7 @@ def prepare_tfds_from_raw(name, data_dir, raw_dir=None):
     with tempfile.TemporaryDirectory(prefix="kerasae-idx-") as tmp:
         paths = {stem: _decompressed(path, tmp) for stem, path in paths.items()}
         builder = _FromRawFiles(data_dir=data_dir)
-        builder.download_and_prepare()
+        builder.download_and_prepare(file_format=file_format)
     return builder
 
 

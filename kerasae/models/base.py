@@ -25,8 +25,9 @@ class Autoencoder(keras.Model):
       `beta` times the analytic KL, reported as `reconstruction_loss` and
       `kl_loss`.
 
-    If `fit` is given `(x, y)` pairs, `y` is the target (e.g. clean images for
-    noisy inputs); otherwise the target is `x` itself.
+    If `fit` is given `(x, y)` pairs, an image batch `y` is the target (e.g. clean
+    images for noisy inputs); labels `y` (another shape) are ignored and the
+    target is `x` itself, as without `y`.
 
     Args:
         encoder: functional model; image -> code (VAE: `[z_mean, z_log_var]`).
@@ -150,8 +151,42 @@ class Autoencoder(keras.Model):
             return ops.zeros((), "float32")
         return ops.sum(ops.stack([ops.cast(v, "float32") for v in self.losses]))
 
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Configures the model for `fit`; the loss is part of the model, so there is no `loss=`.
+
+        Args:
+            optimizer: a Keras optimizer name or instance. Defaults to `"rmsprop"`
+                (as `keras.Model.compile`).
+            loss: must be `None`: the reconstruction (and KL) loss is the model's own.
+            **kwargs: the other arguments of `keras.Model.compile` (`metrics`,
+                `steps_per_execution`, `jit_compile`, ...).
+        """
+        if loss is not None:
+            raise InvalidValue(
+                f"The loss is part of {self.name} (reconstruction_loss, and kl_loss for a "
+                "VAE; set reconstruction='mse' or 'bce' and beta when building it), so "
+                "compile() takes no loss: call compile(optimizer=...). "
+                f"Received: loss={loss!r}"
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def _target(self, x, y, y_pred):
+        """What the reconstruction is compared with: `y` if it is an image batch, else `x`."""
+        if y is None:
+            return x
+        if len(y.shape) != len(y_pred.shape):
+            return x  # (images, labels): the labels carry no loss
+        if any(a is not None and b is not None and a != b
+               for a, b in zip(y.shape[1:], y_pred.shape[1:])):
+            raise InvalidValue(
+                f"Targets y of shape {tuple(y.shape)} do not match the reconstructions "
+                f"{tuple(y_pred.shape)}. Pass (noisy, clean) image pairs, (images, labels), "
+                f"or images alone. Received: y.shape={tuple(y.shape)}"
+            )
+        return y
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        target = x if y is None else y
+        target = self._target(x, y, y_pred)
         z_mean, z_log_var = self._last_code or (None, None)
         terms = self.per_example_terms(target, y_pred, z_mean, z_log_var)
         for tracker, name in zip(self._trackers, self.loss_terms):
@@ -163,10 +198,6 @@ class Autoencoder(keras.Model):
         else:
             loss = ops.mean(per_example)
         loss = loss + self.penalty()
-        if self._compile_loss is not None:
-            extra = self._compile_loss(target, y_pred, sample_weight)
-            if extra is not None:
-                loss = loss + ops.cast(extra, "float32")
         return _scale_for_replicas(loss)
 
     # -------------------------------------------------------------- utilities

@@ -9,6 +9,7 @@ name is a preset.
 import dataclasses
 import hashlib
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -69,6 +70,12 @@ def load_keras_file(text):
         raise InvalidValue(
             "Models load from .keras files only (a safe format, no pickles; SavedModel "
             "and .h5 files are not re-loaded). Save with model.save('model.keras'). "
+            f"Received: model={text!r}"
+        )
+    if not zipfile.is_zipfile(text):
+        raise InvalidValue(
+            f"{text!r} is not a .keras archive (a zip file): it is damaged, truncated or "
+            f"another kind of file. Save the model again with model.save(...). "
             f"Received: model={text!r}"
         )
     try:

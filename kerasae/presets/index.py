@@ -60,7 +60,9 @@ def lookup(index, name):
     base, version = split_name(name)
     presets = index["presets"]
     if base not in presets:
-        available = ", ".join(sorted(presets)) or "none (this zoo has no presets yet)"
+        available = ", ".join(sorted(presets)) or (
+            "none (no zoo index was found: a pip-installed kerasae ships one; from a "
+            "source tree, install it with pip install -e . or set $KERASAE_ZOO_ROOT)")
         raise InvalidValue(
             f"Unknown preset {base!r}. {did_you_mean(base, presets)}Available: {available}. "
             f"See `kerasae zoo list`. Received: name={name!r}"

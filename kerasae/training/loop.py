@@ -17,7 +17,7 @@ import time
 import keras
 import tensorflow as tf
 
-from kerasae._util.errors import InvalidValue
+from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
 from kerasae.training.checkpoints import RunCheckpoints
 from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
@@ -33,8 +33,19 @@ def make_optimizer(optimizer, learning_rate, precision, schedule="constant", tot
     if isinstance(optimizer, str):
         opt = keras.optimizers.get({"class_name": optimizer,
                                     "config": {"learning_rate": learning_rate}})
+    elif isinstance(optimizer, keras.optimizers.Optimizer):
+        # Rebuilt in the strategy's scope: an instance made outside it holds variables of
+        # another strategy ("Mixing different tf.distribute.Strategy objects").
+        config = optimizer.get_config()
+        if schedule == "cosine":
+            config["learning_rate"] = keras.optimizers.schedules.CosineDecay(
+                float(optimizer.learning_rate.numpy()), decay_steps=max(1, int(total_steps)))
+        opt = type(optimizer).from_config(config)
     else:
-        opt = optimizer
+        raise InvalidType(
+            "optimizer must be a Keras optimizer name ('adam') or instance "
+            f"(keras.optimizers.Adam(1e-3)). Received: optimizer={type(optimizer).__name__}"
+        )
     if precision == "mixed_float16" and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -72,9 +83,20 @@ class Trainer:
         self.step_seconds = None
         self._build_state()
         self._seed = tf.constant(options.seed, tf.int32)
-        self._train_step = tf.function(self._distributed_step, jit_compile=options.jit_compile)
-        self._train_steps = tf.function(self._steps_on_iterator)
-        self._eval_step = tf.function(self._eval_batch)
+        # One tf.function per run, each of its own Python function: TensorFlow counts
+        # retracing per Python function, and every run traces once.
+        def train_step(x, step):
+            return self._distributed_step(x, step)
+
+        def train_steps(iterator, first_step, count):
+            return self._steps_on_iterator(iterator, first_step, count)
+
+        def eval_step(x):
+            return self._eval_batch(x)
+
+        self._train_step = tf.function(train_step, jit_compile=options.jit_compile)
+        self._train_steps = tf.function(train_steps)
+        self._eval_step = tf.function(eval_step)
 
     # ------------------------------------------------------------------ state
     def _build_state(self):
@@ -179,7 +201,7 @@ class Trainer:
         o = self.options
         dist = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.train_src.dataset(
-                o.batch_size, shuffle=True, seed=o.seed,
+                o.batch_size, shuffle=o.shuffle, seed=o.seed,
                 epochs=range(self.start_epoch, o.epochs), steps=self.steps,
                 drop_remainder=True,
                 shard=(ctx.input_pipeline_id, self.replicas // ctx.num_input_pipelines,
@@ -229,6 +251,17 @@ class Trainer:
 
     def run(self):
         """Trains from the start (or last checkpoint) to `options.epochs`; a `FitResult`."""
+        try:
+            return self._run()
+        except tf.errors.OpError as e:
+            # A file that does not decode surfaces here: name it (folders know how).
+            for src in (self.train_src, self.val_src):
+                explained = getattr(src, "explain_error", lambda error: error)(e)
+                if explained is not e:
+                    raise explained from None
+            raise
+
+    def _run(self):
         o = self.options
         cb_list = self._callbacks()
         self.model.stop_training = False

@@ -48,6 +48,7 @@ class FitOptions:
     callbacks: list = dataclasses.field(default_factory=list)
     steps_per_epoch: int = None
     verbose: int = 1
+    shuffle: bool = True
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -60,3 +61,9 @@ class FitOptions:
         if self.steps_per_epoch is not None:
             self.steps_per_epoch = _whole(self.steps_per_epoch, "steps_per_epoch")
         self.callbacks = list(self.callbacks or [])
+        if isinstance(self.learning_rate, bool) or not isinstance(
+                self.learning_rate, numbers.Real) or not 0 < self.learning_rate < float("inf"):
+            raise InvalidValue(
+                "`learning_rate` must be a finite number > 0, e.g. 1e-3. "
+                f"Received: learning_rate={self.learning_rate!r}"
+            )

@@ -29,7 +29,7 @@ def fit(
     lr_schedule="constant",
     optimizer="adam",
     split="train",
-    validation="test",
+    validation="auto",
     strategy="auto",
     num_devices=None,
     seed=0,
@@ -45,13 +45,16 @@ def fit(
     raw_dir=None,
     steps_per_epoch=None,
     verbose=1,
+    shuffle=True,
 ):
     """Trains an autoencoder under a `tf.distribute` strategy.
 
     Args:
         model: a builder name (`"conv_ae"`) or a kerasae model.
-        data: dataset name, `.npz` path, numpy array or `kerasae.data.Source`.
-            Defaults to `"digits"`.
+        data: a dataset: a folder of images, a `tf.data.Dataset`, a `.npz` / `.npy`
+            path, an array or `(images, labels)`, a `kerasae.data.Source` (e.g.
+            `kerasae.data.folder(path, image_size=64)`), or a dataset name. Read
+            batch by batch, never whole. Defaults to `"digits"`.
         epochs: total epochs (a resumed run continues up to this). Defaults to `10`.
         batch_size: GLOBAL batch size, split over replicas; must be divisible by
             the replica count. Defaults to `128`.
@@ -59,11 +62,15 @@ def fit(
         lr_schedule: `"constant"` or `"cosine"` (decays to 0 over all epochs;
             resumes correctly since it follows the optimizer's step count).
             Defaults to `"constant"`.
-        optimizer: Keras optimizer name or instance. Defaults to `"adam"`.
+        optimizer: Keras optimizer name or instance (an instance is rebuilt from
+            its config inside the strategy's scope, with its own learning rate;
+            `learning_rate` applies to names). Defaults to `"adam"`.
         split: training split. Defaults to `"train"`.
-        validation: validation split of the same dataset, a `Source`, or `None`
-            (see `kerasae.data.validation_source`). Defaults to `"test"`
-            (skipped for datasets without named splits).
+        validation: a split of the same dataset (`"test"`), a fraction of the
+            training data to hold out (`0.1`), a dataset (path, array, `Source`,
+            `tf.data.Dataset`), `"auto"` (the `test` split where the dataset has
+            one) or `None`; see `kerasae.data.train_and_validation`. Defaults to
+            `"auto"`.
         strategy: `"auto"`, `"one"`, `"mirrored"`, `"multi_worker"` or a
             `tf.distribute.Strategy`. Defaults to `"auto"`.
         num_devices: logical CPU devices for `"mirrored"` on a CPU-only machine.
@@ -86,6 +93,9 @@ def fit(
         raw_dir: directory of raw IDX files.
         steps_per_epoch: cap on steps per epoch (for quick runs).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch. Defaults to `1`.
+        shuffle: read the training data in a new seeded order every epoch (a
+            permutation of `(seed, epoch)`). A `tf.data.Dataset` keeps its own
+            order either way. Defaults to `True`.
 
     Returns:
         A `FitResult` with `model`, `history` (one dict per epoch) and `run`
@@ -96,13 +106,13 @@ def fit(
         lr_schedule=lr_schedule, optimizer=optimizer, seed=seed, precision=precision,
         jit_compile=jit_compile, out_dir=out_dir, resume=resume,
         early_stopping=early_stopping, tensorboard=tensorboard, callbacks=callbacks,
-        steps_per_epoch=steps_per_epoch, verbose=verbose,
+        steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=bool(shuffle),
     )
     strat = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(
         strategy, num_devices
     )
-    train_src = data_lib.get_source(data, split, data_dir=data_dir, raw_dir=raw_dir)
-    val_src = data_lib.validation_source(data, validation, data_dir=data_dir, raw_dir=raw_dir)
+    train_src, val_src = data_lib.train_and_validation(data, split, validation, seed=seed,
+                                                       data_dir=data_dir, raw_dir=raw_dir)
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(options.seed)

@@ -67,12 +67,16 @@ def _encode_vae(model, x, batch_size):
     return z_mean.astype("float64"), z_log_var
 
 
-def vae_bound(model, images, *, samples=1, seed=0, batch_size=250):
+def vae_bound(model, images, *, samples=1, seed=0, batch_size=250, first_block=0):
     """Per-image negative ELBO of a VAE, with its two terms, in nats.
 
     `reconstruction_nll` is the Bernoulli `-log p(x|z)` (BCE summed over pixels)
     averaged over `samples` draws `z ~ q(z|x)`; `kl` is the analytic
     `KL(q(z|x) || N(0, I))`; `neg_elbo` their sum (beta = 1).
+
+    `first_block`: the block index of `images[0]` when `images` is a chunk (a
+    multiple of `BLOCK` images into a larger set), so chunks draw what the whole
+    set would.
 
     Returns:
         A dict of float64 arrays of shape `(n,)`: `neg_elbo`,
@@ -85,7 +89,7 @@ def vae_bound(model, images, *, samples=1, seed=0, batch_size=250):
     mu, log_var = _encode_vae(model, x, batch_size)
     kl = -0.5 * np.sum(1.0 + log_var - mu ** 2 - np.exp(log_var), axis=-1)
     rec = np.empty(len(x))
-    for b, start in enumerate(range(0, len(x), BLOCK)):
+    for b, start in enumerate(range(0, len(x), BLOCK), start=int(first_block)):
         m, lv = mu[start:start + BLOCK], log_var[start:start + BLOCK]
         eps = block_rng(seed, ELBO_STREAM, b).standard_normal((samples,) + m.shape)
         z = (m + np.exp(0.5 * lv) * eps).reshape(-1, m.shape[-1])
@@ -97,14 +101,15 @@ def vae_bound(model, images, *, samples=1, seed=0, batch_size=250):
     return {"neg_elbo": rec + kl, "reconstruction_nll": rec, "kl": kl}
 
 
-def importance_sampled_nll(model, images, *, samples=20, seed=0, batch_size=250):
+def importance_sampled_nll(model, images, *, samples=20, seed=0, batch_size=250,
+                           first_block=0):
     """Per-image importance-sampled negative log-likelihood of a VAE, in nats.
 
     `-log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x)` with `z_k ~ q(z|x)`, computed
     with log-sum-exp in float64. Its expectation is an upper bound on the true
     NLL that tightens as `samples` grows, and is never looser than the ELBO
     (Burda et al., 2016). See the module docstring for what "likelihood"
-    means on grey-level images.
+    means on grey-level images. `first_block` as for `vae_bound`.
 
     Returns:
         A float64 array of shape `(n,)`.
@@ -117,7 +122,7 @@ def importance_sampled_nll(model, images, *, samples=20, seed=0, batch_size=250)
         raise InvalidValue(f"samples must be >= 1. Received: samples={samples}")
     mu, log_var = _encode_vae(model, x, batch_size)
     out = np.empty(len(x))
-    for b, start in enumerate(range(0, len(x), BLOCK)):
+    for b, start in enumerate(range(0, len(x), BLOCK), start=int(first_block)):
         m, lv = mu[start:start + BLOCK], log_var[start:start + BLOCK]
         eps = block_rng(seed, NLL_STREAM, b).standard_normal((k,) + m.shape)
         z = m + np.exp(0.5 * lv) * eps  # (k, B, d)
@@ -142,6 +147,44 @@ def is_denoiser(model):
     return getattr(model, "corruption", None) is not None
 
 
+CHUNK_BLOCKS = 10  # images are read BLOCK * CHUNK_BLOCKS at a time, with running sums
+
+
+def _settings(settings, image_shape):
+    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise InvalidType(
+            f"Unknown evaluation setting(s) {', '.join(unknown)}. Valid: "
+            f"{', '.join(sorted(DEFAULT_SETTINGS))}. "
+            f"Received: {unknown[0]}={settings[unknown[0]]!r}"
+        )
+    s = dict(DEFAULT_SETTINGS, **settings)
+    s["ssim_filter_size"] = min(int(s["ssim_filter_size"]), image_shape[0], image_shape[1])
+    return s
+
+
+def _chunk_sums(model, x, s, first_block):
+    """Per-chunk sums of every per-image quantity of the card."""
+    bs, size = int(s["batch_size"]), s["ssim_filter_size"]
+    recon = reconstruct(model, x, bs)
+    out = {"mse": mse_per_image(x, recon).sum(),
+           "ssim": ssim_per_image(x, recon, filter_size=size).sum()}
+    if is_denoiser(model):
+        noisy = gaussian_noise(x, s["noise_std"], s["seed"], first_block=first_block)
+        denoised = reconstruct(model, noisy, bs)
+        out["mse_noisy"] = mse_per_image(x, noisy).sum()
+        out["mse_denoised"] = mse_per_image(x, denoised).sum()
+        out["ssim_denoised"] = ssim_per_image(x, denoised, filter_size=size).sum()
+    if model.variational:
+        bound = vae_bound(model, x, samples=s["elbo_samples"], seed=s["seed"], batch_size=bs,
+                          first_block=first_block)
+        out.update({k: v.sum() for k, v in bound.items()})
+        out["nll_is"] = importance_sampled_nll(
+            model, x, samples=s["nll_samples"], seed=s["seed"], batch_size=bs,
+            first_block=first_block).sum()
+    return out
+
+
 def evaluate_model(model, images, **settings):
     """Measures a model on `images` (float32 in [0, 1]); the numbers of a model card.
 
@@ -149,10 +192,12 @@ def evaluate_model(model, images, **settings):
     Denoisers add `psnr_noisy`, `psnr_denoised`, `mse_denoised`,
     `ssim_denoised`; VAEs add `neg_elbo`, `reconstruction_nll`, `kl` and
     `nll_is` (nats per image). See the module docstring for the definitions.
+    The images are read in chunks with running sums, so any dataset size works;
+    the numbers do not depend on the chunking.
 
     Args:
         model: a `kerasae.models.Autoencoder`.
-        images: array `(n, H, W, C)` in [0, 1].
+        images: array `(n, H, W, C)` in [0, 1], or a `kerasae.data.Source`.
         **settings: overrides of `DEFAULT_SETTINGS`: `batch_size` (250),
             `seed` (0), `noise_std` (0.2), `elbo_samples` (1), `nll_samples`
             (20), `ssim_filter_size` (11).
@@ -162,39 +207,25 @@ def evaluate_model(model, images, **settings):
         Python numbers (JSON-ready). `settings` holds every value used, so
         `evaluate_model(model, images, **result["settings"])` repeats it.
     """
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise InvalidType(
-            f"Unknown evaluation setting(s) {', '.join(unknown)}. Valid: "
-            f"{', '.join(sorted(DEFAULT_SETTINGS))}. "
-            f"Received: {unknown[0]}={settings[unknown[0]]!r}"
-        )
-    s = dict(DEFAULT_SETTINGS, **settings)
-    x = np.asarray(images, dtype="float32")
-    if x.ndim == 3:
-        x = x[..., None]
-    if len(x) == 0:
-        raise InvalidValue(f"No images to evaluate. Received: images.shape={x.shape}")
-    bs = int(s["batch_size"])
-    size = min(int(s["ssim_filter_size"]), x.shape[1], x.shape[2])
-    s["ssim_filter_size"] = size
-
-    def image_metrics(target, output, suffix=""):
-        mse = float(np.mean(mse_per_image(target, output)))
-        return {f"mse{suffix}": mse, f"psnr{suffix}": psnr(mse),
-                f"ssim{suffix}": float(np.mean(ssim_per_image(target, output, filter_size=size)))}
-
-    metrics = image_metrics(x, reconstruct(model, x, bs))
-    if is_denoiser(model):
-        noisy = gaussian_noise(x, s["noise_std"], s["seed"])
-        metrics["psnr_noisy"] = psnr(float(np.mean(mse_per_image(x, noisy))))
-        metrics.update(image_metrics(x, reconstruct(model, noisy, bs), "_denoised"))
-    if model.variational:
-        bound = vae_bound(model, x, samples=s["elbo_samples"], seed=s["seed"], batch_size=bs)
-        metrics.update({k: float(np.mean(v)) for k, v in bound.items()})
-        metrics["nll_is"] = float(np.mean(importance_sampled_nll(
-            model, x, samples=s["nll_samples"], seed=s["seed"], batch_size=bs)))
-    return {"examples": int(len(x)), "metrics": metrics, "settings": s}
+    src = images if isinstance(images, data_lib.Source) else data_lib.from_array(images)
+    if len(src) == 0:
+        raise InvalidValue("No images to evaluate. Received: images with 0 examples")
+    s = _settings(settings, src.image_shape)
+    totals, n = {}, 0
+    for first, x in src.batches(BLOCK * CHUNK_BLOCKS):
+        for k, v in _chunk_sums(model, x, s, first // BLOCK).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+        n += len(x)
+    mean = {k: v / n for k, v in totals.items()}
+    metrics = {"mse": mean["mse"], "psnr": psnr(mean["mse"]), "ssim": mean["ssim"]}
+    if "mse_noisy" in mean:
+        metrics.update(psnr_noisy=psnr(mean["mse_noisy"]), mse_denoised=mean["mse_denoised"],
+                       psnr_denoised=psnr(mean["mse_denoised"]),
+                       ssim_denoised=mean["ssim_denoised"])
+    for key in ("neg_elbo", "reconstruction_nll", "kl", "nll_is"):
+        if key in mean:
+            metrics[key] = mean[key]
+    return {"examples": int(n), "metrics": metrics, "settings": s}
 
 
 METRIC_DOCS = {
@@ -226,7 +257,7 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
             numbers are not card numbers). Defaults to `None` (all).
         settings: overrides of the recorded evaluation settings.
         root, cache_dir, mirrors: see `kerasae.zoo.get_preset`.
-        data_dir, raw_dir: passed to `kerasae.data.load_numpy`.
+        data_dir, raw_dir: passed to `kerasae.data.get_source`.
 
     Returns:
         The `evaluate_model` dict plus `preset`, `version`, `dataset`, `split`.
@@ -238,9 +269,9 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
     dataset = metadata["dataset"]["name"]
     model = load_model(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
     kwargs = {k: v for k, v in (("data_dir", data_dir), ("raw_dir", raw_dir)) if v}
-    images, _ = data_lib.load_numpy(dataset, split, **kwargs)
+    src = data_lib.get_source(dataset, split, **kwargs)
     if limit is not None:
-        images = images[: int(limit)]
-    result = evaluate_model(model, images, **recorded)
+        src = src.subset(np.arange(min(int(limit), len(src))))
+    result = evaluate_model(model, src, **recorded)
     return {"preset": preset.name, "version": preset.version, "dataset": dataset,
             "split": split, **result}

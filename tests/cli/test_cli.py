@@ -125,3 +125,37 @@ def test_help_version_and_a_typo_need_no_tensorflow(tmp_path):
     assert run(["--version"], tmp_path).stdout.strip() == f"kerasae {kerasae.__version__}"
     typo = run(["trian"], tmp_path, check=False).stderr
     assert "invalid choice: 'trian'" in typo and "Did you mean 'train'?" in typo
+
+
+@pytest.fixture(scope="module")
+def photo_folders(tmp_path_factory):
+    """Real photographs of different sizes (cut from the two scikit-learn ships), once in
+    class folders and once flat."""
+    from sklearn.datasets import load_sample_images
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(1)
+    for i in range(160):
+        cls = ("china", "flower")[i % 2]
+        img = load_sample_images().images[i % 2]
+        h, w = rng.integers(50, 140, size=2)
+        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
+        for folder in (root / "classes" / cls, root / "flat"):
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[y:y + h, x:x + w]).save(
+                folder / f"{cls}{i:03d}.{'jpg' if i % 3 else 'png'}")
+    return root
+
+
+@pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
+@pytest.mark.parametrize("layout", ["classes", "flat"])
+def test_train_on_a_folder_of_photos_of_different_sizes(photo_folders, tmp_path, builder, layout):
+    run(["train", builder, "--dataset", photo_folders / layout, "--image-size", "64",
+         "--epochs", "2", "--batch-size", "32", "--arg", "filters=[8,16]", "--latent-dim", "8",
+         "--out", "out", "--verbose", "0"], tmp_path)
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["dataset"]["route"] == "folder" and info["dataset"]["examples"] == 160
+    assert info["dataset"]["image_size"] == [64, 64] and info["config"]["input_shape"] == [64, 64, 3]
+    assert info["epochs_run"] == 2
+    with Image.open(tmp_path / "out" / "reconstructions.png") as png:
+        assert png.size[0] > 600

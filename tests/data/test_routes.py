@@ -15,9 +15,18 @@ from tests.helpers import needs_fashion_mnist as needs_raw
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
-    """A real TFDS fashion_mnist, prepared by TFDS's own builder from the raw files."""
+    """A real TFDS fashion_mnist in ArrayRecord files (random access), prepared by TFDS's own
+    builder from the raw files."""
     d = tmp_path_factory.mktemp("tfds")
     data.prepare_tfds_from_raw("fashion_mnist", str(d), raw_dir=DEBIAN)
+    return str(d)
+
+
+@pytest.fixture(scope="module")
+def tfds_stream_dir(tmp_path_factory):
+    """The same in TFRecord files, which TFDS only streams."""
+    d = tmp_path_factory.mktemp("tfds_tfrecord")
+    data.prepare_tfds_from_raw("fashion_mnist", str(d), raw_dir=DEBIAN, file_format="tfrecord")
     return str(d)
 
 
@@ -30,21 +39,49 @@ def test_raw_files_are_verified_on_their_decompressed_content():
 
 
 @needs_raw
-def test_both_routes_give_identical_examples(tfds_dir):
+def test_tfds_random_access_and_raw_routes_give_identical_examples(tfds_dir):
     import tensorflow_datasets as tfds
 
     raw = data.get_source("fashion_mnist", "test", raw_dir=DEBIAN, source="raw")
     via_tfds = data.get_source("fashion_mnist", "test", data_dir=tfds_dir, source="tfds")
-    assert (raw.route, via_tfds.route) == ("raw", "tfds")
+    assert (raw.route, via_tfds.route) == ("raw", "tfds") and via_tfds.random_access
     assert len(raw) == len(via_tfds) == 10000
-    # Reference read straight through tfds.load, independent of kerasae's reader.
-    ref = list(tfds.as_numpy(tfds.load("fashion_mnist", split="test", data_dir=tfds_dir,
-                                       shuffle_files=False)))
-    for i in (0, -1):
+    # Reference read straight through TFDS's own data source, independent of kerasae.
+    ref = tfds.data_source("fashion_mnist", split="test", data_dir=tfds_dir, download=False)
+    for i in (0, 1234, 9999):
         np.testing.assert_array_equal(raw.images[i], ref[i]["image"])
-        np.testing.assert_array_equal(via_tfds.images[i], ref[i]["image"])
+        np.testing.assert_array_equal(via_tfds.load_batch([i])[0], ref[i]["image"])
         assert raw.labels[i] == via_tfds.labels[i] == ref[i]["label"]
-    np.testing.assert_array_equal(raw.images, via_tfds.images)
+    np.testing.assert_array_equal(raw.numpy(), via_tfds.numpy())
+    np.testing.assert_array_equal(raw.labels, via_tfds.labels)
+
+
+@needs_raw
+def test_tfds_streamed_split_matches_raw_whole_and_sharded(tfds_stream_dir):
+    import tensorflow_datasets as tfds
+
+    raw = data.get_source("fashion_mnist", "test[:960]", raw_dir=DEBIAN, source="raw")
+    stream = data.get_source("fashion_mnist", "test[:960]", data_dir=tfds_stream_dir,
+                             source="tfds")
+    assert stream.route == "tfds" and not stream.random_access and len(stream) == 960
+    ref = list(tfds.as_numpy(tfds.load("fashion_mnist", split="test[:960]",
+                                       data_dir=tfds_stream_dir, shuffle_files=False)))
+    np.testing.assert_array_equal(np.stack([r["image"] for r in ref]), raw.images)
+    got = np.concatenate([x for _, x in stream.batches(100)])
+    np.testing.assert_array_equal(got, raw.numpy())
+    np.testing.assert_array_equal(stream.labels, raw.labels)
+    # Two input pipelines keep their rows of every global batch of 64 and, put back
+    # together, give the one-pipeline order; a seeded shuffle repeats per epoch.
+    whole = np.concatenate([b.numpy() for b in stream.dataset(64, seed=3, epoch=2,
+                                                              drop_remainder=True)])
+    parts = [np.concatenate([b.numpy() for b in stream.dataset(
+        64, seed=3, epoch=2, shard=(k, 1, 32))]) for k in (0, 1)]
+    rebuilt = np.stack([p.reshape(-1, 32, 28, 28, 1) for p in parts], axis=1)
+    np.testing.assert_array_equal(rebuilt.reshape(whole.shape), whole)
+    again = np.concatenate([b.numpy() for b in stream.dataset(64, seed=3, epoch=2,
+                                                              drop_remainder=True)])
+    np.testing.assert_array_equal(again, whole)
+    assert not np.array_equal(whole, raw.numpy()[: len(whole)])  # shuffled
 
 
 @needs_raw
@@ -54,7 +91,7 @@ def test_split_sizes_and_the_auto_route_prefers_a_prepared_tfds_copy(tfds_dir):
     offline = data.get_source("fashion_mnist", "train", data_dir=tfds_dir + "/empty",
                               raw_dir=DEBIAN)
     assert offline.route == "raw" and len(offline) == 60000
-    np.testing.assert_array_equal(train.images[[0, -1]], offline.images[[0, -1]])
+    np.testing.assert_array_equal(train.load_batch([0, 59999]), offline.images[[0, -1]])
 
 
 @needs_raw

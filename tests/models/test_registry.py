@@ -120,6 +120,21 @@ def test_fit_with_targets_uses_them():
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
+def test_labels_as_y_are_ignored_and_a_compile_loss_is_refused():
+    # (images, labels): the labels carry no loss; the target is the image itself.
+    model = build_tiny("conv_ae")
+    model.compile(optimizer="adam")
+    x = digits_batch(16)
+    with_labels = model.evaluate(x, np.arange(16), verbose=0, return_dict=True)["loss"]
+    alone = model.evaluate(x, verbose=0, return_dict=True)["loss"]
+    assert with_labels == pytest.approx(alone, rel=1e-6)
+    with pytest.raises(ValueError, match="do not match the reconstructions"):
+        model.evaluate(x, np.zeros((16, 4, 4, 1), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"The loss is part of.*compile\(optimizer=\.\.\.\)"
+                                         r".*Received: loss='mse'"):
+        model.compile(optimizer="adam", loss="mse")
+
+
 def test_unknown_builder_suggests_the_closest():
     with pytest.raises(ValueError) as e:
         kerasae.get_builder("conv_vea")

@@ -1,4 +1,5 @@
-"""Distributed training: 1 device == 2 mirrored replicas, real multi-worker, crash + resume."""
+"""Distributed training: 1 device == 2 mirrored replicas, real multi-worker, crash + resume,
+on arrays and on image folders alike."""
 
 import json
 import signal
@@ -23,9 +24,31 @@ def train(cwd, *args, env=ENV, check=True):
     return run_cli(["train", *args, "--verbose", "2"], cwd, env=env, check=check)
 
 
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """The digits' train and test splits as PNG files: train/<label>/, test/<label>/."""
+    from PIL import Image
+
+    from kerasae.data import get_source
+
+    root = tmp_path_factory.mktemp("digits_png")
+    for split in ("train", "test"):
+        src = get_source("digits", split)
+        for i, (img, y) in enumerate(zip(src.images, src.labels)):
+            (root / split / str(y)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[..., 0]).save(root / split / str(y) / f"{i:04d}.png")
+    return str(root)
+
+
+@pytest.fixture(params=["digits", "folder"])
+def dataset(request, digits_folder):
+    """The digits as a named dataset, and as a folder of PNG files."""
+    return "digits" if request.param == "digits" else digits_folder
+
+
 @pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
-def test_two_mirrored_replicas_match_one_device(builder, tmp_path):
-    common = [builder, "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+def test_two_mirrored_replicas_match_one_device(builder, dataset, tmp_path):
+    common = [builder, "--dataset", dataset, "--epochs", "1", "--batch-size", "64",
               "--seed", "7", *TINY_ARGS[builder]]
     train(tmp_path, *common, "--strategy", "one", "--out", "one")
     train(tmp_path, *common, "--strategy", "mirrored", "--num-devices", "2", "--out", "two")
@@ -80,7 +103,7 @@ def _free_ports(n):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
-def test_two_real_workers_finish_with_the_same_weights(builder, tmp_path):
+def test_two_real_workers_finish_with_the_same_weights(builder, dataset, tmp_path):
     import keras
 
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
@@ -89,7 +112,7 @@ def test_two_real_workers_finish_with_the_same_weights(builder, tmp_path):
         env = dict(ENV, TF_CONFIG=json.dumps({
             "cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "kerasae.cli", "train", builder, "--dataset", "digits",
+            [sys.executable, "-m", "kerasae.cli", "train", builder, "--dataset", dataset,
              "--epochs", "2", "--batch-size", "32", "--strategy", "multi_worker",
              # Local settings may differ between workers (a live progress bar on one):
              # every worker must still run the same steps per call, or the collective
@@ -114,14 +137,23 @@ def test_two_real_workers_finish_with_the_same_weights(builder, tmp_path):
         assert (tmp_path / "out" / "checkpoints" / f"worker-{i}" / "ckpt-2.index").exists()
 
 
-def test_killed_run_resumes_and_matches_its_last_checkpoint(tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("route", ["npz", "folder"])
+def test_killed_run_resumes_and_matches_its_last_checkpoint(route, tmp_path):
     import keras
     import tensorflow as tf
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     x = (rng.uniform(size=(6000, 16, 16)) * 255).astype("uint8")
-    np.savez(tmp_path / "data.npz", x=x)
-    args = [sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset", "data.npz",
+    if route == "npz":
+        np.savez(tmp_path / "data.npz", x=x)
+    else:
+        (tmp_path / "data").mkdir()
+        for i, img in enumerate(x):
+            Image.fromarray(img).save(tmp_path / "data" / f"{i:04d}.png")
+    data_arg = "data.npz" if route == "npz" else "data"
+    args = [sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset", data_arg,
             "--epochs", "4", "--batch-size", "32", "--arg", "filters=[16,32]",
             "--out", "run", "--verbose", "2"]
     ckpts = tmp_path / "run" / "checkpoints" / "worker-0"
@@ -152,6 +184,14 @@ def test_killed_run_resumes_and_matches_its_last_checkpoint(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert not any(np.array_equal(a, b) for a, b in zip(
         final.get_weights()[:1], type(final).from_config(final.get_config()).get_weights()[:1]))
+    # The same epochs in the same order: an uninterrupted run gives the same numbers.
+    whole = subprocess.run([*args[:-4], "--out", "whole", "--verbose", "2"], cwd=tmp_path,
+                           env=ENV, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    resumed, uninterrupted = run_json(tmp_path / "run")["final"], run_json(tmp_path / "whole")["final"]
+    for key, value in resumed.items():
+        if "loss" in key:
+            assert value == pytest.approx(uninterrupted[key], rel=1e-6), key
 
 
 def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
@@ -181,10 +221,15 @@ def test_mixed_precision_vae_trains_without_nan(precision):
 
 
 def test_early_stopping_tensorboard_and_history(tmp_path):
+    import keras
+
+    # An optimizer that never moves (the learning_rate argument must be > 0; an
+    # optimizer instance keeps its own): nothing improves, so training stops after
+    # 1 + patience epochs.
     res = kerasae.fit("conv_ae", "digits", epochs=50, batch_size=64, strategy="one",
-                      learning_rate=0.0, early_stopping=2, out_dir=str(tmp_path), verbose=0,
+                      optimizer=keras.optimizers.SGD(learning_rate=0.0), early_stopping=2,
+                      out_dir=str(tmp_path), verbose=0,
                       builder_kwargs=dict(filters=[8, 16], latent_dim=8))
-    # With a zero learning rate nothing improves: stop after 1 + patience epochs.
     assert len(res.history) == 3
     assert list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
     rows = (tmp_path / "history.csv").read_text().splitlines()
@@ -260,3 +305,25 @@ def test_a_run_does_not_keep_its_training_data_alive():
     del src
     gc.collect()
     assert ref() is None
+
+
+def test_fit_takes_a_users_tf_data_pipeline_and_an_optimizer_instance():
+    """A batched tf.data pipeline of (images, labels) trains like the same images as an array;
+    an optimizer made outside the strategy's scope is rebuilt inside it."""
+    import keras
+    import tensorflow as tf
+
+    from kerasae.data import get_source
+
+    digits = get_source("digits", "train")
+    x, y = digits.numpy()[:256], digits.labels[:256]
+    kwargs = dict(epochs=2, batch_size=64, strategy="one", seed=5, validation=None, verbose=0,
+                  builder_kwargs=dict(filters=[8, 16], latent_dim=8))
+    from_array = kerasae.fit("conv_ae", (x, y), optimizer=keras.optimizers.Adam(2e-3),
+                             shuffle=False, **kwargs)
+    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    from_pipeline = kerasae.fit("conv_ae", pipeline, optimizer=keras.optimizers.Adam(2e-3),
+                                **kwargs)
+    assert from_pipeline.run["dataset"]["route"] == "tf.data"
+    for a, b in zip(from_array.history, from_pipeline.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
