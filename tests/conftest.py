@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -74,6 +75,13 @@ class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         if server.mode == "truncate" and weights:
             data = data[: len(data) // 2]  # then HTTP/1.0 closes the connection
+        if server.mode == "trickle" and weights:
+            # One byte every 50 ms, each read answered: no socket timeout ever fires.
+            for i in range(min(len(data), 400)):  # bounded: the server stops by itself
+                self.wfile.write(bytes(data[i:i + 1]))
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
         self.wfile.write(bytes(data))
 
 
@@ -82,8 +90,9 @@ def mirror_server():
     """`mirror_server(folder, mode)` starts a loopback mirror of `folder`; `(url, server)`.
 
     Modes: "ok", "404", "flip" (one weights byte flipped), "truncate" (half the
-    weights, then the connection closes), "refused" (a port nobody listens on;
-    the server is `None`). `server.hits` lists the requested paths.
+    weights, then the connection closes), "trickle" (the weights one byte every 50
+    ms, at most 400 bytes), "refused" (a port nobody listens on; the server is
+    `None`). `server.hits` lists the requested paths.
     """
     servers, sockets = [], []
 

@@ -37,6 +37,24 @@ has_fashion_mnist = os.path.isfile(os.path.join(FASHION_MNIST_DIR, "t10k-images-
 needs_fashion_mnist = pytest.mark.skipif(not has_fashion_mnist, reason=FASHION_MNIST_HINT)
 
 
+NODE_DIR = os.path.join(REPO, "export", "node")
+
+
+def node_client():
+    """`node` for the export/node client, or `None` where Node.js or its packages are absent."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules",
+                                                       "onnxruntime-node")):
+        return None
+    return node
+
+
+NODE_HINT = ("needs Node.js and the export/node client's packages: (cd export/node && npm ci "
+             "--ignore-scripts) (bash .ci/run installs them)")
+
+
 def tiny_kwargs(name, **overrides):
     kwargs = dict(TINY[name], input_shape=TINY_SHAPE, seed=1)
     kwargs.update(overrides)

@@ -119,12 +119,19 @@ def test_wheel_in_a_fresh_venv_loads_presets_without_network(tmp_path):
         assert not [n for n in zf.namelist() if n.endswith((".pkl", ".pickle", ".part"))]
 
     venv = str(tmp_path / "venv")
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv])
+    _run([sys.executable, "-m", "venv", venv])
     python = os.path.join(venv, "bin", "python")
-    # --ignore-installed: the checkout's editable install is visible through the
-    # system site-packages; the venv gets its own copy from the wheel.
-    _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
-          "--quiet", wheel])
+    # The dependencies (TensorFlow, ...) come from the environment running the tests,
+    # whatever it is (a venv or not), through a .pth file; its .pth files (the
+    # checkout's editable install among them) are not read, so the venv's kerasae is
+    # the wheel's.
+    venv_site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+                     ).stdout.strip()
+    import site
+
+    with open(os.path.join(venv_site, "parent-environment.pth"), "w") as f:
+        f.write("\n".join(site.getsitepackages()) + "\n")
+    _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", wheel])
 
     elsewhere, cache = tmp_path / "elsewhere", tmp_path / "cache"
     elsewhere.mkdir()

@@ -31,5 +31,9 @@ class NotADirectory(KerasaeError, NotADirectoryError):
     """A path that must be a directory (or lead to one) is a file."""
 
 
+class NotWritable(KerasaeError, PermissionError):
+    """An output path cannot be written (permissions, a read-only file system)."""
+
+
 class MissingDependency(KerasaeError, ImportError):
     """An optional dependency is not installed; the message names the install command."""

@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+from kerasae._util.errors import NotADirectory, NotWritable
+
 
 def sha256_file(path):
     """sha256 hex digest of a file, read in 1 MiB blocks."""
@@ -27,28 +29,58 @@ def _umask():
     return mask
 
 
+STAGED = ".tmp"  # temporary names end so (or in `suffix`), and start with "."
+
+
 @contextlib.contextmanager
-def staged_file(path):
+def staged_file(path, suffix=STAGED):
     """Yields a temporary path beside `path`; on success it is synced and renamed to `path`.
 
-    On an error the temporary file is removed and `path` keeps its old content.
-    The new file gets the umask's permissions (not `mkstemp`'s 0600).
+    On an error (a kill, a full disk) the temporary file is removed, or left as a
+    hidden `.name.*` file that `remove_stale` cleans, and `path` keeps its old
+    content. The new file gets the umask's permissions (not `mkstemp`'s 0600).
+    `suffix` lets writers that check extensions (Keras's `.keras`) write the file.
     """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
+                               suffix=".tmp" + ("" if suffix == STAGED else suffix))
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync_dir(parent)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder):
+    """Flushes every file below `folder` to disk (before a staged folder is renamed)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            _fsync(os.path.join(root, name))
 
 
 def atomic_write(path, data):
@@ -70,10 +102,12 @@ def staged_directory(path, *, replace=False):
     path = os.path.abspath(os.fspath(path))
     parent, base = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
+    remove_stale(parent)  # what killed writers left
     tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server
         yield tmp
+        fsync_tree(tmp)
         if os.path.lexists(path) and replace:
             old = tempfile.mkdtemp(prefix=f".{base}.old.tmp-", dir=parent)
             os.rmdir(old)
@@ -89,3 +123,49 @@ def staged_directory(path, *, replace=False):
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale(folder, max_age=3600.0):
+    """Removes what killed writers left in `folder`: hidden staging files and folders
+    (`.name.*.tmp*`, `.name.tmp-*`, `.name.*.part`) older than `max_age` seconds.
+
+    Younger ones may belong to a writer still at work, so they stay.
+    """
+    import time
+
+    if not os.path.isdir(folder):
+        return []
+    removed, now = [], time.time()
+    for name in os.listdir(folder):
+        if not name.startswith(".") or not (".tmp" in name or name.endswith(".part")):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if now - os.lstat(path).st_mtime < max_age:
+                continue
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def check_writable(path, what="the output folder"):
+    """Fails early (`NotWritable`) unless the folder `path` can be created and written in."""
+    probe = os.path.abspath(os.fspath(path))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise NotADirectory(
+            f"{what} {os.fspath(path)!r} cannot be made: {probe!r} is a file. Pick another "
+            f"path. Received: path={os.fspath(path)!r}"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".kerasae-write-check-")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise NotWritable(
+            f"{what} {os.fspath(path)!r} cannot be written ({e.strerror} in {probe!r}). Pick "
+            f"a folder you can write to. Received: path={os.fspath(path)!r}"
+        ) from None

@@ -8,22 +8,22 @@
 
 Choices come from the library's own constants; every command imports the
 library only when it runs, so `kerasae --help` costs no TensorFlow import.
-An error kerasae raises on purpose (`KerasaeError`: the message says what to
-fix) is one line on stderr; anything else is a bug and keeps its traceback.
+An expected failure is one line on stderr with the fix and exit code 1 (2 for a
+wrong command line, 130 for Ctrl-C); anything else is a bug and keeps its
+traceback (see `kerasae.cli.errors`).
 """
 
 import argparse
 import os
 import sys
 
-from kerasae._util.errors import KerasaeError, MissingDependency
 from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
 from kerasae.cli import data, export, train, uses, zoo
+from kerasae.cli.errors import EXIT_INTERRUPTED, explain
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 COMMAND_GROUPS = (train, data, export, zoo, uses)
+DEBUG_ENV = "KERASAE_DEBUG"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +42,8 @@ def build_parser():
         prog="kerasae", description="Autoencoders for Keras 3: train, export, zoo."
     )
     parser.add_argument("--version", action="version", version=f"kerasae {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of any error (also ${DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
@@ -51,11 +53,19 @@ def build_parser():
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return args.func(args) or 0
-    except MissingDependency as e:
-        print(f"kerasae: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KerasaeError as e:
-        print(f"kerasae {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"kerasae {args.command}: interrupted; rerun the same command to resume.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
+        explained = None if debug else explain(e)
+        if explained is None:
+            raise
+        message, code = explained
+        print(f"kerasae {args.command}: error: {message}", file=sys.stderr)
+        return code

@@ -2,7 +2,7 @@
 
 import json
 
-from kerasae._util.errors import InvalidValue
+from kerasae.cli.errors import UsageError
 
 
 def parse_value(text):
@@ -18,7 +18,7 @@ def parse_kwargs(pairs):
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise InvalidValue(
+            raise UsageError(
                 f"--arg takes key=value, e.g. --arg filters=[32,64]. Received: {pair!r}"
             )
         key, value = pair.split("=", 1)

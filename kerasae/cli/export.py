@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from kerasae._util.errors import InvalidValue, MissingFile
+from kerasae._util.errors import MissingFile
+from kerasae.cli.errors import UsageError
 from kerasae.data import get_source
 from kerasae.export.formats import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
 
@@ -52,7 +53,7 @@ def _cli_list(text, name, convert):
     try:
         return [convert(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise InvalidValue(f"--{name} takes comma-separated numbers. Received: {name}={text!r}") from None
+        raise UsageError(f"--{name} takes comma-separated numbers. Received: {name}={text!r}") from None
 
 
 def _cli_metadata(text):
@@ -64,7 +65,7 @@ def _cli_metadata(text):
     try:
         return json.loads(text)
     except ValueError as e:
-        raise InvalidValue(f"--metadata is not valid JSON ({e}). Received: metadata={text!r}") from None
+        raise UsageError(f"--metadata is not valid JSON ({e}). Received: metadata={text!r}") from None
 
 
 REFERENCE_IMAGES = 16  # read from a dataset given as --reference; the parity check uses 7

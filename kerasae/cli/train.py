@@ -6,7 +6,10 @@ import numpy as np
 
 from kerasae import data as data_lib
 from kerasae import plots
+from kerasae._util.errors import InvalidValue
+from kerasae._util.files import check_writable
 from kerasae.cli.args import parse_kwargs
+from kerasae.cli.errors import UsageError
 from kerasae.data.images import COLOR_MODES, RESIZE_MODES
 from kerasae.training.options import LR_SCHEDULES, PRECISIONS, STRATEGIES, VERBOSITY
 
@@ -113,9 +116,13 @@ def _train(args):
     kwargs = parse_kwargs(args.arg)
     if args.latent_dim is not None:
         kwargs["latent_dim"] = args.latent_dim
-    builder = get_builder(args.builder)  # fail fast on a bad name
+    try:
+        builder = get_builder(args.builder)  # fail fast on a bad name
+    except InvalidValue as e:
+        raise UsageError(str(e)) from None
     tag = os.path.splitext(os.path.basename(os.path.normpath(str(args.dataset))))[0]
     out = args.out or os.path.join("runs", f"{args.builder}-{tag}")
+    check_writable(out, "--out")  # before any work: nothing is written if it cannot be
     # Devices must be split before any model exists.
     strategy = strategies.make_strategy(args.strategy, args.num_devices)
     source, val_source = data_lib.train_and_validation(

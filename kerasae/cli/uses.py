@@ -2,7 +2,7 @@
 
 import os
 
-from kerasae._util.errors import InvalidValue
+from kerasae.cli.errors import UsageError
 from kerasae.uses.options import DEFAULT_ARITHMETIC, DEFAULT_THRESHOLD, EMBEDDINGS
 
 
@@ -203,7 +203,7 @@ def _compress(args):
         r = decompress(args.decode, args.model, out=_out_dir(args, "compress"))
         return _show(r, [f"decoded {r['count']} images from {args.decode}"])
     if args.model is None:
-        raise InvalidValue("compress needs --model (a zoo preset name or a .keras file). "
+        raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")
     r = compress(args.model, **_data_kwargs(args), bits=args.bits,
                  out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,

@@ -7,8 +7,10 @@ import os
 import numpy as np
 
 from kerasae._util.errors import InvalidType, InvalidValue, NotADirectory, PathExists
+from kerasae._util.files import check_writable
 from kerasae._util.names import unknown_name_error
-from kerasae.export.formats import ANOMALY_SCORES, DEFAULT_OPSET, FORMATS, MIN_OPSET, RESERVED
+from kerasae.export.formats import (ANOMALY_SCORES, DEFAULT_OPSET, FORMATS, MANIFEST, MIN_OPSET,
+                                    RESERVED)
 
 
 def check_formats(formats):
@@ -132,19 +134,40 @@ def check_anomaly(block):
     return dict(block, score=score, threshold=float(threshold))
 
 
+def is_export(folder):
+    """Whether `folder` holds a kerasae export (its `manifest.json` says so)."""
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            return json.load(f).get("format") == "kerasae-export"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def check_out_dir(out_dir, force):
+    """`out_dir` may be created, or replaced with `force` if it is an export or empty.
+
+    Anything else (a training run, the folder of the source model, your files) is
+    refused even with `force`, and nothing is touched.
+    """
     if os.path.lexists(out_dir) and not force:
         raise PathExists(
             f"Output path {out_dir!r} already exists. Pick a new directory, or pass "
-            f"force=True (--force) to replace it. Received: out_dir={out_dir!r}"
+            f"force=True (--force) to replace an earlier export. Received: out_dir={out_dir!r}"
         )
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise PathExists(
             f"Output path {out_dir!r} exists and is not a directory; it is not "
             f"replaced even with force. Received: out_dir={out_dir!r}"
         )
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not is_export(out_dir):
+        held = ", ".join(sorted(os.listdir(out_dir))[:4])
+        raise PathExists(
+            f"{out_dir!r} is not a kerasae export (it has no {MANIFEST}; it holds {held}...), "
+            f"so it is not replaced even with force: force replaces only an earlier export "
+            f"or an empty folder. Pick another output folder. Received: out_dir={out_dir!r}"
+        )
     # Missing parent directories are created (as `mkdir -p`); a file in their place
-    # is an error.
+    # is an error, and so is a parent kerasae cannot write to.
     parent = os.path.dirname(os.path.abspath(out_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -153,3 +176,4 @@ def check_out_dir(out_dir, force):
             f"The output cannot be created below {parent!r}: it is a file, not a "
             f"directory. Pick another output path. Received: out_dir={out_dir!r}"
         )
+    check_writable(out_dir, "The export folder")

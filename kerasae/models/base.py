@@ -170,6 +170,15 @@ class Autoencoder(keras.Model):
             )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        """Compiles as a saved model was compiled (`keras.saving.load_model` calls this)."""
+        config = dict(keras.saving.deserialize_keras_object(config) or {})
+        if config.pop("loss", None) is not None:
+            return  # saved by a build that allowed compile(loss=...): load uncompiled
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _target(self, x, y, y_pred):
         """What the reconstruction is compared with: `y` if it is an image batch, else `x`."""
         if y is None:

@@ -11,11 +11,18 @@ import http.client
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
+from kerasae._util.files import remove_stale
+
 PROGRESS_MIN_BYTES = 1 << 20
-DOWNLOAD_TIMEOUT = 30.0
+DOWNLOAD_TIMEOUT = 30.0  # seconds without a byte before a read gives up
+# A whole file gets at least DEADLINE_FLOOR seconds, more for large files at MIN_RATE
+# bytes/s; a mirror that trickles past its deadline is dropped for the next one.
+DEADLINE_FLOOR = 60.0
+MIN_RATE = 100_000
 _CHUNK = 1 << 16
 
 
@@ -47,11 +54,23 @@ def progress_reporter(progress, label):
     return report
 
 
+def deadline_for(size):
+    """Seconds a file of `size` bytes may take, all told."""
+    return max(DEADLINE_FLOOR, size / MIN_RATE)
+
+
 def _stream(url, out, expected_size, report):
     h = hashlib.sha256()
     done = 0
+    limit = deadline_for(expected_size)
+    end = time.monotonic() + limit
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
-        for chunk in iter(lambda: resp.read(_CHUNK), b""):
+        # read1: whatever has arrived (a trickle still returns), so the deadline is seen.
+        for chunk in iter(lambda: resp.read1(_CHUNK), b""):
+            if time.monotonic() > end:
+                raise DownloadFailure(
+                    f"too slow: {done} of {expected_size} bytes after the deadline of "
+                    f"{limit:.0f} s; discarded")
             done += len(chunk)
             if done > expected_size:
                 raise DownloadFailure(f"more than the expected {expected_size} bytes; discarded")
@@ -62,16 +81,28 @@ def _stream(url, out, expected_size, report):
     return done, h.hexdigest()
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def download(url, dest, spec, progress, label):
-    """Streams `url` to a temporary file next to `dest`, verifies it, renames it."""
+    """Streams `url` to a temporary file next to `dest`, verifies it, renames it.
+
+    `.part` files that killed downloads left beside `dest` are removed first.
+    """
     expected_size, expected_sha = int(spec["bytes"]), spec["sha256"]
     folder = os.path.dirname(dest)
     os.makedirs(folder, exist_ok=True)
+    remove_stale(folder)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(dest) + ".",
                                suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             done, got = _stream(url, out, expected_size, progress_reporter(progress, label))
+            out.flush()
+            os.fsync(out.fileno())
         if done != expected_size:
             raise DownloadFailure(f"truncated: {done} of {expected_size} bytes; discarded")
         if got != expected_sha:
@@ -79,6 +110,7 @@ def download(url, dest, spec, progress, label):
                 f"failed the sha256 check (expected {expected_sha[:12]}..., got {got[:12]}...); "
                 "discarded, the cache is untouched"
             )
+        os.chmod(tmp, 0o666 & ~_umask())  # the cache's files get the umask's mode, not 0600
         os.replace(tmp, dest)
     except urllib.error.HTTPError as e:
         raise DownloadFailure(f"HTTP {e.code} {e.reason}") from None

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae._util.files import sha256_file
@@ -17,8 +18,43 @@ def empty_index():
     return {"format": INDEX_FORMAT, "presets": {}}
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _plain(name):
+    return isinstance(name, str) and bool(_PLAIN.match(name)) and name not in (".", "..")
+
+
+def check_index(index, where):
+    """Refuses an index whose paths could leave the zoo folder or the cache.
+
+    A preset's `path` is plain relative folder names joined by `/` (no `..`, no
+    absolute path, no backslash), and its file names are plain names (no separator).
+    """
+    presets = index.get("presets")
+    if not isinstance(presets, dict):
+        raise InvalidValue(f"{where} has no 'presets' object. Received: presets={presets!r}"[:300])
+    for name, entry in presets.items():
+        for version in [entry] + list(entry.get("previous_versions", []) if isinstance(
+                entry, dict) else []):
+            path = version.get("path") if isinstance(version, dict) else None
+            files = version.get("files") if isinstance(version, dict) else None
+            bad = None
+            if not isinstance(path, str) or not all(_plain(p) for p in path.split("/")):
+                bad = f"path {path!r}"
+            elif not isinstance(files, dict) or not all(_plain(f) for f in files):
+                bad = f"file names {sorted(files) if isinstance(files, dict) else files!r}"
+            if bad:
+                raise InvalidValue(
+                    f"{where} is refused: preset {name!r} has the {bad}, which could reach "
+                    f"outside the zoo folder or the cache. A path is plain folder names joined "
+                    f"by '/', a file name a plain name. Received: preset={name!r}"
+                )
+    return index
+
+
 def read_index(root=None):
-    """The index of a zoo root as a dict (`{"format": 1, "presets": {...}}`)."""
+    """The index of a zoo root as a dict (`{"format": 1, "presets": {...}}`), checked."""
     root = zoo_root(root)
     path = None if root is None else os.path.join(root, INDEX_FILE)
     if path is None or not os.path.isfile(path):
@@ -28,9 +64,10 @@ def read_index(root=None):
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise InvalidValue(
             f"{path} is not a kerasae zoo index of format {INDEX_FORMAT}; upgrade kerasae "
-            f"or point root= at a matching zoo. Received: format={index.get('format')!r}"
+            f"or point root= at a matching zoo. Received: format="
+            f"{index.get('format') if isinstance(index, dict) else type(index).__name__!r}"
         )
-    return index
+    return check_index(index, path)
 
 
 def list_presets(root=None):

@@ -11,6 +11,7 @@
   writes `model.keras`, `best.keras` and `history.csv`.
 """
 
+import math
 import os
 import time
 
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
-from kerasae.training.checkpoints import RunCheckpoints
+from kerasae.training.checkpoints import RunCheckpoints, save_model
 from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
 from kerasae.training.strategy import strategy_kind, worker_info
 
@@ -49,6 +50,10 @@ def make_optimizer(optimizer, learning_rate, precision, schedule="constant", tot
     if precision == "mixed_float16" and not isinstance(opt, keras.optimizers.LossScaleOptimizer):
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
+
+
+class TrainingDiverged(InvalidValue):
+    """The loss became NaN or infinite; nothing of the epoch was saved."""
 
 
 class Trainer:
@@ -113,6 +118,7 @@ class Trainer:
             self.checkpoints = RunCheckpoints(o.out_dir, self.task_index, self.model,
                                               self.optimizer, self.epoch_var)
             if o.resume and self.checkpoints.latest:
+                records.check_resumable(o.out_dir, self)
                 self.history = self.checkpoints.restore()
                 if o.verbose:
                     print(f"Resuming from {self.checkpoints.latest} "
@@ -221,6 +227,8 @@ class Trainer:
                                     tf.constant(count, tf.int64))
             for k, v in out.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
+            if not all(math.isfinite(v) for v in totals.values()):
+                raise self._diverged(epoch, i, count, totals)
             self.step_seconds = (time.perf_counter() - t_call) / count
             i += count
             seen += count * self.options.batch_size
@@ -229,6 +237,19 @@ class Trainer:
                 logs["loss"] = logs["loss"] + totals["penalty"] / i
             cb_list.on_train_batch_end(i - 1, logs)
         return dict(logs), seen, time.time() - t0
+
+    def _diverged(self, epoch, done, count, totals):
+        where = ("validation" if count == 0 else f"step {done + 1} of {self.steps}" if count == 1
+                 else f"steps {done + 1}-{done + count} of {self.steps}")
+        value = next(v for v in totals.values() if not math.isfinite(v))
+        return TrainingDiverged(
+            f"The loss became {value} in epoch {epoch + 1}, {where}; "
+            f"training stopped and nothing of this epoch was saved (the last checkpoint, "
+            f"model.keras and best.keras hold the epochs before). Lower the learning rate "
+            f"(now {self.options.learning_rate:g}: try --lr {self.options.learning_rate / 10:g}), "
+            f"or check the data for extreme values, and rerun with --no-resume. "
+            f"Received: loss={value}"
+        )
 
     def _evaluate(self):
         totals, n = {}, 0
@@ -243,8 +264,8 @@ class Trainer:
         improved = best is None or row[self.monitor] < best
         if self.is_chief:
             if improved:
-                self.model.save(os.path.join(out_dir, "best.keras"))
-            self.model.save(os.path.join(out_dir, "model.keras"))
+                save_model(self.model, os.path.join(out_dir, "best.keras"))
+            save_model(self.model, os.path.join(out_dir, "model.keras"))
             records.write_history_csv(os.path.join(out_dir, "history.csv"), self.history)
         self.checkpoints.save(epoch, self.history)
         return row[self.monitor] if improved else best
@@ -268,12 +289,16 @@ class Trainer:
         cb_list.on_train_begin()
         best = min((r[self.monitor] for r in self.history if self.monitor in r), default=None)
         self.started = time.time()
+        if o.out_dir and self.is_chief and self.start_epoch < o.epochs:
+            records.write_start(o.out_dir, self)
         iterator = self._pipeline()
         for epoch in range(self.start_epoch, o.epochs):
             cb_list.on_epoch_begin(epoch)
             logs, seen, elapsed = self._train_epoch(epoch, iterator, cb_list)
             if self.val_src is not None:
                 logs.update(self._evaluate())
+                if not all(math.isfinite(v) for v in logs.values()):
+                    raise self._diverged(epoch, self.steps, 0, logs)
             self.history.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()},
                                  "images_per_second": seen / elapsed, "seconds": elapsed})
             self.epoch_var.assign(epoch + 1)
@@ -291,10 +316,10 @@ class Trainer:
     def _finish(self, run):
         out_dir = self.options.out_dir
         if out_dir and self.is_chief:
-            if not self.history or self.start_epoch == self.options.epochs:
-                self.model.save(os.path.join(out_dir, "model.keras"))
+            if not os.path.exists(os.path.join(out_dir, "model.keras")):
+                save_model(self.model, os.path.join(out_dir, "model.keras"))
             records.write_run(out_dir, run)
         elif out_dir:
             # Other workers keep their own copy next to their checkpoints, so that
             # replicas can be compared (they must hold the same weights).
-            self.model.save(os.path.join(self.checkpoints.directory, "model.keras"))
+            save_model(self.model, os.path.join(self.checkpoints.directory, "model.keras"))

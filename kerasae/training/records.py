@@ -7,6 +7,7 @@ import time
 
 import keras
 
+from kerasae._util.errors import InvalidValue
 from kerasae._util.files import atomic_write
 from kerasae._util.versions import versions
 from kerasae.training.strategy import num_workers, strategy_kind, tf_config
@@ -56,7 +57,9 @@ def run_record(trainer):
         "learning_rate": o.learning_rate,
         "lr_schedule": o.lr_schedule,
         "optimizer": optimizer,
+        "shuffle": bool(o.shuffle),
         "versions": versions(),
+        "status": "finished",
         "final": trainer.history[-1] if trainer.history else {},
         "wall_seconds": time.time() - trainer.started,
     }
@@ -64,3 +67,47 @@ def run_record(trainer):
 
 def write_run(out_dir, run):
     atomic_write(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))
+
+
+RUN_KEYS = ("builder", "config", "dataset")
+DATASET_KEYS = ("name", "split", "route", "examples", "image_shape", "image_size", "resize")
+
+
+def _what(record):
+    d = record.get("dataset") or {}
+    return {"builder": record.get("builder"),
+            "config": {k: v for k, v in (record.get("config") or {}).items() if k != "name"},
+            "dataset": {k: d.get(k) for k in DATASET_KEYS if k in d}}
+
+
+def check_resumable(out_dir, trainer):
+    """Refuses to resume a run directory that holds another model or other data."""
+    path = os.path.join(out_dir, "run.json")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            before = _what(json.load(f))
+    except (OSError, ValueError):
+        return  # an unreadable record: the checkpoint itself decides
+    now = _what({"builder": trainer.model.builder_name, "config": trainer.model.builder_config,
+                 "dataset": trainer.train_src.info()})
+    diffs = []
+    for key in RUN_KEYS:
+        a, b = before[key], now[key]
+        if isinstance(a, dict):
+            diffs += [f"{key} {k}: {a.get(k)!r} there, {b.get(k)!r} now"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key}: {a!r} there, {b!r} now")
+    if diffs:
+        raise InvalidValue(
+            f"{out_dir!r} holds another run ({'; '.join(diffs[:3])}), so it is not resumed. "
+            f"Pass --no-resume (resume=False) to start over in it, or pick another --out. "
+            f"Received: out_dir={out_dir!r}"
+        )
+
+
+def write_start(out_dir, trainer):
+    """The run's record before its first epoch (`status: running`), for resume checks."""
+    write_run(out_dir, dict(run_record(trainer), status="running"))

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
+from kerasae._util.files import check_writable, remove_stale
 
 
 @dataclasses.dataclass
@@ -68,10 +69,12 @@ class Output:
                     f"The output path exists and is not a directory. Choose a directory "
                     f"for --out. Received: out={os.fspath(out)!r}"
                 )
+            check_writable(self.out, "--out")  # before the work, not after it
             parent = os.path.dirname(self.out)
             os.makedirs(parent, exist_ok=True)
+            remove_stale(parent)  # what killed runs left
             self.stage = os.path.join(
-                parent, f".{os.path.basename(self.out)}.partial-{os.getpid()}-{id(self)}"
+                parent, f".{os.path.basename(self.out)}.tmp-partial-{os.getpid()}-{id(self)}"
             )
 
     @property

@@ -43,8 +43,8 @@ def test_cli_list_info_pull_evaluate(published_zoo, client_root, serve, tmp_path
 
 def test_cli_errors_are_one_line_messages(client_root, tmp_path, capsys):
     assert cli_main(["zoo", "pull", "conv_ae_digits", "--root", client_root,
-                     "--cache-dir", str(tmp_path)]) == 2
+                     "--cache-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "kerasae zoo: error:" in err and "could not be fetched" not in err
-    assert cli_main(["zoo", "info", "nope", "--root", client_root]) == 2
+    assert cli_main(["zoo", "info", "nope", "--root", client_root]) == 1
     assert "Unknown preset 'nope'" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.export.conftest import anomaly_threshold
-from tests.helpers import REPO, digits_batch
+from tests.helpers import NODE_HINT, REPO, digits_batch, node_client
 
 NODE_DIR = os.path.join(REPO, "export", "node")
 PY_CLIENT = os.path.join(REPO, "export", "python", "kerasae_client.py")
@@ -53,11 +53,9 @@ print(json.dumps(out))
 
 
 def _node():
-    node = shutil.which("node")
+    node = node_client()
     if node is None:
-        pytest.skip("node is not installed; CI has it (export/node client)")
-    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-node")):
-        pytest.fail("export/node has no node_modules: run `npm ci --ignore-scripts` in export/node")
+        pytest.skip(NODE_HINT)
     return node
 
 

@@ -20,7 +20,7 @@ import kerasae
 from kerasae import plots as _plots
 from kerasae.uses import _compress
 from kerasae.uses.codec import rangecoder
-from tests.helpers import REPO
+from tests.helpers import REPO, node_client
 
 N = 300  # test images used by most tests
 
@@ -200,13 +200,13 @@ def test_reduce_mse_table_matches_numpy_pca(ae, fashion, tmp_path):
 
 # ----------------------------------------------------------------- compress
 def _parse_kae(path):
-    """An independent reader of the documented .kae layout."""
+    """An independent reader of the documented .kae layout (version 2)."""
     data = open(path, "rb").read()
     assert data[:8] == b"\x89KAE\r\n\x1a\n"
-    version, length = struct.unpack("<BI", data[8:13])
-    header = json.loads(data[13:13 + length])
-    payload = data[13 + length:]
-    return version, header, payload
+    version, length, crc = struct.unpack("<BII", data[8:17])
+    blob = data[17:17 + length]
+    assert zlib.crc32(blob) == crc
+    return version, json.loads(blob), data[17 + length:]
 
 
 def test_compress_file_round_trip_and_numbers(ae, fashion, tmp_path):
@@ -214,7 +214,7 @@ def test_compress_file_round_trip_and_numbers(ae, fashion, tmp_path):
     r = kerasae.uses.compress(ae, x, out=tmp_path / "c", sweep=True, sweep_count=30)
     path = tmp_path / "c" / "images.kae"
     version, header, payload = _parse_kae(path)
-    assert version == 1
+    assert version == 2
     assert header["count"] == 60 and header["code_shape"] == [8]
     assert header["payload_bytes"] == len(payload) and header["payload_crc32"] == zlib.crc32(payload)
     size = os.path.getsize(path)
@@ -381,12 +381,10 @@ def _python_client(directory):
 
 def _node_check(directory, images, tmp_path):
     """The Node client's report on `images`, or None when node or its packages are absent."""
-    import shutil
     import subprocess
 
     script = os.path.join(REPO, "export", "node", "check.js")
-    if shutil.which("node") is None or not os.path.isdir(
-            os.path.join(REPO, "export", "node", "node_modules")):
+    if node_client() is None:
         return None
     path = tmp_path / "images.npy"
     np.save(path, images.astype("float32"))
@@ -489,13 +487,13 @@ def test_cli_reports_bad_input_and_leaves_no_output(ae_file, vae, fashion, tmp_p
 
     images, _ = _bad_inputs(tmp_path, fashion)["big"]
     assert cli.main(["features", "--model", ae_file, "--images", images,
-                     "--out", str(tmp_path / "o")]) == 2
+                     "--out", str(tmp_path / "o")]) == 1
     assert "expects 28x28x1" in capsys.readouterr().err
     assert cli.main(["generate", "--model", ae_file, "--limit", "50",
-                     "--out", str(tmp_path / "g")]) == 2
+                     "--out", str(tmp_path / "g")]) == 1
     assert "needs a variational autoencoder" in capsys.readouterr().err
     assert cli.main(["features", "--model", str(tmp_path / "missing.keras"),
-                     "--out", str(tmp_path / "o")]) == 2
+                     "--out", str(tmp_path / "o")]) == 1
     assert "No model file" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "g").exists()
 

@@ -1,15 +1,7 @@
 """The `.kae` file: quantized autoencoder codes, range coded, with a JSON header.
 
-The `.kae` container (version 1), all integers little-endian:
-
-    offset  size  field
-    0       8     magic b"\\x89KAE\\r\\n\\x1a\\n" (PNG-style: catches text-mode mangling)
-    8       1     format version, 1
-    9       4     H, the header length in bytes (uint32)
-    13      H     header: a UTF-8 JSON object (below)
-    13+H    ...   payload: the range-coded symbols, image by image, dimension by dimension
-
-Header keys:
+The container (magic, version, checksummed header, payload) and its checks are
+`kerasae.uses.codec.container`. Header keys:
 
 - `model`: `name`, `source` (`preset` / `file` / `memory`), `file_sha256` and
   `weights_sha256` (sha256 over the weights' dtypes, shapes and bytes). Decoding
@@ -21,34 +13,26 @@ Header keys:
   quantization: `offset` is the zero point in real units). Computed from the
   min / max of the codes being stored.
 - `coder`: `adaptive-range-v1` with `increment` and `limit` (see
-  `kerasae.uses.rangecoder`): one adaptive frequency table per code dimension,
-  each starting flat, so no probability model is stored.
+  `kerasae.uses.codec.rangecoder`): one adaptive frequency table per code
+  dimension, each starting flat, so no probability model is stored.
 - `payload_bytes`, `payload_crc32`.
 """
 
 import base64
-import json
 import os
-import struct
 import zlib
 
 import numpy as np
 
-from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
+from kerasae._util.errors import InvalidValue, MissingFile
 from kerasae._util.files import atomic_write
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.codec import rangecoder
+from kerasae.uses.codec.container import CODER, KaeError, KaeFormatError, pack, parse  # noqa: F401
 from kerasae.uses.inputs import check_images
 
-MAGIC = b"\x89KAE\r\n\x1a\n"
-VERSION = 1
-CODER = "adaptive-range-v1"
 SUFFIX = ".kae"
-
-
-class KaeFormatError(KerasaeError, ValueError):
-    """A `.kae` file is damaged, truncated or of an unknown version."""
 
 
 # -------------------------------------------------------------- quantization
@@ -81,7 +65,7 @@ def _b64(array):
 def _unb64(text, n, what):
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     if len(raw) != 4 * n:
-        raise KaeFormatError(
+        raise KaeError(
             f"The header's {what} holds {len(raw) // 4} values, expected {n}. "
             f"Received: {what}_bytes={len(raw)}"
         )
@@ -122,9 +106,7 @@ def encode_codes(ref, codes, bits, names=None):
     }
     if names is not None:
         header["names"] = [str(n) for n in names]
-    blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    data = MAGIC + struct.pack("<BI", VERSION, len(blob)) + blob + payload
-    return data, symbols, header
+    return pack(header, payload), symbols, header
 
 
 def check_bits(bits):
@@ -132,43 +114,6 @@ def check_bits(bits):
         raise InvalidValue(
             f"bits must be an integer in [1, 12] (8 gives int8-like codes). Received: bits={bits!r}"
         )
-
-
-def parse(data, source="<bytes>"):
-    """Splits `.kae` bytes into `(header, payload)`, checking magic, version and crc."""
-    data = bytes(data)
-    if len(data) < 13 or data[:8] != MAGIC:
-        raise KaeFormatError(
-            f"{source} is not a .kae file (bad magic bytes). Received: first_bytes={data[:8]!r}"
-        )
-    version, length = struct.unpack("<BI", data[8:13])
-    if version != VERSION:
-        raise KaeFormatError(
-            f"{source} is .kae version {version}; this kerasae reads version {VERSION}. "
-            f"Received: version={version}"
-        )
-    if 13 + length > len(data):
-        raise KaeFormatError(
-            f"{source} is truncated: its header needs {length} bytes but the file ends "
-            f"first. Received: file_bytes={len(data)}"
-        )
-    try:
-        header = json.loads(data[13:13 + length].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise KaeFormatError(f"{source} has a damaged header ({e}).") from e
-    payload = data[13 + length:]
-    if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get(
-            "payload_crc32"):
-        raise KaeFormatError(
-            f"{source} is damaged or truncated: the payload does not match the size and "
-            f"crc32 in its header. Received: payload_bytes={len(payload)}"
-        )
-    if header.get("coder", {}).get("name") != CODER:
-        raise KaeFormatError(
-            f"{source} uses the unknown coder {header.get('coder')!r}. "
-            f"Received: coder={header.get('coder', {}).get('name')!r}"
-        )
-    return header, payload
 
 
 def read_header(path):
@@ -193,9 +138,14 @@ def decode_bytes(data, model=None, source="<bytes>"):
     offset = _unb64(q["offset"], dims, "offset")
     scale = _unb64(q["scale"], dims, "scale")
     coder = header["coder"]
-    rows = rangecoder.decode(payload, int(header["count"]), dims, 1 << bits,
-                             int(coder["increment"]), int(coder["limit"]))
+    try:
+        rows = rangecoder.decode(payload, int(header["count"]), dims, 1 << bits,
+                                 int(coder["increment"]), int(coder["limit"]))
+    except rangecoder.Exhausted as e:
+        raise KaeError(f"{source} is damaged: {e}. Received: count={header['count']}") from None
     symbols = np.asarray(rows, dtype="int64").reshape(int(header["count"]), dims)
+    if not len(symbols):
+        return np.zeros((0,) + tuple(ref.model.image_shape), "float32"), header
     codes = dequantize(symbols, offset, scale, code_shape)
     images = predict.decode(ref.model, codes)
     return images, header
@@ -210,18 +160,19 @@ def _model_for(header, model, source):
             model = info["path"]
         else:
             raise InvalidValue(
-                f"{source} was encoded with the model {info.get('name')!r} "
-                f"({info.get('source')}); pass that model to decode it. Received: model=None"
+                f"{source} was encoded with the model {info.get('name')!r} (a "
+                f"{info.get('source')} model, not a zoo preset): pass that model to decode it, "
+                f"model=... (--model PATH.keras). Received: model=None"
             )
     ref = resolve_model(model)
     if tuple(int(d) for d in ref.model.code_shape) != tuple(header["code_shape"]):
-        raise InvalidValue(
+        raise KaeError(
             f"{source} holds codes of shape {tuple(header['code_shape'])} but {ref.name} "
             f"decodes {tuple(ref.model.code_shape)}. Received: model={ref.name!r}"
         )
     expected = info.get("weights_sha256")
     if expected and ref.weights_sha256 != expected:
-        raise InvalidValue(
+        raise KaeError(
             f"{source} was encoded with {info.get('name')!r} (weights sha256 "
             f"{expected[:12]}...) but {ref.name!r} has other weights "
             f"({ref.weights_sha256[:12]}...); its decoder would not match. "

@@ -195,12 +195,24 @@ def encode(rows, alphabet, increment=INCREMENT, limit=LIMIT):
     return enc.finish()
 
 
+class Exhausted(ValueError):
+    """The coded bytes ran out before every symbol asked for was decoded."""
+
+
 def decode(data, count, contexts, alphabet, increment=INCREMENT, limit=LIMIT):
-    """Decodes `count` rows of `contexts` symbols written by `encode`."""
+    """Decodes `count` rows of `contexts` symbols written by `encode`.
+
+    `encode` flushes what its last symbol needs, so decoding never reads past the
+    end of what it wrote; a stream that runs out first is refused (`Exhausted`),
+    which bounds the work on damaged or crafted input by its length.
+    """
     models = [AdaptiveModel(alphabet, increment, limit) for _ in range(contexts)]
-    dec = Decoder(bytes(data))
+    data = bytes(data)
+    dec = Decoder(data)
     rows = []
-    for _ in range(count):
+    for n in range(count):
+        if dec.pos > len(data):
+            raise Exhausted(f"the coded bytes end after {n} of {count} rows")
         row = []
         for model in models:
             target = dec.target(model.total)
