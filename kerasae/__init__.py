@@ -10,7 +10,12 @@ reads kerasae models.
 """
 
 from kerasae._util import lazy as _lazy
+from kerasae._util import quiet as _quiet
 from kerasae._util.versions import __version__  # noqa: F401
+
+# TensorFlow's native info / warning lines stay off stderr unless the user set
+# TF_CPP_MIN_LOG_LEVEL (0 shows them all); see kerasae._util.quiet.
+_quiet.quiet_tensorflow()
 
 __getattr__, __dir__ = _lazy.exports(__name__, {
     # builders and the model API

@@ -47,6 +47,9 @@ class _Then:
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        # One shot: `name` is executed once (a find_spec() alone imports nothing).
+        sys.meta_path[:] = [f for f in sys.meta_path
+                            if not (isinstance(f, _AfterImport) and f.name == module.__name__)]
         self._loader.exec_module(module)
         package = self._then.split(".")[0] + "."
         if any(name.startswith(package)
@@ -67,7 +70,6 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)  # one shot, and not asked again below
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
             spec.loader = _Then(spec.loader, self.then)

@@ -1,8 +1,10 @@
 """TFDS routes: a prepared copy (read by index from ArrayRecord files, else streamed), a
 download when its host answers, a copy built from raw files (ArrayRecord by default)."""
 
+import contextlib
 import difflib
 import gzip
+import logging
 import os
 import socket
 import tempfile
@@ -27,21 +29,43 @@ def tfds_module():
     return tfds
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+    """TFDS's absl warnings while kerasae probes for a copy (kerasae reports what it
+    found itself, e.g. "Variant folder ... has no dataset_info.json" is "not prepared")."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def builder(name, data_dir):
+    """The TFDS builder of `name`. Only TFDS's own registry is asked (no community
+    list, no GCS), so an unknown name fails at once and offline."""
     tfds = tfds_module()
     try:
-        return tfds.builder(name, data_dir=data_dir)
+        with _quiet_absl():
+            return tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # TFDS raises its own DatasetNotFoundError
         if type(e).__name__ != "DatasetNotFoundError":
             raise
-        names = tfds.list_builders()
+        # with_community_datasets=False: the community list is fetched from GCS.
+        names = tfds.list_builders(with_community_datasets=False)
         close = difflib.get_close_matches(name, names + ["digits"], n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise DataError(
-            f"Unknown dataset {name!r}.{hint} Use a TFDS image dataset name "
-            "(see tfds.list_builders()), 'digits', or a path to a .npz file. "
-            f"Received: dataset={name!r}"
+            f"Unknown dataset {name!r}.{hint} A dataset is a folder of images, a .npz or "
+            ".npy file, 'digits', or a TFDS image dataset name (see "
+            f"tfds.list_builders()). Received: dataset={name!r}"
         ) from None
+
+
+def is_prepared(builder):
+    with _quiet_absl():
+        return builder.is_prepared()
 
 
 def host_reachable(host, port=443, timeout=3.0):

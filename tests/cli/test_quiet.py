@@ -1,0 +1,70 @@
+"""Quiet by default: no TensorFlow / absl log lines unless the user sets TF_CPP_MIN_LOG_LEVEL."""
+
+import os
+import re
+import subprocess
+import sys
+
+from kerasae._util import quiet
+from tests.helpers import run_cli
+
+# Any line of TensorFlow's or absl's logging (native: "I0000 00:00:... file.cc:12]";
+# Python absl: "WARNING:absl:..."), written here independently of kerasae's filter.
+LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\S+\s+\d+ \S+:\d+\]|WARNING: All log messages"
+                      r"|(INFO|WARNING):(absl|tensorflow):)", re.M)
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERASAE_SET_TF_CPP_MIN_LOG_LEVEL")}
+    env.update(extra)
+    return env
+
+
+def test_train_prints_no_tensorflow_or_absl_lines(tmp_path):
+    proc = run_cli(["train", "conv_ae", "--dataset", "digits", "--epochs", "1", "--verbose",
+                    "2", "--out", tmp_path / "run"], tmp_path, env=_env())
+    assert "final:" in proc.stdout
+    assert not LOG_LINE.search(proc.stderr), proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+
+
+def test_unknown_dataset_is_one_line_without_probing_gcs(tmp_path):
+    proc = run_cli(["train", "conv_ae", "--dataset", "does_not_exist", "--out",
+                    tmp_path / "run"], tmp_path, env=_env(), check=False)
+    assert proc.returncode == 1
+    assert "metadata.google.internal" not in proc.stderr
+    assert not LOG_LINE.search(proc.stderr), proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "kerasae train: error: Unknown dataset 'does_not_exist'"), proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_users_own_level_brings_the_lines_back(tmp_path):
+    # TensorFlow logs at least one info line while it starts (oneDNN, CPU features).
+    code = "import kerasae, tensorflow; print(tensorflow.constant(2).numpy() * 3)"
+    loud = subprocess.run([sys.executable, "-c", code], env=_env(TF_CPP_MIN_LOG_LEVEL="0"),
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    quiet_run = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
+                               text=True, timeout=300, cwd=tmp_path)
+    assert loud.stdout.strip() == quiet_run.stdout.strip() == "6"
+    assert LOG_LINE.search(loud.stderr), loud.stderr
+    assert quiet_run.stderr.strip() == "", quiet_run.stderr
+
+
+def test_only_tensorflows_info_and_warning_lines_are_dropped():
+    held = (b"WARNING: All log messages before absl::InitializeLog() is called are written "
+            b"to STDERR\n"
+            b"I0000 00:00:1796123421.706747   22098 port.cc:153] oneDNN custom operations\n"
+            b"I0000 00:00:1796123430.281543   22186 cpu_feature_guard.cc:227] optimized\n"
+            b"To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+            b"TensorFlow with the appropriate compiler flags.\n"
+            b"/x/y.py:3: UserWarning: a Python warning\n"
+            b"E0000 00:00:1796123430.281543   22186 cuda.cc:10] a real error\n"
+            b"W1201 11:09:42.123456   22186 other.cc:9] a warning\n"
+            b"plain output\n")
+    assert quiet.filter_native(held) == (
+        b"/x/y.py:3: UserWarning: a Python warning\n"
+        b"E0000 00:00:1796123430.281543   22186 cuda.cc:10] a real error\n"
+        b"plain output\n")
