@@ -50,6 +50,12 @@ def add_parsers(sub):
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
     p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES)
     p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--weights", default=None, metavar="PRESET_OR_FILE",
+                   help="fine-tune: start from a zoo preset (e.g. conv_ae_fashion_mnist) or a "
+                   ".keras / .weights.h5 file. The builder arguments its weights were trained "
+                   "with are used; --arg may change only those that hold no weights "
+                   "(corruption, corruption_amount, beta, reconstruction, sparsity_*). "
+                   "Folder images are sized to its input unless --image-size is given")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE",
                    help="builder argument, JSON values, e.g. --arg filters=[32,64]")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
@@ -97,7 +103,13 @@ def _pretrain(model, source, args, out):
 
 
 def _picture(result, source, val_source, args, out, tag):
-    shown = (val_source or source).take(10)  # ten images are read, not the dataset
+    src = val_source or source
+    if src.random_access and len(src) > 10:
+        # Ten images spread over the data (class folders are read in class order).
+        idx = np.unique(np.linspace(0, len(src) - 1, 10).round().astype("int64"))
+        shown = data_lib.to_float(src.load_batch(idx))
+    else:
+        shown = src.take(10)  # ten images are read, not the dataset
     # A direct call, not predict(): under multi-worker, predict() would start
     # collectives with workers that have already finished.
     recon = np.asarray(result.model(shown, training=False))
@@ -105,6 +117,24 @@ def _picture(result, source, val_source, args, out, tag):
         shown, recon, os.path.join(out, "reconstructions.png"),
         title=f"{args.builder} on {tag}: originals (top) vs reconstructions",
     )
+
+
+def _size_to_start_point(args):
+    """A folder is read at the input size of the weights fine-tuned (unless sized by hand)."""
+    from kerasae.models.start import resolve_start  # lazy: loads Keras
+
+    start = resolve_start(args.weights)
+    shape = (start.kwargs or {}).get("input_shape")
+    if args.image_size is not None or not os.path.isdir(os.path.expanduser(str(args.dataset))) \
+            or not shape or len(shape) != 3:
+        return
+    args.image_size = f"{shape[0]}x{shape[1]}"
+    mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(shape[2])
+    if args.color_mode is None and mode:
+        args.color_mode = mode
+    if args.verbose:
+        print(f"Reading {args.dataset!r} as {shape[0]}x{shape[1]} {args.color_mode} images, the "
+              f"input of {start.label} (--image-size / --color-mode to choose).")
 
 
 def _train(args):
@@ -120,6 +150,9 @@ def _train(args):
         builder = get_builder(args.builder)  # fail fast on a bad name
     except InvalidValue as e:
         raise UsageError(str(e)) from None
+    if args.weights is not None:
+        kwargs["weights"] = args.weights
+        _size_to_start_point(args)
     tag = os.path.splitext(os.path.basename(os.path.normpath(str(args.dataset))))[0]
     out = args.out or os.path.join("runs", f"{args.builder}-{tag}")
     check_writable(out, "--out")  # before any work: nothing is written if it cannot be

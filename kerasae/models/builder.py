@@ -2,28 +2,20 @@
 
 `weights=` is `None`, a `.weights.h5` / `.keras` file, or a zoo preset name
 (`name` or `name@version`); which one follows the single rule of
-`kerasae.presets.names`. A preset's `config.json` is merged with the caller's
-arguments: only arguments that leave the weights valid (`SAFE_OVERRIDES`) may
-differ from the preset.
+`kerasae.presets.names`. The config a preset or a kerasae `.keras` file records
+is merged with the caller's arguments: only arguments that leave the weights
+valid (`SAFE_OVERRIDES`) may differ (see `kerasae.models.start`).
 """
 
 import functools
 import inspect
-import json
-import os
 
-import keras
-
-from kerasae import presets
-from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
+from kerasae._util.errors import InvalidType
 from kerasae._util.names import did_you_mean
 from kerasae.models import registry
+from kerasae.models.start import SAFE_OVERRIDES, StartPoint, merge_config, resolve_start
 
-# Builder arguments that change training or naming only, never the weights.
-SAFE_OVERRIDES = frozenset(
-    {"name", "seed", "beta", "reconstruction", "corruption_amount", "sparsity_weight",
-     "sparsity_target"}
-)
+__all__ = ["SAFE_OVERRIDES", "merge_preset_config", "register_builder"]
 
 
 def _defaults(fn):
@@ -53,7 +45,9 @@ def register_builder(name):
     The wrapped builder records its registry name and the keyword arguments it
     was called with on the returned model (`model.builder_name`,
     `model.builder_config`), and handles the fixed `weights=` argument: `None`,
-    a `.weights.h5` / `.keras` path, or a zoo preset name.
+    a `.weights.h5` / `.keras` path, or a zoo preset name. A model built from
+    weights records where they came from in `model.start_point` (kind, name and
+    version or path, sha256).
     """
 
     def decorator(fn):
@@ -62,19 +56,17 @@ def register_builder(name):
         @functools.wraps(fn)
         def builder(*args, weights=None, **kwargs):
             _check_kwargs(fn, args, kwargs, defaults)
-            preset = None
-            if isinstance(weights, str) and not presets.names_a_file(weights):
-                preset = presets.get_preset(weights)
-                kwargs = merge_preset_config(preset, name, kwargs)
+            start = resolve_start(weights)
+            if start is not None:
+                kwargs = merge_config(start, name, kwargs)
             config = {k: v for k, v in defaults.items() if k != "weights"}
             config.update(kwargs)
             model = fn(**kwargs)
             model.builder_name = name
             model.builder_config = _jsonable(config)
-            if preset is not None:
-                presets.load_preset_weights(model, preset)
-            elif weights is not None:
-                load_weights_file(model, weights)
+            model.start_point = None
+            if start is not None:
+                start.load_into(model)
             return model
 
         builder.registry_name = name
@@ -83,73 +75,20 @@ def register_builder(name):
     return decorator
 
 
-def _same(a, b):
-    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
-
-
-def _builder_function_name(builder):
-    try:
-        return registry.get_builder(builder).__name__
-    except ValueError:
-        return builder
-
-
 def merge_preset_config(preset, builder_name, kwargs):
     """Builder kwargs of a preset's `config.json` merged with the caller's overrides.
 
     Overrides may change only what leaves the weights valid (`SAFE_OVERRIDES`:
-    the name, seeds, loss weights); any other argument must equal the
-    preset's value.
+    the name, seeds, corruption, loss weights); any other argument must equal
+    the preset's value.
 
     Raises:
         ValueError: the preset belongs to another builder, or an override
             would change the architecture.
     """
-    if preset.builder != builder_name:
-        fn = _builder_function_name(preset.builder)
-        raise InvalidValue(
-            f"Preset {preset.name!r} holds weights for builder {preset.builder!r}, not "
-            f"{builder_name!r}. Call kerasae.{fn}(weights={preset.name!r}) or "
-            f"kerasae.zoo.load_model({preset.name!r}). Received: weights={preset.name!r}"
-        )
-    merged = dict(preset.config["kwargs"])
-    for key, value in (kwargs or {}).items():
-        if key in merged and not _same(merged[key], value) and key not in SAFE_OVERRIDES:
-            raise InvalidValue(
-                f"Preset {preset.name!r} was trained with {key}={merged[key]!r}; its weights "
-                f"do not fit {key}={value!r}, so the override is refused. Drop the argument "
-                f"to use the preset, or build without weights= and train. Arguments a preset "
-                f"lets you change: {', '.join(sorted(SAFE_OVERRIDES))}. Received: {key}={value!r}"
-            )
-        if key not in merged and key not in SAFE_OVERRIDES:
-            raise InvalidValue(
-                f"Preset {preset.name!r} does not set {key!r}, so overriding it could change "
-                f"the architecture its weights were trained for. Drop the argument. "
-                f"Received: {key}={value!r}"
-            )
-        merged[key] = value
-    return merged
-
-
-def load_weights_file(model, path):
-    """Loads `.weights.h5` or `.keras` weights into `model`, with clear errors."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise MissingFile(
-            f"Weights file {path!r} does not exist. Pass None, a zoo preset name "
-            f"(see `kerasae zoo list`) or the path of a .weights.h5 / .keras file. "
-            f"Received: weights={path!r}"
-        )
-    if path.endswith(".keras"):
-        source = keras.saving.load_model(path, safe_mode=True)
-        model.set_weights(source.get_weights())
-    elif path.endswith(".weights.h5"):
-        model.load_weights(path)
-    else:
-        raise InvalidValue(
-            "Weights must be a .weights.h5 or .keras file (no pickles). "
-            f"Received: weights={path!r}"
-        )
+    start = StartPoint("preset", preset.name, preset.builder, dict(preset.config["kwargs"]),
+                       preset=preset)
+    return merge_config(start, builder_name, kwargs)
 
 
 def _jsonable(value):

@@ -31,6 +31,6 @@ def get_builder(name):
     return _BUILDERS[name]
 
 
-def build(name, **kwargs):
-    """Shorthand for `get_builder(name)(**kwargs)`."""
-    return get_builder(name)(**kwargs)
+def build(builder, /, **kwargs):
+    """Shorthand for `get_builder(builder)(**kwargs)`; `name=` is the model's own name."""
+    return get_builder(builder)(**kwargs)

@@ -9,17 +9,16 @@ name is a preset.
 import dataclasses
 import hashlib
 import os
-import zipfile
 
-import keras
 import numpy as np
 
 from kerasae import presets
-from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
+from kerasae._util.errors import InvalidType
 from kerasae._util.files import sha256_file
 from kerasae.models import registry
 from kerasae.models.base import Autoencoder
 from kerasae.models.builder import merge_preset_config
+from kerasae.models.start import load_keras_file
 
 
 def from_config(config, **overrides):
@@ -56,43 +55,6 @@ def load_model(name, *, root=None, cache_dir=None, mirrors=None, **overrides):
     return presets.load_preset_weights(model, preset)
 
 
-def load_keras_file(text):
-    """Loads a kerasae autoencoder from a `.keras` file (safe_mode), with clear errors."""
-    if not os.path.isfile(text):
-        hint = (f" It is a directory: a training run writes "
-                f"{os.path.join(text, 'model.keras')!r}." if os.path.isdir(text) else "")
-        raise MissingFile(
-            f"No model file at {text!r} (the path does not exist as a file).{hint} Pass a "
-            f".keras file saved with model.save(...) or a zoo preset name. "
-            f"Received: model={text!r}"
-        )
-    if not text.endswith(".keras"):
-        raise InvalidValue(
-            "Models load from .keras files only (a safe format, no pickles; SavedModel "
-            "and .h5 files are not re-loaded). Save with model.save('model.keras'). "
-            f"Received: model={text!r}"
-        )
-    if not zipfile.is_zipfile(text):
-        raise InvalidValue(
-            f"{text!r} is not a .keras archive (a zip file): it is damaged, truncated or "
-            f"another kind of file. Save the model again with model.save(...). "
-            f"Received: model={text!r}"
-        )
-    try:
-        loaded = keras.saving.load_model(text, safe_mode=True)
-    except Exception as e:  # keras raises several types for a bad archive
-        raise InvalidValue(
-            f"Could not load {text!r} as a Keras model ({type(e).__name__}: {e}). "
-            f"Received: model={text!r}"
-        ) from e
-    if not isinstance(loaded, Autoencoder):
-        raise InvalidType(
-            f"{text!r} holds a {type(loaded).__name__}, not a kerasae Autoencoder. "
-            f"Received: model={text!r}"
-        )
-    return loaded
-
-
 def weights_sha256(model):
     """A fingerprint of a model's weights: sha256 over each weight's dtype, shape and bytes."""
     h = hashlib.sha256()
@@ -125,6 +87,13 @@ class ModelRef:
                 "variational": bool(self.model.variational)}
 
 
+def _file_label(text):
+    """`runs/digits/model.keras` -> `digits/model.keras`: enough to tell runs apart."""
+    path = os.path.abspath(text)
+    parent = os.path.basename(os.path.dirname(path))
+    return f"{parent}/{os.path.basename(path)}" if parent else os.path.basename(path)
+
+
 def resolve_model(model):
     """An `Autoencoder`, a `.keras` path or a zoo preset name -> `ModelRef`."""
     if isinstance(model, ModelRef):
@@ -139,7 +108,7 @@ def resolve_model(model):
     text = os.fspath(model)
     if presets.names_a_file(text):
         loaded = load_keras_file(text)
-        return ModelRef(loaded, os.path.splitext(os.path.basename(text))[0], "file",
+        return ModelRef(loaded, _file_label(text), "file",
                         path=os.path.abspath(text), file_sha256=sha256_file(text),
                         weights_sha256=weights_sha256(loaded))
     preset = presets.get_preset(text)

@@ -13,22 +13,27 @@ from kerasae.presets.index import WEIGHTS_FILE
 _PARTIAL_LOAD_MARKERS = ("Skipping", "freshly-initialized", "could not be loaded")
 
 
-def load_weights_strict(model, path, label):
-    """Loads the `.weights.h5` file `path` into `model`; a partial fit is an error."""
+PRESET_FIX = "Build it from the preset's own config with kerasae.zoo.load_model."
+
+
+def load_weights_strict(model, path, label, fix=PRESET_FIX):
+    """Loads the `.weights.h5` file `path` into `model`; a partial fit is an error.
+
+    `fix` ends the error message: what to do when the weights do not fit.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             model.load_weights(path)
         except ValueError as e:
             raise InvalidValue(
-                f"The weights of {label} do not fit this model ({e}). Build it from the "
-                f"preset's own config with kerasae.zoo.load_model. Received: weights={path!r}"
+                f"The weights of {label} do not fit this model ({e}). {fix} "
+                f"Received: weights={path!r}"
             ) from None
     partial = [w for w in caught if any(s in str(w.message) for s in _PARTIAL_LOAD_MARKERS)]
     if partial:
         raise InvalidValue(
-            f"The weights of {label} only partly fit this model: {partial[0].message} Build "
-            f"it from the preset's own config with kerasae.zoo.load_model. "
+            f"The weights of {label} only partly fit this model: {partial[0].message} {fix} "
             f"Received: weights={path!r}"
         )
     for w in caught:

@@ -42,8 +42,9 @@ def run_record(trainer):
     return {
         "builder": trainer.model.builder_name,
         "config": trainer.model.builder_config,
-        "dataset": {**trainer.train_src.info(),
-                    "validation": None if trainer.val_src is None else trainer.val_src.split},
+        # The weights the run started from (a preset or a file), or None: from scratch.
+        "weights": getattr(trainer.model, "start_point", None),
+        "dataset": {**trainer.train_src.info(), "validation": _validation(trainer.val_src)},
         "strategy": strategy_kind(trainer.strategy),
         "replicas": trainer.replicas,
         "workers": num_workers(tf_config()) or 1,
@@ -65,11 +66,17 @@ def run_record(trainer):
     }
 
 
+def _validation(src):
+    if src is None:
+        return None
+    return {"name": src.name, "split": src.split, "examples": len(src)}
+
+
 def write_run(out_dir, run):
     atomic_write(os.path.join(out_dir, "run.json"), json.dumps(run, indent=2))
 
 
-RUN_KEYS = ("builder", "config", "dataset")
+RUN_KEYS = ("builder", "config", "weights", "dataset")
 DATASET_KEYS = ("name", "split", "route", "examples", "image_shape", "image_size", "resize")
 
 
@@ -77,6 +84,7 @@ def _what(record):
     d = record.get("dataset") or {}
     return {"builder": record.get("builder"),
             "config": {k: v for k, v in (record.get("config") or {}).items() if k != "name"},
+            "weights": record.get("weights"),
             "dataset": {k: d.get(k) for k in DATASET_KEYS if k in d}}
 
 
@@ -91,11 +99,12 @@ def check_resumable(out_dir, trainer):
     except (OSError, ValueError):
         return  # an unreadable record: the checkpoint itself decides
     now = _what({"builder": trainer.model.builder_name, "config": trainer.model.builder_config,
+                 "weights": getattr(trainer.model, "start_point", None),
                  "dataset": trainer.train_src.info()})
     diffs = []
     for key in RUN_KEYS:
         a, b = before[key], now[key]
-        if isinstance(a, dict):
+        if isinstance(a, dict) and isinstance(b, dict):
             diffs += [f"{key} {k}: {a.get(k)!r} there, {b.get(k)!r} now"
                       for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif a != b:
