@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+from tests.helpers import needs_fashion_mnist
+
 
 def test_python_example_runs(tmp_path, monkeypatch):
     readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
@@ -10,11 +12,22 @@ def test_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)
-    assert scope["z_mean"].shape == (360, 8)
+    import numpy as np
+
+    vae, x = scope["vae"], scope["x"]
+    assert tuple(scope["z_mean"].shape) == (360, 8)
+    np.testing.assert_allclose(np.asarray(scope["z_mean"]), vae.encoder.predict(x, verbose=0)[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(scope["recon"]), vae.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(scope["halfway"]),
+        vae.decoder.predict(np.asarray(scope["z_mean"][:2]).mean(0, keepdims=True), verbose=0),
+        atol=1e-5)
     assert tuple(scope["images"].shape) == (16, 8, 8, 1)
     assert (tmp_path / "runs" / "vae" / "run.json").exists()
 
 
+@needs_fashion_mnist  # the snippet encodes the Fashion-MNIST test split
 def test_zoo_example_runs(monkeypatch, tmp_path):
     """The README's zoo snippet loads the shipped preset (no network) and encodes the test split."""
     import json
@@ -82,4 +95,31 @@ def test_own_data_example_runs_on_a_folder_of_photos(tmp_path, monkeypatch):
     assert scope["codes"].shape == (8, scope["result"].model.latent_dim)
     run = scope["result"].run
     assert run["dataset"]["route"] == "folder" and run["dataset"]["examples"] == 270
-    assert run["dataset"]["validation"].endswith("(0.1 held out)")
+    assert run["dataset"]["validation"]["split"].endswith("(0.1 held out)")
+
+
+def test_fine_tune_example_runs_on_greyscale_photos(tmp_path, monkeypatch):
+    """The README's "Fine-tune a preset" snippet, on 28x28 crops of scikit-learn's pictures."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "photos").mkdir()
+    for i in range(200):
+        img = load_sample_images().images[i % 2]
+        h, w = rng.integers(30, 90, size=2)
+        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
+        Image.fromarray(img[y:y + h, x:x + w]).save(tmp_path / "photos" / f"{i:03d}.png")
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
+                 if "corruption=\"gaussian\"" in b)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    start = scope["start"]
+    assert (start["kind"], start["name"], start["version"]) == ("preset", "conv_ae_fashion_mnist", 1)
+    run = scope["result"].run
+    assert run["config"]["corruption"] == "gaussian"
+    assert run["dataset"]["image_shape"] == [28, 28, 1] and run["dataset"]["examples"] == 180
+    assert np.isfinite(run["final"]["loss"]) and np.isfinite(run["final"]["val_loss"])

@@ -3,18 +3,26 @@
 import os
 
 from kerasae.cli.errors import UsageError
-from kerasae.uses.options import DEFAULT_ARITHMETIC, DEFAULT_THRESHOLD, EMBEDDINGS
+from kerasae.data.images import RESIZE_MODES
+from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
 
 
 def _inputs(p, images=True, model_required=True):
     p.add_argument("--model", required=model_required, default=None,
                    help="zoo preset name (e.g. conv_ae_fashion_mnist) or a .keras file")
     p.add_argument("--dataset", default="fashion_mnist",
-                   help="dataset name or .npz/.npy file (default: fashion_mnist)")
-    p.add_argument("--split", default="test", help="dataset split (default: test)")
+                   help="a folder of images, a .npz/.npy file, 'digits' or a TFDS name "
+                   "(default: fashion_mnist)")
+    p.add_argument("--split", default="auto",
+                   help="dataset split (default: auto, the test split where there is one, "
+                   "else all of it)")
     if images:
         p.add_argument("--images", nargs="+", metavar="PATH", default=None,
-                       help="image files or directories, instead of --dataset")
+                       help="image files or directories (searched below too), instead of "
+                       "--dataset")
+    p.add_argument("--resize", default="crop", choices=RESIZE_MODES,
+                   help="folder and file images are read at the model's input size and "
+                   "channels: by center crop (default), pad or stretch")
     p.add_argument("--limit", type=int, default=None, help="use the first N images")
     p.add_argument("--seed", type=int, default=0)
 
@@ -26,19 +34,35 @@ def _out(p, use):
 
 def _data_kwargs(args):
     return {"images": getattr(args, "images", None), "dataset": args.dataset,
-            "split": args.split, "limit": args.limit}
+            "split": args.split, "limit": args.limit, "resize": args.resize}
 
 
 def _out_dir(args, use):
     return args.out or os.path.join("runs", use)
 
 
+def _inputs_line(result):
+    d = result.metrics.get("inputs") or {}
+    what = (f"{d['files']} image file(s)" if "files" in d else
+            f"{d.get('dataset')!r} split {d.get('split')!r}" if "dataset" in d else None)
+    if what is None:
+        return None
+    sized = d.get("sized")
+    if isinstance(sized, dict):
+        sized = (f"{sized['images']} sized to {'x'.join(map(str, sized['to']))} "
+                 f"({sized['resize']})")
+    return f"inputs: {what}" + (f", read as {sized}" if sized else "")
+
+
 def _show(result, lines):
-    for line in lines:
+    head = _inputs_line(result)
+    for line in ([head] if head else []) + lines:
         print(line)
+    for part, why in (result.metrics.get("skipped") or {}).items():
+        print(f"skipped {part}: {why}")
     for f in result.files:
-        if f.endswith((".json", ".png", ".kae", ".npy")):
-            print(f"wrote {f}")
+        if f.endswith((".json", ".png", ".kae", ".npy", ".csv")) or os.path.isdir(f):
+            print(f"wrote {f}" + ("/" if os.path.isdir(f) else ""))
     return 0
 
 
@@ -128,8 +152,9 @@ def _add_anomaly(subparsers):
         "and detector/. --held-out all sweeps every class (slow: one training each).")
     _inputs(p, images=False)
     _out(p, "anomaly")
-    p.add_argument("--held-out", default="9",
-                   help="class index or name held out as the anomaly, or 'all' (default: 9)")
+    p.add_argument("--held-out", default="auto",
+                   help="class index or name held out as the anomaly, 'all', or 'auto' (the "
+                   "last class; without labels every image is scored instead) (default: auto)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -160,9 +185,9 @@ def _add_generate(subparsers):
                    help="interpolate between images I and J (indices into the dataset "
                    "split or into --images) instead of random pairs")
     p.add_argument("--steps", type=int, default=9, help="frames per interpolation (default: 9)")
-    p.add_argument("--arithmetic", nargs=3, metavar=("A", "B", "C"),
-                   default=list(DEFAULT_ARITHMETIC),
-                   help="classes for A + (B - C) (default: Sneaker 'Ankle boot' Sandal)")
+    p.add_argument("--arithmetic", nargs=3, metavar=("A", "B", "C"), default=None,
+                   help="classes for A + (B - C) (default: Sneaker 'Ankle boot' Sandal where "
+                   "the data has them, else its first three classes; skipped without labels)")
     p.add_argument("--no-arithmetic", action="store_true")
     p.add_argument("--eval-samples", type=int, default=2500)
     p.set_defaults(func=_generate)
@@ -212,7 +237,8 @@ def _compress(args):
     if "jpeg_at_equal_psnr" in r.metrics:
         j = r["jpeg_at_equal_psnr"]
         lines.append(f"JPEG q={j['quality']}: {j['bits_per_image']:.1f} bits/image "
-                     f"({j['scan_bits_per_image']:.1f} scan only), PSNR {j['psnr_db']:.2f} dB")
+                     f"({j['scan_bits_per_image']:.1f} scan only), PSNR {j['psnr_db']:.2f} dB"
+                     + (f" ({j['note']})" if "note" in j else ""))
     return _show(r, lines)
 
 
@@ -234,7 +260,8 @@ def _anomaly(args):
     from kerasae.uses import anomaly
 
     r = anomaly(args.model, held_out=args.held_out, dataset=args.dataset,
-                train_split=args.train_split, test_split=args.split, train=not args.no_train,
+                train_split=args.train_split, test_split=args.split, resize=args.resize,
+                train=not args.no_train,
                 epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, threshold=args.threshold,
                 train_limit=args.train_limit, limit=args.limit, seed=args.seed,
@@ -242,6 +269,13 @@ def _anomaly(args):
     if r.metrics.get("sweep"):
         lines = [f"{row['held_out_name']}: ROC-AUC {row['roc_auc']:.4f} "
                  f"(PCA {row['pca_roc_auc']:.4f})" for row in r["per_class"]]
+    elif not r.metrics.get("labels"):
+        t, p = r["test"], r["pca_baseline"]
+        corr = p["rank_correlation_with_autoencoder"]
+        lines = [f"scored {t['images']} images ({r['scored']}); threshold "
+                 f"{r['threshold']['value']:.5f} flags {t['flagged']}; PCA flags "
+                 f"{p['flagged']} ({p['flagged_by_both']} in common, rank correlation "
+                 f"{'n/a' if corr is None else f'{corr:.3f}'})"]
     else:
         t = r["at_threshold"]
         lines = [f"held out {r['held_out_name']}: ROC-AUC {r['roc_auc']:.4f} "
@@ -257,7 +291,8 @@ def _generate(args):
 
     r = generate(args.model, **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
                  between=args.between,
-                 steps=args.steps, arithmetic=None if args.no_arithmetic else args.arithmetic,
+                 steps=args.steps,
+                 arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
                  eval_samples=args.eval_samples, seed=args.seed,
                  out=_out_dir(args, "generate"))
     lines = []

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from kerasae._util.files import staged_file
+from kerasae._util.files import check_writable, staged_file
 from kerasae.data.arrays import NpyFileSource
 from kerasae.data.source import Source
 
@@ -62,6 +62,7 @@ def cached(source, cache_dir, *, verbose=True):
     key = cache_key(source) if isinstance(source, Source) else None
     if key is None or source.dtype != np.uint8:
         return source
+    check_writable(cache_dir, "cache (--cache)")
     os.makedirs(cache_dir, exist_ok=True)
     path = os.path.join(cache_dir, f"{key}.npy")
     if not os.path.isfile(path):

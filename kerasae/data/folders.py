@@ -62,6 +62,12 @@ def _layout(folder):
     return {None: [os.path.join(folder, f) for f in top]}, None
 
 
+def has_split_folders(root):
+    """Whether the folder `root` holds `train/` and a `test/` (or `val/`) folder."""
+    present = {d.lower() for d in _subdirs(root)}
+    return "train" in present and bool(present & {"test", "val", "validation"})
+
+
 def scan(root, split):
     """`(files, labels or None, class names)` of `split` of the folder `root`."""
     base = SPLIT_PATTERN.match(split).group(1) if SPLIT_PATTERN.match(split) else split
@@ -179,7 +185,8 @@ class FolderSource(Source):
         idx = np.asarray(indices, dtype="int64")
         if len(idx) == 0:
             return np.zeros((0,) + self.image_shape, "uint8")
-        ds = tf.data.Dataset.from_tensor_slices(idx).map(load)
+        ds = tf.data.Dataset.from_tensor_slices(idx).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         try:
             return np.stack([x.numpy() for x in ds])
         except tf.errors.OpError as e:
@@ -231,6 +238,11 @@ def folder(path, split="train", *, image_size=None, color_mode=None, resize="cro
         A `FolderSource`.
     """
     path = os.fspath(path)
+    if os.path.isfile(path):
+        hint = (" Read an array file with kerasae.data.get_source(path) (or from_file)."
+                if path.endswith((".npz", ".npy")) else "")
+        raise DataError(f"{path!r} is a file, not a folder of images.{hint} "
+                        f"Received: path={path!r}")
     if not os.path.isdir(path):
         raise MissingFile(f"No such folder: {path!r}. Received: dataset={path!r}")
     size = image_ops.parse_image_size(image_size)

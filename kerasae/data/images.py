@@ -93,19 +93,31 @@ def fit(x, size, mode):
     """A uint8 `(H, W, C)` image sized to `size = (height, width)` by `mode` (see above)."""
     import tensorflow as tf
 
+    x = _sized(tf.cast(x, tf.float32), size, mode)
+    x = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+    return tf.ensure_shape(x, [size[0], size[1], None])
+
+
+def fit_float(x, size, mode):
+    """A float `(H, W, C)` image in [0, 1] sized as `fit` sizes uint8 ones (not rounded)."""
+    import tensorflow as tf
+
+    x = tf.clip_by_value(_sized(tf.cast(x, tf.float32), size, mode), 0.0, 1.0)
+    return tf.ensure_shape(x, [size[0], size[1], None])
+
+
+def _sized(x, size, mode):
+    import tensorflow as tf
+
     height, width = size
     h, w = tf.shape(x)[0], tf.shape(x)[1]
-    x = tf.cast(x, tf.float32)
     if mode == "crop":
         # The largest centred window of the target's aspect ratio.
         scale = tf.minimum(tf.cast(h, tf.float64) / height, tf.cast(w, tf.float64) / width)
         ch = tf.cast(tf.round(scale * height), tf.int32)
         cw = tf.cast(tf.round(scale * width), tf.int32)
         x = tf.image.crop_to_bounding_box(x, (h - ch) // 2, (w - cw) // 2, ch, cw)
-        x = tf.image.resize(x, size, antialias=True)
-    elif mode == "pad":
-        x = tf.image.resize_with_pad(x, height, width, antialias=True)
-    else:
-        x = tf.image.resize(x, size, antialias=True)
-    x = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-    return tf.ensure_shape(x, [height, width, None])
+        return tf.image.resize(x, size, antialias=True)
+    if mode == "pad":
+        return tf.image.resize_with_pad(x, height, width, antialias=True)
+    return tf.image.resize(x, size, antialias=True)

@@ -73,6 +73,16 @@ def _from_text(name, split, data_dir, raw_dir, source, download, options):
         raise DataError(f"source must be 'auto', 'tfds' or 'raw'. Received: source={source!r}")
     if os.path.isdir(os.path.expanduser(name)):
         return folder(os.path.expanduser(name), split, **options)
+    if name.endswith((".npz", ".npy")) or name == "digits":
+        given = [k for k in ("image_size", "color_mode") if options.get(k) is not None]
+        if given:
+            raise DataError(
+                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to image "
+                f"folders (and TFDS images); {name!r} holds arrays, used as they are. Resize "
+                f"them before "
+                f"saving, or put the images in a folder. Received: {given[0]}="
+                f"{options[given[0]]!r}"
+            )
     if name.endswith((".npz", ".npy")):
         return from_file(name)
     if _looks_like_path(name):
@@ -95,6 +105,20 @@ def _split_fraction(value):
     return f
 
 
+def _check_number(validation):
+    """A number that is not a fraction in (0, 1) is a mistake, not a split name."""
+    if isinstance(validation, bool) or _split_fraction(validation) is not None:
+        return
+    try:
+        value = float(validation)
+    except (TypeError, ValueError):
+        return
+    raise DataError(
+        "A validation fraction must lie between 0 and 1 (exclusive), e.g. 0.1 holds out a "
+        f"tenth of the training data. Received: validation={validation!r} ({value:g})"
+    )
+
+
 def train_and_validation(data, split="train", validation="auto", *, seed=0, **options):
     """The training `Source` and the validation `Source` (or `None`) of a run.
 
@@ -104,9 +128,27 @@ def train_and_validation(data, split="train", validation="auto", *, seed=0, **op
     else none), or `None` / `"none"`. One that cannot be used is an error, never
     dropped silently.
     """
+    _check_number(validation)
     train = get_source(data, split, **options)
-    return _held_out(train, validation, seed) if _split_fraction(validation) else (
-        train, validation_source(data, validation, **options))
+    if _split_fraction(validation):
+        return _held_out(train, validation, seed)
+    if train.route in ("folder", "cache") and options.get("image_size") is None and \
+            len(train.image_shape) == 3 and isinstance(validation, str) and (
+                os.path.isdir(os.path.expanduser(validation)) or not (
+                    _looks_like_path(validation) or validation.endswith((".npz", ".npy")))):
+        # Validation images are read as the training images are: same size and channels.
+        channels = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(train.image_shape[-1])
+        options = dict(options, image_size=tuple(train.image_shape[:2]),
+                       color_mode=options.get("color_mode") or channels)
+    val = validation_source(data, validation, **options)
+    if val is not None and tuple(val.image_shape) != tuple(train.image_shape):
+        raise DataError(
+            f"The validation images of {val.name!r} have shape {tuple(val.image_shape)} but "
+            f"the training images {tuple(train.image_shape)}; a model takes one shape. Pass "
+            f"validation data of the training shape (or size folders with image_size, "
+            f"--image-size). Received: validation={validation!r}"
+        )
+    return train, val
 
 
 def _held_out(train, validation, seed):
@@ -146,8 +188,11 @@ def validation_source(data, validation, **options):
     if name is None:
         if auto:
             return None
+        named = getattr(data, "name", None) or (
+            os.fspath(data) if isinstance(data, (str, os.PathLike)) else None)
+        what = repr(named) if named else "The given data"
         raise DataError(
-            f"{getattr(data, 'name', 'This dataset')!r} has no named splits, so it has no "
+            f"{what} has no named splits, so it has no "
             f"split {validation!r}. Pass a fraction to hold out (0.1), a dataset, or none. "
             f"Received: validation={validation!r}"
         )
@@ -235,7 +280,7 @@ def _named(name, split, data_dir, raw_dir, source, download, options):
     builder = None
     if source in ("auto", "tfds"):
         builder = tfds_route.builder(name, data_dir)
-        if builder.is_prepared():
+        if tfds_route.is_prepared(builder):
             return tfds_route.from_tfds(builder, name, split, image_size=options["image_size"],
                                          resize=options["resize"])
         problems.append(f"no prepared TFDS copy in {builder.data_dir}")

@@ -16,6 +16,7 @@ so a resumed epoch reads the same order.
 
 import numpy as np
 
+from kerasae.data import ranges
 from kerasae.data.source import DataError, Source
 
 SHUFFLE_BUFFER = 10_000
@@ -122,6 +123,8 @@ class StreamSource(Source):
             return (x, tf.cast(y, tf.int32)) if with_labels else x
 
         ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if not scale and not raw:
+            ds = ranges.check_dataset(ds, f"The dataset {self.name!r}")  # floats: [0, 1]?
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.OFF)

@@ -1,4 +1,4 @@
-"""The `Autoencoder` model every builder returns, and the parts builders share."""
+"""The `Autoencoder` model every builder returns (the parts builders share are in `parts`)."""
 
 import math
 
@@ -7,8 +7,8 @@ from keras import ops
 
 from kerasae import losses
 from kerasae._util.errors import InvalidType, InvalidValue
-from kerasae.layers import CORRUPTIONS, Corruption, Sampling
-from kerasae.models import _validate
+from kerasae.data import ranges
+from kerasae.layers import Sampling
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -76,10 +76,11 @@ class Autoencoder(keras.Model):
 
     @property
     def latent_dim(self):
+        """Number of values in one code (the product of `code_shape`)."""
         return int(math.prod(self.code_shape))
 
     def build(self, input_shape=None):
-        # Sub-models are built by construction; nothing to create here.
+        """Marks the model built: its sub-models are built functional models already."""
         self.built = True
 
     # ---------------------------------------------------------------- forward
@@ -108,6 +109,8 @@ class Autoencoder(keras.Model):
         return self.decoder(code, training=training), None, None
 
     def call(self, inputs, training=False):
+        """Reconstructions of `inputs`; with `training=True` the input is corrupted
+        (denoising models) and a VAE samples its code."""
         x_hat, z_mean, z_log_var = self.forward(inputs, training=training)
         # Read by compute_loss within the same step (as Keras does for add_loss).
         object.__setattr__(self, "_last_code", (z_mean, z_log_var))
@@ -195,6 +198,8 @@ class Autoencoder(keras.Model):
         return y
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The batch loss Keras's trainer minimises: the mean per-example loss (see
+        `per_example_terms`), plus layer penalties, per replica."""
         target = self._target(x, y, y_pred)
         z_mean, z_log_var = self._last_code or (None, None)
         terms = self.per_example_terms(target, y_pred, z_mean, z_log_var)
@@ -209,17 +214,115 @@ class Autoencoder(keras.Model):
         loss = loss + self.penalty()
         return _scale_for_replicas(loss)
 
-    # -------------------------------------------------------------- utilities
+    # ------------------------------------------------------ training, inference
+    def _checked(self, x, method):
+        """`x`, with a warning (once) when its images leave [0, 1] (see `kerasae.data.ranges`)."""
+        where = f"{self.name}.{method}()"
+        if x is None or isinstance(x, (dict, list)):
+            return x
+        if keras.backend.backend() == "tensorflow" and type(x).__module__.startswith(
+                "tensorflow") and hasattr(x, "element_spec"):
+            return ranges.check_dataset(x, where)  # a tf.data.Dataset
+        if hasattr(x, "shape") and hasattr(x, "dtype") and len(x.shape) >= 2:
+            ranges.check_array(x, where)
+        return x
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Trains the model: `keras.Model.fit`, with the model's own loss (no `y` needed).
+
+        Images must be float in [0, 1]; images outside that range (uint8
+        0..255, standardised data) get a warning, once. `y`, if given, is the
+        target when it is an image batch (e.g. clean images for noisy `x`) and
+        ignored when it holds labels. For data that does not fit in memory, a
+        folder or a TFDS dataset, use `kerasae.fit`, which reads it batch by batch.
+
+        Args:
+            x: images `(n, H, W, C)` (numpy or tensor), a `tf.data.Dataset` of
+                image batches (or `(images, targets)` batches), or what
+                `keras.Model.fit` accepts.
+            y: optional targets (see above).
+            *args, **kwargs: the other arguments of `keras.Model.fit`
+                (`epochs`, `batch_size`, `validation_data`, `callbacks`, ...).
+
+        Returns:
+            A Keras `History`.
+        """
+        if hasattr(x, "element_spec") and len(args) < 7:
+            # A dataset keeps its own order; Keras would warn that shuffle=True is ignored.
+            kwargs.setdefault("shuffle", False)
+        x = self._checked(x, "fit")
+        if isinstance(kwargs.get("validation_data"), tuple):
+            self._checked(kwargs["validation_data"][0], "fit(validation_data)")
+        elif kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._checked(kwargs["validation_data"],
+                                                      "fit(validation_data)")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """The model's losses on `x`: `keras.Model.evaluate` (images in [0, 1], as `fit`)."""
+        return super().evaluate(self._checked(x, "evaluate"), y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Reconstructions of `x` in batches: `keras.Model.predict`, as numpy.
+
+        Deterministic: no corruption, and a VAE decodes `z_mean`. Images in
+        [0, 1] (a warning, once, otherwise).
+        """
+        return super().predict(self._checked(x, "predict"), *args, **kwargs)
+
     def encode(self, x):
-        """Codes of `x` (VAE: `z_mean`), as a backend tensor."""
+        """Codes of images `x`: the encoder's output (a VAE's `z_mean`).
+
+        Args:
+            x: images `(n,) + image_shape`, float in [0, 1].
+
+        Returns:
+            A backend tensor `(n,) + code_shape`. For large arrays, call
+            `model.encoder.predict(x, batch_size=...)` (a VAE's first output is
+            `z_mean`).
+        """
+        self._checked(x, "encode")
         code = self.encoder(x, training=False)
         return code[0] if self.variational else code
 
     def decode(self, z):
+        """Images decoded from codes `z` (the decoder's output, in [0, 1]).
+
+        Args:
+            z: codes `(n,) + code_shape`, e.g. from `encode`, interpolated, or
+                (VAE) drawn from N(0, I).
+
+        Returns:
+            A backend tensor `(n,) + image_shape`.
+        """
         return self.decoder(z, training=False)
 
+    def reconstruct(self, x):
+        """Deterministic reconstructions `decode(encode(x))`: no corruption, `z_mean`
+        for a VAE (`call(x, training=True)` corrupts and samples instead).
+
+        Args:
+            x: images `(n,) + image_shape`, float in [0, 1].
+
+        Returns:
+            A backend tensor of the shape of `x`.
+        """
+        return self.decode(self.encode(x))
+
     def sample(self, n, seed=None):
-        """Decodes `n` draws from the prior N(0, I). VAE only."""
+        """Decodes `n` draws from the prior N(0, I). Variational models only.
+
+        Args:
+            n: number of images.
+            seed: an int (or a `keras.random.SeedGenerator`) for repeatable draws.
+                Defaults to `None`.
+
+        Returns:
+            A backend tensor `(n,) + image_shape`.
+
+        Raises:
+            TypeError: the model is not a VAE.
+        """
         if not self.variational:
             raise InvalidType(
                 f"{self.name} is not a variational autoencoder; sampling from a prior "
@@ -230,6 +333,8 @@ class Autoencoder(keras.Model):
 
     # ---------------------------------------------------------- serialization
     def get_config(self):
+        """The serialisable config: both sub-models, the corruption layer, the loss
+        settings and the builder's name and arguments (`.keras` files store it)."""
         config = super().get_config()
         config.update(
             {
@@ -252,6 +357,7 @@ class Autoencoder(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """The model of `get_config`'s output (Keras's loader calls this)."""
         config = dict(config)
         for key in ("encoder", "decoder", "corruption"):
             if config.get(key) is not None:
@@ -273,33 +379,3 @@ def _scale_for_replicas(loss):
     from kerasae.models import replicas
 
     return replicas.scale_for_replicas(loss)
-
-
-def make_autoencoder(encoder, decoder, *, name, corruption=None, corruption_amount=0.2,
-                     variational=False, beta=1.0, reconstruction="mse", seed=None):
-    """The `Autoencoder` of a builder; `corruption` is a kind (see `corruption_layer`),
-    a `Corruption` layer, or `None`."""
-    if isinstance(corruption, str):
-        corruption = corruption_layer(corruption, corruption_amount, seed)
-    return Autoencoder(
-        encoder, decoder, corruption=corruption, variational=variational, beta=beta,
-        reconstruction=reconstruction, seed=seed, name=name,
-    )
-
-
-def corruption_layer(kind, amount, seed):
-    """Builds the `Corruption` layer of a denoising model, or returns None."""
-    if kind is None:
-        return None
-    _validate.choice(kind, "corruption", CORRUPTIONS)
-    _validate.non_negative_float(amount, "corruption_amount")
-    return Corruption(kind=kind, amount=amount, seed=seed, name="corruption")
-
-
-def latent_heads(x, latent_dim, variational, code_activation=None):
-    """The code layer(s): `code`, or `z_mean` + `z_log_var` in float32 for a VAE."""
-    if variational:
-        z_mean = keras.layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
-        z_log_var = keras.layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
-        return [z_mean, z_log_var]
-    return keras.layers.Dense(latent_dim, activation=code_activation, name="code")(x)

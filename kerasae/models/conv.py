@@ -5,7 +5,7 @@ import keras
 from kerasae._util.errors import InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.base import latent_heads, make_autoencoder
+from kerasae.models.parts import latent_heads, make_autoencoder
 from kerasae.models.builder import register_builder
 
 DECODER_MODES = ("transpose", "upsample")

@@ -9,7 +9,7 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.layers import SPARSITIES, SparsityPenalty
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.base import latent_heads, make_autoencoder
+from kerasae.models.parts import latent_heads, make_autoencoder
 from kerasae.models.builder import register_builder
 
 

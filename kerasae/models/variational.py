@@ -3,7 +3,7 @@
 from kerasae._util.errors import InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.base import make_autoencoder
+from kerasae.models.parts import make_autoencoder
 from kerasae.models.builder import register_builder
 from kerasae.models.conv import conv_args, conv_decoder, conv_encoder
 from kerasae.models.stacked import dense_decoder, dense_encoder

@@ -162,6 +162,15 @@ def pull(name, mirrors=None, cache_dir=None, *, root=None, progress=True):
         The preset's folder in the cache.
     """
     preset = _resolve(name, root, cache_dir, mirrors, progress)
+    shipped = preset.root and all(os.path.isfile(os.path.join(preset.root, preset.relpath(f)))
+                                  for f in preset.entry["files"])
+    if not preset.mirrors and shipped:
+        raise PresetNotAvailableError(
+            f"No mirror is configured, so {preset.label} cannot be pulled into the cache; it "
+            f"needs no pull: the installed kerasae ships it ({preset.root}), and loading it "
+            f"works offline. To fill the cache from a copy of the zoo, set "
+            f"${MIRRORS_ENV} or pass --mirror URL. Received: name={name!r}"
+        )
     for filename in sorted(preset.entry["files"]):
         preset.file(filename, use_shipped=False)
     return os.path.join(preset.cache, *preset.path.split("/"))

@@ -90,6 +90,13 @@ def make_strategy(name="auto", num_devices=None):
     if name == "auto":
         name = ("multi_worker" if num_workers(tf_config()) > 1
                 else "mirrored" if len(gpus) > 1 else "one")
+    if num_devices is not None and (name != "mirrored" or gpus):
+        raise InvalidValue(
+            "num_devices (--num-devices) splits the CPU into logical devices for "
+            f"strategy='mirrored' on a machine without GPUs; here the strategy is {name!r}"
+            f"{' and there are GPUs' if gpus else ''}. Drop it, or pass "
+            f"--strategy mirrored. Received: num_devices={num_devices}"
+        )
     if name == "one":
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "multi_worker":

@@ -8,6 +8,8 @@ scalar logs), and because every replica must draw its own noise (a
 corruption noise).
 """
 
+import warnings
+
 import keras
 import tensorflow as tf
 
@@ -113,6 +115,10 @@ def fit(
     )
     train_src, val_src = data_lib.train_and_validation(data, split, validation, seed=seed,
                                                        data_dir=data_dir, raw_dir=raw_dir)
+    if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        warnings.warn("precision='mixed_float16' is for GPUs: CPUs emulate float16 math, "
+                      "slower than float32. On CPUs use 'mixed_bfloat16' or 'float32'.",
+                      UserWarning, stacklevel=2)
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(options.seed)
@@ -149,5 +155,6 @@ def _as_model(model, builder_kwargs, image_shape, strategy):
         clone = type(model).from_config(model.get_config())
         clone.builder_name = model.builder_name
         clone.builder_config = model.builder_config
+        clone.start_point = getattr(model, "start_point", None)
         clone.set_weights(model.get_weights())
         return clone

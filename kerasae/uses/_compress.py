@@ -28,7 +28,7 @@ from kerasae.uses.codec.kae import (
     fit_quantization,
 )
 from kerasae.uses.inputs import check_images, load_inputs
-from kerasae.uses.result import Output, Result, save_png, to_uint8
+from kerasae.uses.result import Output, Result, save_png, skip, to_uint8
 
 JPEG_QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
@@ -115,8 +115,8 @@ def jpeg_at_psnr(images, target_psnr, cache=None):
 
 
 # ------------------------------------------------------------------------ use
-def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-             limit=None, bits=8, out=None, jpeg=True, sweep=True, sweep_count=1000,
+def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
+             limit=None, resize="crop", bits=8, out=None, jpeg=True, sweep=True, sweep_count=1000,
              name="images"):
     """Compresses images to a `.kae` file, decodes it back, and compares with JPEG.
 
@@ -132,7 +132,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit: what to compress (see `features`).
+        images, labels, dataset, split, limit, resize: what to compress (see `features`).
         bits: quantization bits per code dimension. Defaults to `8`.
         out: directory for `<name>.kae`, `compress.json`, `compress.png`,
             `compress_rd.png`. Defaults to `None` (encode in memory).
@@ -147,18 +147,22 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     """
     check_bits(bits)
     ref = resolve_model(model)
-    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
+                         shape=ref.model.image_shape, resize=resize)
     x = inputs.images
     check_images(ref.model, x)
-    if jpeg and x.shape[-1] not in (1, 3):
-        raise InvalidValue(
-            f"The JPEG comparison needs 1 or 3 channels; pass jpeg=False (--no-jpeg). "
-            f"Received: channels={x.shape[-1]}"
-        )
+    jpeg_blocker = None
+    if jpeg and (x.ndim != 4 or x.shape[-1] not in (1, 3)):
+        jpeg_blocker = ("JPEG takes images of 1 or 3 channels; these are "
+                        + ("flat vectors" if x.ndim != 4 else f"{x.shape[-1]}-channel images"))
+        jpeg = False
     with Output(out) as output:
         start = time.perf_counter()
         codes = predict.encode(ref.model, x)
-        data, symbols, header = encode_codes(ref, codes, bits, inputs.names)
+        # Image files keep their names in the .kae file (decoded back to them); a
+        # dataset's codes are stored alone, so bits/image stay the codes' own.
+        names = inputs.names if "files" in inputs.description else None
+        data, symbols, header = encode_codes(ref, codes, bits, names)
         encode_seconds = time.perf_counter() - start
         if output.enabled:
             kae_path = output.path(name + SUFFIX)
@@ -194,27 +198,48 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             "seconds": {"encode": round(encode_seconds, 2), "decode": round(decode_seconds, 2)},
             "psnr": "10*log10(1/MSE) of the mean MSE over the images, pixels in [0, 1]",
         }
-        jpeg_best = None
-        if jpeg:
-            jpeg_best, cache = jpeg_at_psnr(x, metrics["psnr_db"])
-            metrics["jpeg_at_equal_psnr"] = {
-                k: v for k, v in jpeg_best.items() if k != "decoded"}
-            metrics["jpeg_at_equal_psnr"]["ssim"] = mean_ssim(x, jpeg_best["decoded"])
-            metrics["jpeg_bits_over_ae_bits"] = (jpeg_best["bits_per_image"]
-                                                 / metrics["bits_per_image"])
-            metrics["jpeg_scan_bits_over_ae_bits"] = (jpeg_best["scan_bits_per_image"]
-                                                      / metrics["bits_per_image"])
+        jpeg_best = _jpeg_comparison(x, metrics, jpeg, jpeg_blocker)
         if sweep:
             metrics["rate_distortion"] = _sweep(ref, x[:sweep_count], codes[:sweep_count],
                                                 jpeg)
+        if x.ndim != 4:
+            skip(metrics, "compress.png", "the data are flat vectors, not images")
         if output.enabled:
-            _plot_examples(output.path("compress.png"), x, decoded, jpeg_best, metrics, ref)
+            if x.ndim == 4:
+                _plot_examples(output.path("compress.png"), x, decoded, jpeg_best, metrics, ref)
             if sweep:
                 _plot_rd(output.path("compress_rd.png"), metrics, ref)
             output.json("compress.json", metrics)
         files = output.commit()
     return Result("compress", metrics, {"decoded": decoded, "symbols": symbols},
                           files)
+
+
+def _jpeg_comparison(x, metrics, jpeg, blocker):
+    """JPEG at (about) the autoencoder's PSNR, into `metrics`; the best JPEG run or `None`."""
+    jpeg_best = None
+    if blocker:
+        skip(metrics, "JPEG comparison", blocker)
+    elif not jpeg:
+        skip(metrics, "JPEG comparison", "not asked for (--no-jpeg)")
+    if jpeg:
+        jpeg_best, _ = jpeg_at_psnr(x, metrics["psnr_db"])
+        metrics["jpeg_at_equal_psnr"] = {
+            k: v for k, v in jpeg_best.items() if k != "decoded"}
+        if jpeg_best["quality"] == 1 and jpeg_best["psnr_db"] > metrics["psnr_db"]:
+            metrics["jpeg_at_equal_psnr"]["note"] = (
+                "JPEG's lowest quality (q=1) is already sharper than the autoencoder's "
+                "PSNR: compared at q=1, not at equal PSNR")
+        elif jpeg_best["quality"] == 100 and jpeg_best["psnr_db"] < metrics["psnr_db"]:
+            metrics["jpeg_at_equal_psnr"]["note"] = (
+                "JPEG's highest quality (q=100) stays below the autoencoder's PSNR: "
+                "compared at q=100, not at equal PSNR")
+        metrics["jpeg_at_equal_psnr"]["ssim"] = mean_ssim(x, jpeg_best["decoded"])
+        metrics["jpeg_bits_over_ae_bits"] = (jpeg_best["bits_per_image"]
+                                             / metrics["bits_per_image"])
+        metrics["jpeg_scan_bits_over_ae_bits"] = (jpeg_best["scan_bits_per_image"]
+                                                  / metrics["bits_per_image"])
+    return jpeg_best
 
 
 def _symbol_bytes(symbols, bits):
@@ -256,7 +281,9 @@ def _plot_examples(path, x, decoded, jpeg_best, metrics, ref):
     title = (f"Compression with {ref.name} ({metrics['bits']}-bit codes, range coded): "
              f"{metrics['psnr_db']:.2f} dB at {metrics['bits_per_image']:.0f} bits/image")
     if jpeg_best is not None:
-        title += (f"\nJPEG at equal PSNR: {jpeg_best['psnr_db']:.2f} dB at "
+        at = ("JPEG at equal PSNR" if "note" not in metrics["jpeg_at_equal_psnr"]
+              else f"JPEG at its nearest quality, q={jpeg_best['quality']}")
+        title += (f"\n{at}: {jpeg_best['psnr_db']:.2f} dB at "
                   f"{jpeg_best['bits_per_image']:.0f} bits/image "
                   f"({jpeg_best['scan_bits_per_image']:.0f} without headers); "
                   f"image titles: PSNR of that image")

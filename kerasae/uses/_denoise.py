@@ -8,7 +8,7 @@ from kerasae.metrics import gaussian_noise, image_quality
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.inputs import check_images, load_inputs
-from kerasae.uses.result import Output, Result, save_png
+from kerasae.uses.result import Output, Result, skip, save_png
 
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 MEDIAN_SIZES = (2, 3, 5)
@@ -31,7 +31,8 @@ def median_filter(images, size):
 
 
 def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, noise_std=0.2,
-            seed=0, dataset="fashion_mnist", split="test", limit=None, out=None):
+            seed=0, dataset="fashion_mnist", split="auto", limit=None, resize="crop",
+            out=None):
     """Denoises images with an autoencoder and compares with gaussian and median filters.
 
     With a clean reference (a dataset or array, noised here, or `clean=`), it
@@ -44,7 +45,7 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit: the inputs (see `features`).
+        images, labels, dataset, split, limit, resize: the inputs (see `features`).
         clean: clean references for noisy `images`. Defaults to `None`.
         add_noise: treat `images` as clean and add noise. Defaults to `True`
             for datasets and arrays, `False` for image files (taken as noisy).
@@ -57,11 +58,19 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
         A `Result` with arrays `noisy` and `denoised`.
     """
     ref = resolve_model(model)
-    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
+                         shape=ref.model.image_shape, resize=resize)
     x = inputs.images
     check_images(ref.model, x)
+    if x.ndim != 4:
+        raise InvalidValue(
+            f"denoise works on images (n, H, W, C): its filter baselines and SSIM are 2-D. "
+            f"These are flat vectors; use a dataset of images and a model of images. "
+            f"Received: shape={tuple(x.shape)}"
+        )
+    files = "files" in inputs.description  # image files (not a dataset): taken as noisy
     if add_noise is None:
-        add_noise = inputs.names is None and clean is None
+        add_noise = not files and clean is None
     if noise_std < 0:
         raise InvalidValue(f"noise_std must be >= 0. Received: noise_std={noise_std}")
     if add_noise:
@@ -94,42 +103,51 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
                        "generator": "kerasae.metrics.gaussian_noise"}
                       if add_noise else "inputs taken as noisy"),
         }
-        best = {}
-        if reference is not None:
-            results = {"noisy": image_quality(reference, noisy),
-                       "autoencoder": image_quality(reference, denoised)}
-            grid = {}
-            for name, runs in sweeps.items():
-                rows = []
-                for setting, filtered in runs:
-                    row = image_quality(reference, filtered)
-                    row["sigma" if name == "gaussian" else "size"] = setting
-                    rows.append(row)
-                grid[name] = rows
-                top = int(np.argmax([r["psnr_db"] for r in rows]))
-                best[name] = runs[top]
-                results[f"{name}_filter"] = dict(rows[top])
-            metrics["results"] = results
-            metrics["filter_grid"] = grid
-            metrics["filter_tuning"] = "best PSNR on these same images (favours the filters)"
-            metrics["psnr_gain_db"] = {
-                "autoencoder_over_noisy": results["autoencoder"]["psnr_db"]
-                - results["noisy"]["psnr_db"],
-                "autoencoder_over_best_filter": results["autoencoder"]["psnr_db"]
-                - max(results["gaussian_filter"]["psnr_db"], results["median_filter"]["psnr_db"]),
-            }
-        else:
-            metrics["results"] = None
-            metrics["results_skipped"] = "no clean reference (pass clean= or add_noise=True)"
-            best = {"gaussian": sweeps["gaussian"][2], "median": sweeps["median"][1]}
+        best = _score(reference, noisy, denoised, sweeps, metrics)
         if output.enabled:
             output.npy("denoised.npy", denoised)
-            if inputs.names is not None:
+            if files:
                 _write_pngs(output, inputs.names, denoised)
             _plot(output.path("denoise.png"), reference, noisy, denoised, best, metrics, ref)
             output.json("denoise.json", metrics)
         files = output.commit()
     return Result("denoise", metrics, {"noisy": noisy, "denoised": denoised}, files)
+
+
+def _score(reference, noisy, denoised, sweeps, metrics):
+    """PSNR / SSIM of the noisy, denoised and best-filtered images against `reference`,
+    into `metrics`; the best filter settings (or defaults without a reference)."""
+    best = {}
+    if reference is not None:
+        results = {"noisy": image_quality(reference, noisy),
+                   "autoencoder": image_quality(reference, denoised)}
+        grid = {}
+        for name, runs in sweeps.items():
+            rows = []
+            for setting, filtered in runs:
+                row = image_quality(reference, filtered)
+                row["sigma" if name == "gaussian" else "size"] = setting
+                rows.append(row)
+            grid[name] = rows
+            top = int(np.argmax([r["psnr_db"] for r in rows]))
+            best[name] = runs[top]
+            results[f"{name}_filter"] = dict(rows[top])
+        metrics["results"] = results
+        metrics["filter_grid"] = grid
+        metrics["filter_tuning"] = "best PSNR on these same images (favours the filters)"
+        metrics["psnr_gain_db"] = {
+            "autoencoder_over_noisy": results["autoencoder"]["psnr_db"]
+            - results["noisy"]["psnr_db"],
+            "autoencoder_over_best_filter": results["autoencoder"]["psnr_db"]
+            - max(results["gaussian_filter"]["psnr_db"], results["median_filter"]["psnr_db"]),
+        }
+    else:
+        metrics["results"] = None
+        metrics["results_skipped"] = "no clean reference (pass clean= or add_noise=True)"
+        skip(metrics, "PSNR / SSIM scores", "the images are taken as noisy and no clean "
+             "reference was given (--clean FILES, or --add-noise to noise clean images)")
+        best = {"gaussian": sweeps["gaussian"][2], "median": sweeps["median"][1]}
+    return best
 
 
 def _write_pngs(output, names, images):

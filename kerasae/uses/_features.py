@@ -5,11 +5,10 @@ import time
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae._util.errors import InvalidValue
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.inputs import check_images, load_inputs
-from kerasae.uses.result import Output, Result
+from kerasae.uses.result import Output, Result, skip
 
 PROBE_CS = (0.01, 0.1, 1.0)
 
@@ -61,8 +60,8 @@ def linear_probe(train_x, train_y, test_x, test_y, *, cs=PROBE_CS, max_iter=500,
             "converged": converged, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def features(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-             limit=None, out=None, probe=True, probe_test_fraction=0.25, probe_cs=PROBE_CS,
+def features(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
+             limit=None, resize="crop", out=None, probe=True, probe_test_fraction=0.25, probe_cs=PROBE_CS,
              seed=0, max_iter=500):
     """Encodes images to codes and scores them with a linear probe.
 
@@ -78,9 +77,14 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         images: images (array, `Source`, or image files/directories); `None`
             uses `dataset`/`split`. Defaults to `None`.
         labels: labels for an array of images. Defaults to `None`.
-        dataset: dataset when `images` is `None`. Defaults to `"fashion_mnist"`.
-        split: split of `dataset`. Defaults to `"test"`.
-        limit: use the first `limit` images. Defaults to all.
+        dataset: a dataset name, an image folder or a `.npz`/`.npy` file, used
+            when `images` is `None`. Defaults to `"fashion_mnist"`.
+        split: split of `dataset`; `"auto"` is its test split where it has one,
+            else all of it. Defaults to `"auto"`.
+        limit: use the first `limit` images (only those are read). Defaults to all.
+        resize: how image files and folders are sized to the model's input
+            (they are also converted to its channels): `"crop"`, `"pad"` or
+            `"stretch"`. Defaults to `"crop"`.
         out: directory for `codes.npy`, `features.json` and `features.png`;
             `None` writes nothing. Defaults to `None`.
         probe: run the linear probe when labels exist. Defaults to `True`.
@@ -99,20 +103,22 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         >>> r["probe"]["codes"]["accuracy"], r["probe"]["pixels"]["accuracy"]
     """
     ref = resolve_model(model)
-    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
+                         shape=ref.model.image_shape, resize=resize)
     check_images(ref.model, inputs.images)
     with Output(out) as output:
         codes = predict.encode(ref.model, inputs.images)
         metrics = {"use": "features", "model": ref.info(), "inputs": inputs.description,
                    "count": len(inputs), "code_shape": list(codes.shape[1:]),
                    "files": inputs.names}
-        if probe and inputs.labels is not None:
+        blocker = "not asked for (--no-probe)" if not probe else _probe_blocker(inputs)
+        if blocker is None:
             metrics["probe"] = _probe(codes, inputs, probe_test_fraction, tuple(probe_cs),
                                       seed, max_iter)
         else:
             metrics["probe"] = None
-            metrics["probe_skipped"] = ("no labels" if inputs.labels is None
-                                        else "probe=False")
+            metrics["probe_skipped"] = blocker
+            skip(metrics, "linear probe (features.png)", blocker)
         if output.enabled:
             output.npy("codes.npy", codes)
             if metrics["probe"] is not None:
@@ -122,16 +128,25 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     return Result("features", metrics, {"codes": codes}, files)
 
 
+def _probe_blocker(inputs):
+    """Why the linear probe cannot run on `inputs`, or `None`."""
+    if inputs.labels is None:
+        return "the images have no labels (class folders or a labelled dataset have them)"
+    counts = np.bincount(inputs.labels)
+    counts = counts[counts > 0]
+    if len(counts) < 2:
+        return "the images hold one class; a probe needs two or more"
+    if counts.min() < 4:
+        return (f"a class has {int(counts.min())} image(s); the probe's stratified "
+                "splits need at least 4 of each")
+    return None
+
+
 def _probe(codes, inputs, test_fraction, cs, seed, max_iter):
     from sklearn.decomposition import PCA
     from sklearn.model_selection import train_test_split
 
     y = inputs.labels
-    if len(np.unique(y)) < 2:
-        raise InvalidValue(
-            "The linear probe needs at least two classes. "
-            f"Received: labels with classes {np.unique(y).tolist()}"
-        )
     index = np.arange(len(y))
     train, test = train_test_split(index, test_size=test_fraction, random_state=seed,
                                    stratify=y)

@@ -6,9 +6,10 @@ from kerasae import plots as _plots
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
+from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
 from kerasae.uses.inputs import check_images, label_name, load_inputs, need_labels
 from kerasae.uses.options import DEFAULT_ARITHMETIC
-from kerasae.uses.result import Output, Result
+from kerasae.uses.result import Output, Result, skip
 
 
 def require_vae(model):
@@ -19,54 +20,6 @@ def require_vae(model):
             f"({getattr(model, 'builder_name', None) or type(model).__name__}) is not one. "
             f"Received: model={model.name!r}"
         )
-
-
-def frechet_distance(a, b):
-    """Fréchet distance between Gaussians fitted to feature sets `a` and `b` (rows).
-
-    `|mu_a - mu_b|^2 + tr(A + B - 2 (A B)^(1/2))`, with `tr (A B)^(1/2)` computed as
-    the sum of square roots of the eigenvalues of the symmetric `A^(1/2) B A^(1/2)`,
-    which stays real and stable for singular covariances (dead ReLU features).
-    """
-    a = np.asarray(a, dtype="float64")
-    b = np.asarray(b, dtype="float64")
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(cov_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    middle = root_a @ cov_b @ root_a
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
-                 - 2.0 * tr_covmean)
-
-
-class _Judge:
-    """A small MLP classifier trained on real images: its hidden layer gives the
-    features of the Fréchet distance, its output the class of a generated image."""
-
-    def __init__(self, images, labels, seed):
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
-
-        self.clf = MLPClassifier(hidden_layer_sizes=(256,), max_iter=40, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.clf.fit(images.reshape(len(images), -1), labels)
-
-    def features(self, images):
-        flat = images.reshape(len(images), -1)
-        return np.maximum(flat @ self.clf.coefs_[0] + self.clf.intercepts_[0], 0.0)
-
-    def predict(self, images):
-        return self.clf.predict(images.reshape(len(images), -1))
-
-    def confidence(self, images):
-        return float(self.clf.predict_proba(images.reshape(len(images), -1)).max(axis=1).mean())
-
-    def accuracy(self, images, labels):
-        return float(np.mean(self.predict(images) == labels))
 
 
 def _class_id(value, inputs, arg):
@@ -84,8 +37,8 @@ def _class_id(value, inputs, arg):
     return k
 
 
-def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-             limit=None, grid=8, pairs=4, between=None, steps=9, arithmetic=DEFAULT_ARITHMETIC,
+def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
+             limit=None, resize="crop", grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
              eval_samples=2500, seed=0, out=None):
     """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
 
@@ -107,7 +60,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     Args:
         model: a VAE (`Autoencoder` with `variational=True`), a `.keras` path
             or a zoo preset name. Anything else raises `TypeError`.
-        images, labels, dataset, split, limit: real images (see `features`).
+        images, labels, dataset, split, limit, resize: real images (see `features`).
         grid: the sample grid is `grid` x `grid`. Defaults to `8`.
         pairs: random interpolation pairs (of different classes when labelled).
             Defaults to `4`.
@@ -115,8 +68,9 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             list of such pairs; replaces the random pairs. With two image
             files, `between=(0, 1)`. Defaults to `None`.
         steps: frames per interpolation, ends included. Defaults to `9`.
-        arithmetic: class names or indices `(a, b, c)`, or `None`. Defaults to
-            `("Sneaker", "Ankle boot", "Sandal")`.
+        arithmetic: class names or indices `(a, b, c)`, `None`, or `"auto"`:
+            sneaker + (ankle boot - sandal) where those classes exist, else the
+            first three classes, else (no labels) skipped. Defaults to `"auto"`.
         eval_samples: prior samples for the Fréchet distance. Defaults to `2500`.
         seed: seed of every draw. Defaults to `0`.
         out: directory for `generate.json`, `generate_samples.png`,
@@ -127,26 +81,16 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     """
     ref = resolve_model(model)
     require_vae(ref.model)
-    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
+                         shape=ref.model.image_shape, resize=resize)
     x = inputs.images
     check_images(ref.model, x)
-    for name, v, lo in (("grid", grid, 1), ("pairs", pairs, 1), ("steps", steps, 3)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise InvalidValue(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
-    if len(x) < 2:
-        raise InvalidValue(f"generate needs at least 2 images. Received: images={len(x)}")
-    chosen = None
-    if between is not None:
-        chosen = [tuple(between)] if np.ndim(between) == 1 else [tuple(p) for p in between]
-        for pair in chosen:
-            if len(pair) != 2 or not all(
-                    isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                    and 0 <= i < len(x) for i in pair):
-                raise InvalidValue(
-                    f"between takes pairs of image indices in [0, {len(x)}). "
-                    f"Received: between={between!r}"
-                )
-        chosen = [(int(i), int(j)) for i, j in chosen]
+    chosen = _check_args(x, grid, pairs, steps, between)
+    skipped = {}
+    if isinstance(arithmetic, str) and arithmetic == "auto":
+        arithmetic, why = _auto_arithmetic(inputs)
+        if why:
+            skipped["latent arithmetic (generate_arithmetic.png)"] = why
     if arithmetic is not None:
         need_labels(inputs, "latent arithmetic")
         if len(arithmetic) != 3:
@@ -162,6 +106,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         samples = predict.decode(model, rng.standard_normal((grid * grid, d)).astype("float32"))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
                    "count": len(x), "seed": seed, "latent_dim": d}
+        for part, why in skipped.items():
+            skip(metrics, part, why)
         judge = half_a = half_b = None
         if inputs.labels is not None and len(np.unique(inputs.labels)) > 1 and len(x) >= 100:
             perm = rng.permutation(len(x))
@@ -172,6 +118,10 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 "trained_on": int(len(half_a)),
                 "accuracy_on_real_held_out": judge.accuracy(x[half_b], inputs.labels[half_b])}
             metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng)
+        else:
+            skip(metrics, "Fréchet distances and judge scores",
+                 "they need labels of two or more classes and 100 images (a judge classifier "
+                 "is trained on them); the pictures are written")
         baseline = pca_gaussian_sampler(x, d)(grid * grid, np.random.default_rng(seed + 1))
         interp, cross, chosen = _interpolate(model, x, inputs, pairs, steps, rng, chosen)
         metrics["interpolation"] = _interp_metrics(interp, cross, x, judge, chosen, inputs)
@@ -198,24 +148,39 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     return Result("generate", metrics, arrays, files)
 
 
-def pca_gaussian_sampler(images, dims):
-    """The non-autoencoder generator: a Gaussian in the top-`dims` PCA subspace.
+def _check_args(x, grid, pairs, steps, between):
+    """Validates the sizes; returns the `between` pairs as a list of `(i, j)` or `None`."""
+    for name, v, lo in (("grid", grid, 1), ("pairs", pairs, 1), ("steps", steps, 3)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InvalidValue(f"{name} must be an integer >= {lo}. Received: {name}={v!r}")
+    if len(x) < 2:
+        raise InvalidValue(f"generate needs at least 2 images. Received: images={len(x)}")
+    chosen = None
+    if between is not None:
+        chosen = [tuple(between)] if np.ndim(between) == 1 else [tuple(p) for p in between]
+        for pair in chosen:
+            if len(pair) != 2 or not all(
+                    isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                    and 0 <= i < len(x) for i in pair):
+                raise InvalidValue(
+                    f"between takes pairs of image indices in [0, {len(x)}). "
+                    f"Received: between={between!r}"
+                )
+        chosen = [(int(i), int(j)) for i, j in chosen]
+    return chosen
 
-    Returns `sample(n, rng)`, images clipped to [0, 1].
-    """
-    from sklearn.decomposition import PCA
 
-    flat = images.reshape(len(images), -1)
-    k = int(min(dims, flat.shape[1], len(flat) - 1))
-    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(flat)
-
-    def sample(n, rng):
-        z = rng.standard_normal((n, k)) * np.sqrt(pca.explained_variance_)
-        return np.clip(pca.inverse_transform(z), 0, 1).reshape(
-            (n,) + images.shape[1:]).astype("float32")
-
-    sample.components = k
-    return sample
+def _auto_arithmetic(inputs):
+    """`((a, b, c) or None, why skipped)` for `arithmetic="auto"`."""
+    names = [n.lower() for n in inputs.label_names]
+    if inputs.labels is None:
+        return None, "the images have no labels, so there are no classes to add and subtract"
+    if all(c.lower() in names for c in DEFAULT_ARITHMETIC):
+        return DEFAULT_ARITHMETIC, None
+    classes = sorted(set(np.unique(inputs.labels).tolist()))
+    if len(classes) < 3:
+        return None, f"the images hold {len(classes)} class(es); a + (b - c) needs three"
+    return tuple(classes[:3]), None
 
 
 def _sample_metrics(model, x, half_b, judge, eval_samples, rng):

@@ -9,7 +9,7 @@ from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.inputs import check_images, load_inputs
 from kerasae.uses.options import EMBEDDINGS
-from kerasae.uses.result import Output, Result
+from kerasae.uses.result import Output, Result, skip
 
 
 def pca_mse_curve(fit_x, x, max_components, seed=0):
@@ -85,8 +85,8 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128
     return to_low, from_low, [float(v) for v in fit.history["loss"]]
 
 
-def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="test",
-           limit=None, dims=2, embedding="bottleneck", bottleneck_epochs=2, pca_fit="auto",
+def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
+           limit=None, resize="crop", dims=2, embedding="bottleneck", bottleneck_epochs=2, pca_fit="auto",
            fit_split="train", out=None, seed=0, max_components=None):
     """Codes as reduced dimensions: MSE against PCA at the same size, and a 2-D picture.
 
@@ -107,7 +107,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit: what to reduce (see `features`).
+        images, labels, dataset, split, limit, resize: what to reduce (see `features`).
         dims: size of the low-dimensional code. Defaults to `2`.
         embedding: `"bottleneck"`, `"pca"` or `"tsne"`. Defaults to `"bottleneck"`.
         bottleneck_epochs: training epochs of the bottleneck. Defaults to `2`.
@@ -131,7 +131,8 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
     if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
         raise InvalidValue(f"dims must be a positive integer. Received: dims={dims!r}")
     ref = resolve_model(model)
-    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit)
+    inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
+                         shape=ref.model.image_shape, resize=resize)
     check_images(ref.model, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
     with Output(out) as output:
@@ -176,11 +177,14 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
             "low_codes": how, "bottleneck": bottleneck,
             "pca_mse_curve": [float(v) for v in curve],
         }
-        if inputs.labels is not None and len(np.unique(inputs.labels)) > 1 and len(x) >= 40:
+        blocker = _knn_blocker(inputs)
+        if blocker is None:
             metrics["knn5_accuracy_2d"] = {
                 "codes": knn_accuracy(view[:, :2], inputs.labels[:len(view)], seed),
                 "pca_pixels": knn_accuracy(pixels_2d, inputs.labels, seed),
             }
+        else:
+            skip(metrics, "5-NN accuracy of the 2-D views (and colours by class)", blocker)
         if output.enabled:
             output.npy("codes.npy", codes)
             output.npy("codes_2d.npy", low)
@@ -191,6 +195,17 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="t
         files = output.commit()
     arrays["pixels_2d"] = pixels_2d
     return Result("reduce", metrics, arrays, files)
+
+
+def _knn_blocker(inputs):
+    """Why the 5-NN accuracy of the 2-D views cannot be measured, or `None`."""
+    if inputs.labels is None:
+        return "the images have no labels (class folders or a labelled dataset have them)"
+    counts = np.bincount(inputs.labels)
+    counts = counts[counts > 0]
+    if len(counts) < 2 or counts.min() < 4 or len(inputs) < 40:
+        return "it needs two or more classes, at least 4 images of each and 40 in all"
+    return None
 
 
 def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
@@ -239,7 +254,8 @@ def _fit_images(pca_fit, inputs, fit_split, model):
         if inputs.description.get("split") == "all":
             return inputs.images, "the same images (in-sample, favours PCA)"
         name = inputs.description["dataset"]
-        fit = load_inputs(None, dataset=name, split=fit_split).images
+        fit = load_inputs(None, dataset=name, split=fit_split, shape=model.image_shape,
+                          resize=inputs.description.get("resize", "crop")).images
         check_images(model, fit, "PCA fitting images")
         return fit, f"{name} {fit_split} split ({len(fit)} images)"
     raise InvalidValue(
@@ -267,9 +283,10 @@ def _plot_scatter(path, codes_2d, pixels_2d, inputs, how, ref, metrics):
          "principal component 2"),
         (codes_2d, f"autoencoder: {how}{note_c}", "dimension 1", "dimension 2"),
     ]
+    how_coloured = "coloured by class" if labels is not None else "(no labels: one colour)"
     return _plots.scatter_panels(
         path, panels, None if labels is None else labels[:n], inputs.label_names,
-        title=f"2-D views of {n} images coloured by class (model {ref.name})",
+        title=f"2-D views of {n} images {how_coloured} (model {ref.name})",
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
+from kerasae.data.folders import has_split_folders
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm", ".pbm", ".pnm")
@@ -51,25 +52,28 @@ def _is_pathlike_input(value):
 
 
 def expand_files(paths):
-    """Files and directories -> a sorted list of files (non-recursive, no hidden files)."""
+    """Files and directories -> `[(file, name)]`: a directory's image files, found in it
+    and below it (sorted, hidden ones skipped), named by their path inside it; a file
+    named directly by its base name."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = []
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
-            found = sorted(
-                os.path.join(p, n) for n in os.listdir(p)
-                if not n.startswith(".") and os.path.isfile(os.path.join(p, n))
-            )
+            found = []
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found += [os.path.join(root, n) for n in sorted(names)
+                          if not n.startswith(".") and n.lower().endswith(IMAGE_SUFFIXES)]
             if not found:
                 raise InvalidValue(
-                    f"The directory {p!r} holds no image files. Point to a folder of "
-                    f"PNG/JPEG images. Received: images={p!r}"
+                    f"The directory {p!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}). "
+                    f"Point to a folder of images. Received: images={p!r}"
                 )
-            files.extend(found)
+            files += [(f, os.path.relpath(f, p)) for f in found]
         elif os.path.isfile(p):
-            files.append(p)
+            files.append((p, os.path.basename(p)))
         else:
             raise MissingFile(f"No such file or directory: {p!r}. Received: images={p!r}")
     if not files:
@@ -123,10 +127,66 @@ def read_image(path):
     return arr
 
 
-def read_images(paths):
-    """Image files (or directories of them) -> `Inputs` with file names."""
-    files = expand_files(paths)
+CHANNEL_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+def _sizing(shape, resize):
+    """Folder options that read images at `shape` (a model's input), or `{}`."""
+    if shape is None or len(shape) != 3 or int(shape[-1]) not in CHANNEL_MODES:
+        return {}
+    return {"image_size": (int(shape[0]), int(shape[1])),
+            "color_mode": CHANNEL_MODES[int(shape[-1])], "resize": resize}
+
+
+def _sized_note(sizing):
+    h, w = sizing["image_size"]
+    return f"{h}x{w} {sizing['color_mode']} (the model's input), {sizing['resize']}"
+
+
+def to_channels(image, channels):
+    """A float `(H, W, C)` image with `channels` channels: grey from RGB by the ITU-R 601
+    weights (as `tf.image.rgb_to_grayscale`), grey repeated for RGB, alpha dropped or opaque."""
+    c = image.shape[-1]
+    if c == channels:
+        return image
+    rgb = image[..., :3] if c >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    if channels == 1:
+        grey = rgb @ np.asarray([0.2989, 0.5870, 0.1140], "float32") if c >= 3 else image[..., 0]
+        return grey[..., None].astype("float32")
+    if channels == 3:
+        return rgb.astype("float32")
+    alpha = image[..., -1:] if c in (2, 4) else np.ones(image.shape[:2] + (1,), "float32")
+    return np.concatenate([rgb, alpha], axis=-1).astype("float32")
+
+
+def _fit_image(image, shape, resize):
+    # lazy: TensorFlow's resizing, only for files not already of the model's size
+    from kerasae.data import images as image_ops
+
+    image = to_channels(image, int(shape[-1]))
+    if image.shape[:2] == tuple(shape[:2]):
+        return image
+    return np.asarray(image_ops.fit_float(image, tuple(shape[:2]), resize), dtype="float32")
+
+
+def read_images(paths, *, shape=None, resize="crop", limit=None):
+    """Image files (or directories of them) -> `Inputs` with file names.
+
+    With `shape` (a model's input), each image is converted to its channels and
+    sized to it by `resize` (`"crop"`, `"pad"` or `"stretch"`, as for folders);
+    without, every image must have one size.
+    """
+    pairs = expand_files(paths)
+    if limit is not None:
+        pairs = pairs[:_positive_limit(limit)]
+    files = [f for f, _ in pairs]
     arrays = [read_image(f) for f in files]
+    description = {"files": len(files), "from": _common_dir(files)}
+    if shape is not None:
+        changed = sum(a.shape != tuple(shape) for a in arrays)
+        arrays = [_fit_image(a, shape, resize) for a in arrays]
+        if changed:
+            description["sized"] = {"images": changed, "to": list(shape), "resize": resize}
     first = arrays[0].shape
     for f, a in zip(files, arrays):
         if a.shape != first:
@@ -135,9 +195,8 @@ def read_images(paths):
                 f"{_shape_text(first)} but {f!r} is {_shape_text(a.shape)}. "
                 f"Received: shape={a.shape}"
             )
-    names = [os.path.basename(f) for f in files]
-    return Inputs(np.stack(arrays).astype("float32"), None, names,
-                  description={"files": len(files), "from": _common_dir(files)})
+    names = [name for _, name in pairs]
+    return Inputs(np.stack(arrays).astype("float32"), None, names, description=description)
 
 
 def _common_dir(files):
@@ -149,26 +208,63 @@ def _shape_text(shape):
     return "x".join(str(int(d)) for d in shape)
 
 
-def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="test",
-                limit=None):
+def _positive_limit(limit):
+    limit = int(limit)
+    if limit < 1:
+        raise InvalidValue(f"limit must be a positive integer. Received: limit={limit}")
+    return limit
+
+
+def default_split(dataset):
+    """The split a use reads when none is named: the test split where the dataset has
+    one (named datasets, folders with train/ + test/), else all of it."""
+    text = os.path.expanduser(os.fspath(dataset))
+    if os.path.isdir(text):
+        return "test" if has_split_folders(text) else "all"
+    return "all" if text.endswith((".npz", ".npy")) else "test"
+
+
+def _from_dataset(dataset, split, limit, sizing):
+    """A dataset's split as `Inputs`; a folder is read at the model's size (`sizing`)."""
+    text = os.fspath(dataset)
+    is_folder = os.path.isdir(os.path.expanduser(text))
+    if split in (None, "auto"):
+        split = default_split(text)
+    src = data_lib.get_source(text, split, **(sizing if is_folder else {}))
+    n = len(src) if limit is None else min(_positive_limit(limit), len(src))
+    description = {"dataset": text, "split": src.split, "route": src.route}
+    if is_folder and sizing:
+        description.update(sized=_sized_note(sizing), resize=sizing["resize"])
+    labels = None if src.labels is None else np.asarray(src.labels)[:n]
+    files = getattr(src, "files", None)  # a folder's images, named by their path in it
+    names = None if files is None else [os.path.relpath(f, text) for f in files[:n]]
+    return Inputs(src.take(n), labels, names, tuple(src.label_names or ()), description)
+
+
+def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="auto",
+                limit=None, shape=None, resize="crop"):
     """Resolves what a use runs on.
 
     Args:
         images: `None` (use `dataset`/`split`), a numpy array of images (uint8 or
             float in [0, 1]), a `kerasae.data.Source`, or image files/directories.
         labels: int labels for an array of images. Defaults to `None`.
-        dataset: dataset name or `.npz`/`.npy` path used when `images` is `None`.
-            Defaults to `"fashion_mnist"`.
-        split: split of `dataset`. Defaults to `"test"`.
-        limit: keep the first `limit` images. Defaults to all.
+        dataset: dataset name, folder or `.npz`/`.npy` path used when `images`
+            is `None`. Defaults to `"fashion_mnist"`.
+        split: split of `dataset`; `"auto"` is the test split where there is
+            one, else the whole dataset (see `default_split`). Defaults to `"auto"`.
+        limit: keep the first `limit` images (only those are read). Defaults to all.
+        shape: the model's input shape: image folders and files are read at it
+            (converted to its channels, sized by `resize`). Defaults to `None`.
+        resize: `"crop"`, `"pad"` or `"stretch"`. Defaults to `"crop"`.
 
     Returns:
         `Inputs`.
     """
+    sizing = _sizing(shape, resize)
     if images is None:
-        src = data_lib.get_source(dataset, split)
-        inputs = Inputs(src.numpy(), src.labels, None, tuple(src.label_names or ()),
-                        {"dataset": os.fspath(dataset), "split": src.split, "route": src.route})
+        inputs = _from_dataset(dataset, split, limit, sizing)
+        limit = None
     elif isinstance(images, Inputs):
         inputs = images
     elif isinstance(images, data_lib.Source):
@@ -179,12 +275,12 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="tes
         inputs = Inputs(src.numpy(), src.labels, None, (), {"array": list(images.shape)})
         labels = None
     elif _is_pathlike_input(images):
-        inputs = read_images(images)
+        inputs = read_images(images, shape=shape if sizing else None, resize=resize,
+                             limit=limit)
+        limit = None
     elif isinstance(images, (str, os.PathLike)):
-        images = os.fspath(images)
-        src = data_lib.get_source(images, split)
-        inputs = Inputs(src.numpy(), src.labels, None, tuple(src.label_names or ()),
-                        {"dataset": images, "split": src.split, "route": src.route})
+        inputs = _from_dataset(images, split, limit, sizing)  # a folder or an array file
+        limit = None
     else:
         raise InvalidType(
             "images must be None, a numpy array, a kerasae.data.Source, or image "
@@ -199,10 +295,7 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="tes
             )
         inputs = dataclasses.replace(inputs, labels=labels)
     if limit is not None:
-        limit = int(limit)
-        if limit < 1:
-            raise InvalidValue(f"limit must be a positive integer. Received: limit={limit}")
-        inputs = inputs.subset(np.arange(min(limit, len(inputs))))
+        inputs = inputs.subset(np.arange(min(_positive_limit(limit), len(inputs))))
     return inputs
 
 

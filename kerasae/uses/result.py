@@ -33,6 +33,12 @@ class Result:
         return f"Result(use={self.use!r}, metrics={list(self.metrics)}, files=[{files}])"
 
 
+def skip(metrics, part, reason):
+    """Records in `metrics["skipped"]` that `part` of a use was left out, and why
+    (the commands print one line per entry)."""
+    metrics.setdefault("skipped", {})[part] = reason
+
+
 def jsonable(value):
     """Numpy scalars and arrays to Python; non-finite floats to `None`."""
     if isinstance(value, dict):

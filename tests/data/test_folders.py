@@ -191,3 +191,37 @@ def test_cache_holds_the_decoded_pixels_and_follows_the_files(tmp_path):
     grown = data.get_source(str(folder), image_size=16, cache=str(tmp_path / "cache"))
     assert len(grown) == 6 and len(os.listdir(tmp_path / "cache")) == 2
     assert not [n for n in os.listdir(tmp_path / "cache") if n.endswith(".tmp")]
+
+
+def test_a_validation_folder_is_read_as_the_training_folder(tmp_path):
+    for i in range(6):
+        save(str(tmp_path / "train" / f"{i}.png"), photo(i, 12, 12))
+        save(str(tmp_path / "val" / f"{i}.png"), photo(i + 10, 20, 30))  # larger, RGB
+    train, val = data.train_and_validation(str(tmp_path / "train"), "train",
+                                           str(tmp_path / "val"))
+    assert val.image_shape == train.image_shape == (12, 12, 3)
+    # Sized as a folder with image_size=12 is sized: the same pixels.
+    np.testing.assert_array_equal(val.numpy(), data.folder(tmp_path / "val",
+                                                           image_size=12).numpy())
+    np.save(tmp_path / "other.npy", np.zeros((4, 8, 8, 3), "uint8"))
+    with pytest.raises(DataError, match=r"validation images of 'other.npy' have shape "
+                                        r"\(8, 8, 3\) but the training images \(12, 12, 3\)"):
+        data.train_and_validation(str(tmp_path / "train"), "train", str(tmp_path / "other.npy"))
+
+
+def test_options_that_do_not_apply_are_refused_with_the_reason(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((4, 8, 8, 1), "uint8"))
+    with pytest.raises(DataError, match="image_size applies to image folders.*'.*x.npy' holds "
+                                        "arrays, used as they are"):
+        data.get_source(str(tmp_path / "x.npy"), image_size=28)
+    with pytest.raises(DataError, match="is a file, not a folder of images.*get_source"):
+        data.folder(str(tmp_path / "x.npy"))
+    with pytest.raises(DataError, match=r"fraction must lie between 0 and 1.*validation='1.5'"):
+        data.train_and_validation("digits", "train", "1.5")
+    with pytest.raises(DataError, match=r"'.*x.npy' has no named splits"):
+        data.train_and_validation(str(tmp_path / "x.npy"), "train", "test")
+    save(str(tmp_path / "imgs" / "a.png"), photo(0, 8, 8))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    with pytest.raises(NotADirectoryError, match="cache .--cache. .*cannot be made"):
+        data.get_source(str(tmp_path / "imgs"), cache=str(blocker / "cache"))

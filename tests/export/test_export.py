@@ -22,7 +22,7 @@ from keras import ops
 import kerasae
 from kerasae import export as kx
 from kerasae.export import parity
-from kerasae.models.base import make_autoencoder
+from kerasae.models.parts import make_autoencoder
 from tests.export.conftest import BUILDERS, anomaly_threshold, keras_outputs, run, session
 from tests.helpers import TINY_SHAPE, build_tiny, digits_batch, sha256
 

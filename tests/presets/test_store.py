@@ -211,3 +211,14 @@ def test_verify_index_finds_a_changed_file(published_zoo, tmp_path):
     assert len(problems) == 2
     assert any("conv_vae_digits@1: README.md has sha256" in p for p in problems)
     assert any("conv_ae_digits@1: model.weights.h5 is missing" in p for p in problems)
+
+
+def test_pull_without_a_mirror_says_a_shipped_preset_needs_none(published_zoo, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv(zoo.ROOT_ENV, published_zoo[0])
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"conv_ae_digits@1 cannot be pulled.*it needs "
+                                                r"no pull.*loading it works offline"):
+        zoo.pull("conv_ae_digits")
+    assert not (tmp_path / "cache").exists()
+    kerasae.ConvAE(weights="conv_ae_digits")  # and indeed it loads

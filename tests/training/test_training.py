@@ -63,7 +63,7 @@ KERAS_FIT = r"""
 import json, sys
 import numpy as np
 from kerasae.training import strategy as strategies
-strategy = strategies.make_strategy(sys.argv[1], num_devices=2)
+strategy = strategies.make_strategy(sys.argv[1], num_devices=2 if sys.argv[1] == "mirrored" else None)
 import kerasae, keras
 from sklearn.datasets import load_digits
 x = (load_digits().images[:256].astype("float32") / 16)[..., None]

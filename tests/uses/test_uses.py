@@ -448,23 +448,18 @@ def test_generate_pictures_and_numbers(vae, fashion, tmp_path):
 
 # --------------------------------------------------------------- bad inputs
 def _bad_inputs(tmp_path, fashion):
-    from PIL import Image
-
     cases = {}
-    big = tmp_path / "big"
-    big.mkdir()
-    Image.fromarray(np.zeros((32, 32), "uint8"), "L").save(big / "a.png")
-    cases["big"] = (str(big), "expects 28x28x1")
-    rgb = tmp_path / "rgb"
-    rgb.mkdir()
-    Image.fromarray(np.zeros((28, 28, 3), "uint8"), "RGB").save(rgb / "a.png")
-    cases["rgb"] = (str(rgb), "channels differ")
+    # Arrays are the user's own tensors: never resized or converted, so a wrong shape
+    # is an error (image files and folders are read at the model's size instead).
+    cases["big"] = (np.zeros((2, 32, 32, 1), "float32"), "expects 28x28x1")
+    cases["rgb"] = (np.zeros((2, 28, 28, 3), "float32"), "channels differ")
     empty = tmp_path / "empty"
     empty.mkdir()
+    (empty / "notes.txt").write_text("a folder without images")
     cases["empty"] = (str(empty), "holds no image files")
     mixed = tmp_path / "mixed"
     write_pngs(mixed, fashion[0][:2])
-    (mixed / "notes.txt").write_text("not an image")
+    (mixed / "broken.png").write_text("not an image")
     cases["text"] = (str(mixed), "not an image file")
     return cases
 
@@ -485,10 +480,10 @@ def test_bad_image_inputs_fail_clearly_and_write_nothing(ae, fashion, tmp_path, 
 def test_cli_reports_bad_input_and_leaves_no_output(ae_file, vae, fashion, tmp_path, capsys):
     from kerasae import cli
 
-    images, _ = _bad_inputs(tmp_path, fashion)["big"]
+    images, _ = _bad_inputs(tmp_path, fashion)["text"]
     assert cli.main(["features", "--model", ae_file, "--images", images,
                      "--out", str(tmp_path / "o")]) == 1
-    assert "expects 28x28x1" in capsys.readouterr().err
+    assert "not an image file" in capsys.readouterr().err
     assert cli.main(["generate", "--model", ae_file, "--limit", "50",
                      "--out", str(tmp_path / "g")]) == 1
     assert "needs a variational autoencoder" in capsys.readouterr().err

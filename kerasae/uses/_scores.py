@@ -1,0 +1,104 @@
+"""Anomaly scores and thresholds: the rules, ROC metrics (scikit-learn) and the PCA baseline."""
+
+import re
+
+import numpy as np
+from sklearn.metrics import (
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+from sklearn.metrics import roc_curve as sk_roc_curve
+
+from kerasae._util.errors import InvalidValue
+
+_PERCENTILE = re.compile(r"^percentile:(\d+(?:\.\d+)?)$")
+_MEAN_STD = re.compile(r"^mean\+(\d+(?:\.\d+)?)std$")
+
+
+def parse_threshold(spec):
+    """`"percentile:99"`, `"mean+3std"` or a number -> a dict describing the rule."""
+    if isinstance(spec, dict):
+        return dict(spec)
+    if isinstance(spec, (int, float, np.floating)) and not isinstance(spec, bool):
+        return {"method": "fixed", "value": float(spec)}
+    text = str(spec).strip().replace(" ", "").lower()
+    m = _PERCENTILE.match(text)
+    if m and 0 < float(m.group(1)) < 100:
+        return {"method": "percentile", "percentile": float(m.group(1))}
+    m = _MEAN_STD.match(text)
+    if m:
+        return {"method": "mean+kstd", "k": float(m.group(1))}
+    raise InvalidValue(
+        "threshold must be 'percentile:P' (0 < P < 100, e.g. 'percentile:99'), "
+        f"'mean+Kstd' (e.g. 'mean+3std') or a number. Received: threshold={spec!r}"
+    )
+
+
+def choose_threshold(train_scores, spec):
+    """The threshold of rule `spec` on training scores, and the rule with its value."""
+    rule = parse_threshold(spec)
+    s = np.asarray(train_scores, dtype="float64")
+    if rule["method"] == "percentile":
+        value = float(np.percentile(s, rule["percentile"]))
+    elif rule["method"] == "mean+kstd":
+        value = float(s.mean() + rule["k"] * s.std())
+    else:
+        value = float(rule["value"])
+    rule.update(value=value, train_mean=float(s.mean()), train_std=float(s.std()),
+                train_count=int(len(s)),
+                train_flagged_fraction=float(np.mean(s > value)))
+    return value, rule
+
+
+def roc_auc(is_anomaly, scores):
+    """Area under the ROC curve (scikit-learn's `roc_auc_score`; ties count half)."""
+    y = np.asarray(is_anomaly, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise InvalidValue(
+            "ROC-AUC needs both anomalies and normal images. "
+            f"Received: anomalies={n_pos}, normal={n_neg}"
+        )
+    return float(roc_auc_score(y, np.asarray(scores, dtype="float64")))
+
+
+def roc_curve(is_anomaly, scores):
+    """`(fpr, tpr)` at every distinct score, highest first, from (0, 0) (scikit-learn)."""
+    fpr, tpr, _ = sk_roc_curve(np.asarray(is_anomaly, dtype=bool),
+                               np.asarray(scores, dtype="float64"), drop_intermediate=False)
+    return fpr, tpr
+
+
+def flag_metrics(is_anomaly, scores, threshold):
+    """Precision, recall, F1 and false-positive rate of `score > threshold` (scikit-learn)."""
+    y = np.asarray(is_anomaly, dtype=bool)
+    flagged = np.asarray(scores) > threshold
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, flagged, labels=[False, True]).ravel())
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, flagged, average="binary", pos_label=True, zero_division=0)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def pca_scores(train_x, x, components, seed=0):
+    """Per-image PCA reconstruction MSE (the non-autoencoder baseline)."""
+    from sklearn.decomposition import PCA
+
+    flat_train = train_x.reshape(len(train_x), -1)
+    k = int(min(components, flat_train.shape[1], len(flat_train)))
+    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(flat_train)
+    flat = x.reshape(len(x), -1)
+    recon = pca.inverse_transform(pca.transform(flat))
+    return ((flat - recon) ** 2).mean(axis=1), k
+
+
+def rank_correlation(a, b):
+    """Spearman rank correlation of two score lists (scipy; ties share their mean rank)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
