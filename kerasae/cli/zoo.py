@@ -1,4 +1,4 @@
-"""`kerasae zoo list | info | pull | evaluate`: the presets from the command line."""
+"""`kerasae zoo list | info | pull | evaluate | hub`: the presets from the command line."""
 
 import json
 
@@ -20,8 +20,8 @@ def fmt(value):
 
 
 def add_parsers(subparsers):
-    """Registers `kerasae zoo list | info | pull | evaluate`."""
-    p = subparsers.add_parser("zoo", help="pretrained presets: list, info, pull, evaluate")
+    """Registers `kerasae zoo list | info | pull | evaluate | hub`."""
+    p = subparsers.add_parser("zoo", help="pretrained presets: list, info, pull, evaluate, hub")
     zsub = p.add_subparsers(dest="zoo_command", required=True)
 
     def common(sp, mirrors=True):
@@ -58,6 +58,29 @@ def add_parsers(subparsers):
     sp.add_argument("--raw-dir", default=None)
     common(sp)
     sp.set_defaults(func=_cli_evaluate)
+    sp = zsub.add_parser(
+        "hub", help="write a preset as a folder for the Hugging Face Hub",
+        description="Write a preset's files, a model card with Hub metadata (model-index) "
+        "and kerasae-preset.json (every file's sha256) to OUT_DIR; `hf upload` publishes it "
+        "and hf://OWNER/REPO loads it.")
+    sp.add_argument("name", help="preset name (or hf://...)")
+    sp.add_argument("out_dir")
+    sp.add_argument("--repo-id", default=None, metavar="OWNER/REPO",
+                    help="the hub repo it will be uploaded to (for the card and the command)")
+    sp.add_argument("--force", action="store_true", help="replace OUT_DIR if this wrote it")
+    sp.add_argument("--root", default=None, help=f"zoo root with {INDEX_FILE}")
+    sp.set_defaults(func=_cli_hub)
+
+
+def _cli_hub(args):
+    # lazy: the card reads the model registry (Keras)
+    from kerasae.zoo.hub import hub_folder
+
+    result = hub_folder(args.name, args.out_dir, repo_id=args.repo_id, root=args.root,
+                        force=args.force)
+    print(f"wrote {result['dir']} ({len(result['files'])} files, pinned in kerasae-preset.json)")
+    print(f"publish it with: {result['upload']}")
+    return 0
 
 
 def _cli_list(args):

@@ -48,6 +48,9 @@ class StartPoint:
 
     def record(self):
         """What `run.json` keeps of the start point."""
+        if self.kind == "preset" and isinstance(self.preset, presets.HubPreset):
+            return {"kind": "hub", "name": self.preset.label, "version": self.preset.version,
+                    "commit": self.preset.commit, "sha256": self.sha256}
         if self.kind == "preset":
             return {"kind": "preset", "name": self.preset.name, "version": self.preset.version,
                     "sha256": self.sha256}

@@ -3,8 +3,10 @@
 It never builds a model: it hands verified files to the model code that asks
 (`kerasae.models`, beneath which it stands), so presets and models form no
 circle. Modules: `places` (where presets live), `index` (`index.json`),
-`download` (verified downloads), `store` (`Preset`, `get_preset`, `pull`,
-`info`), `weights` (strict loading), `names` (file or preset?).
+`download` (verified downloads), `store` (`Preset`: the zoo's cache -> shipped
+copy -> mirrors), `hub` (`hf://` presets from the Hugging Face Hub, verified by
+their manifest), `lookup` (`get_preset`, `pull`, `info` for either), `weights`
+(strict loading), `names` (file or preset?).
 """
 
 from kerasae.presets.index import (
@@ -31,12 +33,14 @@ from kerasae.presets.places import (
                                    shipped_root,
                                    zoo_root,
 )
-from kerasae.presets.store import Preset, PresetNotAvailableError, get_preset, info, pull
+from kerasae.presets.hub import HubPreset, is_hub_name
+from kerasae.presets.lookup import get_preset, info, pull
+from kerasae.presets.store import Preset, PresetNotAvailableError
 from kerasae.presets.weights import load_preset_weights, load_weights_strict
 
 __all__ = ["CACHE_ENV", "DEFAULT_MIRRORS", "INDEX_FILE", "INDEX_FORMAT", "MIRRORS_ENV",
-           "PRESET_FILES", "Preset", "PresetNotAvailableError", "ROOT_ENV", "WEIGHTS_FILE",
-           "checkout_zoo", "get_preset", "info", "list_presets", "load_preset_weights",
+           "PRESET_FILES", "HubPreset", "Preset", "PresetNotAvailableError", "ROOT_ENV", "WEIGHTS_FILE",
+           "checkout_zoo", "get_preset", "info", "is_hub_name", "list_presets", "load_preset_weights",
            "load_weights_strict", "lookup", "mirror_list", "names_a_file", "published_versions",
            "pull", "read_index", "resolve_cache_dir", "shipped_root", "split_name",
            "verify_index", "zoo_root"]

@@ -3,7 +3,8 @@
 The store itself (index, cache, shipped copy, mirrors, sha256, strict loading)
 is `kerasae.presets`, beneath the models; this package sits above models, data
 and metrics: `publishing` writes a new preset version, `card` its model card,
-`evaluate` measures the card's numbers (`kerasae zoo evaluate`).
+`evaluate` measures the card's numbers (`kerasae zoo evaluate`), `hub` writes a
+preset as a Hugging Face Hub repo folder (`kerasae zoo hub`).
 
 Example:
 
@@ -41,11 +42,12 @@ from kerasae.presets import (
 )
 from kerasae.zoo.card import card_metrics
 from kerasae.zoo.evaluate import evaluate_model, evaluate_preset
+from kerasae.zoo.hub import hub_folder
 from kerasae.zoo.publishing import MAX_WEIGHTS_BYTES, publish
 
 __all__ = ["CACHE_ENV", "DEFAULT_MIRRORS", "INDEX_FILE", "INDEX_FORMAT", "MAX_WEIGHTS_BYTES",
            "MIRRORS_ENV", "PRESET_FILES", "Preset", "PresetNotAvailableError", "ROOT_ENV",
            "SAFE_OVERRIDES", "WEIGHTS_FILE", "card_metrics", "evaluate_model",
-           "evaluate_preset", "get_preset", "info", "list_presets", "load_model",
+           "evaluate_preset", "get_preset", "hub_folder", "info", "list_presets", "load_model",
            "load_preset_weights", "merge_preset_config", "mirror_list", "publish", "pull",
            "read_index", "resolve_cache_dir", "shipped_root", "verify_index", "zoo_root"]
