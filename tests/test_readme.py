@@ -113,7 +113,7 @@ def test_fine_tune_example_runs_on_greyscale_photos(tmp_path, monkeypatch):
         Image.fromarray(img[y:y + h, x:x + w]).save(tmp_path / "photos" / f"{i:03d}.png")
     readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
-                 if "corruption=\"gaussian\"" in b)
+                 if "corruption=\"gaussian\"" in b and "photos/" in b)
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)
@@ -123,3 +123,66 @@ def test_fine_tune_example_runs_on_greyscale_photos(tmp_path, monkeypatch):
     assert run["config"]["corruption"] == "gaussian"
     assert run["dataset"]["image_shape"] == [28, 28, 1] and run["dataset"]["examples"] == 180
     assert np.isfinite(run["final"]["loss"]) and np.isfinite(run["final"]["val_loss"])
+
+
+def _block(marker):
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    return next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if marker in b)
+
+
+def test_hub_example_loads_from_a_loopback_hub(tmp_path, monkeypatch):
+    """The README's "Presets on the Hub" snippet, against a local Hub serving the folder
+    that `kerasae zoo hub` (the README's first command) writes, with the real client."""
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("huggingface_hub")
+    from kerasae import cli, zoo
+    from tests.presets.hub_server import HubServer
+
+    assert cli.main(["zoo", "hub", "conv_ae_fashion_mnist", str(tmp_path / "hub" / "conv-ae"),
+                     "--repo-id", "you/conv-ae"]) == 0
+    server = HubServer({"you/conv-ae": str(tmp_path / "hub" / "conv-ae")})
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+        scope = {}
+        exec(compile(_block('"hf://you/conv-ae"'), "README.md", "exec"), scope)
+    finally:
+        server.stop()
+    shipped = zoo.load_model("conv_ae_fashion_mnist")
+    for model in (scope["ae"], scope["denoiser"]):
+        weights = model.get_weights()
+        assert len(weights) == len(shipped.get_weights())
+        assert all(np.array_equal(a, b) for a, b in zip(weights, shipped.get_weights()))
+    assert scope["denoiser"].builder_config["corruption"] == "gaussian"
+    assert server.hits, "the snippet went through the Hub server"
+    assert (tmp_path / "hf").is_dir() and not (tmp_path / "cache").exists()
+
+
+@needs_fashion_mnist  # calibrates on the preset's training data and encodes the test split
+def test_litert_example_runs_the_int8_files(tmp_path, monkeypatch):
+    """The README's LiteRT snippet: the int8 reconstruction is close to Keras's (the
+    independent reference), and the reported loss is what the files give."""
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("ai_edge_litert")
+    from kerasae import zoo
+
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(_block("encoder.int8.tflite"), "README.md", "exec"), scope)
+    x = scope["x"]
+    keras_recon = np.asarray(zoo.load_model("conv_ae_fashion_mnist").predict(x, verbose=0))
+    recon = np.asarray(scope["recon"])
+    assert recon.shape == x.shape == (8, 28, 28, 1)
+    assert np.mean((recon - keras_recon) ** 2) < 1e-3  # int8: close, not equal
+    assert not np.array_equal(recon, keras_recon)
+    int8 = scope["manifest"]["litert"]["int8"]
+    assert int8["size_ratio"] <= 0.30 and 0 <= scope["loss_db"] <= 0.5
+    assert sorted(p.name for p in (tmp_path / "exported-lite").iterdir()) == [
+        "decoder.int8.tflite", "decoder.tflite", "encoder.int8.tflite", "encoder.tflite",
+        "manifest.json", "reference.npz"]

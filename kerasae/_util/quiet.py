@@ -6,7 +6,8 @@ note of `port.cc`) reach stderr whatever `TF_CPP_MIN_LOG_LEVEL` says. So,
 unless the user set `TF_CPP_MIN_LOG_LEVEL` themselves, `import kerasae`:
 
 - sets it to `2` (TensorFlow's C++ errors only; `0` shows everything again), and
-- when TensorFlow is imported later, holds stderr (file descriptor 2) for the
+- when TensorFlow is imported later (and while kerasae creates a LiteRT
+  interpreter, `held_stderr`), holds stderr (file descriptor 2) for the
   import and passes on every line except TensorFlow's own info and warning
   lines. Errors, Python warnings and everything else still come through.
 
@@ -31,6 +32,9 @@ _MARK_ENV = "KERASAE_SET_TF_CPP_MIN_LOG_LEVEL"
 # initialised), thread id, file:line].
 _NATIVE = re.compile(rb"^[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\] ")
 _ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
+# LiteRT's own info line, printed once per process when an interpreter applies its
+# default CPU delegate.
+_LITERT_INFO = b"INFO: Created TensorFlow Lite XNNPACK delegate"
 # Continuation lines of a dropped native line (cpu_feature_guard's second line).
 _CONTINUATION = (b"To enable the following instructions", b"rebuild TensorFlow")
 
@@ -45,7 +49,7 @@ def user_level():
 
 def native_log_line(line):
     """Whether a stderr line (bytes) is TensorFlow's / absl's own info or warning line."""
-    return bool(_NATIVE.match(line)) or line.startswith(_ABSL_PREAMBLE)
+    return bool(_NATIVE.match(line)) or line.startswith((_ABSL_PREAMBLE, _LITERT_INFO))
 
 
 def filter_native(data):
@@ -84,6 +88,14 @@ class _Held:
         if rest:
             os.write(2, rest)
         return False
+
+
+def held_stderr():
+    """A context that keeps native info lines (TensorFlow's, LiteRT's) of the code it
+    runs off stderr; does nothing when the user set `TF_CPP_MIN_LOG_LEVEL`."""
+    import contextlib
+
+    return contextlib.nullcontext() if user_level() is not None else _Held()
 
 
 class _QuietLoader:

@@ -8,22 +8,31 @@ import numpy as np
 from kerasae._util.errors import MissingFile
 from kerasae.cli.errors import UsageError
 from kerasae.data import get_source
-from kerasae.export.formats import DEFAULT_BATCH_SIZES, DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+from kerasae.export.formats import (DEFAULT_BATCH_SIZES, DEFAULT_FORMATS, DEFAULT_OPSET,
+                                    DEFAULT_TOLERANCE, FORMATS, QUANTIZE)
 
 
 def add_parsers(subparsers):
     """Registers `kerasae export SOURCE OUT_DIR ...`."""
     p = subparsers.add_parser(
-        "export", help="export a model to SavedModel + ONNX with a manifest",
+        "export", help="export a model to SavedModel, ONNX and LiteRT with a manifest",
         description="Export an autoencoder (a .keras file or a zoo preset name) to one "
         "directory: saved_model/ (signatures encode, decode, reconstruct), encoder.onnx, "
-        "decoder.onnx, reference.npz and manifest.json. The export is reloaded and "
-        "compared with Keras before it is written.",
+        "decoder.onnx, with --formats ...,litert encoder.tflite and decoder.tflite (and "
+        "with --quantize int8 their int8 versions), reference.npz and manifest.json. The "
+        "export is reloaded and compared with Keras before it is written.",
     )
-    p.add_argument("source", help="path of a .keras file, or a zoo preset name")
+    p.add_argument("source", help="path of a .keras file, a zoo preset name or hf://OWNER/REPO")
     p.add_argument("out_dir", help="directory to create")
-    p.add_argument("--formats", default=",".join(FORMATS),
-                   help="comma-separated subset of saved_model,onnx (default: both)")
+    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                   help=f"comma-separated subset of {','.join(FORMATS)} (default: "
+                   f"{','.join(DEFAULT_FORMATS)})")
+    p.add_argument("--quantize", default=None, choices=QUANTIZE,
+                   help="also write int8 LiteRT files: int8 (int16 decoder activations, the "
+                   "quality choice) or int8-full (8-bit activations throughout)")
+    p.add_argument("--representative", default=None, metavar="DATASET",
+                   help="real images to calibrate int8 on: a dataset name, folder, .npz/.npy "
+                   "(default: the model's training data, from its preset or run.json)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--autoencoder", action="store_true",
@@ -95,6 +104,7 @@ def _cli_export(args):
         reference_inputs=_cli_reference(args.reference, args.reference_image_size),
         batch_sizes=_cli_list(args.batch_sizes, "batch-sizes", int),
         tolerance=args.tolerance, check=not args.no_check, force=args.force,
+        quantize=args.quantize, representative=args.representative,
     )
     print(f"exported {manifest['model']['name']} to {os.path.abspath(args.out_dir)}")
     for rel, info in manifest["files"].items():
@@ -103,4 +113,13 @@ def _cli_export(args):
     if parity:
         print(f"parity vs Keras at batch sizes {parity['batch_sizes']}: max error "
               f"{parity['max']:.3g} (tolerance {parity['tolerance']:g})")
+    int8 = (manifest.get("litert") or {}).get("int8")
+    if int8:
+        q = int8["quality"]
+        print(f"LiteRT {int8['scheme']}: {int8['bytes']['int8']:,} bytes, "
+              f"{int8['size_ratio']:.0%} of float ({int8['bytes']['float']:,}); PSNR "
+              f"{q['psnr_db']['litert_int8']:.2f} dB vs {q['psnr_db']['keras']:.2f} dB float "
+              f"(loss {q['psnr_loss_db']:.2f} dB on {q['images']} images: {q['source']}); "
+              f"int8 parity {parity['litert_int8']['max']:.3g} <= {int8['tolerance']:g}"
+              if parity and "litert_int8" in parity else "")
     return 0

@@ -10,22 +10,26 @@ into place at the end, so a failed export leaves nothing behind.
 import datetime
 import json
 import os
+import shutil
 
 import numpy as np
 
 from kerasae._util.files import staged_directory
-from kerasae.export import checks, graphs, manifest, parity
+from kerasae.export import checks, graphs, litert, manifest, parity
 from kerasae.export.formats import (
     DEFAULT_BATCH_SIZES,
+    DEFAULT_FORMATS,
     DEFAULT_OPSET,
     DEFAULT_TOLERANCE,
-    FORMATS,
+    LITERT_INT8_FILES,
     MANIFEST,
     ONNX_FILES,
     REFERENCE,
     SAVED_MODEL,
 )
+from kerasae.export.litert_graph import litert_parts
 from kerasae.export.onnx import write_onnx
+from kerasae.export.samples import quantization_images
 from kerasae.export.saved_model import write_saved_model
 from kerasae.models.resolve import resolve_model
 
@@ -41,11 +45,12 @@ def _source(model):
     return ref.model, {"kind": "preset", "preset": ref.preset}
 
 
-def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
+def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
            autoencoder_onnx=False, metadata=None, value_range=(0.0, 1.0),
            reference_inputs=None, batch_sizes=DEFAULT_BATCH_SIZES,
-           tolerance=DEFAULT_TOLERANCE, check=True, force=False):
-    """Exports an autoencoder as a SavedModel and ONNX files with a manifest.
+           tolerance=DEFAULT_TOLERANCE, check=True, force=False, quantize=None,
+           representative=None, quality_images=None):
+    """Exports an autoencoder as a SavedModel, ONNX and LiteRT files with a manifest.
 
     Every exported graph is deterministic (a VAE encoder returns `z_mean` and
     `z_log_var`; `reconstruct` decodes `z_mean`); an export whose graph holds a
@@ -57,7 +62,9 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
             `decoder` functional sub-models), the path of a `.keras` file, or a
             zoo preset name.
         out_dir: directory to create. It must not exist unless `force=True`.
-        formats: any of `"saved_model"`, `"onnx"`. Defaults to both.
+        formats: any of `"saved_model"`, `"onnx"`, `"litert"` (`encoder.tflite`,
+            `decoder.tflite`; see `kerasae.export.litert`). Defaults to
+            `("saved_model", "onnx")`.
         opset: ONNX opset. Defaults to `18`.
         autoencoder_onnx: also write `autoencoder.onnx` (image -> reconstruction).
             Defaults to `False`.
@@ -77,6 +84,15 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
             tensor's scale above). Defaults to `1e-5`.
         check: run the parity check. Defaults to `True`.
         force: replace an existing `out_dir`. Defaults to `False`.
+        quantize: `None`, `"int8"` or `"int8-full"`: also write
+            `encoder.int8.tflite` and `decoder.int8.tflite` (see
+            `kerasae.export.litert`), with their size and quality loss in the
+            manifest. Needs `"litert"` in `formats`. Defaults to `None`.
+        representative: real images to calibrate int8 on: an array or a dataset;
+            `None` is the model's training data where it is known (a preset, a
+            training run). See `kerasae.export.samples`.
+        quality_images: real images the int8 loss is measured on. Defaults to
+            `None` (see `kerasae.export.samples`).
 
     Returns:
         The manifest, as a dict (also written to `out_dir/manifest.json`).
@@ -95,6 +111,7 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
     ['decode', 'encode', 'reconstruct']
     """
     formats = checks.check_formats(formats)
+    quantize = checks.check_quantize(quantize, formats)
     opset = checks.check_opset(opset) if "onnx" in formats else None
     tolerance = checks.check_tolerance(tolerance)
     batch_sizes = checks.check_batch_sizes(batch_sizes)
@@ -103,11 +120,14 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
     out_dir = os.path.abspath(os.fspath(out_dir))
     checks.check_out_dir(out_dir, force)
 
+    model_arg = model
     model, source = _source(model)
     parts = graphs.inference_parts(model)
     x_ref = manifest.reference_inputs(reference_inputs, parts, batch_sizes, value_range)
     meta = manifest.describe(model, parts, source, extra, formats, opset, value_range,
-                             autoencoder_onnx)
+                             autoencoder_onnx, quantize)
+    samples = (quantization_images(representative, quality_images, model_arg, parts)
+               if quantize else None)
     fns = graphs.endpoints(parts)
     traced = graphs.trace(fns, parts)  # also refuses random ops, before any file exists
     with staged_directory(out_dir, replace=force) as tmp:
@@ -120,13 +140,21 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
         if "onnx" in formats:
             for role in roles:
                 write_onnx(os.path.join(tmp, ONNX_FILES[role]), role, parts, meta, opset)
+        lite = _litert(tmp, traced, fns, parts, meta, formats, quantize, samples)
         result = dict(meta)
+        if lite is not None:
+            result["litert"] = lite
         # Only in the manifest: the artifacts themselves carry no timestamp.
         result["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds")
         if check:
             result["parity"] = _parity(tmp, fns, parts, x_ref, formats, batch_sizes,
                                        tolerance, autoencoder_onnx)
+            if quantize:
+                int8 = litert.runners(tmp, parts.code_outputs[0], LITERT_INT8_FILES,
+                                      "litert_int8")
+                result["parity"]["litert_int8"] = parity.check_parity(
+                    int8, fns, parts, x_ref, batch_sizes, lite["int8"]["tolerance"])
         result["files"] = manifest.hash_files(tmp)
         with open(os.path.join(tmp, MANIFEST), "w") as f:
             json.dump(result, f, indent=2, sort_keys=False)
@@ -134,8 +162,42 @@ def export(model, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET,
     return result
 
 
+def _litert(folder, traced, fns, parts, meta, formats, quantize, samples):
+    """The LiteRT files (from the export's SavedModel, or a temporary one) and their entry."""
+    if "litert" not in formats:
+        return None
+    lite_parts, rewritten = litert_parts(parts)
+    saved = os.path.join(folder, SAVED_MODEL)
+    temporary = "saved_model" not in formats or lite_parts is not parts
+    if temporary:
+        if lite_parts is not parts:
+            traced = graphs.trace(graphs.endpoints(lite_parts), lite_parts)
+        saved = os.path.join(folder, ".litert-saved-model")
+        write_saved_model(saved, traced, lite_parts, meta)
+    try:
+        info = litert.write_litert(folder, saved, fns, parts, quantize,
+                                   samples[0] if samples else None)
+    finally:
+        if temporary:
+            shutil.rmtree(saved, ignore_errors=True)
+    if any(rewritten.values()):
+        info["transposed_convolutions"] = {
+            "rewritten": rewritten,
+            "as": "zero insertion (RESHAPE, PAD) + padding + stride-1 CONV_2D, the same "
+                  "function: TRANSPOSE_CONV with a dynamic batch gives wrong outputs under "
+                  "LiteRT's XNNPACK delegate on resized inputs (kerasae.export.litert_graph)"}
+    if quantize:
+        calibration, quality, notes = samples
+        info["int8"].update(litert.measure_int8(folder, fns, parts, quality, notes["quality"]),
+                            calibration={"images": int(len(calibration)),
+                                         "source": notes["calibration"]})
+    return info
+
+
 def _parity(folder, fns, parts, x_ref, formats, batch_sizes, tolerance, autoencoder_onnx):
     runners = {}
+    if "litert" in formats:
+        runners.update(litert.runners(folder, parts.code_outputs[0]))
     if "onnx" in formats:
         code_name = "z_mean" if parts.variational else "code"
         runners.update(parity.onnx_runners(folder, code_name, autoencoder_onnx))

@@ -10,7 +10,21 @@ from kerasae._util.errors import InvalidType, InvalidValue, NotADirectory, PathE
 from kerasae._util.files import check_writable
 from kerasae._util.names import unknown_name_error
 from kerasae.export.formats import (ANOMALY_SCORES, DEFAULT_OPSET, FORMATS, MANIFEST, MIN_OPSET,
-                                    RESERVED)
+                                    QUANTIZE, RESERVED)
+
+
+def check_quantize(quantize, formats):
+    """`None` or a LiteRT scheme of `QUANTIZE`; only with the `litert` format."""
+    if quantize in (None, False, "none"):
+        return None
+    if quantize not in QUANTIZE:
+        raise unknown_name_error("quantization", quantize, QUANTIZE, arg="quantize")
+    if "litert" not in formats:
+        raise InvalidValue(
+            f"quantize={quantize!r} makes int8 LiteRT files: add 'litert' to the formats "
+            f"(--formats saved_model,onnx,litert). Received: formats={formats!r}"
+        )
+    return quantize
 
 
 def check_formats(formats):

@@ -9,13 +9,18 @@ out_dir/
   encoder.onnx         image -> code (VAE: z_mean, z_log_var)
   decoder.onnx         code -> reconstruction
   autoencoder.onnx     image -> reconstruction (only with `autoencoder_onnx=True`)
+  encoder.tflite       LiteRT (formats including "litert"): image -> code
+  decoder.tflite       LiteRT: code -> reconstruction
+  encoder.int8.tflite  LiteRT int8 (`quantize="int8"`), and decoder.int8.tflite
   reference.npz        reference inputs and Keras outputs for conformance checks
 ```
 """
 
 from kerasae._util.errors import KerasaeError
 
-FORMATS = ("saved_model", "onnx")
+FORMATS = ("saved_model", "onnx", "litert")
+DEFAULT_FORMATS = ("saved_model", "onnx")
+QUANTIZE = ("int8", "int8-full")  # LiteRT post-training quantization schemes
 DEFAULT_OPSET = 18
 MIN_OPSET = 13
 DEFAULT_TOLERANCE = 1e-5
@@ -26,6 +31,8 @@ SAVED_MODEL = "saved_model"
 SAVED_MODEL_METADATA = "kerasae.json"
 ONNX_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx",
               "autoencoder": "autoencoder.onnx"}
+LITERT_FILES = {"encoder": "encoder.tflite", "decoder": "decoder.tflite"}
+LITERT_INT8_FILES = {"encoder": "encoder.int8.tflite", "decoder": "decoder.int8.tflite"}
 # The signature each ONNX graph computes.
 ROLE_SIGNATURE = {"encoder": "encode", "decoder": "decode", "autoencoder": "reconstruct"}
 FORMAT_VERSION = 1
@@ -36,7 +43,7 @@ RANDOM_ONNX_OPS = ("RandomNormal", "RandomNormalLike", "RandomUniform",
 RESERVED = {"format", "format_version", "kerasae_version", "keras_version",
             "tensorflow_version", "tf2onnx_version", "onnx_version", "created",
             "model", "source", "input", "latent", "output", "signatures", "artifacts",
-            "onnx", "reference", "files", "parity", "role"}
+            "onnx", "litert", "reference", "files", "parity", "role"}
 
 
 class ExportError(KerasaeError, RuntimeError):

@@ -12,6 +12,8 @@ from kerasae._util.files import sha256_file
 from kerasae._util.versions import versions
 from kerasae.export.formats import (
     FORMAT_VERSION,
+    LITERT_FILES,
+    LITERT_INT8_FILES,
     MANIFEST,
     ONNX_FILES,
     REFERENCE,
@@ -77,7 +79,8 @@ def reference_info(parts, arrays, batch_sizes, tolerance):
     return info
 
 
-def describe(model, parts, source, extra, formats, opset, value_range, autoencoder_onnx):
+def describe(model, parts, source, extra, formats, opset, value_range, autoencoder_onnx,
+             quantize=None):
     shape = lambda s: [None] + [int(d) for d in s]  # noqa: E731
     encode_outputs = {name: shape(parts.code_shape) for name in parts.code_outputs}
     image = {"image": shape(parts.image_shape)}
@@ -135,6 +138,10 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
         meta["onnx"] = {"opset": opset, "batch_dim": "batch",
                         "graphs": {"encoder": "encode", "decoder": "decode",
                                    "autoencoder": "reconstruct"}}
+    if "litert" in formats:
+        artifacts["litert"] = dict(LITERT_FILES)
+        if quantize:
+            artifacts["litert_int8"] = dict(LITERT_INT8_FILES)
     meta["artifacts"] = artifacts
     meta.update(extra)
     return meta

@@ -42,7 +42,7 @@ def anomaly_threshold(model, x):
 
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
-    """Each registered builder, tiny, built once and exported once (both formats)."""
+    """Each registered builder, tiny, built once and exported once (every format)."""
     root = tmp_path_factory.mktemp("exports")
     x_ref = digits_batch(16)[9:16]  # real digits, not the ones the tests feed
     out = {}
@@ -54,6 +54,7 @@ def exports(tmp_path_factory):
             metadata = {"anomaly": {"score": "mse", "threshold": threshold}}
         path = str(root / name)
         manifest = export(model, path, metadata=metadata, reference_inputs=x_ref,
-                             autoencoder_onnx=(name == "conv_vae"))
+                          autoencoder_onnx=(name == "conv_vae"),
+                          formats=("saved_model", "onnx", "litert"))
         out[name] = (model, path, manifest)
     return out

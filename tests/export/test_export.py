@@ -105,7 +105,8 @@ def test_manifest_hashes_files_and_metadata(exports, name):
     expected = {"manifest.json", "encoder.onnx", "decoder.onnx", "reference.npz",
                 "saved_model/saved_model.pb", "saved_model/fingerprint.pb",
                 "saved_model/assets/kerasae.json", "saved_model/variables/variables.index",
-                "saved_model/variables/variables.data-00000-of-00001"}
+                "saved_model/variables/variables.data-00000-of-00001",
+                "encoder.tflite", "decoder.tflite"}
     if name == "conv_vae":
         expected.add("autoencoder.onnx")
     assert found == expected
@@ -385,14 +386,24 @@ def test_latency_benchmark_runs_and_reports_ratios():
                                             "latent_dim": 4}, batch_sizes=(1, 3), repeats=2,
                                 warmup=0)
     rows = {(r["runtime"], r["batch"]): r for r in result["rows"]}
-    assert set(rows) == {(rt, b) for rt in ("onnxruntime", "saved_model", "keras_call",
-                                            "keras_predict") for b in (1, 3)}
+    assert set(rows) == {(rt, b) for rt in ("onnxruntime", "saved_model", "litert",
+                                            "litert_int8", "keras_call", "keras_predict")
+                         for b in (1, 3)}
     for (rt, b), r in rows.items():
         base = rows[("onnxruntime", b)]["median_ms"]
         assert r["x_onnxruntime"] == pytest.approx(r["median_ms"] / base)
-    assert [t["claim"] for t in result["targets"]] == [
-        "onnxruntime >= 10x keras_predict at batch 1", "onnxruntime >= 1.5x saved_model at batch 1"]
-    assert "time / onnxruntime" in export_latency.format_table(result)
+        assert r["images_per_s"] == pytest.approx(b / r["median_ms"] * 1e3)
+    claims = {t["claim"]: t["measured"] for t in result["targets"]}
+    assert list(claims)[:2] == ["onnxruntime >= 10x keras_predict at batch 1",
+                                "onnxruntime >= 1.5x saved_model at batch 1"]
+    for b in (1, 3):
+        for rt in ("litert", "litert_int8"):
+            assert claims[f"{rt} time / saved_model time at batch {b}"] == pytest.approx(
+                rows[(rt, b)]["median_ms"] / rows[("saved_model", b)]["median_ms"])
+        # quantized, so not exact, but close: the encoder's code of uniform images
+        assert 0 < result["int8_max_abs_error"][b] < 0.5
+    table = export_latency.format_table(result)
+    assert "time / onnxruntime" in table and "litert_int8" in table
 
 
 def test_cli_exports_a_shipped_preset_by_name(tmp_path):

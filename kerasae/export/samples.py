@@ -1,0 +1,82 @@
+"""Real images for int8 exports: what to calibrate on, and what to measure the loss on.
+
+`representative` is an array, a `kerasae.data.Source`, or a dataset (a name, a
+folder, a `.npz` / `.npy` file); `None` means the model's own training data: a
+preset's `dataset` (its train split), or the dataset of the `run.json` beside a
+`.keras` file. The first 500 images calibrate. The loss is measured on
+`quality_images` if given, else on the dataset's test split (a named dataset),
+else on the next 1,000 images of `representative`, else (fewer than 100 left) on
+the calibration images themselves, which the manifest says.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from kerasae import data as data_lib
+from kerasae import presets
+from kerasae._util.errors import InvalidValue
+from kerasae.export.litert import CALIBRATION_IMAGES, QUALITY_IMAGES, as_images
+
+
+def _training_data(model_arg):
+    """`(dataset, split)` the model was trained on, from its preset or run, or `None`."""
+    if not isinstance(model_arg, (str, os.PathLike)):
+        return None
+    text = os.fspath(model_arg)
+    run = os.path.join(os.path.dirname(os.path.abspath(text)), "run.json")
+    if text.endswith(".keras") and os.path.isfile(run):
+        try:
+            with open(run) as f:
+                d = json.load(f).get("dataset") or {}
+            return d.get("name"), "train" if d.get("route") not in ("folder",) else "all"
+        except (OSError, ValueError):
+            return None
+    if not text.endswith(".keras"):
+        meta = presets.get_preset(text).metadata()
+        d = meta.get("dataset") or {}
+        return d.get("name"), d.get("train_split", "train")
+    return None
+
+
+def _read(spec, split, parts, n):
+    if isinstance(spec, np.ndarray):
+        return as_images(spec[:n], parts, "representative images")
+    src = data_lib.get_source(spec, split)
+    return as_images(src.take(n), parts, f"images of {getattr(src, 'name', spec)!r}")
+
+
+def quantization_images(representative, quality_images, model_arg, parts):
+    """`(calibration, measurement, {"calibration": note, "quality": note})`."""
+    spec, split = representative, "all"
+    if spec is None:
+        found = _training_data(model_arg)
+        if not found or not found[0]:
+            raise InvalidValue(
+                "An int8 export calibrates on real images of the training data: pass "
+                "representative= (an array or a dataset; --representative DATASET). "
+                "Received: representative=None"
+            )
+        spec, split = found
+    named = isinstance(spec, str) and not os.path.exists(os.path.expanduser(spec))
+    if named and split == "all":
+        split = "train"
+    pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES)
+    calibration = pool[:CALIBRATION_IMAGES]
+    what = spec if isinstance(spec, str) else f"the given {type(spec).__name__}"
+    notes = {"calibration": f"the first {len(calibration)} images of {what} ({split})"}
+    if quality_images is not None:
+        quality = _read(quality_images, "all" if not isinstance(quality_images, str) or
+                        os.path.exists(quality_images) else "test", parts, 10 ** 9)
+        notes["quality"] = f"{len(quality)} given images"
+    elif named:
+        quality = _read(spec, "test", parts, QUALITY_IMAGES)
+        notes["quality"] = f"the first {len(quality)} images of {spec} (test)"
+    elif len(pool) - len(calibration) >= 100:
+        quality = pool[len(calibration):]
+        notes["quality"] = f"{len(quality)} images of {what} after the calibration images"
+    else:
+        quality = calibration
+        notes["quality"] = "the calibration images themselves (too few others: in-sample)"
+    return calibration, quality, notes

@@ -1,0 +1,166 @@
+"""LiteRT (.tflite) exports: every builder, built-in ops only, parity, and int8.
+
+The files are run here in `ai_edge_litert`'s interpreter directly (not through
+kerasae's runners) and compared with the original model's own sub-models.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import kerasae
+from kerasae.export import export
+from tests.export.conftest import BUILDERS, keras_outputs
+from tests.helpers import build_tiny, digits_batch, needs_fashion_mnist
+
+Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+ATOL = 1e-5
+
+
+def _runner(path, signature):
+    return Interpreter(model_path=path).get_signature_runner(signature)
+
+
+def _ops(path):
+    return {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
+    model, path, manifest = exports[name]
+    enc = _runner(os.path.join(path, "encoder.tflite"), "encode")
+    dec = _runner(os.path.join(path, "decoder.tflite"), "decode")
+    x_all = digits_batch(7)
+    for b in (1, 3, 7):  # one file, any batch: the interpreter resizes the input
+        want_enc, code, recon, _ = keras_outputs(model, x_all[:b])
+        got = enc(image=x_all[:b])
+        assert set(got) == set(want_enc)
+        for k in want_enc:
+            np.testing.assert_allclose(got[k], want_enc[k], atol=ATOL, rtol=0)
+        np.testing.assert_allclose(dec(code=code)["reconstruction"], recon, atol=ATOL, rtol=0)
+    parity = manifest["parity"]
+    assert parity["passed"] and parity["batch_sizes"] == [1, 7]
+    assert set(parity["max_error"]["litert"]) >= {"encode/" + k for k in want_enc}
+    assert max(parity["max_error"]["litert"].values()) <= ATOL
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_litert_graphs_hold_builtin_ops_only(exports, name):
+    _, path, manifest = exports[name]
+    for role in ("encoder", "decoder"):
+        ops = _ops(os.path.join(path, f"{role}.tflite"))
+        assert ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+        assert sorted(ops) == manifest["litert"]["ops"][role]
+        # rewritten: TRANSPOSE_CONV gives wrong outputs on resized inputs under XNNPACK
+        assert "TRANSPOSE_CONV" not in ops
+    model = exports[name][0]
+    n = sum(type(layer).__name__ == "Conv2DTranspose" for layer in model.decoder.layers)
+    rewritten = manifest["litert"].get("transposed_convolutions", {}).get("rewritten")
+    assert (rewritten or {"encoder": 0, "decoder": 0}) == {"encoder": 0, "decoder": n}
+    assert manifest["artifacts"]["litert"] == {"encoder": "encoder.tflite",
+                                               "decoder": "decoder.tflite"}
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [
+    (3, 2, "same"), (3, 2, "valid"), (4, 2, "same"), (2, 2, "valid"), (3, 1, "same"),
+    (5, 3, "same"), (5, 3, "valid"), (1, 2, "valid"), (2, 3, "same")])
+def test_zero_insertion_conv_is_the_transposed_conv(kernel, stride, padding):
+    """The LiteRT rewrite of Conv2DTranspose computes Keras's own layer (the reference)."""
+    import keras
+
+    from kerasae.export.litert_graph import ZeroInsertionConv2D, _rewrite
+
+    inp = keras.Input((5, 6, 3))
+    model = keras.Model(inp, keras.layers.Conv2DTranspose(
+        4, kernel, strides=stride, padding=padding, activation="relu")(inp))
+    rng = np.random.default_rng(kernel * 10 + stride)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    copy, n = _rewrite(model)
+    assert n == 1 and isinstance(copy.layers[-1], ZeroInsertionConv2D)
+    x = rng.normal(size=(3, 5, 6, 3)).astype("float32")
+    want = np.asarray(model(x))
+    got = np.asarray(copy(x))
+    assert got.shape == want.shape == (3,) + tuple(model.output.shape[1:])
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert tuple(copy.output.shape) == tuple(model.output.shape)
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory):
+    import keras
+
+    x, _ = kerasae.data.load_numpy("digits", "train")
+    keras.utils.set_random_seed(0)
+    model = kerasae.build("conv_ae", input_shape=(8, 8, 1), filters=(8, 16), latent_dim=8,
+                          seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(x, epochs=3, batch_size=64, verbose=0)
+    test = kerasae.data.load_numpy("digits", "test")[0]
+    path = str(tmp_path_factory.mktemp("int8") / "export")
+    manifest = export(model, path, formats=("litert",), quantize="int8", representative=x,
+                      quality_images=test, reference_inputs=test[:7])
+    return model, path, manifest, test
+
+
+def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
+    model, path, manifest, test = int8_export
+    int8 = manifest["litert"]["int8"]
+    assert int8["scheme"] == "int8" and int8["activations"] == {"encoder": "int8",
+                                                                "decoder": "int16x8"}
+    assert int8["calibration"]["images"] == 500 and int8["quality"]["images"] == len(test)
+    enc = _runner(os.path.join(path, "encoder.int8.tflite"), "encode")
+    dec = _runner(os.path.join(path, "decoder.int8.tflite"), "decode")
+    recon = np.concatenate([dec(code=enc(image=test[i:i + 100])["code"])["reconstruction"]
+                            for i in range(0, len(test), 100)])
+    keras_recon = np.asarray(model.decoder.predict(model.encoder.predict(test, verbose=0),
+                                                   verbose=0))
+    psnr = lambda a: 10 * np.log10(1 / np.mean((a.astype("float64") - test) ** 2))  # noqa: E731
+    q = int8["quality"]
+    assert q["psnr_db"]["litert_int8"] == pytest.approx(psnr(recon), abs=1e-6)
+    assert q["psnr_db"]["keras"] == pytest.approx(psnr(keras_recon), abs=1e-4)
+    assert q["psnr_loss_db"] == pytest.approx(psnr(keras_recon) - psnr(recon), abs=1e-4)
+    assert q["psnr_db"]["litert_float"] == pytest.approx(psnr(keras_recon), abs=1e-4)
+    sizes = {k: sum(os.path.getsize(os.path.join(path, f"{r}{s}.tflite"))
+                    for r in ("encoder", "decoder")) for k, s in (("float", ""),
+                                                                   ("int8", ".int8"))}
+    assert int8["bytes"] == sizes and int8["size_ratio"] == sizes["int8"] / sizes["float"]
+    assert sizes["int8"] < 0.7 * sizes["float"]  # tiny model: flatbuffer overhead dominates
+    # The parity tolerance follows from the measurement, and the check passed under it.
+    assert int8["tolerance"] == float(f"{1.5 * int8['max_error_measured']:.2g}")
+    parity = manifest["parity"]["litert_int8"]
+    assert parity["passed"] and parity["tolerance"] == int8["tolerance"]
+    assert parity["max"] <= int8["tolerance"]
+    for role in ("encoder", "decoder"):
+        ops = _ops(os.path.join(path, f"{role}.int8.tflite"))
+        assert "QUANTIZE" in ops and not [op for op in ops if op.startswith("Flex")]
+    saved = json.load(open(os.path.join(path, "manifest.json")))
+    assert saved["files"]["encoder.int8.tflite"]["bytes"] == os.path.getsize(
+        os.path.join(path, "encoder.int8.tflite"))
+
+
+def test_int8_needs_litert_and_real_images(tmp_path):
+    model = build_tiny("conv_ae")
+    with pytest.raises(ValueError, match="add 'litert' to the formats"):
+        export(model, tmp_path / "a", quantize="int8")
+    with pytest.raises(ValueError, match="calibrates on real images of the training data"):
+        export(model, tmp_path / "b", formats=("litert",), quantize="int8")
+    with pytest.raises(ValueError, match="Unknown quantization 'int4'"):
+        export(model, tmp_path / "c", formats=("litert",), quantize="int4")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+@pytest.mark.parametrize("preset", ["conv_ae_fashion_mnist", "conv_vae_fashion_mnist"])
+def test_int8_presets_meet_the_size_and_quality_targets(preset, tmp_path):
+    manifest = export(preset, tmp_path / "e", formats=("litert",), quantize="int8")
+    int8 = manifest["litert"]["int8"]
+    assert int8["size_ratio"] <= 0.30, int8["bytes"]
+    assert int8["quality"]["psnr_loss_db"] <= 0.5, int8["quality"]
+    assert int8["quality"]["source"] == "the first 1000 images of fashion_mnist (test)"
+    # float LiteRT reproduces Keras over every batch of the measurement (repeated calls at
+    # one batch size through kerasae's runners included)
+    psnr = int8["quality"]["psnr_db"]
+    assert psnr["litert_float"] == pytest.approx(psnr["keras"], abs=1e-4)
