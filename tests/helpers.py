@@ -77,6 +77,22 @@ def digits_batch(n=64):
     return images[..., None]
 
 
+def photo_crops(n, seed, size=None, sizes=None):
+    """`n` uint8 RGB crops of the two photographs scikit-learn ships (alternating): all
+    `size` `(h, w)`, or each of a random `(h, w)` drawn from `sizes` `(low, high)`."""
+    from sklearn.datasets import load_sample_images
+
+    pictures = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    crops = []
+    for i in range(n):
+        pic = pictures[i % 2]
+        h, w = size if size else rng.integers(*sizes, size=2)
+        top, left = rng.integers(0, pic.shape[0] - h), rng.integers(0, pic.shape[1] - w)
+        crops.append(pic[top:top + h, left:left + w])
+    return crops
+
+
 def sha256(path):
     """sha256 of a file, computed here with hashlib (independent of kerasae's helper)."""
     with open(path, "rb") as f:

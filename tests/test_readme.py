@@ -3,7 +3,7 @@
 import pathlib
 import re
 
-from tests.helpers import needs_fashion_mnist
+from tests.helpers import needs_fashion_mnist, photo_crops
 
 
 def test_python_example_runs(tmp_path, monkeypatch):
@@ -74,20 +74,12 @@ def test_zoo_table_numbers_are_the_measured_ones():
 def test_own_data_example_runs_on_a_folder_of_photos(tmp_path, monkeypatch):
     """The README's "Your own data" snippet, on photos of different sizes cut from the two
     pictures scikit-learn ships."""
-    import numpy as np
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
-    rng = np.random.default_rng(0)
     (tmp_path / "photos").mkdir()
-    for i in range(300):
-        img = load_sample_images().images[i % 2]
-        h, w = rng.integers(48, 160, size=2)
-        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
-        Image.fromarray(img[y:y + h, x:x + w]).save(tmp_path / "photos" / f"{i:03d}.jpg")
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
-                 if 'kerasae.data.folder("photos/"' in b)
+    for i, crop in enumerate(photo_crops(300, seed=0, sizes=(48, 160))):
+        Image.fromarray(crop).save(tmp_path / "photos" / f"{i:03d}.jpg")
+    block = _block('kerasae.data.folder("photos/"')
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)
@@ -102,18 +94,11 @@ def test_fine_tune_example_runs_on_greyscale_photos(tmp_path, monkeypatch):
     """The README's "Fine-tune a preset" snippet, on 28x28 crops of scikit-learn's pictures."""
     import numpy as np
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
-    rng = np.random.default_rng(1)
     (tmp_path / "photos").mkdir()
-    for i in range(200):
-        img = load_sample_images().images[i % 2]
-        h, w = rng.integers(30, 90, size=2)
-        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
-        Image.fromarray(img[y:y + h, x:x + w]).save(tmp_path / "photos" / f"{i:03d}.png")
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S)
-                 if "corruption=\"gaussian\"" in b and "photos/" in b)
+    for i, crop in enumerate(photo_crops(200, seed=1, sizes=(30, 90))):
+        Image.fromarray(crop).save(tmp_path / "photos" / f"{i:03d}.png")
+    block = _block('kerasae.ConvAE(weights="conv_ae_fashion_mnist", corruption="gaussian")')
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)

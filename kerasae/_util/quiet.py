@@ -90,12 +90,18 @@ class _Held:
         return False
 
 
+# Whether kerasae chose the level (decided once, at `import kerasae`): libraries set
+# TF_CPP_MIN_LOG_LEVEL themselves later (tf2onnx sets "3" on import).
+_CHOSEN_BY_KERASAE = None
+
+
 def held_stderr():
     """A context that keeps native info lines (TensorFlow's, LiteRT's) of the code it
     runs off stderr; does nothing when the user set `TF_CPP_MIN_LOG_LEVEL`."""
     import contextlib
 
-    return contextlib.nullcontext() if user_level() is not None else _Held()
+    ours = _CHOSEN_BY_KERASAE if _CHOSEN_BY_KERASAE is not None else user_level() is None
+    return _Held() if ours else contextlib.nullcontext()
 
 
 class _QuietLoader:
@@ -135,6 +141,9 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
 def quiet_tensorflow():
     """Keeps TensorFlow's native info and warning lines off stderr (see the module
     docstring); a no-op when the user set `TF_CPP_MIN_LOG_LEVEL`."""
+    global _CHOSEN_BY_KERASAE
+    if _CHOSEN_BY_KERASAE is None:
+        _CHOSEN_BY_KERASAE = user_level() is None
     if user_level() is not None:
         return
     os.environ[LEVEL_ENV] = os.environ[_MARK_ENV] = DEFAULT_LEVEL

@@ -14,6 +14,7 @@ import shutil
 
 import numpy as np
 
+from kerasae._util.errors import InvalidValue
 from kerasae._util.files import staged_directory
 from kerasae.export import checks, graphs, litert, manifest, parity
 from kerasae.export.formats import (
@@ -112,6 +113,12 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     """
     formats = checks.check_formats(formats)
     quantize = checks.check_quantize(quantize, formats)
+    if not quantize and (representative is not None or quality_images is not None):
+        raise InvalidValue(
+            "representative= and quality_images= are the real images of an int8 export: "
+            "add quantize='int8' (--quantize int8) and 'litert' to the formats. Received: "
+            "quantize=None"
+        )
     opset = checks.check_opset(opset) if "onnx" in formats else None
     tolerance = checks.check_tolerance(tolerance)
     batch_sizes = checks.check_batch_sizes(batch_sizes)
@@ -151,10 +158,16 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
             result["parity"] = _parity(tmp, fns, parts, x_ref, formats, batch_sizes,
                                        tolerance, autoencoder_onnx)
             if quantize:
+                # On real images (given references, else the measured ones): int8 files
+                # are calibrated for images, not for the default noise references.
+                x_int8 = x_ref if reference_inputs is not None else samples[1]
                 int8 = litert.runners(tmp, parts.code_outputs[0], LITERT_INT8_FILES,
                                       "litert_int8")
                 result["parity"]["litert_int8"] = parity.check_parity(
-                    int8, fns, parts, x_ref, batch_sizes, lite["int8"]["tolerance"])
+                    int8, fns, parts, x_int8, batch_sizes, lite["int8"]["tolerance"])
+                result["parity"]["litert_int8"]["inputs"] = (
+                    "the reference inputs" if reference_inputs is not None else
+                    f"the quality images ({samples[2]['quality']})")
         result["files"] = manifest.hash_files(tmp)
         with open(os.path.join(tmp, MANIFEST), "w") as f:
             json.dump(result, f, indent=2, sort_keys=False)

@@ -89,7 +89,8 @@ def _compare(runners, fns, x, code_name, results, worst, tolerance, batch):
                 key = f"{name}/{out}"
                 prev = results[runtime].get(key)
                 results[runtime][key] = d if prev is None or not d <= prev else prev
-                if not d <= tolerance:  # also catches NaN
+                limit = tolerance[key] if isinstance(tolerance, dict) else tolerance
+                if not d <= limit:  # also catches NaN
                     worst.append((runtime, key, batch, d))
 
 
@@ -98,6 +99,7 @@ def check_parity(runners, fns, parts, x_ref, batch_sizes, tolerance):
 
     `runners` is `{runtime: {signature: fn}}` (see `onnx_runners`,
     `saved_model_runners`); `fns` are the Keras signatures they are checked against.
+    `tolerance` is one number, or `{"signature/output": number}` (int8 files).
     """
     code_name = "z_mean" if parts.variational else "code"
     results = {runtime: {} for runtime in runners}

@@ -30,26 +30,36 @@ def _training_data(model_arg):
         try:
             with open(run) as f:
                 d = json.load(f).get("dataset") or {}
-            return d.get("name"), "train" if d.get("route") not in ("folder",) else "all"
+            return (d.get("name"), "train" if d.get("route") not in ("folder",) else "all",
+                    d.get("resize") or "crop")
         except (OSError, ValueError):
             return None
     if not text.endswith(".keras"):
         meta = presets.get_preset(text).metadata()
         d = meta.get("dataset") or {}
-        return d.get("name"), d.get("train_split", "train")
+        return d.get("name"), d.get("train_split", "train"), "crop"
     return None
 
 
-def _read(spec, split, parts, n):
+COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+def _read(spec, split, parts, n, resize="crop"):
     if isinstance(spec, np.ndarray):
         return as_images(spec[:n], parts, "representative images")
-    src = data_lib.get_source(spec, split)
+    kwargs = {}
+    if isinstance(spec, (str, os.PathLike)) and os.path.exists(os.path.expanduser(spec)) \
+            and not os.fspath(spec).endswith((".npz", ".npy")):
+        # a folder or image files: read at the model's input, as training read them
+        kwargs = dict(image_size=tuple(parts.image_shape[:2]), resize=resize,
+                      color_mode=COLOR_MODES.get(parts.image_shape[-1]))
+    src = data_lib.get_source(spec, split, **kwargs)
     return as_images(src.take(n), parts, f"images of {getattr(src, 'name', spec)!r}")
 
 
 def quantization_images(representative, quality_images, model_arg, parts):
     """`(calibration, measurement, {"calibration": note, "quality": note})`."""
-    spec, split = representative, "all"
+    spec, split, resize = representative, "all", "crop"
     if spec is None:
         found = _training_data(model_arg)
         if not found or not found[0]:
@@ -58,17 +68,17 @@ def quantization_images(representative, quality_images, model_arg, parts):
                 "representative= (an array or a dataset; --representative DATASET). "
                 "Received: representative=None"
             )
-        spec, split = found
+        spec, split, resize = found
     named = isinstance(spec, str) and not os.path.exists(os.path.expanduser(spec))
     if named and split == "all":
         split = "train"
-    pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES)
+    pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES, resize)
     calibration = pool[:CALIBRATION_IMAGES]
     what = spec if isinstance(spec, str) else f"the given {type(spec).__name__}"
     notes = {"calibration": f"the first {len(calibration)} images of {what} ({split})"}
     if quality_images is not None:
         quality = _read(quality_images, "all" if not isinstance(quality_images, str) or
-                        os.path.exists(quality_images) else "test", parts, 10 ** 9)
+                        os.path.exists(quality_images) else "test", parts, 10 ** 9, resize)
         notes["quality"] = f"{len(quality)} given images"
     elif named:
         quality = _read(spec, "test", parts, QUALITY_IMAGES)

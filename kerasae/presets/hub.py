@@ -109,12 +109,14 @@ def _download(hf, repo_id, filename, revision, what):
             f"The hub repo {repo_id!r} has no revision {revision!r}. Received: name={what!r}"
         ) from None
     except errors.LocalEntryNotFoundError as e:
-        why = ("HF_HUB_OFFLINE is set" if settings["local_files_only"] else
+        offline = settings["local_files_only"]
+        why = ("HF_HUB_OFFLINE is set" if offline else
                f"the Hub ({settings['endpoint'] or hf.constants.ENDPOINT}) could not be reached")
+        connect = "Connect once (unset HF_HUB_OFFLINE)" if offline else "Connect once"
         raise PresetNotAvailableError(
             f"{filename!r} of hf://{repo_id} is not in the Hugging Face cache and {why}. "
-            f"Connect once (unset HF_HUB_OFFLINE) to download it, or set HF_ENDPOINT to a "
-            f"mirror of the Hub. Received: name={what!r}"
+            f"{connect} to download it, or set HF_ENDPOINT to a mirror of the Hub. "
+            f"Received: name={what!r}"
         ) from e
     except errors.EntryNotFoundError:
         if filename == MANIFEST:

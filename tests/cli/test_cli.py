@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ENV
+from tests.helpers import ENV, photo_crops
 from tests.helpers import run_cli as run
 
 
@@ -131,19 +131,12 @@ def test_help_version_and_a_typo_need_no_tensorflow(tmp_path):
 def photo_folders(tmp_path_factory):
     """Real photographs of different sizes (cut from the two scikit-learn ships), once in
     class folders and once flat."""
-    from sklearn.datasets import load_sample_images
-
     root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(1)
-    for i in range(160):
+    for i, crop in enumerate(photo_crops(160, seed=1, sizes=(50, 140))):
         cls = ("china", "flower")[i % 2]
-        img = load_sample_images().images[i % 2]
-        h, w = rng.integers(50, 140, size=2)
-        y, x = rng.integers(0, img.shape[0] - h), rng.integers(0, img.shape[1] - w)
         for folder in (root / "classes" / cls, root / "flat"):
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img[y:y + h, x:x + w]).save(
-                folder / f"{cls}{i:03d}.{'jpg' if i % 3 else 'png'}")
+            Image.fromarray(crop).save(folder / f"{cls}{i:03d}.{'jpg' if i % 3 else 'png'}")
     return root
 
 

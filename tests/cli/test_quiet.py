@@ -5,8 +5,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from kerasae._util import quiet
-from tests.helpers import run_cli
+from tests.helpers import REPO, run_cli
 
 # Any line of TensorFlow's or absl's logging (native: "I0000 00:00:... file.cc:12]";
 # Python absl: "WARNING:absl:..."), written here independently of kerasae's filter.
@@ -39,6 +41,23 @@ def test_unknown_dataset_is_one_line_without_probing_gcs(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(
         "kerasae train: error: Unknown dataset 'does_not_exist'"), proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_litert_export_is_quiet_too(tmp_path):
+    """tf2onnx sets TF_CPP_MIN_LOG_LEVEL itself on import; LiteRT notes its CPU delegate."""
+    pytest.importorskip("ai_edge_litert")
+    code = ("import kerasae; from tests.helpers import build_tiny; "
+            f"build_tiny('conv_vae').save({str(tmp_path / 'vae.keras')!r})")
+    subprocess.run([sys.executable, "-c", code], env=_env(), check=True, timeout=300,
+                   cwd=REPO)
+    proc = run_cli(["export", tmp_path / "vae.keras", tmp_path / "out", "--formats",
+                    "saved_model,onnx,litert", "--quantize", "int8", "--representative",
+                    "digits"], tmp_path, env=_env())
+    assert "LiteRT int8:" in proc.stdout
+    assert proc.stderr.strip() == "", proc.stderr
+    loud = run_cli(["export", tmp_path / "vae.keras", tmp_path / "out2", "--formats",
+                    "onnx,litert"], tmp_path, env=_env(TF_CPP_MIN_LOG_LEVEL="0"))
+    assert "XNNPACK" in loud.stderr  # the user's own level: LiteRT's note comes through
 
 
 def test_the_users_own_level_brings_the_lines_back(tmp_path):

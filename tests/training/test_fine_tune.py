@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_cli, run_json, sha256
+from tests.helpers import REPO, photo_crops, run_cli, run_json, sha256
 
 PRESET = "conv_ae_fashion_mnist"
 PRESET_WEIGHTS = os.path.join(REPO, "zoo", PRESET, "v1", "model.weights.h5")
@@ -19,15 +19,11 @@ PRESET_WEIGHTS = os.path.join(REPO, "zoo", PRESET, "v1", "model.weights.h5")
 @pytest.fixture(scope="module")
 def grey_photos(tmp_path_factory):
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
     root = tmp_path_factory.mktemp("grey") / "photos"
     root.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(256):
-        pic = load_sample_images().images[i % 2]
-        top, left = rng.integers(0, pic.shape[0] - 28), rng.integers(0, pic.shape[1] - 28)
-        Image.fromarray(pic[top:top + 28, left:left + 28]).convert("L").save(root / f"{i:03d}.png")
+    for i, crop in enumerate(photo_crops(256, seed=3, size=(28, 28))):
+        Image.fromarray(crop).convert("L").save(root / f"{i:03d}.png")
     return str(root)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import kerasae
 from kerasae.uses.inputs import load_inputs
+from tests.helpers import photo_crops
 
 N_PHOTOS = 48
 GREY = np.asarray([0.2989, 0.5870, 0.1140])  # ITU-R 601, as tf.image.rgb_to_grayscale
@@ -50,18 +51,12 @@ def models(tmp_path_factory):
 def photos(tmp_path_factory):
     """A flat folder of unlabelled RGB photos (12x16 crops), and the crops as uint8."""
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
     root = tmp_path_factory.mktemp("photos") / "holiday"
     root.mkdir()
-    pictures = load_sample_images().images
-    rng = np.random.default_rng(7)
-    crops = []
-    for i in range(N_PHOTOS):
-        pic = pictures[i % 2]
-        top, left = rng.integers(0, pic.shape[0] - 12), rng.integers(0, pic.shape[1] - 16)
-        crops.append(pic[top:top + 12, left:left + 16])
-        Image.fromarray(crops[-1]).save(root / f"p{i:02d}.png")
+    crops = photo_crops(N_PHOTOS, seed=7, size=(12, 16))
+    for i, crop in enumerate(crops):
+        Image.fromarray(crop).save(root / f"p{i:02d}.png")
     return str(root), np.stack(crops)
 
 
