@@ -49,7 +49,7 @@ def _inputs_line(result):
         return None
     sized = d.get("sized")
     if isinstance(sized, dict):
-        sized = (f"{sized['images']} sized to {'x'.join(map(str, sized['to']))} "
+        sized = (f"{sized['images']} image(s) at {'x'.join(map(str, sized['to']))} "
                  f"({sized['resize']})")
     return f"inputs: {what}" + (f", read as {sized}" if sized else "")
 
@@ -60,6 +60,8 @@ def _show(result, lines):
         print(line)
     for part, why in (result.metrics.get("skipped") or {}).items():
         print(f"skipped {part}: {why}")
+    for note in result.metrics.get("notes") or ():
+        print(f"note: {note}")
     for f in result.files:
         if f.endswith((".json", ".png", ".kae", ".npy", ".csv")) or os.path.isdir(f):
             print(f"wrote {f}" + ("/" if os.path.isdir(f) else ""))
@@ -217,6 +219,10 @@ def _reduce(args):
                seed=args.seed)
     lines = ["reconstruction MSE: " + ", ".join(
         f"{row['method']} {row['dims']}-D {row['mse']:.5f}" for row in r["table"])]
+    knn = r.metrics.get("knn5_accuracy_2d")
+    if knn:
+        lines.append(f"5-NN accuracy in 2-D: codes {knn['codes']:.3f}, PCA of pixels "
+                     f"{knn['pca_pixels']:.3f}")
     return _show(r, lines)
 
 

@@ -112,6 +112,11 @@ def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="tra
     k = classes[-1] if held_out == "auto" else _class_index(held_out, classes, test_in)
     with Output(out) as output:
         metrics, arrays, detector = _one(ref, train_in, test_in, k, settings)
+        if len(train_in) == len(test_in) and np.array_equal(train_in.images, test_in.images):
+            metrics.setdefault("notes", []).append(
+                "the dataset has no test split: the detector was trained on its normal "
+                "images and scores those same images (in-sample; the anomaly class was held "
+                "out of training)")
         if output.enabled:
             if export:
                 metrics["export"] = export_detector(detector, output, metrics, test_in.images)

@@ -169,3 +169,27 @@ def test_use_commands_say_what_they_read_and_skipped(models, photos, tmp_path, c
     assert [ln for ln in lines if ln.startswith("skipped ")] == [
         "skipped linear probe (features.png): the images have no labels (class folders or "
         "a labelled dataset have them)"]
+
+
+def test_reduce_prints_the_5nn_accuracy_it_wrote(models, tmp_path, capsys):
+    from kerasae import cli
+
+    out = tmp_path / "r"
+    assert cli.main(["reduce", "--model", models["file"], "--dataset", "digits", "--limit",
+                     "200", "--bottleneck-epochs", "1", "--out", str(out)]) == 0
+    knn = json.load(open(out / "reduce.json"))["knn5_accuracy_2d"]
+    assert (f"5-NN accuracy in 2-D: codes {knn['codes']:.3f}, PCA of pixels "
+            f"{knn['pca_pixels']:.3f}") in capsys.readouterr().out.splitlines()
+
+
+def test_anomaly_on_class_folders_without_a_test_split_says_it_is_in_sample(models, tmp_path):
+    from PIL import Image
+
+    for i, crop in enumerate(photo_crops(60, seed=9, size=(10, 10))):
+        folder = tmp_path / "shots" / ("china", "flower")[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).save(folder / f"{i:02d}.png")
+    r = kerasae.uses.anomaly(models["conv_ae"], dataset=str(tmp_path / "shots"), epochs=1,
+                             batch_size=16)
+    assert len(r.metrics["notes"]) == 1 and "in-sample" in r.metrics["notes"][0]
+    assert r["test"]["images"] == 60
