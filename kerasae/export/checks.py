@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from kerasae._util.errors import InvalidType, InvalidValue, NotADirectory, PathExists
+from kerasae._util.errors import InvalidType, InvalidValue, PathExists
 from kerasae._util.files import check_writable
 from kerasae._util.names import unknown_name_error
 from kerasae.export.formats import (ANOMALY_SCORES, DEFAULT_OPSET, FORMATS, MANIFEST, MIN_OPSET,
@@ -182,12 +182,4 @@ def check_out_dir(out_dir, force):
         )
     # Missing parent directories are created (as `mkdir -p`); a file in their place
     # is an error, and so is a parent kerasae cannot write to.
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise NotADirectory(
-            f"The output cannot be created below {parent!r}: it is a file, not a "
-            f"directory. Pick another output path. Received: out_dir={out_dir!r}"
-        )
     check_writable(out_dir, "The export folder")
