@@ -55,11 +55,13 @@ def main(argv=None):
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return args.func(args) or 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
-        print(f"kerasae {args.command}: interrupted; rerun the same command to resume.",
-              file=sys.stderr)
+        # Training says where it stopped and what was kept (kerasae.training.interrupt).
+        said = str(e) or ("rerun the same command to resume." if args.command == "train"
+                          else "stopped.")
+        print(f"kerasae {args.command}: interrupted: {said}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
         explained = None if debug else explain(e)

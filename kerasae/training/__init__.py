@@ -2,8 +2,9 @@
 
 Modules: `options` (option names and `FitOptions`; light, read by the command
 line), `strategy` (strategies by name, cluster position), `loop` (the
-`Trainer`), `checkpoints` (per-epoch checkpoints and resume), `records`
-(`FitResult`, `history.csv`, `run.json`), `train` (`kerasae.fit`). Names load on
+`Trainer`), `interrupt` (Ctrl-C between compiled calls), `checkpoints`
+(per-epoch checkpoints and resume), `records` (`FitResult`, `history.csv`,
+`run.json`), `train` (`kerasae.fit`). Names load on
 first use, so reading the options costs no TensorFlow import.
 """
 
@@ -17,6 +18,7 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "STEPS_PER_EXECUTION": "kerasae.training.options:STEPS_PER_EXECUTION",
     "STRATEGIES": "kerasae.training.options:STRATEGIES",
     "Trainer": "kerasae.training.loop:Trainer",
+    "TrainingInterrupted": "kerasae.training.interrupt:TrainingInterrupted",
     "fit": "kerasae.training.train:fit",
     "make_strategy": "kerasae.training.strategy:make_strategy",
     "strategy_kind": "kerasae.training.strategy:strategy_kind",
@@ -24,4 +26,5 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
 })
 
 __all__ = ["FitOptions", "FitResult", "LR_SCHEDULES", "PRECISIONS", "STEPS_PER_EXECUTION",
-           "STRATEGIES", "Trainer", "fit", "make_strategy", "strategy_kind", "worker_info"]
+           "STRATEGIES", "Trainer", "TrainingInterrupted", "fit", "make_strategy",
+           "strategy_kind", "worker_info"]

@@ -8,7 +8,8 @@
 - several steps run per compiled call when no callback of the caller reads
   per-batch logs, from one input pipeline built for the whole run;
 - every epoch is checkpointed (`kerasae.training.checkpoints`), and the chief
-  writes `model.keras`, `best.keras` and `history.csv`.
+  writes `model.keras`, `best.keras` and `history.csv`;
+- Ctrl-C stops the run between two compiled calls (`kerasae.training.interrupt`).
 """
 
 import math
@@ -21,6 +22,7 @@ import tensorflow as tf
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
 from kerasae.training.checkpoints import RunCheckpoints, save_model
+from kerasae.training.interrupt import StopOnInterrupt
 from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
 from kerasae.training.strategy import strategy_kind, worker_info
 
@@ -86,6 +88,7 @@ class Trainer:
         self.monitor = "val_loss" if val_src is not None else "loss"
         self.history, self.start_epoch, self.started = [], 0, time.time()
         self.step_seconds = None
+        self._stop = StopOnInterrupt()
         self._build_state()
         self._seed = tf.constant(options.seed, tf.int32)
         # One tf.function per run, each of its own Python function: TensorFlow counts
@@ -220,6 +223,8 @@ class Trainer:
         totals, seen, i, logs = {}, 0, 0, {}
         t0 = time.time()
         while i < self.steps:
+            self._stop.check(lambda: self._interrupted(
+                epoch, f"step {i} of {self.steps} done" if i else "before its first step"))
             count = self._steps_this_call(self.steps - i)
             cb_list.on_train_batch_begin(i)
             t_call = time.perf_counter()
@@ -251,9 +256,17 @@ class Trainer:
             f"Received: loss={value}"
         )
 
-    def _evaluate(self):
+    def _interrupted(self, epoch, where):
+        out_dir, o = self.options.out_dir, self.options
+        kept = (f"{out_dir} keeps the checkpoint of epoch {epoch}: run again with the same "
+                "output directory to resume" if out_dir and epoch else
+                "no epoch had finished" if out_dir else "nothing was saved (no out_dir)")
+        return f"Training stopped by Ctrl-C in epoch {epoch + 1} of {o.epochs} ({where}); {kept}."
+
+    def _evaluate(self, epoch):
         totals, n = {}, 0
         for x in self.val_src.dataset(256, shuffle=False):
+            self._stop.check(lambda: self._interrupted(epoch, "during validation"))
             for k, v in self._eval_step(x).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             n += int(x.shape[0])
@@ -291,12 +304,22 @@ class Trainer:
         self.started = time.time()
         if o.out_dir and self.is_chief and self.start_epoch < o.epochs:
             records.write_start(o.out_dir, self)
+        with self._stop:
+            self._epochs(cb_list, best)
+        cb_list.on_train_end()
+        run = records.run_record(self)
+        self._finish(run)
+        return records.FitResult(model=self.model, history=self.history, run=run,
+                                 out_dir=o.out_dir)
+
+    def _epochs(self, cb_list, best):
+        o = self.options
         iterator = self._pipeline()
         for epoch in range(self.start_epoch, o.epochs):
             cb_list.on_epoch_begin(epoch)
             logs, seen, elapsed = self._train_epoch(epoch, iterator, cb_list)
             if self.val_src is not None:
-                logs.update(self._evaluate())
+                logs.update(self._evaluate(epoch))
                 if not all(math.isfinite(v) for v in logs.values()):
                     raise self._diverged(epoch, self.steps, 0, logs)
             self.history.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()},
@@ -307,11 +330,6 @@ class Trainer:
             cb_list.on_epoch_end(epoch, logs)
             if self.model.stop_training:
                 break
-        cb_list.on_train_end()
-        run = records.run_record(self)
-        self._finish(run)
-        return records.FitResult(model=self.model, history=self.history, run=run,
-                                 out_dir=o.out_dir)
 
     def _finish(self, run):
         out_dir = self.options.out_dir

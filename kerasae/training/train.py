@@ -102,6 +102,11 @@ def fit(
     Returns:
         A `FitResult` with `model`, `history` (one dict per epoch) and `run`
         (the `run.json` content).
+
+    Raises:
+        TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`): training stops
+            between two compiled calls; `out_dir` keeps the last finished epoch
+            and a call with the same arguments resumes from it.
     """
     options = FitOptions(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,

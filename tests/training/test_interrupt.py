@@ -1,0 +1,91 @@
+"""Ctrl-C during `kerasae.fit`: the run stops between compiled calls, keeps the last
+finished epoch, resumes to the numbers of an uninterrupted run, and leaves SIGINT as it
+found it. SIGINT is sent to this very process, as a terminal does."""
+
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+import kerasae
+from kerasae.training import TrainingInterrupted
+from tests.helpers import run_json
+
+KWARGS = dict(batch_size=64, strategy="one", seed=5, steps_per_epoch=4, verbose=0,
+              builder_kwargs=dict(filters=[8, 16], latent_dim=8))
+
+
+class CtrlC(keras.callbacks.Callback):
+    """Presses Ctrl-C `times` times at the end of batch `batch` of epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch, batch, times=1):
+        super().__init__()
+        self.at, self.times, self.batches_after = (epoch, batch), times, 0
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) > self.at:
+            self.batches_after += 1
+        if (self.epoch, batch) == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_the_rerun_gives_the_uninterrupted_numbers(tmp_path):
+    run = tmp_path / "run"
+    press = CtrlC(epoch=1, batch=1)
+    # pytest.raises(KeyboardInterrupt), not (TrainingInterrupted): a stray KeyboardInterrupt
+    # must fail this test, not stop the whole session.
+    with pytest.raises(KeyboardInterrupt) as info:
+        kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(run), callbacks=[press], **KWARGS)
+    assert info.type is TrainingInterrupted
+    assert str(info.value) == (f"Training stopped by Ctrl-C in epoch 2 of 3 (step 2 of 4 done); "
+                               f"{run} keeps the checkpoint of epoch 1: run again with the same "
+                               "output directory to resume.")
+    assert press.batches_after == 0  # stopped at once: the next call never ran
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ckpts = run / "checkpoints" / "worker-0"
+    assert sorted(p.name for p in ckpts.glob("ckpt-*.index")) == ["ckpt-1.index"]
+    assert (run / "history.csv").read_text().strip().splitlines()[1:][0].startswith("0,")
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 2
+
+    resumed = kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(run), **KWARGS)
+    whole = kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(tmp_path / "whole"), **KWARGS)
+    assert run_json(run)["resumed_from_epoch"] == 1
+    assert [r["epoch"] for r in resumed.history] == [0, 1, 2]
+    for a, b in zip(resumed.history, whole.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_without_out_dir_nothing_is_claimed():
+    with pytest.raises(KeyboardInterrupt) as twice:
+        kerasae.fit("conv_ae", "digits", epochs=2, callbacks=[CtrlC(0, 0, times=2)], **KWARGS)
+    assert twice.type is KeyboardInterrupt  # raised by the second press, inside the callback
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    with pytest.raises(KeyboardInterrupt) as once:
+        kerasae.fit("conv_ae", "digits", epochs=2, callbacks=[CtrlC(0, 2)], **KWARGS)
+    assert once.type is TrainingInterrupted
+    assert str(once.value).endswith("(step 3 of 4 done); nothing was saved (no out_dir).")
+
+
+def test_a_sigint_handler_of_the_caller_is_left_alone():
+    calls = []
+
+    def mine(signum, frame):
+        calls.append(signum)
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        res = kerasae.fit("conv_ae", "digits", epochs=2, callbacks=[CtrlC(0, 1)], **KWARGS)
+        assert len(res.history) == 2 and calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
