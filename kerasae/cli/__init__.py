@@ -15,6 +15,7 @@ traceback (see `kerasae.cli.errors`).
 
 import argparse
 import os
+import signal
 import sys
 
 from kerasae._util.names import did_you_mean
@@ -56,11 +57,14 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except KeyboardInterrupt as e:
+        if argv is None:
+            # The program is ending: another Ctrl-C would only interrupt its clean-up.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if debug:
             raise
         # Training says where it stopped and what was kept (kerasae.training.interrupt).
-        said = str(e) or ("rerun the same command to resume." if args.command == "train"
-                          else "stopped.")
+        said = str(e) or ("rerunning the same command resumes from the last finished "
+                          "epoch, if one was saved." if args.command == "train" else "stopped.")
         print(f"kerasae {args.command}: interrupted: {said}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs

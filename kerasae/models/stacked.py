@@ -88,7 +88,10 @@ def StackedAE(
         corruption_amount: noise std (gaussian) or corrupted fraction.
             Defaults to `0.2`.
         reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
-        seed: seed of the random layers. Defaults to `None`.
+        seed: seed of the random layers (noise, sampling). The initial weights
+            follow Keras's global seed: `keras.utils.set_random_seed`, which
+            `kerasae.fit` calls with its own `seed` when it builds the model.
+            Defaults to `None`.
         input_shape: shape of one input, e.g. `(28, 28, 1)` or `(784,)`.
             Defaults to `(28, 28, 1)`.
         weights: `None`, a zoo preset name, or a `.weights.h5` / `.keras` path.

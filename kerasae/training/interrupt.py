@@ -6,7 +6,8 @@ checkpoint write, the input pipeline), and the process may then crash or hang
 on its way out. While a `StopOnInterrupt` is active, the first Ctrl-C only sets
 a flag; the training loop looks at it between compiled calls and stops there
 with `TrainingInterrupted` (a `KeyboardInterrupt`), so the files of the run are
-those of the last finished epoch. A second Ctrl-C stops at once, as usual.
+those of the last finished epoch. A second Ctrl-C raises `KeyboardInterrupt` as
+soon as Python runs again (Python cannot act inside a running compiled call).
 """
 
 import os
@@ -48,7 +49,8 @@ class StopOnInterrupt:
             raise KeyboardInterrupt
         self.requested = True
         # os.write, not print: a handler may run in the middle of another print.
-        os.write(2, b"\nCtrl-C: stopping after the current step (press again to stop at once)\n")
+        os.write(2, b"\nCtrl-C: training stops once the running steps are done "
+                    b"(Ctrl-C again interrupts at once)\n")
 
     def check(self, message):
         """Raises `TrainingInterrupted(message())` once Ctrl-C was pressed."""

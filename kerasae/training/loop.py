@@ -22,7 +22,7 @@ import tensorflow as tf
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
 from kerasae.training.checkpoints import RunCheckpoints, save_model
-from kerasae.training.interrupt import StopOnInterrupt
+from kerasae.training.interrupt import StopOnInterrupt, TrainingInterrupted
 from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
 from kerasae.training.strategy import strategy_kind, worker_info
 
@@ -258,6 +258,9 @@ class Trainer:
 
     def _interrupted(self, epoch, where):
         out_dir, o = self.options.out_dir, self.options
+        if epoch is None:
+            return (f"Ctrl-C came as training ended: all {len(self.history)} epochs ran"
+                    + (f" and {out_dir} holds the finished run." if out_dir else "."))
         kept = (f"{out_dir} keeps the checkpoint of epoch {epoch}: run again with the same "
                 "output directory to resume" if out_dir and epoch else
                 "no epoch had finished" if out_dir else "nothing was saved (no out_dir)")
@@ -305,10 +308,17 @@ class Trainer:
         if o.out_dir and self.is_chief and self.start_epoch < o.epochs:
             records.write_start(o.out_dir, self)
         with self._stop:
-            self._epochs(cb_list, best)
-        cb_list.on_train_end()
-        run = records.run_record(self)
-        self._finish(run)
+            try:
+                self._epochs(cb_list, best)
+            except TrainingInterrupted:
+                if o.out_dir and self.is_chief:
+                    records.write_run(o.out_dir, records.run_record(self, "interrupted"))
+                raise
+            cb_list.on_train_end()
+            run = records.run_record(self)
+            self._finish(run)
+            # Ctrl-C after the last step: the run is complete, and the caller still hears it.
+            self._stop.check(lambda: self._interrupted(None, None))
         return records.FitResult(model=self.model, history=self.history, run=run,
                                  out_dir=o.out_dir)
 

@@ -35,8 +35,9 @@ def write_history_csv(path, history):
     atomic_write(path, "\n".join(lines) + "\n")
 
 
-def run_record(trainer):
-    """The `run.json` content of a finished (or resumed and finished) run."""
+def run_record(trainer, status="finished"):
+    """The `run.json` content of a run: `finished`, `running` (written at its start) or
+    `interrupted` (Ctrl-C; `epochs_run` are the epochs its last checkpoint holds)."""
     o = trainer.options
     optimizer = o.optimizer if isinstance(o.optimizer, str) else type(o.optimizer).__name__
     return {
@@ -60,7 +61,7 @@ def run_record(trainer):
         "optimizer": optimizer,
         "shuffle": bool(o.shuffle),
         "versions": versions(),
-        "status": "finished",
+        "status": status,
         "final": trainer.history[-1] if trainer.history else {},
         "wall_seconds": time.time() - trainer.started,
     }
@@ -119,4 +120,4 @@ def check_resumable(out_dir, trainer):
 
 def write_start(out_dir, trainer):
     """The run's record before its first epoch (`status: running`), for resume checks."""
-    write_run(out_dir, dict(run_record(trainer), status="running"))
+    write_run(out_dir, run_record(trainer, "running"))

@@ -53,6 +53,8 @@ def test_ctrl_c_keeps_the_last_epoch_and_the_rerun_gives_the_uninterrupted_numbe
     assert sorted(p.name for p in ckpts.glob("ckpt-*.index")) == ["ckpt-1.index"]
     assert (run / "history.csv").read_text().strip().splitlines()[1:][0].startswith("0,")
     assert len((run / "history.csv").read_text().strip().splitlines()) == 2
+    record = run_json(run)
+    assert record["status"] == "interrupted" and record["epochs_run"] == 1
 
     resumed = kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(run), **KWARGS)
     whole = kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(tmp_path / "whole"), **KWARGS)
@@ -89,3 +91,17 @@ def test_a_sigint_handler_of_the_caller_is_left_alone():
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_last_call_finishes_the_run_and_still_says_so(tmp_path):
+    with pytest.raises(KeyboardInterrupt) as info:
+        # (no validation: with it, a Ctrl-C stops the validation pass and drops the epoch)
+        kerasae.fit("conv_ae", "digits", epochs=2, out_dir=str(tmp_path), validation=None,
+                    callbacks=[CtrlC(1, 3)], **KWARGS)
+    assert info.type is TrainingInterrupted
+    assert str(info.value) == (f"Ctrl-C came as training ended: all 2 epochs ran and {tmp_path} "
+                               "holds the finished run.")
+    record = run_json(tmp_path)
+    assert record["status"] == "finished" and record["epochs_run"] == 2
+    assert (tmp_path / "model.keras").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
