@@ -21,6 +21,16 @@ RESIZE_MODES = ("crop", "pad", "stretch")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
+def read_at(shape, resize="crop"):
+    """The folder options (`image_size`, `color_mode`, `resize`) that read images at
+    `shape`, a model's `(height, width, channels)` input; `{}` for any other shape."""
+    modes = {c: mode for mode, c in COLOR_MODES.items()}
+    if shape is None or len(shape) != 3 or int(shape[-1]) not in modes:
+        return {}
+    return {"image_size": (int(shape[0]), int(shape[1])),
+            "color_mode": modes[int(shape[-1])], "resize": resize}
+
+
 def parse_image_size(value):
     """`64`, `"64"`, `"64x48"`, `(64, 48)` -> `(height, width)`; `None` stays `None`."""
     if value is None:

@@ -20,6 +20,7 @@ from kerasae.data.cache import cached
 from kerasae.data.embedded import digits
 from kerasae.data.folders import folder
 from kerasae.data.idx import RAW_DATASETS, RAW_ENV, load_raw
+from kerasae.data.images import read_at
 from kerasae.data.source import DataError, Source
 from kerasae.data.streams import from_tf_dataset
 
@@ -132,14 +133,14 @@ def train_and_validation(data, split="train", validation="auto", *, seed=0, **op
     train = get_source(data, split, **options)
     if _split_fraction(validation):
         return _held_out(train, validation, seed)
+    at = read_at(train.image_shape)
     if train.route in ("folder", "cache") and options.get("image_size") is None and \
-            len(train.image_shape) == 3 and isinstance(validation, str) and (
+            at and isinstance(validation, str) and (
                 os.path.isdir(os.path.expanduser(validation)) or not (
                     _looks_like_path(validation) or validation.endswith((".npz", ".npy")))):
         # Validation images are read as the training images are: same size and channels.
-        channels = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(train.image_shape[-1])
-        options = dict(options, image_size=tuple(train.image_shape[:2]),
-                       color_mode=options.get("color_mode") or channels)
+        options = dict(options, image_size=at["image_size"],
+                       color_mode=options.get("color_mode") or at["color_mode"])
     val = validation_source(data, validation, **options)
     if val is not None and tuple(val.image_shape) != tuple(train.image_shape):
         raise DataError(

@@ -27,12 +27,11 @@ import numpy as np
 
 from kerasae._util.errors import InvalidValue, MissingDependency
 from kerasae._util.quiet import held_stderr
-from kerasae.export.formats import LITERT_FILES, LITERT_INT8_FILES, ExportError
+from kerasae.export.formats import LITERT_FILES, LITERT_INT8_FILES, ROLE_SIGNATURE, ExportError
 from kerasae.export.manifest import to_numpy
 from kerasae.export.parity import max_error
 from kerasae.metrics import psnr
 
-ROLE_SIGNATURE = {"encoder": "encode", "decoder": "decode"}
 ROLE_INPUT = {"encoder": "image", "decoder": "code"}
 SCHEMES = {"int8": {"encoder": "int8", "decoder": "int16x8"},
            "int8-full": {"encoder": "int8", "decoder": "int8"}}
@@ -164,41 +163,41 @@ def runners(folder, code_name, files=LITERT_FILES, name="litert"):
                    "reconstruct": lambda image: dec(code=enc(image=image)[code_name])}}
 
 
-def _batched(fn, x, key, size=250):
-    return np.concatenate([np.asarray(fn(x[i:i + size])[key], dtype="float32")
-                           for i in range(0, len(x), size)])
-
-
-def measure_int8(folder, fns, parts, images, note):
+def measure_int8(folder, fns, parts, images, note, chunk=250):
     """Quality of the int8 files against Keras and the float files on real `images`,
     and the parity tolerance that follows from it."""
     code_name = parts.code_outputs[0]
-    runs = {**runners(folder, code_name), **runners(folder, code_name, LITERT_INT8_FILES,
-                                                    "litert_int8")}
-    keras = _batched(lambda b: to_numpy(fns["reconstruct"](b)), images, "reconstruction")
-    recon = {k: _batched(r["reconstruct"], images, "reconstruction") for k, r in runs.items()}
-    mse = {k: float(np.mean((v.astype("float64") - images) ** 2)) for k, v in recon.items()}
+    floats = runners(folder, code_name)["litert"]
+    int8 = runners(folder, code_name, LITERT_INT8_FILES, "litert_int8")["litert_int8"]
     worst = {}  # "signature/output" -> largest error over the images
 
     def track(key, got, want):
         worst[key] = max(worst.get(key, 0.0), max_error(got, want))
 
-    int8 = runs["litert_int8"]
-    for i in range(0, len(images), 250):
-        x = images[i:i + 250]
+    chunks_of = {"keras": [], "litert": [], "litert_int8": []}  # reconstructions, by chunk
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk]
         want_codes = to_numpy(fns["encode"](x))
+        code = want_codes[code_name]
+        # (`reconstruct` is `decode` of the deterministic code: one Keras pass serves both)
+        keras_x = to_numpy(fns["decode"](code))["reconstruction"]
         got_codes = int8["encode"](x)
         for out, ref in want_codes.items():
             track(f"encode/{out}", got_codes[out], ref)
-        code = want_codes[code_name]
-        track("decode/reconstruction", int8["decode"](code)["reconstruction"],
-             to_numpy(fns["decode"](code))["reconstruction"])
+        track("decode/reconstruction", int8["decode"](code)["reconstruction"], keras_x)
+        chunks_of["keras"].append(keras_x)
+        chunks_of["litert"].append(floats["reconstruct"](x)["reconstruction"])
+        chunks_of["litert_int8"].append(int8["decode"](got_codes[code_name])["reconstruction"])
+    recon = {k: np.concatenate([np.asarray(v, dtype="float32") for v in chunks])
+             for k, chunks in chunks_of.items()}
+    keras = recon["keras"]
+    mse = {k: float(np.mean((v.astype("float64") - images) ** 2)) for k, v in recon.items()}
     track("reconstruct/reconstruction", recon["litert_int8"], keras)
     tolerance = {k: max(float(f"{TOLERANCE_MARGIN * v:.2g}"), MIN_TOLERANCE)
                  for k, v in worst.items()}
     sizes = {kind: sum(os.path.getsize(os.path.join(folder, f)) for f in files.values())
              for kind, files in (("float", LITERT_FILES), ("int8", LITERT_INT8_FILES))}
-    keras_mse = float(np.mean((keras.astype("float64") - images) ** 2))
+    keras_mse = mse["keras"]
     return {
         "quality": {"images": int(len(images)), "source": note,
                     "psnr_db": {"keras": psnr(keras_mse), "litert_float": psnr(mse["litert"]),

@@ -17,11 +17,13 @@ import numpy as np
 from kerasae import data as data_lib
 from kerasae import presets
 from kerasae._util.errors import InvalidValue
+from kerasae.data.images import read_at
 from kerasae.export.litert import CALIBRATION_IMAGES, QUALITY_IMAGES, as_images
 
 
 def _training_data(model_arg):
-    """`(dataset, split)` the model was trained on, from its preset or run, or `None`."""
+    """`(dataset, split, resize)` the model was trained on, from its preset or run, or
+    `None`."""
     if not isinstance(model_arg, (str, os.PathLike)):
         return None
     text = os.fspath(model_arg)
@@ -41,9 +43,6 @@ def _training_data(model_arg):
     return None
 
 
-COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
-
-
 def _read(spec, split, parts, n, resize="crop"):
     if isinstance(spec, np.ndarray):
         return as_images(spec[:n], parts, "representative images")
@@ -51,8 +50,7 @@ def _read(spec, split, parts, n, resize="crop"):
     if isinstance(spec, (str, os.PathLike)) and os.path.exists(os.path.expanduser(spec)) \
             and not os.fspath(spec).endswith((".npz", ".npy")):
         # a folder or image files: read at the model's input, as training read them
-        kwargs = dict(image_size=tuple(parts.image_shape[:2]), resize=resize,
-                      color_mode=COLOR_MODES.get(parts.image_shape[-1]))
+        kwargs = read_at(parts.image_shape, resize)
     src = data_lib.get_source(spec, split, **kwargs)
     return as_images(src.take(n), parts, f"images of {getattr(src, 'name', spec)!r}")
 

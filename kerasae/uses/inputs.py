@@ -12,6 +12,7 @@ import numpy as np
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
 from kerasae.data.folders import has_split_folders
+from kerasae.data.images import read_at
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm", ".pbm", ".pnm")
@@ -125,17 +126,6 @@ def read_image(path):
             f"Received: min={arr.min():g}, max={arr.max():g}"
         )
     return arr
-
-
-CHANNEL_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
-
-
-def _sizing(shape, resize):
-    """Folder options that read images at `shape` (a model's input), or `{}`."""
-    if shape is None or len(shape) != 3 or int(shape[-1]) not in CHANNEL_MODES:
-        return {}
-    return {"image_size": (int(shape[0]), int(shape[1])),
-            "color_mode": CHANNEL_MODES[int(shape[-1])], "resize": resize}
 
 
 def _sized_note(sizing):
@@ -261,7 +251,7 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
     Returns:
         `Inputs`.
     """
-    sizing = _sizing(shape, resize)
+    sizing = read_at(shape, resize)
     if images is None:
         inputs = _from_dataset(dataset, split, limit, sizing)
         limit = None
