@@ -111,7 +111,7 @@ def _add_compress(subparsers):
         description="Encode images to a .kae file, decode it back, report bits/image and "
         "PSNR beside JPEG at the same PSNR. Writes <name>.kae, compress.json, compress.png "
         "and compress_rd.png. With --decode FILE.kae, decode a file instead (--model "
-        "defaults to the model named in its header).")
+        "defaults to the model named in its header when that needs no download).")
     _inputs(p, model_required=False)
     _out(p, "compress")
     p.add_argument("--bits", type=int, default=8, help="quantization bits (default: 8)")
@@ -232,7 +232,13 @@ def _compress(args):
 
     if args.decode:
         r = decompress(args.decode, args.model, out=_out_dir(args, "compress"))
-        return _show(r, [f"decoded {r['count']} images from {args.decode}"])
+        line = f"decoded {r['count']} images from {args.decode}"
+        if "png_files" in r.metrics:
+            notes = [f"{r['renamed']} renamed: their names collided"] if r["renamed"] else []
+            notes += [f"{r['names_made_safe']} names made safe"] if r["names_made_safe"] else []
+            line += (f"; wrote {r['png_files']} PNG files under images/"
+                     + (f" ({'; '.join(notes)})" if notes else ""))
+        return _show(r, [line])
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")

@@ -17,6 +17,7 @@ from kerasae._util.errors import InvalidValue
 from kerasae.metrics import image_quality, mean_mse, mean_ssim, mse_per_image, psnr
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
+from kerasae.uses.codec.container import output_names
 from kerasae.uses.codec.kae import (
     SUFFIX,
     atomic_write,
@@ -316,9 +317,15 @@ def decompress(path, model=None, *, out=None):
     """Decodes a `.kae` file; with `out`, writes `decoded.npy`, `decompress.json` and,
     when the file carries image names, `images/<name>.png`.
 
+    Image names keep their sub-folders (`images/a/img0.png`), made safe and unique
+    (see `kerasae.uses.codec.container.output_names`): nothing is written outside
+    `out/images`, and `metrics["png_files"]` counts the files written, of which
+    `metrics["renamed"]` got a suffix to stay unique.
+
     Args:
         path: the `.kae` file.
-        model: the model it was encoded with; defaults to the one its header names.
+        model: the model it was encoded with; defaults to the one its header names
+            when that loads without a download (else pass it).
         out: output directory. Defaults to `None`.
 
     Returns:
@@ -334,9 +341,12 @@ def decompress(path, model=None, *, out=None):
         if output.enabled:
             output.npy("decoded.npy", images)
             if header.get("names"):
-                for name, img in zip(header["names"], images):
-                    stem = os.path.basename(name).rsplit(".", 1)[0]
-                    save_png(output.path(f"images/{stem}.png"), img)
+                paths, renamed, changed = output_names(header["names"])
+                for rel, img in zip(paths, images):
+                    save_png(output.path(f"images/{rel}"), img)
+                # Counted on disk: the files there are, not the names asked for.
+                written = sum(len(f) for _, _, f in os.walk(os.path.join(output.stage, "images")))
+                metrics.update(png_files=written, renamed=renamed, names_made_safe=changed)
             output.json("decompress.json", metrics)
         files = output.commit()
     return Result("decompress", metrics, {"decoded": images}, files)

@@ -14,13 +14,20 @@ is still read):
 A file is refused (`KaeError`) unless its header's checksum, every field's type
 and range, and the payload's size and crc32 hold, and unless the payload can
 hold the symbols the header promises at the coder's best compression: so a
-crafted or damaged file costs time and memory bounded by its size.
+crafted or damaged file costs time and memory bounded by its size. The
+quantization's `offset` and `scale` must keep every symbol's value,
+`offset + scale * q` for `q` up to `2**bits - 1`, finite in float32.
+
+Image names are kept as the encoder saw them (relative paths, `/`-separated);
+`output_names` turns them into safe, unique file names for decoding.
 """
 
+import base64
 import binascii
 import json
 import math
 import struct
+import unicodedata
 import zlib
 
 import numpy as np
@@ -112,24 +119,48 @@ def max_symbols(payload_bytes, alphabet):
     return int((payload_bytes + 8) * 8 / best)
 
 
+def _floats(q, key, dims, source):
+    text = q.get(key)
+    try:  # validate=True: a stray character is damage, not something to skip
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or len(raw) != 4 * dims:
+        raise _fail(source, f"quantization.{key} must hold {dims} float32 values in base64",
+                    f"{key}={str(text)[:40]!r}")
+    values = np.frombuffer(raw, dtype="<f4").astype("float32")
+    if not np.isfinite(values).all() or (key == "scale" and not (values > 0).all()):
+        raise _fail(source, f"quantization.{key} must hold finite values"
+                    + (" > 0" if key == "scale" else ""), f"quantization.{key}=...")
+    return values
+
+
 def _quantization(q, dims, source):
+    """`(bits, offset, scale)`, checked so that every symbol dequantizes to a finite float32."""
     if not isinstance(q, dict):
         raise _fail(source, "quantization must be an object", f"quantization={q!r}"[:200])
     bits = _int(q.get("bits"), 1, 12, "quantization.bits", source)
-    for key in ("offset", "scale"):
-        text = q.get(key)
-        try:
-            raw = binascii.a2b_base64(text.encode("ascii")) if isinstance(text, str) else None
-        except (binascii.Error, UnicodeEncodeError):
-            raw = None
-        if raw is None or len(raw) != 4 * dims:
-            raise _fail(source, f"quantization.{key} must hold {dims} float32 values in base64",
-                        f"{key}={str(text)[:40]!r}")
-        values = np.frombuffer(raw, dtype="<f4")
-        if not np.isfinite(values).all() or (key == "scale" and not (values > 0).all()):
-            raise _fail(source, f"quantization.{key} must hold finite values"
-                        + (" > 0" if key == "scale" else ""), f"{key}=...")
-    return bits
+    offset, scale = _floats(q, "offset", dims, source), _floats(q, "scale", dims, source)
+    top = np.float32((1 << bits) - 1)
+    # Computed as dequantization computes it (float32); the value is monotonic in the
+    # symbol, so the largest symbol bounds them all.
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = scale * top
+        last = offset + span
+    for name, values, of in (("quantization.scale", span, scale),
+                             ("quantization.offset", last, offset)):
+        if not np.isfinite(values).all():
+            worst = float(np.abs(of[~np.isfinite(values)]).max())
+            raise _fail(source, f"{name} is out of range: offset + scale * {int(top)} must "
+                        f"stay finite in float32 (below {float(np.finfo('float32').max):.4g})",
+                        f"{name}={worst:.4g}")
+    return bits, offset, scale
+
+
+def quantization(header, source="<bytes>"):
+    """`(bits, offset, scale)` of a checked header: float32 arrays of one value per code dim."""
+    dims = math.prod(header["code_shape"])
+    return _quantization(header["quantization"], dims, source)
 
 
 def check_header(header, payload, source="<bytes>"):
@@ -143,7 +174,7 @@ def check_header(header, payload, source="<bytes>"):
     _model(header["model"], source)
     _shape(header["image_shape"], "image_shape", source, 1 << 28)
     dims = math.prod(_shape(header["code_shape"], "code_shape", source, MAX_DIMS))
-    bits = _quantization(header["quantization"], dims, source)
+    bits = _quantization(header["quantization"], dims, source)[0]
     coder = header["coder"]
     if not isinstance(coder, dict) or coder.get("name") != CODER or \
             coder.get("increment") != rangecoder.INCREMENT or coder.get("limit") != rangecoder.LIMIT:
@@ -168,3 +199,77 @@ def parse(data, source="<bytes>"):
     """Splits `.kae` bytes into `(header, payload)`, every field checked (see the module)."""
     header, payload = _split(bytes(data), source)
     return check_header(header, payload, source), payload
+
+
+# ---------------------------------------------------------------- image names
+MAX_SEGMENT_BYTES = 96  # per folder or file name (file systems allow 255)
+MAX_NAME_BYTES = 200  # a whole relative path, before a renaming suffix and the extension
+# Names Windows reserves for devices, with any extension ("con.png" opens the console).
+_RESERVED = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {
+    f"{d}{i}" for d in ("com", "lpt") for i in range(1, 10)}
+_FORBIDDEN = set('<>:"|?*')  # not allowed in Windows file names; separators are split on
+
+
+def _safe_part(text):
+    """One folder or file name that every OS accepts alike, or `""`."""
+    # Control, format (bidi overrides, zero widths), surrogate and line-separator
+    # characters would hide, spoof or fail; NFC so that macOS's NFD gives the same name.
+    text = "".join("_" if c in _FORBIDDEN or unicodedata.category(c) in
+                   ("Cc", "Cf", "Cs", "Zl", "Zp") else c for c in text)
+    text = unicodedata.normalize("NFC", text).strip(" .")  # no hidden, '.', '..' or 'x.'
+    text = text.encode("utf-8")[:MAX_SEGMENT_BYTES].decode("utf-8", "ignore").rstrip(" .")
+    return "_" + text if text.split(".")[0].rstrip(" ").lower() in _RESERVED else text
+
+
+def _drop_suffix(name):
+    """`a/img0.png` -> `a/img0`; a leading dot is not a suffix (`.x` stays)."""
+    head, _, last = name.rpartition("/")
+    if "." in last.lstrip("."):
+        last = last.rsplit(".", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def _safe_path(name, index):
+    """`(folders, stem)` of a stored name; a name with nothing left is `image<index>`."""
+    *folders, stem = _drop_suffix(name.replace("\\", "/")).split("/")
+    folders = [f for f in map(_safe_part, folders) if f]
+    stem = _safe_part(stem)
+    if not stem:  # "dir/" names its folder; "", ".." and "/" name nothing
+        stem = folders.pop() if folders else f"image{index}"
+    while folders and len("/".join(folders + [stem]).encode("utf-8")) > MAX_NAME_BYTES:
+        folders.pop()  # the deepest folders go first; the file keeps its own name
+    return folders, stem
+
+
+def output_names(names, suffix=".png"):
+    """Stored image names -> safe, unique relative paths (`/`-separated) to write them to.
+
+    Each name keeps its folders, made safe on every OS (no absolute paths, `..`,
+    empty parts, control characters or reserved device names; length-limited).
+    Names that then collide, ignoring case as Windows and macOS do, get a suffix
+    (`img0-1.png`). Returns `(paths, renamed, changed)`: how many got a suffix,
+    and how many were changed to be safe.
+    """
+    names = [str(n) for n in names]
+    placed = [_safe_path(n, i) for i, n in enumerate(names)]
+    spelling = {}  # one spelling per folder, the first seen, so "A/" and "a/" are one folder
+    for folders, _ in placed:
+        for depth in range(1, len(folders) + 1):
+            spelling.setdefault("/".join(folders[:depth]).casefold(), folders[depth - 1])
+    taken = set(spelling)  # folders first: no file may take a folder's name
+    last = {}  # the last suffix given to a name: many equal names stay linear, not quadratic
+    paths, renamed, changed = [], 0, 0
+    for name, (folders, stem) in zip(names, placed):
+        base = "/".join([spelling["/".join(folders[:d]).casefold()]
+                         for d in range(1, len(folders) + 1)] + [stem])
+        n = last.get(base.casefold(), 0)
+        path = f"{base}-{n}{suffix}" if n else base + suffix
+        while path.casefold() in taken:
+            n += 1
+            path = f"{base}-{n}{suffix}"
+        last[base.casefold()] = n
+        taken.add(path.casefold())
+        paths.append(path)
+        renamed += n > 0
+        changed += base != _drop_suffix(name)
+    return paths, renamed, changed

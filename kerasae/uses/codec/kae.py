@@ -6,12 +6,15 @@ The container (magic, version, checksummed header, payload) and its checks are
 - `model`: `name`, `source` (`preset` / `file` / `memory`), `file_sha256` and
   `weights_sha256` (sha256 over the weights' dtypes, shapes and bytes). Decoding
   refuses a model whose weights fingerprint differs.
-- `image_shape`, `code_shape`, `count` (images in the file), optional `names`.
+- `image_shape`, `code_shape`, `count` (images in the file), optional `names`
+  (each image's relative path, `/`-separated, as the encoder read it; decoding
+  writes to safe, unique names, see `container.output_names`).
 - `quantization`: `bits` (symbols are integers in `[0, 2**bits)`), and per code
   dimension `offset` and `scale` as base64 float32 (little-endian) arrays. A
   symbol `q` of dimension `j` stands for `offset[j] + scale[j] * q` (affine
   quantization: `offset` is the zero point in real units). Computed from the
-  min / max of the codes being stored.
+  min / max of the codes being stored; a file whose values would overflow
+  float32 is refused.
 - `coder`: `adaptive-range-v1` with `increment` and `limit` (see
   `kerasae.uses.codec.rangecoder`): one adaptive frequency table per code
   dimension, each starting flat, so no probability model is stored.
@@ -24,12 +27,14 @@ import zlib
 
 import numpy as np
 
-from kerasae._util.errors import InvalidValue, MissingFile
+from kerasae import presets
+from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
 from kerasae._util.files import atomic_write
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.codec import rangecoder
 from kerasae.uses.codec.container import CODER, KaeError, KaeFormatError, pack, parse  # noqa: F401
+from kerasae.uses.codec.container import quantization
 from kerasae.uses.inputs import check_images
 
 SUFFIX = ".kae"
@@ -60,16 +65,6 @@ def dequantize(symbols, offset, scale, code_shape):
 
 def _b64(array):
     return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode("ascii")
-
-
-def _unb64(text, n, what):
-    raw = base64.b64decode(text.encode("ascii"), validate=True)
-    if len(raw) != 4 * n:
-        raise KaeError(
-            f"The header's {what} holds {len(raw) // 4} values, expected {n}. "
-            f"Received: {what}_bytes={len(raw)}"
-        )
-    return np.frombuffer(raw, dtype="<f4").astype("float32")
 
 
 # ------------------------------------------------------------------ container
@@ -104,8 +99,8 @@ def encode_codes(ref, codes, bits, names=None):
         "payload_bytes": len(payload),
         "payload_crc32": zlib.crc32(payload),
     }
-    if names is not None:
-        header["names"] = [str(n) for n in names]
+    if names is not None:  # relative paths, written with "/" on every OS
+        header["names"] = [str(n).replace(os.sep, "/") for n in names]
     return pack(header, payload), symbols, header
 
 
@@ -125,18 +120,16 @@ def read_header(path):
 def decode_bytes(data, model=None, source="<bytes>"):
     """`.kae` bytes -> `(images, header)`.
 
-    `model` defaults to the header's preset (or model file, if it still exists);
-    a model with other weights than the encoder's is refused.
+    `model` defaults to the header's zoo preset when its files are here already
+    (or its model file, if it still exists): decoding never downloads a model
+    the caller did not name. A model with other weights than the encoder's is
+    refused.
     """
     header, payload = parse(data, source)
     ref = _model_for(header, model, source)
-    q = header["quantization"]
-    bits = int(q["bits"])
-    check_bits(bits)
+    bits, offset, scale = quantization(header, source)
     code_shape = tuple(header["code_shape"])
     dims = int(np.prod(code_shape))
-    offset = _unb64(q["offset"], dims, "offset")
-    scale = _unb64(q["scale"], dims, "scale")
     coder = header["coder"]
     try:
         rows = rangecoder.decode(payload, int(header["count"]), dims, 1 << bits,
@@ -147,24 +140,46 @@ def decode_bytes(data, model=None, source="<bytes>"):
     if not len(symbols):
         return np.zeros((0,) + tuple(ref.model.image_shape), "float32"), header
     codes = dequantize(symbols, offset, scale, code_shape)
+    if not np.isfinite(codes).all():  # the header check bounds them; this is the guard
+        raise KaeError(f"{source} decodes to non-finite codes. Received: "
+                       f"quantization.scale max={float(scale.max()):.4g}")
     images = predict.decode(ref.model, codes)
+    if not np.isfinite(images).all():
+        raise KaeError(
+            f"{source} holds codes (up to {float(np.abs(codes).max()):.4g}) that "
+            f"{ref.name} decodes to non-finite pixels: the file is damaged or crafted. "
+            f"Received: quantization.scale max={float(scale.max()):.4g}")
     return images, header
+
+
+def _local_model(info, source):
+    """The model a header names, if it loads without a download; else one line saying
+    to pass it explicitly (a header is data: it must not make kerasae go online)."""
+    name, kind = info.get("name"), info.get("source")
+    if kind == "preset" and presets.is_hub_name(name):
+        why = "a Hugging Face Hub preset"
+    elif kind == "preset":
+        try:  # no mirrors: the index, config.json and weights from the cache or the wheel
+            presets.get_preset(name, mirrors=[], progress=False).file(presets.WEIGHTS_FILE)
+            return name
+        except KerasaeError:
+            why = "a zoo preset whose files are not here"
+    elif kind == "file" and info.get("path") and os.path.isfile(info["path"]):
+        return info["path"]
+    else:
+        raise InvalidValue(
+            f"{source} was encoded with the model {name!r} (a {kind} model, not a zoo "
+            f"preset): pass that model to decode it, model=... (--model PATH.keras). "
+            f"Received: model=None")
+    raise InvalidValue(
+        f"{source} was encoded with {name!r}, {why}, and decoding never downloads what a "
+        f"file names: pass the model explicitly (--model NAME, or model=... in Python) "
+        f"and it is fetched as usual. Received: model=None")
 
 
 def _model_for(header, model, source):
     info = header.get("model", {})
-    if model is None:
-        if info.get("source") == "preset":
-            model = info["name"]
-        elif info.get("source") == "file" and info.get("path") and os.path.isfile(info["path"]):
-            model = info["path"]
-        else:
-            raise InvalidValue(
-                f"{source} was encoded with the model {info.get('name')!r} (a "
-                f"{info.get('source')} model, not a zoo preset): pass that model to decode it, "
-                f"model=... (--model PATH.keras). Received: model=None"
-            )
-    ref = resolve_model(model)
+    ref = resolve_model(_local_model(info, source) if model is None else model)
     if tuple(int(d) for d in ref.model.code_shape) != tuple(header["code_shape"]):
         raise KaeError(
             f"{source} holds codes of shape {tuple(header['code_shape'])} but {ref.name} "
