@@ -5,7 +5,8 @@ It never builds a model: it hands verified files to the model code that asks
 circle. Modules: `places` (where presets live), `index` (`index.json`),
 `download` (verified downloads), `store` (`Preset`: the zoo's cache -> shipped
 copy -> mirrors), `hub` (`hf://` presets from the Hugging Face Hub, verified by
-their manifest), `lookup` (`get_preset`, `pull`, `info` for either), `weights`
+their manifest; `hub_http` talks to the endpoint, `hub_cache` lays out the
+Hugging Face cache), `lookup` (`get_preset`, `pull`, `info` for either), `weights`
 (strict loading), `names` (file or preset?).
 """
 

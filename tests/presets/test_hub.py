@@ -1,9 +1,11 @@
-"""hf:// presets through the real `huggingface_hub` client, against a loopback Hub.
+"""hf:// presets against a loopback Hub, read back with huggingface_hub's own tools.
 
 The shipped `conv_ae_fashion_mnist` preset is written as a hub folder
 (`kerasae zoo hub`), served by `tests.presets.hub_server` and loaded from
 `hf://`: it must equal the shipped preset bit for bit, load again with the server
-stopped, and refuse damaged repos without keeping anything of them.
+stopped, land in the Hugging Face cache as huggingface_hub lays it out, and refuse
+damaged repos without keeping anything of them. Hostile servers:
+`test_hub_hostile.py`.
 """
 
 import hashlib
@@ -87,7 +89,16 @@ def test_hf_preset_loads_bit_for_bit_then_from_the_cache_without_the_server(hub,
     model = zoo.load_model(f"hf://{REPO}")
     assert _equal(model, zoo.load_model(PRESET))
     assert {m for m, _ in hub.hits} == {"HEAD", "GET"}
-    assert all("/resolve/" in p for _, p in hub.hits)
+    # (huggingface_hub may ask for its agent registry once, building its user agent)
+    assert all("/resolve/" in p for _, p in hub.hits if p != "/api/agent-harnesses")
+    from huggingface_hub import scan_cache_dir
+
+    scan = scan_cache_dir(tmp_path / "hf")  # the Hub's own reader of its cache layout
+    (repo,) = scan.repos
+    (revision,) = repo.revisions
+    assert scan.warnings == [] and repo.repo_id == REPO and revision.refs == {"main"}
+    assert revision.commit_hash == hub.commit(REPO)
+    assert sorted(f.file_name for f in revision.files) == sorted(os.listdir(hub.server.repos[REPO]))
     built = kerasae.ConvAE(weights=f"hf://{REPO}", corruption="gaussian")  # a builder too
     assert _equal(built, model) and built.start_point["kind"] == "hub"
     assert built.start_point["commit"] == hub.commit(REPO)
