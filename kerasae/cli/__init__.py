@@ -22,6 +22,7 @@ from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
 from kerasae.cli import data, export, train, uses, zoo
 from kerasae.cli.errors import EXIT_INTERRUPTED, explain
+from kerasae.data.images import MAX_PIXELS_ENV
 
 COMMAND_GROUPS = (train, data, export, zoo, uses)
 DEBUG_ENV = "KERASAE_DEBUG"
@@ -51,11 +52,32 @@ def build_parser():
     return parser
 
 
+def _with_env(args):
+    """What a command's options set in the environment, while it runs: `--max-pixels`
+    is `$KERASAE_MAX_PIXELS` (every image reader looks it up)."""
+    value = getattr(args, "max_pixels", None)
+    return {} if value is None else {MAX_PIXELS_ENV: str(value)}
+
+
+def _run(args):
+    env = _with_env(args)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return args.func(args) or 0
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        return args.func(args) or 0
+        return _run(args)
     except KeyboardInterrupt as e:
         if argv is None:
             # The program is ending: another Ctrl-C would only interrupt its clean-up.

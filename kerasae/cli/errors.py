@@ -59,3 +59,24 @@ def explain(error):
     if tf is not None and isinstance(error, tf.errors.OpError):
         return _tf_message(error), EXIT_ERROR
     return None
+
+
+def _pixels(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 1 or value == float("inf"):
+        import argparse  # lazy: only a wrong --max-pixels needs it
+
+        raise argparse.ArgumentTypeError(
+            f"a number of pixels such as 200000000 (or 2e8). Received: --max-pixels={text!r}")
+    return int(value)
+
+
+def max_pixels_option(parser):
+    """`--max-pixels N`: the largest image decoded (the bomb guard of every image reader)."""
+    parser.add_argument("--max-pixels", type=_pixels, default=None, metavar="N",
+                        help="largest image, in pixels, that is decoded; larger files are "
+                        "refused as decompression bombs (default: $KERASAE_MAX_PIXELS, else "
+                        "100000000)")

@@ -2,7 +2,7 @@
 
 import os
 
-from kerasae.cli.errors import UsageError
+from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.images import RESIZE_MODES
 from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
 
@@ -24,6 +24,7 @@ def _inputs(p, images=True, model_required=True):
                    help="folder and file images are read at the model's input size and "
                    "channels: by center crop (default), pad or stretch")
     p.add_argument("--limit", type=int, default=None, help="use the first N images")
+    max_pixels_option(p)
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -16,7 +16,7 @@ images on disk, `splits` parses split strings, `source` holds `Source`, and
 
 from kerasae.data.arrays import from_array, from_file
 from kerasae.data.cache import cached
-from kerasae.data.folders import FolderSource, folder
+from kerasae.data.folders import FolderSource, folder, image_files
 from kerasae.data.idx import (RAW_DATASETS, RAW_ENV, SPLIT_SIZES, load_raw, raw_dirs,
                               read_idx, tfds_order)
 from kerasae.data.images import COLOR_MODES, RESIZE_MODES, parse_image_size
@@ -28,6 +28,6 @@ from kerasae.data.tfds import prepare_tfds_from_raw
 
 __all__ = ["COLOR_MODES", "ArraySource", "DataError", "FolderSource", "RAW_DATASETS", "RAW_ENV",
            "RESIZE_MODES", "SPLIT_SIZES", "Source", "StreamSource", "cached", "epoch_order",
-           "folder", "from_array", "from_file", "from_tf_dataset", "get_source", "load",
+           "folder", "from_array", "image_files", "from_file", "from_tf_dataset", "get_source", "load",
            "load_numpy", "load_raw", "parse_image_size", "prepare_tfds_from_raw", "raw_dirs",
            "read_idx", "tfds_order", "to_float", "train_and_validation", "validation_source"]

@@ -7,11 +7,13 @@ Layouts, as `keras.utils.image_dataset_from_directory` reads them:
 - splits: `DIR/train/...` and `DIR/test/...` (or `val/`, `validation/`), each flat or
   with classes (the class names of all splits together, sorted).
 
-Files are listed in sorted order and decoded inside the `tf.data` pipeline (see
-`kerasae.data.images`). Without `image_size` every image must have one size
-(checked from the file headers, naming two files that differ); with it, images
-are sized by the `resize` rule. A file that does not decode is named with the fix
-(`skip_bad=True` / `--skip-bad` leaves such files out, counted).
+Files are listed in sorted order and read by `kerasae.data.images` (one decoder
+for every route) as the `tf.data` pipeline runs. Without `image_size` every image
+must have one size (checked from the file headers, naming two files that differ);
+with it, images are sized by the `resize` rule. Files that cannot be read are
+named, all of them, with the reason and the fix (`skip_bad=True` / `--skip-bad`
+leaves them out, counted). `image_files` reads a list of files and folders the
+same way (the uses' `--images`).
 """
 
 import concurrent.futures
@@ -27,17 +29,20 @@ from kerasae.data.splits import SPLIT_PATTERN, slice_split
 SPLIT_DIRS = {"train": ("train",), "test": ("test", "val", "validation"),
               "val": ("val", "validation", "test"), "validation": ("validation", "val", "test")}
 _HEADER_THREADS = 8
+_DECODE_THREADS = 4
 
 
-def _is_image(name):
-    return not name.startswith(".") and name.lower().endswith(image_ops.IMAGE_SUFFIXES)
+def _is_image(folder, name):
+    # lstat: a broken link or a fifo named .png is listed (and then named as a bad file),
+    # a directory named .png is not.
+    return image_ops.is_image_name(name) and not os.path.isdir(os.path.join(folder, name))
 
 
 def _images_below(folder):
     out = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [os.path.join(root, f) for f in sorted(files) if _is_image(f)]
+        out += [os.path.join(root, f) for f in sorted(files) if _is_image(root, f)]
     return out
 
 
@@ -48,8 +53,7 @@ def _subdirs(folder):
 
 def _layout(folder):
     """`(files, class names or None)` of one flat or class-structured folder."""
-    top = sorted(f for f in os.listdir(folder)
-                 if _is_image(f) and os.path.isfile(os.path.join(folder, f)))
+    top = sorted(f for f in os.listdir(folder) if _is_image(folder, f))
     classes = [d for d in _subdirs(folder) if _images_below(os.path.join(folder, d))]
     if top and classes:
         raise DataError(
@@ -108,34 +112,28 @@ def scan(root, split):
     return files, labels, tuple(all_classes or ())
 
 
-def _header(path):
-    from PIL import Image
+def read_headers(files, max_pixels):
+    """`[Header or BadImageFile]` of every file, read in threads (headers only)."""
+    def header(path):
+        try:
+            return image_ops.probe(path, max_pixels)
+        except image_ops.BadImageFile as e:
+            return e
 
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0], im.mode
-    except Exception:  # noqa: BLE001 - any unreadable header counts as a bad file
-        return None
-
-
-def read_headers(files):
-    """`[(height, width, PIL mode) or None]` of every file, read in threads (headers only)."""
     with concurrent.futures.ThreadPoolExecutor(_HEADER_THREADS) as pool:
-        return list(pool.map(_header, files, chunksize=256))
+        return list(pool.map(header, files, chunksize=256))
 
 
 def _channels(headers, color_mode):
     if color_mode is not None:
         return image_ops.COLOR_MODES[color_mode]
-    modes = {h[2] for h in headers if h is not None}
-    return 1 if modes <= {"L", "1", "I", "I;16", "I;16B", "I;16L", "F"} else 3
+    return 1 if {h.mode for h in headers} <= image_ops.GRAY_MODES else 3
 
 
 def _common_size(files, headers):
     sizes = {}
     for path, h in zip(files, headers):
-        if h is not None:
-            sizes.setdefault(h[:2], path)
+        sizes.setdefault((h.height, h.width), path)
         if len(sizes) > 1:
             (s1, f1), (s2, f2) = list(sizes.items())[:2]
             raise DataError(
@@ -147,14 +145,30 @@ def _common_size(files, headers):
     return next(iter(sizes))
 
 
+def bad_files_error(bad, what, total):
+    """One `DataError` listing the bad files (`[BadImageFile]`) with their reasons."""
+    shown = "; ".join(f"{e.path!r} {e.reason}" for e in bad[:10])
+    more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+    return DataError(
+        f"{len(bad)} image file(s) of {what!r} cannot be used: {shown}{more}. Replace or "
+        f"remove them, or pass skip_bad=True (--skip-bad) to leave them out. "
+        f"Received: files={total}"
+    )
+
+
 class FolderSource(Source):
-    """Image files decoded (and sized) in the pipeline; labels from class folders, if any."""
+    """Image files decoded (and sized) as they are read; labels from class folders, if any.
+
+    Every file is read by `kerasae.data.images.read` (Pillow), in the `tf.data`
+    pipeline through a `numpy_function` that holds only the sizing options.
+    """
 
     def __init__(self, files, labels, *, image_shape, resize, image_size, name, split,
-                 label_names=()):
+                 label_names=(), max_pixels=None):
         super().__init__(name=name, split=split, route="folder", label_names=label_names)
         self.files, self.labels = list(files), labels
         self.image_shape, self.resize, self.image_size = tuple(image_shape), resize, image_size
+        self.max_pixels = max_pixels
 
     def __len__(self):
         return len(self.files)
@@ -163,62 +177,114 @@ class FolderSource(Source):
         return dict(super().info(), image_size=None if self.image_size is None
                     else list(self.image_size), resize=self.resize)
 
+    def _reader(self):
+        """`path -> uint8 image` with this folder's options (a few numbers, no file list)."""
+        channels, size, mode = self.image_shape[-1], self.image_size, self.resize
+        shape, budget = self.image_shape, self.max_pixels
+
+        def read(path):
+            path = os.fsdecode(path)
+            x = image_ops.read(path, channels, size, mode, budget)
+            if x.shape != shape:
+                raise image_ops.BadImageFile(
+                    path, f"is {x.shape[0]}x{x.shape[1]}, not {shape[0]}x{shape[1]} as the "
+                    "other images (it changed since the folder was listed)")
+            return x
+
+        return read
+
     def element_fn(self):
         """The TensorFlow function `index -> uint8 image` of this folder."""
         import tensorflow as tf
 
-        paths = tf.constant(self.files)
-        channels, size, mode = self.image_shape[-1], self.image_size, self.resize
-        shape = list(self.image_shape)
+        # Bytes, not text: file names need not be UTF-8.
+        paths = tf.constant([os.fsencode(f) for f in self.files], dtype=tf.string)
+        read, shape = self._reader(), list(self.image_shape)
 
         def load(i):
-            x = image_ops.decode(tf.io.read_file(tf.gather(paths, i)), channels)
-            x = image_ops.fit(x, size, mode) if size is not None else x
+            x = tf.numpy_function(read, [tf.gather(paths, i)], tf.uint8, stateful=False)
             return tf.ensure_shape(x, shape)
 
         return load
 
     def load_batch(self, indices):
-        import tensorflow as tf
-
-        load = self.element_fn()
         idx = np.asarray(indices, dtype="int64")
-        if len(idx) == 0:
-            return np.zeros((0,) + self.image_shape, "uint8")
-        ds = tf.data.Dataset.from_tensor_slices(idx).map(
-            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        try:
-            return np.stack([x.numpy() for x in ds])
-        except tf.errors.OpError as e:
-            raise self.explain_error(e, idx) from None
+        out = np.zeros((len(idx),) + self.image_shape, "uint8")
+        read, bad = self._reader(), []
+
+        def one(k):
+            try:
+                out[k] = read(self.files[idx[k]])
+            except image_ops.BadImageFile as e:
+                bad.append(e)
+
+        with concurrent.futures.ThreadPoolExecutor(_DECODE_THREADS) as pool:
+            list(pool.map(one, range(len(idx))))
+        if bad:
+            raise bad_files_error(sorted(bad, key=lambda e: e.path), self.name, len(self))
+        return out
 
     def bad_files(self, indices=None):
-        """The indices (of `indices`, default all) whose files do not decode."""
-        import tensorflow as tf
-
-        load = self.element_fn()
+        """`[BadImageFile]` of the files (of `indices`, default all) that cannot be read."""
         idx = np.arange(len(self)) if indices is None else np.asarray(indices)
-        ds = tf.data.Dataset.from_tensor_slices(idx.astype("int64"))
-        ds = ds.map(lambda i: (i, load(i)), num_parallel_calls=tf.data.AUTOTUNE)
-        good = ds.map(lambda i, x: i).ignore_errors()
-        return sorted(set(idx.tolist()) - {int(i) for i in good.as_numpy_iterator()})
+        read = self._reader()
+
+        def check(i):
+            try:
+                read(self.files[i])
+            except image_ops.BadImageFile as e:
+                return i, e
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(_DECODE_THREADS) as pool:
+            found = [r for r in pool.map(check, idx.tolist()) if r is not None]
+        return sorted(found, key=lambda r: r[0])
 
     def explain_error(self, error, indices=None):
-        """A `DataError` naming the files that do not decode (the cause of `error`)."""
+        """A `DataError` naming every file that cannot be read (the cause of `error`)."""
         bad = self.bad_files(indices)
         if not bad:
             return error
-        names = ", ".join(repr(self.files[i]) for i in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        return DataError(
-            f"{len(bad)} image file(s) of {self.name!r} could not be decoded (damaged, "
-            f"truncated or not an image): {names}{more}. Replace or remove them, or pass "
-            f"skip_bad=True (--skip-bad) to leave them out. Received: files={len(self)}"
-        )
+        return bad_files_error([e for _, e in bad], self.name, len(self))
+
+
+def _from_files(files, labels, classes, *, name, split, image_size, color_mode, resize,
+                skip_bad, max_pixels):
+    """A `FolderSource` of listed files: headers read, bad ones named or skipped."""
+    size = image_ops.parse_image_size(image_size)
+    image_ops.check_modes(color_mode, resize)
+    max_pixels = image_ops.pixel_budget(max_pixels)
+    headers = read_headers(files, max_pixels)
+    unreadable = [h for h in headers if isinstance(h, image_ops.BadImageFile)]
+    if unreadable and not skip_bad:
+        raise bad_files_error(unreadable, name, len(files))
+    keep = [i for i, h in enumerate(headers) if not isinstance(h, image_ops.BadImageFile)]
+    if not keep:
+        raise DataError(f"No image of {name!r} can be read. Received: files={len(files)}")
+    files, headers = [files[i] for i in keep], [headers[i] for i in keep]
+    labels = None if labels is None else labels[keep]
+    channels = _channels(headers, color_mode)
+    hw = size if size is not None else _common_size(files, headers)
+    options = dict(image_shape=hw + (channels,), resize=resize, image_size=size, name=name,
+                   split=split, label_names=classes, max_pixels=max_pixels)
+    src = FolderSource(files, labels, **options)
+    if skip_bad:
+        bad = {i for i, _ in src.bad_files()}
+        left = [i for i in range(len(src)) if i not in bad]
+        skipped = len(unreadable) + len(bad)
+        if skipped:
+            print(f"kerasae: skipped {skipped} image file(s) of {name!r} that cannot be read; "
+                  f"{len(left)} left.")
+        if not left:
+            raise DataError(f"No image of {name!r} can be read. Received: files={len(files)}")
+        if bad:
+            src = FolderSource([src.files[i] for i in left],
+                               None if labels is None else labels[left], **options)
+    return src
 
 
 def folder(path, split="train", *, image_size=None, color_mode=None, resize="crop",
-           skip_bad=False):
+           skip_bad=False, max_pixels=None):
     """A `Source` of an image folder (see the module docstring for the layouts).
 
     Args:
@@ -231,8 +297,11 @@ def folder(path, split="train", *, image_size=None, color_mode=None, resize="cro
             file is, else RGB. Defaults to `None`.
         resize: `"crop"`, `"pad"` or `"stretch"` (see `kerasae.data.images`), for
             images whose size is not `image_size`. Defaults to `"crop"`.
-        skip_bad: leave out files that do not decode (found by decoding every file
+        skip_bad: leave out files that cannot be read (found by decoding every file
             once), instead of failing on the first batch that holds one.
+        max_pixels: the largest image (height x width) that is decoded; a larger one
+            is refused as a decompression bomb. Defaults to `$KERASAE_MAX_PIXELS`,
+            else 100 megapixels.
 
     Returns:
         A `FolderSource`.
@@ -245,35 +314,50 @@ def folder(path, split="train", *, image_size=None, color_mode=None, resize="cro
                         f"Received: path={path!r}")
     if not os.path.isdir(path):
         raise MissingFile(f"No such folder: {path!r}. Received: dataset={path!r}")
-    size = image_ops.parse_image_size(image_size)
-    image_ops.check_modes(color_mode, resize)
     files, labels, classes = scan(path, split)
-    headers = read_headers(files)
-    unreadable = [f for f, h in zip(files, headers) if h is None]
-    if unreadable and not skip_bad:
-        raise DataError(
-            f"{len(unreadable)} file(s) of {path!r} are not images that can be read: "
-            f"{', '.join(map(repr, unreadable[:5]))}. Remove them, or pass skip_bad=True "
-            f"(--skip-bad). Received: files={len(files)}"
-        )
-    keep = [i for i, h in enumerate(headers) if h is not None]
-    files, headers = [files[i] for i in keep], [headers[i] for i in keep]
-    labels = None if labels is None else labels[keep]
-    channels = _channels(headers, color_mode)
-    hw = size if size is not None else _common_size(files, headers)
-    src = FolderSource(files, labels, image_shape=hw + (channels,), resize=resize,
-                       image_size=size, name=path, split=split, label_names=classes)
-    if skip_bad:
-        bad = set(src.bad_files())
-        left = [i for i in range(len(src)) if i not in bad]
-        skipped = len(unreadable) + len(bad)
-        if skipped:
-            print(f"kerasae: skipped {skipped} image file(s) of {path!r} that do not "
-                  f"decode; {len(left)} left.")
-        if not left:
-            raise DataError(f"No image of {path!r} decodes. Received: files={len(files)}")
-        src = FolderSource([src.files[i] for i in left],
-                           None if labels is None else labels[left], image_shape=src.image_shape,
-                           resize=resize, image_size=size, name=path, split=split,
-                           label_names=classes)
+    return _from_files(files, labels, classes, name=path, split=split, image_size=image_size,
+                       color_mode=color_mode, resize=resize, skip_bad=skip_bad,
+                       max_pixels=max_pixels)
+
+
+def expand_files(paths):
+    """Files and folders -> `[(file, name)]`: a folder's image files, found in it and
+    below it (sorted, hidden ones skipped), named by their path inside it; a file named
+    directly by its base name."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    pairs = []
+    for p in paths:
+        p = os.fsdecode(p)
+        if os.path.isdir(p):
+            found = _images_below(p)
+            if not found:
+                raise DataError(
+                    f"The folder {p!r} holds no image files "
+                    f"({', '.join(image_ops.IMAGE_SUFFIXES)}). Point at a folder of images. "
+                    f"Received: images={p!r}"
+                )
+            pairs += [(f, os.path.relpath(f, p)) for f in found]
+        elif os.path.lexists(p):
+            pairs.append((p, os.path.basename(p)))
+        else:
+            raise MissingFile(f"No such file or folder: {p!r}. Received: images={p!r}")
+    if not pairs:
+        raise DataError("No image files were given. Received: images=[]")
+    return pairs
+
+
+def image_files(paths, *, image_size=None, color_mode=None, resize="crop", skip_bad=False,
+                max_pixels=None):
+    """A `Source` of image files and folders (see `expand_files`), in the order given,
+    read as `folder` reads its files; `.names` holds each file's name."""
+    pairs = expand_files(paths)
+    files = [f for f, _ in pairs]
+    dirs = {os.path.dirname(os.path.abspath(f)) for f in files}
+    name = dirs.pop() if len(dirs) == 1 else f"{len(files)} image files"
+    src = _from_files(files, None, (), name=name, split="all", image_size=image_size,
+                      color_mode=color_mode, resize=resize, skip_bad=skip_bad,
+                      max_pixels=max_pixels)
+    named = dict(pairs)
+    src.names = [named[f] for f in src.files]
     return src

@@ -39,11 +39,11 @@ def _looks_like_path(text):
 
 def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto",
                download=True, image_size=None, color_mode=None, resize="crop",
-               skip_bad=False, cache=None):
+               skip_bad=False, cache=None, max_pixels=None):
     """Resolves a dataset argument (see the module docstring) to a `Source`.
 
-    `image_size`, `color_mode`, `resize` and `skip_bad` apply to image folders
-    (see `kerasae.data.folder`; `image_size` and `resize` also to TFDS images of
+    `image_size`, `color_mode`, `resize`, `skip_bad` and `max_pixels` apply to image
+    folders (see `kerasae.data.folder`; `image_size` and `resize` also to TFDS images of
     varying size); `cache` is a directory for the decoded images of a folder
     (see `kerasae.data.cache`). Nothing is read whole: folders, `.npy` files and
     TFDS splits are read batch by batch.
@@ -60,7 +60,7 @@ def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto
     elif isinstance(name, (str, os.PathLike)):
         src = _from_text(os.fspath(name), split, data_dir, raw_dir, source, download,
                          dict(image_size=image_size, color_mode=color_mode, resize=resize,
-                              skip_bad=skip_bad))
+                              skip_bad=skip_bad, max_pixels=max_pixels))
     else:
         raise InvalidType(
             "A dataset is a name, a folder, a .npz/.npy path, an array or (images, labels), "

@@ -10,12 +10,10 @@ import os
 import numpy as np
 
 from kerasae import data as data_lib
-from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
+from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.folders import has_split_folders
-from kerasae.data.images import read_at
+from kerasae.data.images import IMAGE_SUFFIXES, read_at
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
-                  ".ppm", ".pbm", ".pnm")
 
 
 @dataclasses.dataclass
@@ -52,146 +50,26 @@ def _is_pathlike_input(value):
     return False
 
 
-def expand_files(paths):
-    """Files and directories -> `[(file, name)]`: a directory's image files, found in it
-    and below it (sorted, hidden ones skipped), named by their path inside it; a file
-    named directly by its base name."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files = []
-    for p in paths:
-        p = os.fspath(p)
-        if os.path.isdir(p):
-            found = []
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [os.path.join(root, n) for n in sorted(names)
-                          if not n.startswith(".") and n.lower().endswith(IMAGE_SUFFIXES)]
-            if not found:
-                raise InvalidValue(
-                    f"The directory {p!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}). "
-                    f"Point to a folder of images. Received: images={p!r}"
-                )
-            files += [(f, os.path.relpath(f, p)) for f in found]
-        elif os.path.isfile(p):
-            files.append((p, os.path.basename(p)))
-        else:
-            raise MissingFile(f"No such file or directory: {p!r}. Received: images={p!r}")
-    if not files:
-        raise InvalidValue("No image files were given. Received: images=[]")
-    return files
-
-
-_GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
-
-
-def read_image(path):
-    """One image file -> float32 `(H, W, C)` in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-                mode = im.mode
-            if mode in _GRAY_MODES:
-                arr = np.asarray(im)
-                if mode == "1":
-                    arr = arr.astype("float32")
-                elif mode.startswith("I;16") or mode == "I":
-                    arr = arr.astype("float32") / 65535.0
-                elif mode == "F":
-                    arr = arr.astype("float32")
-                else:
-                    arr = arr.astype("float32") / 255.0
-                arr = arr[..., None]
-            elif mode in ("LA", "RGB", "RGBA"):
-                arr = np.asarray(im).astype("float32") / 255.0
-            else:
-                arr = np.asarray(im.convert("RGB")).astype("float32") / 255.0
-    except UnidentifiedImageError:
-        raise InvalidValue(
-            f"{path!r} is not an image file Pillow can read. Remove it or pass only "
-            f"image files. Received: file={path!r}"
-        ) from None
-    except OSError as e:
-        raise InvalidValue(
-            f"Could not read the image {path!r} ({e}). Received: file={path!r}"
-        ) from e
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-        raise InvalidValue(
-            f"Pixel values of {path!r} fall outside [0, 1] after scaling. "
-            f"Received: min={arr.min():g}, max={arr.max():g}"
-        )
-    return arr
-
-
 def _sized_note(sizing):
     h, w = sizing["image_size"]
     return f"{h}x{w} {sizing['color_mode']} (the model's input), {sizing['resize']}"
 
 
-def to_channels(image, channels):
-    """A float `(H, W, C)` image with `channels` channels: grey from RGB by the ITU-R 601
-    weights (as `tf.image.rgb_to_grayscale`), grey repeated for RGB, alpha dropped or opaque."""
-    c = image.shape[-1]
-    if c == channels:
-        return image
-    rgb = image[..., :3] if c >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    if channels == 1:
-        grey = rgb @ np.asarray([0.2989, 0.5870, 0.1140], "float32") if c >= 3 else image[..., 0]
-        return grey[..., None].astype("float32")
-    if channels == 3:
-        return rgb.astype("float32")
-    alpha = image[..., -1:] if c in (2, 4) else np.ones(image.shape[:2] + (1,), "float32")
-    return np.concatenate([rgb, alpha], axis=-1).astype("float32")
-
-
-def _fit_image(image, shape, resize):
-    # lazy: TensorFlow's resizing, only for files not already of the model's size
-    from kerasae.data import images as image_ops
-
-    image = to_channels(image, int(shape[-1]))
-    if image.shape[:2] == tuple(shape[:2]):
-        return image
-    return np.asarray(image_ops.fit_float(image, tuple(shape[:2]), resize), dtype="float32")
-
-
 def read_images(paths, *, shape=None, resize="crop", limit=None):
-    """Image files (or directories of them) -> `Inputs` with file names.
+    """Image files (or folders of them) -> `Inputs` with file names.
 
-    With `shape` (a model's input), each image is converted to its channels and
-    sized to it by `resize` (`"crop"`, `"pad"` or `"stretch"`, as for folders);
-    without, every image must have one size.
+    Files are read by `kerasae.data.image_files` (the decoder of every route): with
+    `shape` (a model's input), each image is converted to its channels and sized to
+    it by `resize` (`"crop"`, `"pad"` or `"stretch"`) as it is read, so a large photo
+    is never held at full size; without, every image must have one size.
     """
-    pairs = expand_files(paths)
-    if limit is not None:
-        pairs = pairs[:_positive_limit(limit)]
-    files = [f for f, _ in pairs]
-    arrays = [read_image(f) for f in files]
-    description = {"files": len(files), "from": _common_dir(files)}
-    if shape is not None:
-        changed = sum(a.shape != tuple(shape) for a in arrays)
-        arrays = [_fit_image(a, shape, resize) for a in arrays]
-        if changed:
-            description["sized"] = {"images": changed, "to": list(shape), "resize": resize}
-    first = arrays[0].shape
-    for f, a in zip(files, arrays):
-        if a.shape != first:
-            raise InvalidValue(
-                f"All images must have the same size and channels; {files[0]!r} is "
-                f"{_shape_text(first)} but {f!r} is {_shape_text(a.shape)}. "
-                f"Received: shape={a.shape}"
-            )
-    names = [name for _, name in pairs]
-    return Inputs(np.stack(arrays).astype("float32"), None, names, description=description)
-
-
-def _common_dir(files):
-    dirs = {os.path.dirname(os.path.abspath(f)) for f in files}
-    return dirs.pop() if len(dirs) == 1 else None
+    sizing = read_at(shape, resize)
+    src = data_lib.image_files(paths, **sizing)
+    n = len(src) if limit is None else min(_positive_limit(limit), len(src))
+    description = {"files": n, "from": src.name if os.path.isdir(src.name) else None}
+    if sizing:
+        description.update(sized=_sized_note(sizing), resize=resize)
+    return Inputs(src.take(n), None, src.names[:n], description=description)
 
 
 def _shape_text(shape):
@@ -265,8 +143,7 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
         inputs = Inputs(src.numpy(), src.labels, None, (), {"array": list(images.shape)})
         labels = None
     elif _is_pathlike_input(images):
-        inputs = read_images(images, shape=shape if sizing else None, resize=resize,
-                             limit=limit)
+        inputs = read_images(images, shape=shape, resize=resize, limit=limit)
         limit = None
     elif isinstance(images, (str, os.PathLike)):
         inputs = _from_dataset(images, split, limit, sizing)  # a folder or an array file
