@@ -9,8 +9,9 @@ from kerasae import plots
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import check_writable
 from kerasae.cli.args import parse_kwargs
-from kerasae.cli.errors import UsageError
+from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.images import COLOR_MODES, RESIZE_MODES
+from kerasae.training.lock import hold_run_directory
 from kerasae.training.options import LR_SCHEDULES, PRECISIONS, STRATEGIES, VERBOSITY
 
 
@@ -45,6 +46,7 @@ def add_parsers(sub):
                    "so later epochs and runs read no image files")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out image files that do not decode (counted), instead of failing")
+    max_pixels_option(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
@@ -141,7 +143,6 @@ def _train(args):
     # lazy: models and training load TensorFlow
     from kerasae.models import get_builder
     from kerasae.training import strategy as strategies
-    from kerasae.training.train import fit
 
     kwargs = parse_kwargs(args.arg)
     if args.latent_dim is not None:
@@ -158,6 +159,16 @@ def _train(args):
     check_writable(out, "--out")  # before any work: nothing is written if it cannot be
     # Devices must be split before any model exists.
     strategy = strategies.make_strategy(args.strategy, args.num_devices)
+    # One run per --out, held from before the pretraining until the picture is drawn.
+    with hold_run_directory(out, *strategies.worker_info(strategy)):
+        return _train_in(args, builder, kwargs, strategy, out, tag)
+
+
+def _train_in(args, builder, kwargs, strategy, out, tag):
+    # lazy: training loads TensorFlow
+    from kerasae.training import strategy as strategies
+    from kerasae.training.train import fit
+
     source, val_source = data_lib.train_and_validation(
         args.dataset, args.split, args.validation, seed=args.seed, data_dir=args.data_dir,
         raw_dir=args.raw_dir, image_size=args.image_size, color_mode=args.color_mode,

@@ -4,7 +4,7 @@ Modules: `options` (option names and `FitOptions`; light, read by the command
 line), `strategy` (strategies by name, cluster position), `loop` (the
 `Trainer`), `interrupt` (Ctrl-C between compiled calls), `checkpoints`
 (per-epoch checkpoints and resume), `records` (`FitResult`, `history.csv`,
-`run.json`), `train` (`kerasae.fit`). Names load on
+`run.json`), `lock` (one run per output directory), `train` (`kerasae.fit`). Names load on
 first use, so reading the options costs no TensorFlow import.
 """
 
@@ -13,6 +13,7 @@ from kerasae._util import lazy as _lazy
 __getattr__, __dir__ = _lazy.exports(__name__, {
     "FitOptions": "kerasae.training.options:FitOptions",
     "FitResult": "kerasae.training.records:FitResult",
+    "RunDirectoryBusy": "kerasae.training.lock:RunDirectoryBusy",
     "LR_SCHEDULES": "kerasae.training.options:LR_SCHEDULES",
     "PRECISIONS": "kerasae.training.options:PRECISIONS",
     "STEPS_PER_EXECUTION": "kerasae.training.options:STEPS_PER_EXECUTION",
@@ -25,6 +26,7 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "worker_info": "kerasae.training.strategy:worker_info",
 })
 
-__all__ = ["FitOptions", "FitResult", "LR_SCHEDULES", "PRECISIONS", "STEPS_PER_EXECUTION",
+__all__ = ["FitOptions", "FitResult", "LR_SCHEDULES", "PRECISIONS", "RunDirectoryBusy",
+           "STEPS_PER_EXECUTION",
            "STRATEGIES", "Trainer", "TrainingInterrupted", "fit", "make_strategy",
            "strategy_kind", "worker_info"]

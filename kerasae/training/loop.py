@@ -9,7 +9,11 @@
   per-batch logs, from one input pipeline built for the whole run;
 - every epoch is checkpointed (`kerasae.training.checkpoints`), and the chief
   writes `model.keras`, `best.keras` and `history.csv`;
-- Ctrl-C stops the run between two compiled calls (`kerasae.training.interrupt`).
+- Ctrl-C stops the run between two compiled calls (`kerasae.training.interrupt`);
+  a run that ends any other way than finished is recorded in `run.json` as
+  `interrupted` or `failed` (`kerasae.training.records.write_end`).
+
+The caller holds the output directory (`kerasae.training.lock`), as `kerasae.fit` does.
 """
 
 import math
@@ -22,7 +26,7 @@ import tensorflow as tf
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
 from kerasae.training.checkpoints import RunCheckpoints, save_model
-from kerasae.training.interrupt import StopOnInterrupt, TrainingInterrupted
+from kerasae.training.interrupt import StopOnInterrupt
 from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
 from kerasae.training.strategy import strategy_kind, worker_info
 
@@ -127,6 +131,13 @@ class Trainer:
                     print(f"Resuming from {self.checkpoints.latest} "
                           f"(epoch {int(self.epoch_var.numpy())} of {o.epochs} done)")
         self.start_epoch = int(self.epoch_var.numpy())
+        self.epochs_saved = len(self.history)  # the epochs the last checkpoint holds
+        self._record = None  # what run.json says of this run: None, "running", "finished"
+
+    @property
+    def kept_history(self):
+        """The history of the epochs that are checkpointed (all of them without `out_dir`)."""
+        return self.history[:self.epochs_saved] if self.checkpoints else self.history
 
     # ------------------------------------------------------------- compiled steps
     def _replica_step(self, x, step):
@@ -284,19 +295,29 @@ class Trainer:
             save_model(self.model, os.path.join(out_dir, "model.keras"))
             records.write_history_csv(os.path.join(out_dir, "history.csv"), self.history)
         self.checkpoints.save(epoch, self.history)
+        self.epochs_saved = len(self.history)
         return row[self.monitor] if improved else best
 
     def run(self):
         """Trains from the start (or last checkpoint) to `options.epochs`; a `FitResult`."""
         try:
             return self._run()
-        except tf.errors.OpError as e:
-            # A file that does not decode surfaces here: name it (folders know how).
+        except BaseException as e:
+            error = self._explained(e)
+            if self._record == "running":  # never left saying so: interrupted or failed
+                records.write_end(self.options.out_dir, self, error)
+            if error is e:
+                raise
+            raise error from None
+
+    def _explained(self, error):
+        # A file that does not decode surfaces as an OpError: name it (folders know how).
+        if isinstance(error, tf.errors.OpError):
             for src in (self.train_src, self.val_src):
-                explained = getattr(src, "explain_error", lambda error: error)(e)
-                if explained is not e:
-                    raise explained from None
-            raise
+                explained = getattr(src, "explain_error", lambda e: e)(error)
+                if explained is not error:
+                    return explained
+        return error
 
     def _run(self):
         o = self.options
@@ -307,13 +328,9 @@ class Trainer:
         self.started = time.time()
         if o.out_dir and self.is_chief and self.start_epoch < o.epochs:
             records.write_start(o.out_dir, self)
+            self._record = "running"
         with self._stop:
-            try:
-                self._epochs(cb_list, best)
-            except TrainingInterrupted:
-                if o.out_dir and self.is_chief:
-                    records.write_run(o.out_dir, records.run_record(self, "interrupted"))
-                raise
+            self._epochs(cb_list, best)
             cb_list.on_train_end()
             run = records.run_record(self)
             self._finish(run)
@@ -347,6 +364,7 @@ class Trainer:
             if not os.path.exists(os.path.join(out_dir, "model.keras")):
                 save_model(self.model, os.path.join(out_dir, "model.keras"))
             records.write_run(out_dir, run)
+            self._record = "finished"
         elif out_dir:
             # Other workers keep their own copy next to their checkpoints, so that
             # replicas can be compared (they must hold the same weights).

@@ -36,9 +36,11 @@ def write_history_csv(path, history):
 
 
 def run_record(trainer, status="finished"):
-    """The `run.json` content of a run: `finished`, `running` (written at its start) or
-    `interrupted` (Ctrl-C; `epochs_run` are the epochs its last checkpoint holds)."""
+    """The `run.json` content of a run: `finished`, `running` (written at its start),
+    `interrupted` (Ctrl-C) or `failed` (see `write_end`). `epochs_run` and `final` are
+    those of the epochs the last checkpoint holds."""
     o = trainer.options
+    history = trainer.kept_history
     optimizer = o.optimizer if isinstance(o.optimizer, str) else type(o.optimizer).__name__
     return {
         "builder": trainer.model.builder_name,
@@ -51,7 +53,7 @@ def run_record(trainer, status="finished"):
         "workers": num_workers(tf_config()) or 1,
         "global_batch_size": o.batch_size,
         "epochs": o.epochs,
-        "epochs_run": len(trainer.history),
+        "epochs_run": len(history),
         "resumed_from_epoch": trainer.start_epoch,
         "seed": o.seed,
         "precision": o.precision,
@@ -62,7 +64,7 @@ def run_record(trainer, status="finished"):
         "shuffle": bool(o.shuffle),
         "versions": versions(),
         "status": status,
-        "final": trainer.history[-1] if trainer.history else {},
+        "final": history[-1] if history else {},
         "wall_seconds": time.time() - trainer.started,
     }
 
@@ -121,3 +123,24 @@ def check_resumable(out_dir, trainer):
 def write_start(out_dir, trainer):
     """The run's record before its first epoch (`status: running`), for resume checks."""
     write_run(out_dir, run_record(trainer, "running"))
+
+
+def error_line(error):
+    """`"<ExceptionType>: <first line of its message>"`."""
+    first = next((line for line in str(error).strip().splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def write_end(out_dir, trainer, error):
+    """The record of a run that `error` stopped: `interrupted` (Ctrl-C) or `failed` with
+    `"error"`, the error's first line. Writing it never hides `error`: a failure to
+    write (a full disk) becomes a note on it."""
+    try:
+        if isinstance(error, KeyboardInterrupt):
+            run = run_record(trainer, "interrupted")
+        else:
+            run = {**run_record(trainer, "failed"), "error": error_line(error)}
+        write_run(out_dir, run)
+    except Exception as e:  # noqa: BLE001 - the run's own error is the one to raise
+        error.add_note(f"{os.path.join(out_dir, 'run.json')} could not be updated and still "
+                       f"says 'running' ({error_line(e)}).")

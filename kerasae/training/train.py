@@ -16,9 +16,10 @@ import tensorflow as tf
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models import build
+from kerasae.training.lock import hold_run_directory
 from kerasae.training.loop import Trainer
 from kerasae.training.options import FitOptions
-from kerasae.training.strategy import make_strategy
+from kerasae.training.strategy import make_strategy, worker_info
 
 
 def fit(
@@ -82,7 +83,8 @@ def fit(
         jit_compile: XLA-compile the train step. Defaults to `False` (slower on
             CPUs).
         out_dir: where to write the model, checkpoints, logs and `run.json`;
-            `None` writes nothing. Defaults to `None`.
+            `None` writes nothing. One run at a time: the run holds an exclusive
+            lock on it until `fit` returns or raises. Defaults to `None`.
         resume: continue from the last checkpoint in `out_dir`. Defaults to `True`.
         early_stopping: patience in epochs on the monitored loss, or `None`.
         tensorboard: write TensorBoard logs under `out_dir/logs`. Defaults to `True`.
@@ -104,6 +106,7 @@ def fit(
         (the `run.json` content).
 
     Raises:
+        RunDirectoryBusy: another run (its pid named) is writing `out_dir`.
         TrainingInterrupted: Ctrl-C (a `KeyboardInterrupt`): training stops
             between two compiled calls; `out_dir` keeps the last finished epoch
             and a call with the same arguments resumes from it.
@@ -118,12 +121,20 @@ def fit(
     strat = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(
         strategy, num_devices
     )
-    train_src, val_src = data_lib.train_and_validation(data, split, validation, seed=seed,
-                                                       data_dir=data_dir, raw_dir=raw_dir)
+    # Taken before anything is read or written there, and held to the end; a run that
+    # stops on an error after its start says so in run.json (`Trainer.run`).
+    with hold_run_directory(out_dir, *worker_info(strat)):
+        train_src, val_src = data_lib.train_and_validation(
+            data, split, validation, seed=seed, data_dir=data_dir, raw_dir=raw_dir)
+        return _train(strat, model, builder_kwargs, train_src, val_src, options)
+
+
+def _train(strat, model, builder_kwargs, train_src, val_src, options):
+    precision = options.precision
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         warnings.warn("precision='mixed_float16' is for GPUs: CPUs emulate float16 math, "
                       "slower than float32. On CPUs use 'mixed_bfloat16' or 'float32'.",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(options.seed)
