@@ -21,7 +21,7 @@ import sys
 from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
 from kerasae.cli import data, export, train, uses, zoo
-from kerasae.cli.errors import EXIT_INTERRUPTED, explain
+from kerasae.cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, explain
 from kerasae.data.images import MAX_PIXELS_ENV
 
 COMMAND_GROUPS = (train, data, export, zoo, uses)
@@ -88,7 +88,7 @@ def main(argv=None):
         said = str(e) or ("rerunning the same command resumes from the last finished "
                           "epoch, if one was saved." if args.command == "train" else "stopped.")
         print(f"kerasae {args.command}: interrupted: {said}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if getattr(e, "cause", None) == "SIGTERM" else EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
         explained = None if debug else explain(e)
         if explained is None:

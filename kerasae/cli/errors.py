@@ -15,6 +15,7 @@ from kerasae._util.errors import KerasaeError, MissingDependency
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class UsageError(KerasaeError, ValueError):

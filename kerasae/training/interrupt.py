@@ -8,6 +8,8 @@ a flag; the training loop looks at it between compiled calls and stops there
 with `TrainingInterrupted` (a `KeyboardInterrupt`), so the files of the run are
 those of the last finished epoch. A second Ctrl-C raises `KeyboardInterrupt` as
 soon as Python runs again (Python cannot act inside a running compiled call).
+SIGTERM (`kill`, `timeout`, a container being stopped) is handled the same way,
+so a terminated run also ends at a safe point and says so in `run.json`.
 """
 
 import os
@@ -16,7 +18,10 @@ import threading
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped by Ctrl-C; the last checkpoint holds the epochs finished."""
+    """Training was stopped by Ctrl-C (or SIGTERM: `cause`); the last checkpoint holds the
+    epochs finished."""
+
+    cause = "Ctrl-C"
 
 
 class StopOnInterrupt:
@@ -27,32 +32,40 @@ class StopOnInterrupt:
     raises and Ctrl-C behaves as it would without kerasae.
     """
 
+    # The handlers taken over: only Python's defaults, never a caller's own.
+    _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.cause = "Ctrl-C"
+        self._previous = {}
 
     def __enter__(self):
-        self.requested = False
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        self.requested, self.cause = False, "Ctrl-C"
+        if threading.current_thread() is threading.main_thread():
+            for sig, default in self._DEFAULTS.items():
+                if signal.getsignal(sig) is default:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
         return False
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.cause = True, self._NAMES.get(signum, "a signal")
         # os.write, not print: a handler may run in the middle of another print.
-        os.write(2, b"\nCtrl-C: training stops once the running steps are done "
-                    b"(Ctrl-C again interrupts at once)\n")
+        os.write(2, f"\n{self.cause}: training stops once the running steps are done "
+                    f"({self.cause} again interrupts at once)\n".encode())
 
     def check(self, message):
         """Raises `TrainingInterrupted(message())` once Ctrl-C was pressed."""
         if self.requested:
-            raise TrainingInterrupted(message())
+            stopped = TrainingInterrupted(message())
+            stopped.cause = self.cause
+            raise stopped

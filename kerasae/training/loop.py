@@ -270,12 +270,12 @@ class Trainer:
     def _interrupted(self, epoch, where):
         out_dir, o = self.options.out_dir, self.options
         if epoch is None:
-            return (f"Ctrl-C came as training ended: all {len(self.history)} epochs ran"
+            return (f"{self._stop.cause} came as training ended: all {len(self.history)} epochs ran"
                     + (f" and {out_dir} holds the finished run." if out_dir else "."))
         kept = (f"{out_dir} keeps the checkpoint of epoch {epoch}: run again with the same "
                 "output directory to resume" if out_dir and epoch else
                 "no epoch had finished" if out_dir else "nothing was saved (no out_dir)")
-        return f"Training stopped by Ctrl-C in epoch {epoch + 1} of {o.epochs} ({where}); {kept}."
+        return f"Training stopped by {self._stop.cause} in epoch {epoch + 1} of {o.epochs} ({where}); {kept}."
 
     def _evaluate(self, epoch):
         totals, n = {}, 0

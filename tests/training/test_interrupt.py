@@ -20,9 +20,10 @@ KWARGS = dict(batch_size=64, strategy="one", seed=5, steps_per_epoch=4, verbose=
 class CtrlC(keras.callbacks.Callback):
     """Presses Ctrl-C `times` times at the end of batch `batch` of epoch `epoch` (0-based)."""
 
-    def __init__(self, epoch, batch, times=1):
+    def __init__(self, epoch, batch, times=1, sig=signal.SIGINT):
         super().__init__()
         self.at, self.times, self.batches_after = (epoch, batch), times, 0
+        self.sig = sig
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -33,7 +34,7 @@ class CtrlC(keras.callbacks.Callback):
             self.batches_after += 1
         if (self.epoch, batch) == self.at:
             for _ in range(self.times):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), self.sig)
 
 
 def test_ctrl_c_keeps_the_last_epoch_and_the_rerun_gives_the_uninterrupted_numbers(tmp_path):
@@ -105,3 +106,17 @@ def test_ctrl_c_during_the_last_call_finishes_the_run_and_still_says_so(tmp_path
     assert record["status"] == "finished" and record["epochs_run"] == 2
     assert (tmp_path / "model.keras").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_stops_at_a_safe_point_as_ctrl_c_does(tmp_path):
+    """`kill`, `timeout` and container stops send SIGTERM: the run ends as after Ctrl-C,
+    run.json says so, and SIGTERM's default comes back."""
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt) as info:
+        kerasae.fit("conv_ae", "digits", epochs=3, out_dir=str(run),
+                    callbacks=[CtrlC(epoch=1, batch=1, sig=signal.SIGTERM)], **KWARGS)
+    assert info.type is TrainingInterrupted and info.value.cause == "SIGTERM"
+    assert str(info.value).startswith("Training stopped by SIGTERM in epoch 2 of 3")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    record = run_json(run)
+    assert record["status"] == "interrupted" and record["epochs_run"] == 1
