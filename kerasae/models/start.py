@@ -13,14 +13,16 @@ import dataclasses
 import json
 import os
 import zipfile
+import zlib
 
 import keras
 
 from kerasae import presets
-from kerasae._util.errors import InvalidType, InvalidValue, MissingFile
+from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError, MissingFile
 from kerasae._util.files import sha256_file
 from kerasae.models import registry
 from kerasae.models.base import Autoencoder
+from kerasae.presets.weights import load_archive_weights
 
 # Builder arguments that change training, noise or naming only, never the weights.
 SAFE_OVERRIDES = frozenset(
@@ -28,6 +30,12 @@ SAFE_OVERRIDES = frozenset(
      "sparsity", "sparsity_weight", "sparsity_target"}
 )
 FILE_FIX = "Build the model with the arguments its weights were trained with."
+ARCHIVE_FIX = ("The archive's weights do not match its own config.json, so it is damaged. "
+               "Save the model again with model.save(...).")
+CONFIG_MEMBER = "config.json"
+# What model.save writes into a .keras zip (Keras's own member names).
+KERAS_MEMBERS = ("metadata.json", CONFIG_MEMBER, presets.WEIGHTS_FILE)
+MAX_CONFIG_BYTES = 4 << 20
 
 
 @dataclasses.dataclass
@@ -118,18 +126,42 @@ def _check_archive(text):
         )
 
 
+def _read_config(archive, text):
+    """The archive's `config.json`, parsed; its declared size is bounded before reading."""
+    size = archive.getinfo(CONFIG_MEMBER).file_size
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidValue(
+            f"The {CONFIG_MEMBER} inside {text!r} declares {size:,} bytes; a model's config "
+            f"takes a few kilobytes (at most {MAX_CONFIG_BYTES:,} are read). Save the model "
+            f"again with model.save(...). Received: model={text!r}"
+        )
+    return json.loads(archive.read(CONFIG_MEMBER))
+
+
+def _unreadable(text, e):
+    return InvalidValue(
+        f"{text!r} is not a readable .keras archive ({type(e).__name__}: {e}). Save the "
+        f"model again with model.save(...). Received: model={text!r}"
+    )
+
+
+# What zipfile and json raise for a damaged archive (RecursionError: JSON nested too deep;
+# RuntimeError: an encrypted member).
+_ARCHIVE_ERRORS = (KeyError, ValueError, RecursionError, RuntimeError, EOFError,
+                   NotImplementedError, zipfile.BadZipFile, zlib.error, OSError)
+
+
 def keras_file_builder(text):
     """`(builder name, builder arguments)` recorded in a kerasae `.keras` file, read from
     its `config.json` alone (nothing is built); `(None, None)` if it records none."""
     _check_archive(text)
     try:
         with zipfile.ZipFile(text) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as e:
-        raise InvalidValue(
-            f"{text!r} is not a readable .keras archive ({e}). Save the model again with "
-            f"model.save(...). Received: model={text!r}"
-        ) from None
+            config = _read_config(archive, text)
+    except KerasaeError:
+        raise
+    except _ARCHIVE_ERRORS as e:
+        raise _unreadable(text, e) from None
     inner = config.get("config") if isinstance(config, dict) else None
     if not isinstance(inner, dict) or not isinstance(inner.get("builder_config"), dict):
         return None, None
@@ -137,7 +169,12 @@ def keras_file_builder(text):
 
 
 def load_keras_file(text):
-    """Loads a kerasae autoencoder from a `.keras` file (safe_mode), with clear errors."""
+    """Loads a kerasae autoencoder from a `.keras` file (safe_mode), with clear errors.
+
+    The model is built from the archive's `config.json`; its `model.weights.h5`
+    is checked against that model (declared size, then every dataset's path,
+    shape and dtype, then finite values) before Keras reads a checked copy.
+    """
     if not os.path.isfile(text):
         hint = (f" It is a directory: a training run writes "
                 f"{os.path.join(text, 'model.keras')!r}." if os.path.isdir(text) else "")
@@ -153,19 +190,51 @@ def load_keras_file(text):
             f"Received: model={text!r}"
         )
     _check_archive(text)
+    # One open file for every check and the load: what was checked is what loads.
     try:
-        loaded = keras.saving.load_model(text, safe_mode=True)
-    except Exception as e:  # keras raises several types for a bad archive
+        with open(text, "rb") as raw, zipfile.ZipFile(raw) as archive:
+            _check_members(archive, text)
+            loaded = _model_from_config(_read_config(archive, text), text)
+            load_archive_weights(loaded, archive, repr(text), ARCHIVE_FIX,
+                                 f"model={text!r}")
+    except KerasaeError:
+        raise
+    except _ARCHIVE_ERRORS as e:
+        raise _unreadable(text, e) from None
+    return loaded
+
+
+def _check_members(archive, text):
+    """A kerasae `.keras` file holds what `model.save` writes and nothing else (no assets:
+    Keras would extract them to disk)."""
+    names = archive.namelist()
+    if (len(names) != len(set(names)) or not set(names) <= set(KERAS_MEMBERS)
+            or not {CONFIG_MEMBER, presets.WEIGHTS_FILE} <= set(names)):
+        shown = ", ".join(repr(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+        raise InvalidValue(
+            f"{text!r} is not a .keras file of a kerasae model: it holds {shown}, where "
+            f"model.save writes {', '.join(KERAS_MEMBERS)}, once each. Save the model again "
+            f"with model.save(...). Received: model={text!r}"
+        )
+
+
+def _model_from_config(config, text):
+    """The model `config` describes, built (and compiled) as `keras.saving.load_model`
+    builds it under safe_mode, without weights yet. (Keras also wraps this in its
+    private ObjectSharingScope; a kerasae config shares only dtype policies.)"""
+    try:
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as e:  # keras raises several types for a bad config
         raise InvalidValue(
             f"Could not load {text!r} as a Keras model ({type(e).__name__}: {e}). "
             f"Received: model={text!r}"
         ) from e
-    if not isinstance(loaded, Autoencoder):
+    if not isinstance(model, Autoencoder):
         raise InvalidType(
-            f"{text!r} holds a {type(loaded).__name__}, not a kerasae Autoencoder. "
+            f"{text!r} holds a {type(model).__name__}, not a kerasae Autoencoder. "
             f"Received: model={text!r}"
         )
-    return loaded
+    return model
 
 
 def _same(a, b):
