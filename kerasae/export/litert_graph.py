@@ -1,4 +1,5 @@
-"""The graphs LiteRT files are converted from: transposed convolutions rewritten.
+"""The graphs LiteRT files are converted from: transposed convolutions and nearest
+upsampling rewritten.
 
 A Keras `Conv2DTranspose` becomes LiteRT's `TRANSPOSE_CONV`, whose output shape is
 a tensor computed at run time when the batch axis is dynamic. With LiteRT's
@@ -14,6 +15,16 @@ stride-1 `CONV_2D` with the kernel flipped and its channel axes swapped. It cost
 about strides^2 times the multiply-adds of those layers; the parity check
 compares the result with the original Keras model. Layers it does not cover
 (dilation, `output_padding`, `channels_first`, unequal strides) stay as they are.
+
+A Keras `UpSampling2D` (nearest) is `ops.repeat`, which TensorFlow writes with a
+dynamic batch as `Tile` and a `Reshape` to a shape computed from `Shape` at run
+time: the graph loses the height, width and channels of its output. The
+converter recovers part of them, but a second upsampling loses the channels
+again, and a `Conv2D` whose input channels are unknown has no LiteRT kernel
+("'tf.Conv2D' op is neither a custom op nor a flex op": every upsample decoder
+with two stages or more). The export writes it as `RESHAPE` and `CONCATENATION`
+with constant shapes (the same values, bit for bit), so every shape but the
+batch stays known.
 """
 
 import keras
@@ -79,51 +90,83 @@ class ZeroInsertionConv2D(keras.layers.Layer):
         return (input_shape[0], h, w, self.filters)
 
 
-def _covered(layer):
-    if type(layer) is not keras.layers.Conv2DTranspose:
-        return False
+class RepeatUpSampling2D(keras.layers.Layer):
+    """`UpSampling2D(size, interpolation="nearest")` with every shape but the batch
+    known in the graph (see the module docstring). Export-only: it runs in
+    TensorFlow graphs, has no weights, and needs a known height, width and channels."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(int(s) for s in size)
+
+    def call(self, x):
+        _, h, w, c = x.shape
+        sh, sw = self.size
+        # Each pixel repeated sw times along the width, then each row sh times: RESHAPE
+        # and CONCATENATION (kernels for int8 and int16 activations), rank 3 at most.
+        x = tf.concat([tf.reshape(x, (-1, 1, c))] * sw, axis=1)
+        x = tf.concat([tf.reshape(x, (-1, 1, w * sw * c))] * sh, axis=1)
+        return tf.reshape(x, (-1, h * sh, w * sw, c))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, h * self.size[0], w * self.size[1], c)
+
+
+def _replacement(layer):
+    """The export-only layer that computes `layer` for LiteRT, or None to keep it."""
+    if type(layer) not in (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose):
+        return None
     c = layer.get_config()
+    if c.get("data_format", "channels_last") != "channels_last":
+        return None
+    if type(layer) is keras.layers.UpSampling2D:
+        return (RepeatUpSampling2D(c["size"], name=c["name"], dtype="float32")
+                if c["interpolation"] == "nearest" else None)  # others resize to a constant size
     strides = tuple(c["strides"])
-    return (c.get("output_padding") is None and tuple(c["dilation_rate"]) == (1, 1)
-            and c.get("data_format", "channels_last") == "channels_last"
-            and strides[0] == strides[1] and c["padding"] in ("same", "valid"))
+    if (c.get("output_padding") is None and tuple(c["dilation_rate"]) == (1, 1)
+            and strides[0] == strides[1] and c["padding"] in ("same", "valid")):
+        return ZeroInsertionConv2D(c["filters"], c["kernel_size"], strides, c["padding"],
+                                   c["activation"], c["use_bias"], name=c["name"],
+                                   dtype="float32")
+    return None
 
 
 def _rewrite(functional):
-    """`(copy with covered layers replaced, number replaced)`; `functional` itself if none."""
-    if not any(_covered(layer) for layer in functional.layers):
-        return functional, 0
+    """`(copy with covered layers replaced, {replacement class name: number})`;
+    `functional` itself (and `{}`) when it holds none."""
+    if not any(_replacement(layer) for layer in functional.layers):
+        return functional, {}
     pairs = []
 
     def clone(layer):
-        if _covered(layer):
-            c = layer.get_config()
-            new = ZeroInsertionConv2D(c["filters"], c["kernel_size"], c["strides"],
-                                      c["padding"], c["activation"], c["use_bias"],
-                                      name=c["name"], dtype="float32")
-        elif isinstance(layer, keras.Model):
+        if isinstance(layer, keras.Model):
             return layer  # shared as it is
-        else:
-            new = layer.__class__.from_config(layer.get_config())
+        new = _replacement(layer) or layer.__class__.from_config(layer.get_config())
         pairs.append((layer, new))
         return new
 
     copy = keras.models.clone_model(functional, clone_function=clone)
+    counts = {}
     for old, new in pairs:
         weights = [np.asarray(w) for w in old.get_weights()]
         if isinstance(new, ZeroInsertionConv2D):
             # Conv2DTranspose kernels are (kh, kw, out, in): flip the window, swap.
             weights[0] = np.ascontiguousarray(weights[0][::-1, ::-1].transpose(0, 1, 3, 2))
         new.set_weights(weights)
-    return copy, sum(isinstance(new, ZeroInsertionConv2D) for _, new in pairs)
+        if type(new) is not type(old):
+            counts[type(new).__name__] = counts.get(type(new).__name__, 0) + 1
+    return copy, counts
 
 
 def litert_parts(parts):
-    """`(parts for the LiteRT conversion, {"encoder": n, "decoder": n} layers rewritten)`."""
+    """`(parts for the LiteRT conversion, {"encoder": n, "decoder": n} transposed
+    convolutions rewritten)`; `parts` itself when no layer is rewritten."""
     encoder, n_enc = _rewrite(parts.encoder)
     decoder, n_dec = _rewrite(parts.decoder)
-    rewritten = {"encoder": n_enc, "decoder": n_dec}
-    if not n_enc and not n_dec:
+    rewritten = {role: n.get("ZeroInsertionConv2D", 0)
+                 for role, n in (("encoder", n_enc), ("decoder", n_dec))}
+    if encoder is parts.encoder and decoder is parts.decoder:
         return parts, rewritten
     return Parts(encoder, decoder, parts.variational, parts.image_shape, parts.code_shape,
                  parts.policy, parts.converted), rewritten

@@ -13,7 +13,7 @@ import pytest
 import kerasae
 from kerasae.export import export
 from tests.export.conftest import BUILDERS, keras_outputs
-from tests.helpers import build_tiny, digits_batch, needs_fashion_mnist
+from tests.helpers import build_tiny, digits_batch, needs_fashion_mnist, photo_crops
 
 Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 ATOL = 1e-5
@@ -78,7 +78,8 @@ def test_zero_insertion_conv_is_the_transposed_conv(kernel, stride, padding):
     rng = np.random.default_rng(kernel * 10 + stride)
     model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
     copy, n = _rewrite(model)
-    assert n == 1 and isinstance(copy.layers[-1], ZeroInsertionConv2D)
+    assert n == {"ZeroInsertionConv2D": 1}
+    assert isinstance(copy.layers[-1], ZeroInsertionConv2D)
     x = rng.normal(size=(3, 5, 6, 3)).astype("float32")
     want = np.asarray(model(x))
     got = np.asarray(copy(x))
@@ -87,17 +88,58 @@ def test_zero_insertion_conv_is_the_transposed_conv(kernel, stride, padding):
     assert tuple(copy.output.shape) == tuple(model.output.shape)
 
 
-@pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
+@pytest.mark.parametrize("size", [(2, 2), (3, 2), (1, 3)])
+def test_repeat_upsampling_is_keras_upsampling_with_static_shapes(size):
+    """The LiteRT rewrite of UpSampling2D computes Keras's own layer (the reference), and
+    its graph keeps every axis but the batch known (Keras's `repeat` loses them)."""
+    import keras
+    import tensorflow as tf
+
+    from kerasae.export.litert_graph import RepeatUpSampling2D, _rewrite
+
+    inp = keras.Input((5, 6, 3))
+    model = keras.Model(inp, keras.layers.UpSampling2D(size)(keras.layers.Reshape((5, 6, 3))(
+        inp)))
+    copy, n = _rewrite(model)
+    assert n == {"RepeatUpSampling2D": 1} and isinstance(copy.layers[-1], RepeatUpSampling2D)
+    x = np.random.default_rng(sum(size)).normal(size=(4, 5, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(copy(x)), np.asarray(model(x)))
+    assert tuple(copy.output.shape) == tuple(model.output.shape)
+    traced = tf.function(lambda t: copy(t)).get_concrete_function(
+        tf.TensorSpec((None, 5, 6, 3), tf.float32))
+    assert traced.output_shapes.as_list() == [None, 5 * size[0], 6 * size[1], 3]
+
+
+# (builder, decoder, channels): the upsample decoder (RepeatUpSampling2D) on colour photos
+INT8_CASES = {"conv_ae-transpose-grey": ("conv_ae", "transpose", 1),
+              "conv_vae-upsample-colour": ("conv_vae", "upsample", 3)}
+
+
+def _train_test(channels):
+    """Real images: the 8x8 digits, or 8x8 crops of photographs (colour)."""
+    if channels == 1:
+        return tuple(kerasae.data.load_numpy("digits", split)[0] for split in ("train", "test"))
+    crops = np.stack(photo_crops(900, seed=2, size=(8, 8))).astype("float32") / 255.0
+    return crops[:600], crops[600:]
+
+
+def _code(model, x):
+    """The model's own encoder (the independent reference): the code, a VAE's z_mean."""
+    out = model.encoder.predict(x, verbose=0)
+    return out[0] if model.variational else out
+
+
+@pytest.fixture(scope="module", params=sorted(INT8_CASES))
+def int8_export(request, tmp_path_factory):
     import keras
 
-    x, _ = kerasae.data.load_numpy("digits", "train")
+    builder, decoder, channels = INT8_CASES[request.param]
+    x, test = _train_test(channels)
     keras.utils.set_random_seed(0)
-    model = kerasae.build("conv_ae", input_shape=(8, 8, 1), filters=(8, 16), latent_dim=8,
-                          seed=0)
+    model = kerasae.build(builder, input_shape=(8, 8, channels), filters=(8, 16),
+                          latent_dim=8, decoder=decoder, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(x, epochs=3, batch_size=64, verbose=0)
-    test = kerasae.data.load_numpy("digits", "test")[0]
     path = str(tmp_path_factory.mktemp("int8") / "export")
     manifest = export(model, path, formats=("litert",), quantize="int8", representative=x,
                       quality_images=test, reference_inputs=test[:7])
@@ -106,16 +148,16 @@ def int8_export(tmp_path_factory):
 
 def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
     model, path, manifest, test = int8_export
+    code_name = "z_mean" if model.variational else "code"
     int8 = manifest["litert"]["int8"]
     assert int8["scheme"] == "int8" and int8["activations"] == {"encoder": "int8",
                                                                 "decoder": "int16x8"}
     assert int8["calibration"]["images"] == 500 and int8["quality"]["images"] == len(test)
     enc = _runner(os.path.join(path, "encoder.int8.tflite"), "encode")
     dec = _runner(os.path.join(path, "decoder.int8.tflite"), "decode")
-    recon = np.concatenate([dec(code=enc(image=test[i:i + 100])["code"])["reconstruction"]
+    recon = np.concatenate([dec(code=enc(image=test[i:i + 100])[code_name])["reconstruction"]
                             for i in range(0, len(test), 100)])
-    keras_recon = np.asarray(model.decoder.predict(model.encoder.predict(test, verbose=0),
-                                                   verbose=0))
+    keras_recon = np.asarray(model.decoder.predict(_code(model, test), verbose=0))
     psnr = lambda a: 10 * np.log10(1 / np.mean((a.astype("float64") - test) ** 2))  # noqa: E731
     q = int8["quality"]
     assert q["psnr_db"]["litert_int8"] == pytest.approx(psnr(recon), abs=1e-6)
@@ -129,8 +171,9 @@ def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
     assert sizes["int8"] < 0.7 * sizes["float"]  # tiny model: flatbuffer overhead dominates
     # The parity tolerance follows from the measurement, per output, and the check (on
     # the given real reference images) passed under it.
-    assert set(int8["tolerance"]) == {"encode/code", "decode/reconstruction",
-                                      "reconstruct/reconstruction"}
+    outputs = ["z_mean", "z_log_var"] if model.variational else ["code"]
+    assert set(int8["tolerance"]) == {"decode/reconstruction", "reconstruct/reconstruction",
+                                      *("encode/" + k for k in outputs)}
     for key, measured in int8["max_error_measured"].items():
         assert int8["tolerance"][key] == max(float(f"{1.5 * measured:.2g}"), 1e-5)
     parity = manifest["parity"]["litert_int8"]
@@ -146,12 +189,61 @@ def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
         os.path.join(path, "encoder.int8.tflite"))
 
 
+def test_int8_tolerance_holds_for_each_image_alone(int8_export):
+    """The measured error is that of the worst single image: the parity check (or a user)
+    running one of those images at batch 1 stays within it. (A whole batch's error is
+    scaled by its largest value, which hid single images' larger errors.)"""
+    model, path, manifest, test = int8_export
+    int8 = manifest["litert"]["int8"]
+    enc = _runner(os.path.join(path, "encoder.int8.tflite"), "encode")
+    dec = _runner(os.path.join(path, "decoder.int8.tflite"), "decode")
+    code_name = "z_mean" if model.variational else "code"
+    codes = model.encoder.predict(test, verbose=0)
+    want = dict(zip(["z_mean", "z_log_var"], codes)) if model.variational else {"code": codes}
+    code = want[code_name]
+    keras_recon = np.asarray(model.decoder.predict(code, verbose=0))
+    errors = {}
+    for i in range(len(test)):
+        got = enc(image=test[i:i + 1])
+        pairs = [(f"encode/{k}", got[k][0], v[i]) for k, v in want.items()]
+        first = got[code_name]
+        pairs += [("decode/reconstruction", dec(code=code[i:i + 1])["reconstruction"][0],
+                   keras_recon[i]),
+                  ("reconstruct/reconstruction", dec(code=first)["reconstruction"][0],
+                   keras_recon[i])]
+        for key, g, w in pairs:
+            w = np.asarray(w, dtype="float64")
+            e = np.max(np.abs(g - w)) / max(1.0, np.max(np.abs(w)))
+            errors[key] = max(errors.get(key, 0.0), float(e))
+    assert set(errors) == set(int8["max_error_measured"])
+    for key, measured in int8["max_error_measured"].items():
+        assert errors[key] == pytest.approx(measured, rel=1e-3, abs=1e-6), key
+        assert errors[key] <= int8["tolerance"][key]
+
+
+def test_float_files_of_each_decoder_hold_builtin_ops_and_match_keras(int8_export):
+    model, path, manifest, test = int8_export
+    code_name = "z_mean" if model.variational else "code"
+    enc = _runner(os.path.join(path, "encoder.tflite"), "encode")
+    dec = _runner(os.path.join(path, "decoder.tflite"), "decode")
+    for b in (1, 3, 7):  # the dynamic batch axis: the interpreter resizes the input
+        code = _code(model, test[:b])
+        np.testing.assert_allclose(enc(image=test[:b])[code_name], code, atol=ATOL, rtol=0)
+        np.testing.assert_allclose(dec(code=code)["reconstruction"],
+                                   model.decoder.predict(code, verbose=0), atol=ATOL, rtol=0)
+    assert manifest["parity"]["passed"]
+    assert max(manifest["parity"]["max_error"]["litert"].values()) <= ATOL
+    for name in ("encoder.tflite", "decoder.tflite", "encoder.int8.tflite",
+                 "decoder.int8.tflite"):
+        ops = _ops(os.path.join(path, name))
+        assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM",
+                                                                        "TRANSPOSE_CONV")]
+
+
 def test_int8_calibrates_on_the_runs_own_folder_at_the_models_input(tmp_path):
     """A run trained on a folder of mixed-size photos: the int8 export reads that folder
     (from run.json) at the model's input size, and checks parity on real images."""
     from PIL import Image
-
-    from tests.helpers import photo_crops
 
     folder = tmp_path / "photos"
     folder.mkdir()
