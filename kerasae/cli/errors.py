@@ -8,6 +8,7 @@ traceback.
 """
 
 import errno
+import re
 import sys
 
 from kerasae._util.errors import KerasaeError, MissingDependency
@@ -38,7 +39,13 @@ def _os_message(e):
 def _tf_message(e):
     import tensorflow as tf
 
-    first = (e.message or str(e)).strip().splitlines()[0][:300]
+    lines = (e.message or str(e)).strip().splitlines()
+    first = lines[0][:300] if lines else type(e).__name__
+    if first.rstrip(":. ") == "Graph execution error":
+        # A Python function inside the graph (a file reader) failed: its own last line
+        # ("DataError: ...") says what happened.
+        said = [ln.strip() for ln in lines if re.match(r"\s*[\w.]+(Error|Exception|File): ", ln)]
+        first = said[-1][:300] if said else first
     if isinstance(e, tf.errors.ResourceExhaustedError):
         return (f"out of memory in TensorFlow ({first}). Lower --batch-size (or --image-size) "
                 "and rerun.")

@@ -255,6 +255,14 @@ class Subset(Source):
     def load_batch(self, indices):
         return self.parent.load_batch(self.indices[np.asarray(indices)])
 
+    def explain_error(self, error, indices=None):
+        """The parent's explanation of a pipeline error, for this subset's examples."""
+        explain = getattr(self.parent, "explain_error", None)
+        if explain is None:
+            return error
+        return explain(error, self.indices if indices is None
+                       else self.indices[np.asarray(indices)])
+
     @property
     def element_fn(self):
         if self.parent.element_fn is None:

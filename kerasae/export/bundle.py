@@ -99,7 +99,9 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
         The manifest, as a dict (also written to `out_dir/manifest.json`).
 
     Raises:
-        FileExistsError: `out_dir` exists and `force` is not set.
+        FileExistsError: `out_dir` exists and `force` is not set (or appeared meanwhile).
+        BlockingIOError: another export is writing `out_dir` now (its pid is named).
+        OSError: the disk filled up (`errno.ENOSPC`); nothing was written.
         ParityError: a runtime differs from Keras by more than `tolerance`.
         ExportError: the graph has ops ONNX cannot express, or random ops.
 

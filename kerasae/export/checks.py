@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from kerasae._util.errors import InvalidType, InvalidValue, PathExists
-from kerasae._util.files import check_writable
+from kerasae._util.files import PathBusy, check_writable, writer_of
 from kerasae._util.names import unknown_name_error
 from kerasae.export.formats import (ANOMALY_SCORES, DEFAULT_OPSET, FORMATS, MANIFEST, MIN_OPSET,
                                     QUANTIZE, RESERVED)
@@ -161,8 +161,16 @@ def check_out_dir(out_dir, force):
     """`out_dir` may be created, or replaced with `force` if it is an export or empty.
 
     Anything else (a training run, the folder of the source model, your files) is
-    refused even with `force`, and nothing is touched.
+    refused even with `force`, and nothing is touched; so is a folder that another
+    export is writing now (its staging folder, beside it, names a live process).
     """
+    writer = writer_of(out_dir)
+    if writer is not None:
+        raise PathBusy(
+            f"Another export (pid {writer}) is writing {out_dir!r} now. Wait for it to end, "
+            f"then pick another output folder, or pass force=True (--force) to replace its "
+            f"result. Received: out_dir={out_dir!r}"
+        )
     if os.path.lexists(out_dir) and not force:
         raise PathExists(
             f"Output path {out_dir!r} already exists. Pick a new directory, or pass "

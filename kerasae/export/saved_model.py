@@ -31,6 +31,8 @@ def write_saved_model(path, graphs, parts, meta):
         [tf.Variable(text, trainable=False, dtype=tf.string, name="kerasae_metadata")])
     try:
         archive.write_out(path, verbose=False)
+    except (OSError, tf.errors.OpError):
+        raise  # the file system's own failure (a full disk, EIO): said as it is
     except Exception as e:  # noqa: BLE001 - re-raised with context
         raise ExportError(
             f"Writing the SavedModel failed: {type(e).__name__}: {e}. Every layer "

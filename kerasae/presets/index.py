@@ -59,8 +59,15 @@ def read_index(root=None):
     path = None if root is None else os.path.join(root, INDEX_FILE)
     if path is None or not os.path.isfile(path):
         return empty_index()
-    with open(path, encoding="utf-8") as f:
-        index = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError both
+        raise InvalidValue(
+            f"{path} is not JSON ({e}), so it is no zoo index: restore it from the zoo's "
+            f"source (reinstall kerasae for the shipped zoo), or point root= ($KERASAE_ZOO_ROOT) "
+            f"at another zoo. Received: root={root!r}"
+        ) from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise InvalidValue(
             f"{path} is not a kerasae zoo index of format {INDEX_FORMAT}; upgrade kerasae "

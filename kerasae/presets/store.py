@@ -58,20 +58,117 @@ class Preset:
 
     @property
     def config(self):
+        """`config.json`: `{"builder": ..., "kwargs": {...}}`, read once and checked."""
         if "_config" not in self.__dict__:
-            with open(self.file("config.json"), encoding="utf-8") as f:
-                config = json.load(f)
+            path, config = self._json("config.json")
             if config.get("builder") != self.builder or not isinstance(config.get("kwargs"), dict):
-                raise InvalidValue(
-                    f"config.json of preset {self.label} does not name builder "
-                    f"{self.builder!r} with a kwargs object. Received: config={config!r}"
-                )
+                raise _published_broken(
+                    self, path, f"it does not name builder {self.builder!r} (as the index "
+                    f"does) with a 'kwargs' object", f"config={config!r}"[:200])
             self.__dict__["_config"] = config
         return self.__dict__["_config"]
 
     def metadata(self):
-        with open(self.file("metadata.json"), encoding="utf-8") as f:
-            return json.load(f)
+        """`metadata.json`, read once; the fields kerasae reads are checked (`METADATA_FIELDS`)."""
+        if "_metadata" not in self.__dict__:
+            path, meta = self._json("metadata.json")
+            problem = metadata_problem(meta)
+            if problem:
+                raise _published_broken(self, path, *problem)
+            self.__dict__["_metadata"] = meta
+        return self.__dict__["_metadata"]
+
+    def _json(self, filename):
+        """`(path, content)` of a verified JSON file of the preset; content not an object
+        is refused."""
+        path = self.file(filename)
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = json.load(f)
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError both
+            raise _published_broken(self, path, f"it is not JSON ({e})",
+                                    f"name={self.label!r}") from None
+        if not isinstance(value, dict):
+            raise _published_broken(self, path, f"it holds {_json_type(value)}, not an object",
+                                    f"{filename}={value!r}"[:200])
+        return path, value
+
+
+# The fields of metadata.json that kerasae reads (the CLI, the Hub card, evaluation, int8
+# calibration), checked in one place so that no reader meets a wrong type:
+# (path, expected type, required). Other fields are the card's, written and read by
+# publish only.
+METADATA_FIELDS = (
+    ("dataset", dict, True),
+    ("dataset.name", str, True),
+    ("dataset.train_split", str, False),
+    ("dataset.eval_split", str, False),
+    ("evaluation", dict, True),
+    ("evaluation.metrics", dict, True),
+    ("evaluation.settings", dict, False),
+    ("evaluation.split", str, False),
+    ("recipe", dict, True),
+    ("recipe.command", str, True),
+    ("license", str, False),
+    ("reference_metrics", dict, False),
+)
+_JSON_TYPES = {dict: "an object", str: "a string", list: "a list", bool: "a boolean",
+               type(None): "null"}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_type(value):
+    return "a number" if _is_number(value) else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def metadata_problem(meta):
+    """`None`, or `(what is wrong, "field=value")` of a preset's metadata (see
+    `METADATA_FIELDS`); metric values and evaluation settings must be numbers."""
+    for path, kind, required in METADATA_FIELDS:
+        parent, _, key = path.rpartition(".")
+        holder = meta if not parent else meta[parent]
+        if key not in holder:
+            if required:
+                return f"it has no '{path}'", f"keys={sorted(holder)}"
+            continue
+        if not isinstance(holder[key], kind):
+            return (f"'{path}' is {_json_type(holder[key])}, not {_JSON_TYPES[kind]}",
+                    f"{path}={holder[key]!r}"[:200])
+    for path in ("evaluation.metrics", "evaluation.settings"):
+        group, _, key = path.partition(".")
+        for name, value in (meta[group].get(key) or {}).items():
+            if not _is_number(value):
+                return (f"'{path}.{name}' is {_json_type(value)}, not a number",
+                        f"{name}={value!r}"[:200])
+    return reference_metrics_problem(meta.get("reference_metrics"))
+
+
+def reference_metrics_problem(references):
+    """`None`, or `(what is wrong, "metric=value")` of `reference_metrics`: `{metric:
+    {"value": number, "source": text}}`, or a list of such per metric."""
+    if references is not None and not isinstance(references, dict):
+        return (f"'reference_metrics' is {_json_type(references)}, not an object",
+                f"reference_metrics={references!r}"[:200])
+    for name, refs in (references or {}).items():
+        refs = refs if isinstance(refs, list) else [refs]
+        if not all(isinstance(r, dict) and _is_number(r.get("value")) and
+                   isinstance(r.get("source", ""), str) for r in refs):
+            return (f"'reference_metrics.{name}' is not {{\"value\": a number, \"source\": "
+                    f"text}} (or a list of such)", f"{name}={refs!r}"[:200])
+    return None
+
+
+def _published_broken(preset, path, what, received):
+    """The error for a preset file that matches its pin (so it is as published) but is unusable."""
+    return InvalidValue(
+        f"{os.path.basename(path)} of preset {preset.label} ({path}) is refused: {what}. It "
+        f"matches its pinned sha256, so it was published so: republish the preset as a new "
+        f"version with kerasae.zoo.publish (or fix the file and pin its new sha256), and "
+        f"meanwhile use another version. Received: {received}"
+    )
 
 
 def _resolve(name, root, cache_dir, mirrors, progress):

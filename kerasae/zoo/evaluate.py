@@ -263,8 +263,16 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
         The `evaluate_model` dict plus `preset`, `version`, `dataset`, `split`.
     """
     preset = presets.get_preset(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
-    metadata = preset.metadata()
-    recorded = dict((metadata.get("evaluation") or {}).get("settings") or {})
+    metadata = preset.metadata()  # its types checked by the store
+    recorded = dict(metadata["evaluation"].get("settings") or {})
+    unknown = sorted(set(recorded) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise InvalidValue(
+            f"metadata.json of preset {preset.label} records evaluation setting(s) "
+            f"{', '.join(unknown)} that this kerasae does not know (valid: "
+            f"{', '.join(sorted(DEFAULT_SETTINGS))}): a newer kerasae published it, so upgrade "
+            f"kerasae to reproduce its card. Received: {unknown[0]}={recorded[unknown[0]]!r}"
+        )
     recorded.update(settings or {})
     dataset = metadata["dataset"]["name"]
     model = load_model(name, root=root, cache_dir=cache_dir, mirrors=mirrors)

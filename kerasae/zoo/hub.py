@@ -10,6 +10,7 @@ and `kerasae-preset.json`, which pins every file of the folder by sha256 (see
 
 import json
 import os
+import re
 import shutil
 
 from kerasae import presets
@@ -27,19 +28,18 @@ def _license(text):
 
 
 def _front_matter(entry, meta, name):
-    """YAML front matter (written as JSON flow values, which YAML reads as they are)."""
-    dataset = (meta.get("dataset") or {}).get("name") or entry.get("dataset")
-    evaluation = meta.get("evaluation") or {}
+    """YAML front matter (written as JSON flow values, which YAML reads as they are).
+
+    `meta` is checked by the store (`kerasae.presets.store.METADATA_FIELDS`): every
+    field read here has its type."""
+    dataset, evaluation = meta["dataset"]["name"], meta["evaluation"]
     metrics = [{"type": k, "value": v, "name": f"{k} on the {evaluation.get('split', 'test')} "
-                f"split"} for k, v in (evaluation.get("metrics") or {}).items()
-               if isinstance(v, (int, float))]
+                f"split"} for k, v in evaluation["metrics"].items()]
     lines = ["---", "library_name: kerasae",
              f"license: {json.dumps(_license(meta.get('license') or entry.get('license')))}",
              "tags: " + json.dumps(["autoencoder", "keras", "kerasae", entry["builder"]]),
-             "pipeline_tag: image-to-image"]
-    if dataset:
-        lines.append("datasets: " + json.dumps([dataset]))
-    if metrics and dataset:
+             "pipeline_tag: image-to-image", "datasets: " + json.dumps([dataset])]
+    if metrics:
         lines += ["model-index:", f"- name: {json.dumps(name)}", "  results:",
                   f"  - task: {json.dumps(TASK)}",
                   "    dataset: " + json.dumps({"name": dataset, "type": dataset,
@@ -49,15 +49,31 @@ def _front_matter(entry, meta, name):
     return "\n".join(lines + ["---", ""])
 
 
+LOAD_SECTION = "## Load from the Hub"
+# A card's YAML front matter, as huggingface_hub's ModelCard finds it.
+_FRONT_MATTER = re.compile(r"\A\s*---[\r\n]+[\s\S]*?[\r\n]+---(?:\r?\n|\Z)")
+
+
+def _card_body(text):
+    """The model card of a zoo preset, or of a hub preset without what this module added:
+    its front matter and its load section are rewritten, never nested or repeated."""
+    body = _FRONT_MATTER.sub("", text, count=1).strip()
+    head, found, tail = body.partition(f"\n{LOAD_SECTION}\n")
+    if found:  # the section this module appended; a later one would be a card's own
+        rest = tail.split("\n## ", 1)
+        body = head.rstrip() + ("\n\n## " + rest[1] if len(rest) > 1 else "")
+    return body.strip()
+
+
 def _card(preset, entry, meta, repo_id, name):
     body = ""
     if CARD in entry["files"]:
         with open(preset.file(CARD), encoding="utf-8") as f:
-            body = f.read()
+            body = _card_body(f.read())
     handle = f"hf://{repo_id}" if repo_id else f"hf://<owner>/{name}"
-    load = (f"\n## Load from the Hub\n\n```python\nimport kerasae\nmodel = "
+    load = (f"\n{LOAD_SECTION}\n\n```python\nimport kerasae\nmodel = "
             f"kerasae.zoo.load_model({handle!r})  # files verified by {MANIFEST}\n```\n")
-    return _front_matter(entry, meta, name) + "\n" + (body.rstrip() + "\n" if body else
+    return _front_matter(entry, meta, name) + "\n" + (body + "\n" if body else
                                                       f"# {name}\n") + load
 
 

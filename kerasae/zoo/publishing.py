@@ -19,6 +19,7 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae._util.files import atomic_write, sha256_file, staged_directory
 from kerasae._util.versions import versions
 from kerasae.models.resolve import from_config
+from kerasae.presets.store import metadata_problem, reference_metrics_problem
 from kerasae.zoo.card import model_card
 from kerasae.zoo.evaluate import evaluate_model
 
@@ -34,7 +35,7 @@ def write_json(path, obj):
         f.write("\n")
 
 
-def _check_request(model, name, version, recipe, extra_files):
+def _check_request(model, name, version, recipe, extra_files, reference_metrics):
     builder_name = getattr(model, "builder_name", None)
     if not builder_name or getattr(model, "builder_config", None) is None:
         raise InvalidType(
@@ -69,6 +70,12 @@ def _check_request(model, name, version, recipe, extra_files):
                 "Extra files are plain text (.md, .txt, .sh, .json, .yaml, .csv) with a simple "
                 f"name, not one of {', '.join(presets.PRESET_FILES)}. Received: filename={fname!r}"
             )
+    problem = reference_metrics_problem(reference_metrics)
+    if problem:
+        raise InvalidValue(
+            f"reference_metrics are {{metric: {{'value': number, 'source': text}}}} (or a list "
+            f"of such per metric): {problem[0]}. Received: {problem[1]}"
+        )
     return builder_name
 
 
@@ -197,7 +204,8 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
     Returns:
         The new preset folder.
     """
-    builder_name = _check_request(model, name, version, recipe, extra_files)
+    builder_name = _check_request(model, name, version, recipe, extra_files,
+                                  reference_metrics)
     root = _publish_root(root)
     index = presets.read_index(root)
     entry = index["presets"].get(name)
@@ -223,6 +231,10 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
                            "dataset": dataset, "split": eval_split, **measured},
             "reference_metrics": reference_metrics or {},
         }
+        problem = metadata_problem(meta)
+        if problem:  # what publish writes, presets.store must read back
+            raise InvalidValue(f"The metadata of {name}@{version} would be refused when it is "
+                               f"read: {problem[0]}. Received: {problem[1]}")
         write_json(os.path.join(tmp, "metadata.json"), meta)
         card = model_card(meta, model, weights_sha, weights_bytes, text)
         for fname, body in [("README.md", card), *(extra_files or {}).items()]:
