@@ -46,7 +46,7 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "training": "kerasae.training",
     "uses": "kerasae.uses",
     "zoo": "kerasae.zoo",
-})
+}, fallback=(lambda name: name[:1].isupper(), "kerasae.models"))  # any family's builder
 
 # Keras's loader finds kerasae's classes by their registered names: register them
 # whenever Keras is (or gets) imported, so `keras.saving.load_model` works after

@@ -18,9 +18,6 @@ from keras import ops
 from kerasae import losses
 from kerasae._util.errors import InvalidValue
 
-RANDOM_CALL_ARGS = ("seed", "replica_index", "num_replicas")
-
-
 class _FixedSeed(keras.random.SeedGenerator):
     """Adapter that lets `keras.random` draw from an explicit seed tensor.
 

@@ -1,6 +1,7 @@
 """Image quality and likelihood terms, in numpy: the numbers model cards and uses report.
 
-- `mse_per_image`: squared error averaged over the pixels of an image.
+- `mse_per_image`: squared error averaged over the values of an example (the
+  pixels of an image, the features of a record, a window's steps).
 - `psnr`: `10 * log10(max_val**2 / mse)` of a MEAN MSE (over a split: not the
   mean of per-image PSNRs, which weights easy images more).
 - `ssim_per_image`: SSIM of Wang et al. (2004): 11x11 Gaussian window with
@@ -44,20 +45,29 @@ def _as_images(x, arg):
     return x.astype("float64")
 
 
-def _check_pair(x, y):
-    x, y = _as_images(x, "x"), _as_images(y, "y")
+def _check_pair(x, y, as_batch=_as_images):
+    x, y = as_batch(x, "x"), as_batch(y, "y")
     if x.shape != y.shape:
         raise InvalidValue(
-            f"Both image batches must have the same shape. Received: x.shape={x.shape}, "
+            f"Both batches must have the same shape. Received: x.shape={x.shape}, "
             f"y.shape={y.shape}"
         )
     return x, y
 
 
+def _as_examples(x, arg):
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise InvalidValue(f"A batch has a batch axis and at least one more. "
+                           f"Received: {arg}.shape={x.shape}")
+    return x.astype("float64")
+
+
 def mse_per_image(x, y):
-    """Mean squared error of each image pair, averaged over pixels; shape `(n,)`."""
-    x, y = _check_pair(x, y)
-    return np.mean(np.square(x - y), axis=(1, 2, 3))
+    """Mean squared error of each pair of examples (images, records, windows), averaged
+    over all their values; shape `(n,)`."""
+    x, y = _check_pair(x, y, _as_examples)
+    return np.mean(np.square(x - y).reshape(len(x), -1), axis=1)
 
 
 def psnr(mse, max_val=1.0):

@@ -17,19 +17,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Subprocesses run as a user's would: kerasae keeps TensorFlow's own log lines quiet.
 ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
-# Small but real configs for every registered builder, on 8x8x1 inputs, so the
-# registry-wide tests stay fast. A builder missing here fails the coverage test.
-TINY = {
-    "stacked_ae": dict(hidden_units=(32,), latent_dim=8),
-    "sparse_stacked_ae": dict(hidden_units=(32,), latent_dim=8),
-    "denoising_stacked_ae": dict(hidden_units=(32,), latent_dim=8),
-    "conv_ae": dict(filters=(8, 16), latent_dim=8),
-    "denoising_conv_ae": dict(filters=(8, 16)),
-    "dense_vae": dict(hidden_units=(32,), latent_dim=4),
-    "conv_vae": dict(filters=(8, 16), latent_dim=4),
-}
-TINY_SHAPE = (8, 8, 1)
-
 # The real Fashion-MNIST (the original IDX files) that Debian packages.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_HINT = ("needs the real Fashion-MNIST files: apt-get install "
@@ -57,7 +44,14 @@ NODE_HINT = ("needs Node.js and the export/node client's packages: (cd export/no
 
 
 def tiny_kwargs(name, **overrides):
-    kwargs = dict(TINY[name], input_shape=TINY_SHAPE, seed=1)
+    """The small example arguments a builder's contract gives, seeded (where it takes one)."""
+    import inspect
+
+    from kerasae.models import get_builder, get_contract
+
+    kwargs = dict(get_contract(name).example)
+    if "seed" in inspect.signature(get_builder(name)).parameters:
+        kwargs["seed"] = 1
     kwargs.update(overrides)
     return kwargs
 
@@ -66,6 +60,13 @@ def build_tiny(name, **overrides):
     from kerasae.models import build
 
     return build(name, **tiny_kwargs(name, **overrides))
+
+
+def sample(name, n=16, seed=0):
+    """A batch of a builder's own kind and shape of input (its contract's sample)."""
+    from kerasae.models import get_contract
+
+    return get_contract(name).sample(n, seed)
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,3 +133,13 @@ def assert_plain_float_weights(path):
             for key, value in obj.attrs.items():
                 assert np.asarray(value).dtype.kind != "O", (name, key)
         f.visititems(check)
+
+
+def default_child_signals():
+    """`preexec_fn` for a subprocess that must see Ctrl-C and SIGTERM as a terminal sends
+    them: a shell's background job (a test run started with `&`) ignores SIGINT, and its
+    children inherit that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

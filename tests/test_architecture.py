@@ -1,15 +1,12 @@
-"""The package's shape: imports go one way along the road, modules stay small.
+"""The package's shape: imports follow README's package table, modules stay small.
 
 Every module of `kerasae/` is parsed with `ast`; its imports of kerasae modules
 are collected wherever they stand (module level, inside functions, the string
 tables of lazy package exports, `importlib.import_module("...")` calls), so a
-hidden import counts like any other. The road, lowest first:
-
-    _util -> losses, layers, metrics, plots -> data -> presets -> models
-          -> training -> zoo -> export -> uses -> cli -> benchmarks
-
-A module may import only modules of its own stage or of stages before it, and
-no two modules may import each other, directly or around a circle. The package
+hidden import counts like any other. README's Layout table is the rule: each
+package's row names every one of its modules and, in its last column, the
+packages it may import (siblings that are not named there may not import each
+other). No two modules may import each other, directly or around a circle, and
 `kerasae/__init__.py` is the front door: it exports names lazily and nothing
 inside the package imports it.
 """
@@ -19,15 +16,41 @@ import os
 import pathlib
 import re
 
-import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "kerasae"
-ROAD = ["_util", ("losses", "layers", "metrics", "plots"), "data", "presets", "models",
-        "training", "zoo", "export", "uses", "cli", "benchmarks"]
+LEAVES = ("losses", "layers", "metrics", "plots")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 LAZY_COMMENT = re.compile(r"#\s*lazy:\s*\S")
+
+
+def _layout():
+    """README's Layout table: `{package: (text of its row's middle cell, may import)}`.
+
+    A package is `_util`, `data`, ..., each leaf module (`losses`, ...) or `None` for
+    the front door; `may import` is a set of packages (`leaves`: the four leaves), or
+    `None` for "everything".
+    """
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`kerasae/"):
+            continue
+        names = re.findall(r"`([^`]+)`", cells[0])
+        allowed = set(re.findall(r"`([^`]+)`", cells[2]))
+        if "leaves" in allowed:
+            allowed = (allowed - {"leaves"}) | set(LEAVES)
+        rule = None if cells[2].startswith(("everything", "anything")) else allowed
+        for name in names:
+            key = name.removeprefix("kerasae/").strip("/").removesuffix(".py")
+            table[None if key == "__init__" else key] = (cells[1], rule)
+    return table
+
+
+LAYOUT = _layout()
 
 
 def _module_name(path):
@@ -115,19 +138,29 @@ def imports_of(module):
 GRAPH = {m: imports_of(m) for m in MODULES}
 
 
-def stage(module):
+def package(module):
+    """The row of README's table a module belongs to."""
     parts = module.split(".")
-    if len(parts) == 1:
-        return None  # the front door
-    for rank, names in enumerate(ROAD):
-        if parts[1] in ((names,) if isinstance(names, str) else names):
-            return rank
-    raise AssertionError(f"{module} stands on no stage of the road; add it to ROAD")
+    return None if len(parts) == 1 else parts[1]
 
 
-def test_every_module_stands_on_the_road():
+def test_readme_layout_names_every_module():
+    missing = []
     for module in MODULES:
-        stage(module)
+        parts = module.split(".")
+        if len(parts) < 3 or parts[-1] == "__main__":
+            continue  # the front door, a leaf module or a package: its row names it
+        row = LAYOUT.get(parts[1])
+        named = {n.rstrip("/").removesuffix(".py").replace("/", ".").split(".")[-1]
+                 for n in re.findall(r"`([^`]+)`", row[0] if row else "")}
+        if parts[-1] not in named:
+            missing.append(module)
+    assert not missing, "modules README's Layout table does not name: " + ", ".join(missing)
+
+
+def test_every_package_has_a_row():
+    rows = {package(m) for m in MODULES} - set(LAYOUT)
+    assert not rows, f"packages without a row in README's Layout table: {rows}"
 
 
 def test_no_import_cycle_between_kerasae_modules():
@@ -167,28 +200,20 @@ def test_nothing_inside_the_package_imports_the_front_door():
     assert not offenders, f"import kerasae from inside the package: {offenders}"
 
 
-def test_imports_only_go_back_along_the_road():
+def test_imports_follow_the_package_table():
     offenders = []
     for module, imps in GRAPH.items():
-        here = stage(module)
-        if here is None:
+        here = package(module)
+        allowed = LAYOUT[here][1]
+        if allowed is None:
             continue
         for target, line, _ in imps:
-            there = stage(target)
-            if there is not None and there > here:
-                offenders.append(f"{module}:{line} imports {target}")
-    assert not offenders, "imports from later stages:\n  " + "\n  ".join(offenders)
-
-
-@pytest.mark.parametrize("package, forbidden", [
-    ("presets", ("models", "training", "zoo", "export", "uses", "cli")),
-    ("models", ("training", "zoo", "export", "uses", "cli")),
-])
-def test_lower_stages_do_not_reach_up(package, forbidden):
-    offenders = [f"{m}:{line} imports {t}" for m, imps in GRAPH.items()
-                 if m.startswith(f"kerasae.{package}") for t, line, _ in imps
-                 if t.split(".")[1:2] and t.split(".")[1] in forbidden]
-    assert not offenders, offenders
+            there = package(target)
+            if there != here and there not in allowed:
+                offenders.append(f"{module}:{line} imports {target} ({there} is not in the "
+                                 f"row of {here}: {sorted(allowed)})")
+    assert not offenders, "imports README's Layout table does not allow:\n  " + \
+        "\n  ".join(offenders)
 
 
 def test_no_library_module_imports_the_cli():

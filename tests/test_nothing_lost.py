@@ -14,7 +14,7 @@ import pytest
 
 from kerasae import presets
 from kerasae.cli import main as cli_main
-from tests.helpers import ENV, files_under, run_cli, run_json, sha256
+from tests.helpers import ENV, default_child_signals, files_under, run_cli, run_json, sha256
 
 TINY = ["--arg", "filters=[8,16]", "--latent-dim", "8", "--batch-size", "64"]
 
@@ -230,7 +230,7 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset",
                              "digits", "--epochs", "500", *TINY, "--out", "run", "--verbose", "0"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_child_signals)
     import time
 
     deadline = time.time() + 300

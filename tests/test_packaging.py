@@ -88,16 +88,10 @@ def _sha(data):
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_loads_presets_without_network(tmp_path):
     from kerasae import zoo
-    from tests.helpers import build_tiny
 
     src, dist = str(tmp_path / "src"), str(tmp_path / "dist")
     _source_copy(src)
     src_zoo = os.path.join(src, "zoo")
-    if not zoo.list_presets(src_zoo):
-        # Until the real presets land, ship a tiny one so the offline load is still checked.
-        zoo.publish(build_tiny("conv_ae"), "conv_ae_digits", version=1, root=src_zoo,
-                    description="Tiny packaging-test preset.", dataset="digits",
-                    recipe={"command": "tests/test_packaging.py"})
     index = zoo.read_index(src_zoo)
     expected = {f"{e['path']}/{f}": spec["sha256"]
                 for e in index["presets"].values() for f, spec in e["files"].items()}

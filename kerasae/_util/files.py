@@ -75,7 +75,7 @@ def _started(pid):
         return "0"
 
 
-def _stage_prefix(path, kind=""):
+def stage_prefix(path, kind=""):
     """`.<name>.<kind>tmp-<pid>-<host>-<started>-`: this process's staging names."""
     pid = os.getpid()
     return f".{os.path.basename(path)}.{kind}tmp-{pid}-{_host()}-{_started(pid)}-"
@@ -108,7 +108,7 @@ def _owner_alive(name, path, max_age):
         return False
 
 
-def _disk_full(error):
+def is_disk_full(error):
     """Whether `error` (or what caused it) is a full disk or quota, as an OSError or in the
     text of another library's error (TensorFlow says ResourceExhaustedError)."""
     seen = 0
@@ -117,11 +117,15 @@ def _disk_full(error):
             return True
         if os.strerror(errno.ENOSPC) in str(error) or os.strerror(errno.EDQUOT) in str(error):
             return True
+        # numpy's short write says only "N requested and M written", with no errno.
+        if isinstance(error, OSError) and error.errno is None and \
+                re.search(r"\d+ requested and \d+ written", str(error)):
+            return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
 
 
-def _disk_full_error(path):
+def disk_full_error(path):
     kept = " (the existing one is kept)" if os.path.lexists(path) else ""
     return DiskFull(
         f"The disk is full: {path!r} was not written{kept}, and nothing of it is left "
@@ -145,7 +149,7 @@ def staged_file(path, suffix=STAGED):
     os.makedirs(parent, exist_ok=True)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=_stage_prefix(path),
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=stage_prefix(path),
                                    suffix=".tmp" + ("" if suffix == STAGED else suffix))
         os.close(fd)
         yield tmp
@@ -154,8 +158,8 @@ def staged_file(path, suffix=STAGED):
         os.replace(tmp, path)
         _fsync_dir(parent)
     except Exception as e:
-        if _disk_full(e):
-            raise _disk_full_error(os.path.abspath(path)) from e
+        if is_disk_full(e):
+            raise disk_full_error(os.path.abspath(path)) from e
         raise
     finally:
         if tmp is not None and os.path.exists(tmp):
@@ -234,14 +238,14 @@ def staged_directory(path, *, replace=False):
         )
     tmp = None
     try:
-        tmp = tempfile.mkdtemp(prefix=_stage_prefix(path), dir=parent)
+        tmp = tempfile.mkdtemp(prefix=stage_prefix(path), dir=parent)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server
         yield tmp
         fsync_tree(tmp)
         _install(tmp, path, replace)
     except Exception as e:
-        if _disk_full(e):
-            raise _disk_full_error(path) from e
+        if is_disk_full(e):
+            raise disk_full_error(path) from e
         raise
     finally:
         if tmp is not None and os.path.isdir(tmp):
@@ -251,7 +255,7 @@ def staged_directory(path, *, replace=False):
 def _install(tmp, path, replace):
     """Renames the staged folder `tmp` to `path` (swapping an existing one out if `replace`)."""
     if os.path.lexists(path) and replace:
-        old = tempfile.mkdtemp(prefix=_stage_prefix(path, "old."), dir=os.path.dirname(path))
+        old = tempfile.mkdtemp(prefix=stage_prefix(path, "old."), dir=os.path.dirname(path))
         os.rmdir(old)
         os.rename(path, old)
         try:

@@ -12,21 +12,31 @@ import sys
 import warnings
 
 
-def exports(package, table):
+def exports(package, table, fallback=None):
     """Returns `(__getattr__, __dir__)` for `package` from `table`.
 
     Args:
         package: the package's `__name__`.
         table: `{name: "module"}` (the module itself) or `{name: "module:attr"}`.
+        fallback: `(test, "module")`: a name not in `table` for which `test(name)`
+            holds is looked up in that module (e.g. builders by their function
+            name, for families the table does not list).
     """
 
     def __getattr__(name):
         target = table.get(name)
+        if target is None and fallback is not None and fallback[0](name):
+            target = f"{fallback[1]}:{name}"
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module_name, _, attr = target.partition(":")
         module = importlib.import_module(module_name)
-        return getattr(module, attr) if attr else module
+        if not attr:
+            return module
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
     def __dir__():
         return sorted(table)

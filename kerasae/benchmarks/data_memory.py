@@ -29,7 +29,8 @@ MIB = 1 << 20
 SHAPE = (64, 64, 3)
 RUN = r"""
 import json, sys
-from kerasae.cli import main, train
+from kerasae.cli import main
+import kerasae.training.train as train
 
 def peak():
     with open("/proc/self/status") as f:

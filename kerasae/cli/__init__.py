@@ -17,12 +17,14 @@ import argparse
 import os
 import signal
 import sys
+import threading
 
 from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
 from kerasae.cli import data, export, train, uses, zoo
 from kerasae.cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, explain
-from kerasae.data.images import MAX_PIXELS_ENV
+from kerasae.data.image_options import MAX_PIXELS_ENV
+from kerasae.training.interrupt import raise_terminated
 
 COMMAND_GROUPS = (train, data, export, zoo, uses)
 DEBUG_ENV = "KERASAE_DEBUG"
@@ -73,15 +75,27 @@ def _run(args):
                 os.environ[k] = v
 
 
+def _on_sigterm():
+    """SIGTERM (`kill`, `timeout`, a container stopping) stops a command as Ctrl-C does,
+    cleaning up on the way out; `None` where the caller has its own handler."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, raise_terminated)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    previous = _on_sigterm()
     try:
         return _run(args)
     except KeyboardInterrupt as e:
         if argv is None:
             # The program is ending: another Ctrl-C would only interrupt its clean-up.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            previous = None
         if debug:
             raise
         # Training says where it stopped and what was kept (kerasae.training.interrupt).
@@ -96,3 +110,6 @@ def main(argv=None):
         message, code = explained
         print(f"kerasae {args.command}: error: {message}", file=sys.stderr)
         return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

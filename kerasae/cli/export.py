@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from kerasae._util.errors import MissingFile
-from kerasae.cli.errors import UsageError
+from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data import get_source
 from kerasae.export.formats import (DEFAULT_BATCH_SIZES, DEFAULT_FORMATS, DEFAULT_OPSET,
                                     DEFAULT_TOLERANCE, FORMATS, QUANTIZE)
@@ -43,9 +43,13 @@ def add_parsers(subparsers):
     p.add_argument("--reference", default=None, metavar="DATASET",
                    help="real reference inputs: a folder of images, a .npy or .npz file "
                    f"(its first {REFERENCE_IMAGES} images), or an export's reference.npz")
-    p.add_argument("--reference-image-size", default=None, metavar="SIZE",
+    p.add_argument("--image-size", "--reference-image-size", dest="reference_image_size",
+                   default=None, metavar="SIZE",
                    help="size the --reference folder's images to the model's input (64, "
                    "or 64x48)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out --reference image files that cannot be read")
+    max_pixels_option(p)
     p.add_argument("--value-range", default="0,1", metavar="LOW,HIGH",
                    help="input value range (default: 0,1)")
     p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),
@@ -80,7 +84,7 @@ def _cli_metadata(text):
 REFERENCE_IMAGES = 16  # read from a dataset given as --reference; the parity check uses 7
 
 
-def _cli_reference(path, image_size=None):
+def _cli_reference(path, image_size=None, skip_bad=False):
     if path is None:
         return None
     if not os.path.exists(path):
@@ -90,7 +94,8 @@ def _cli_reference(path, image_size=None):
             if "image" in data:  # an export's own reference.npz
                 return data["image"]
     # Any dataset: a folder of images, a .npy or .npz file; the first images are read.
-    return get_source(path, "all", image_size=image_size).take(REFERENCE_IMAGES)
+    return get_source(path, "all", image_size=image_size, skip_bad=skip_bad).take(
+        REFERENCE_IMAGES)
 
 
 def _cli_export(args):
@@ -101,7 +106,8 @@ def _cli_export(args):
         args.source, args.out_dir, formats=args.formats, opset=args.opset,
         autoencoder_onnx=args.autoencoder, metadata=_cli_metadata(args.metadata),
         value_range=_cli_list(args.value_range, "value-range", float),
-        reference_inputs=_cli_reference(args.reference, args.reference_image_size),
+        reference_inputs=_cli_reference(args.reference, args.reference_image_size,
+                                        args.skip_bad),
         batch_sizes=_cli_list(args.batch_sizes, "batch-sizes", int),
         tolerance=args.tolerance, check=not args.no_check, force=args.force,
         quantize=args.quantize, representative=args.representative,

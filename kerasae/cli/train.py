@@ -2,16 +2,11 @@
 
 import os
 
-import numpy as np
-
-from kerasae import data as data_lib
-from kerasae import plots
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import check_writable
 from kerasae.cli.args import parse_kwargs
 from kerasae.cli.errors import UsageError, max_pixels_option
-from kerasae.data.images import COLOR_MODES, RESIZE_MODES
-from kerasae.training.lock import hold_run_directory
+from kerasae.data.image_options import COLOR_MODES, RESIZE_MODES
 from kerasae.training.options import LR_SCHEDULES, PRECISIONS, STRATEGIES, VERBOSITY
 
 
@@ -89,47 +84,16 @@ def _list(args):
     return 0
 
 
-def _pretrain(model, source, args, out):
-    # lazy: the builders load Keras and TensorFlow
-    from kerasae.models import pretrain_layerwise
-
-    if os.path.exists(os.path.join(out, "checkpoints")) and not args.no_resume:
-        print("Checkpoints exist: skipping layer-wise pretraining, resuming.")
-        return
-    stages = pretrain_layerwise(model, source.numpy(), epochs=args.pretrain_epochs,
-                                batch_size=args.batch_size, seed=args.seed,
-                                verbose=min(args.verbose, 2))
-    for s in stages:
-        print(f"pretrained {s['layer']} ({s['units']} units): loss "
-              + " -> ".join(f"{v:.5f}" for v in s["loss"]))
-
-
-def _picture(result, source, val_source, args, out, tag):
-    src = val_source or source
-    if src.random_access and len(src) > 10:
-        # Ten images spread over the data (class folders are read in class order).
-        idx = np.unique(np.linspace(0, len(src) - 1, 10).round().astype("int64"))
-        shown = data_lib.to_float(src.load_batch(idx))
-    else:
-        shown = src.take(10)  # ten images are read, not the dataset
-    # A direct call, not predict(): under multi-worker, predict() would start
-    # collectives with workers that have already finished.
-    recon = np.asarray(result.model(shown, training=False))
-    return plots.reconstructions(
-        shown, recon, os.path.join(out, "reconstructions.png"),
-        title=f"{args.builder} on {tag}: originals (top) vs reconstructions",
-    )
-
-
 def _size_to_start_point(args):
-    """A folder is read at the input size of the weights fine-tuned (unless sized by hand)."""
-    from kerasae.models.start import resolve_start  # lazy: loads Keras
+    """A folder is read at the input size of the weights fine-tuned (unless sized by hand).
+    Returns the resolved weights, which the builder takes as they are (resolved once)."""
+    from kerasae.models.resolve import resolve_weights  # lazy: loads Keras
 
-    start = resolve_start(args.weights)
-    shape = (start.kwargs or {}).get("input_shape")
+    start = resolve_weights(args.weights)
+    shape = start.input_shape
     if args.image_size is not None or not os.path.isdir(os.path.expanduser(str(args.dataset))) \
             or not shape or len(shape) != 3:
-        return
+        return start
     args.image_size = f"{shape[0]}x{shape[1]}"
     mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(shape[2])
     if args.color_mode is None and mode:
@@ -137,6 +101,7 @@ def _size_to_start_point(args):
     if args.verbose:
         print(f"Reading {args.dataset!r} as {shape[0]}x{shape[1]} {args.color_mode} images, the "
               f"input of {start.label} (--image-size / --color-mode to choose).")
+    return start
 
 
 def _train(args):
@@ -148,53 +113,41 @@ def _train(args):
     if args.latent_dim is not None:
         kwargs["latent_dim"] = args.latent_dim
     try:
-        builder = get_builder(args.builder)  # fail fast on a bad name
+        get_builder(args.builder)  # fail fast on a bad name
     except InvalidValue as e:
         raise UsageError(str(e)) from None
     if args.weights is not None:
-        kwargs["weights"] = args.weights
-        _size_to_start_point(args)
+        kwargs["weights"] = _size_to_start_point(args)
     tag = os.path.splitext(os.path.basename(os.path.normpath(str(args.dataset))))[0]
     out = args.out or os.path.join("runs", f"{args.builder}-{tag}")
     check_writable(out, "--out")  # before any work: nothing is written if it cannot be
     # Devices must be split before any model exists.
     strategy = strategies.make_strategy(args.strategy, args.num_devices)
-    # One run per --out, held from before the pretraining until the picture is drawn.
-    with hold_run_directory(out, *strategies.worker_info(strategy)):
-        return _train_in(args, builder, kwargs, strategy, out, tag)
+    return _train_in(args, kwargs, strategy, out)
 
 
-def _train_in(args, builder, kwargs, strategy, out, tag):
+def _train_in(args, kwargs, strategy, out):
     # lazy: training loads TensorFlow
     from kerasae.training import strategy as strategies
     from kerasae.training.train import fit
 
-    source, val_source = data_lib.train_and_validation(
-        args.dataset, args.split, args.validation, seed=args.seed, data_dir=args.data_dir,
-        raw_dir=args.raw_dir, image_size=args.image_size, color_mode=args.color_mode,
-        resize=args.resize, skip_bad=args.skip_bad, cache=args.cache)
-    if val_source is None and args.validation == "auto" and args.verbose:
-        print(f"No validation: {args.dataset!r} has no test split (--validation 0.1 holds "
-              "out a tenth of the training data).")
-    model = args.builder
-    if args.pretrain_epochs:
-        kwargs.setdefault("input_shape", source.image_shape)
-        model = builder(**kwargs)
-        kwargs = None
-        _pretrain(model, source, args, out)
+    # fit resolves --dataset once and holds --out from before the pretraining until
+    # reconstructions.png is drawn.
     result = fit(
-        model, source, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
-        validation=val_source, strategy=strategy,
-        seed=args.seed, precision=args.precision, jit_compile=args.xla, out_dir=out,
+        args.builder, args.dataset, split=args.split, validation=args.validation,
+        image_size=args.image_size, color_mode=args.color_mode, resize=args.resize,
+        cache=args.cache, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
+        data_dir=args.data_dir, raw_dir=args.raw_dir, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule, strategy=strategy, seed=args.seed,
+        precision=args.precision, jit_compile=args.xla, out_dir=out,
         resume=not args.no_resume, early_stopping=args.early_stopping,
-        builder_kwargs=kwargs or None, steps_per_epoch=args.steps_per_epoch,
-        verbose=args.verbose,
+        pretrain_epochs=args.pretrain_epochs, builder_kwargs=kwargs or None,
+        steps_per_epoch=args.steps_per_epoch, verbose=args.verbose,
     )
     if strategies.worker_info(strategy)[1]:
         # Flat vectors (a dense model's (n, D) data) have no picture to draw.
-        png = _picture(result, source, val_source, args, out, tag) \
-            if len(source.image_shape) == 3 else "none (the data are not images)"
+        png = result.picture or "none (the data are not images)"
         final = {k: round(v, 6) for k, v in result.run["final"].items()
                  if isinstance(v, float) and "loss" in k}
         print(f"model: {os.path.join(out, 'model.keras')}\npicture: {png}\nfinal: {final}")

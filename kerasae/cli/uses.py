@@ -3,7 +3,7 @@
 import os
 
 from kerasae.cli.errors import UsageError, max_pixels_option
-from kerasae.data.images import RESIZE_MODES
+from kerasae.data.image_options import RESIZE_MODES
 from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
 
 
@@ -24,6 +24,8 @@ def _inputs(p, images=True, model_required=True):
                    help="folder and file images are read at the model's input size and "
                    "channels: by center crop (default), pad or stretch")
     p.add_argument("--limit", type=int, default=None, help="use the first N images")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out image files that cannot be read (counted), instead of failing")
     max_pixels_option(p)
     p.add_argument("--seed", type=int, default=0)
 
@@ -35,7 +37,8 @@ def _out(p, use):
 
 def _data_kwargs(args):
     return {"images": getattr(args, "images", None), "dataset": args.dataset,
-            "split": args.split, "limit": args.limit, "resize": args.resize}
+            "split": args.split, "limit": args.limit, "resize": args.resize,
+            "skip_bad": args.skip_bad, "max_pixels": args.max_pixels}
 
 
 def _out_dir(args, use):
@@ -63,10 +66,28 @@ def _show(result, lines):
         print(f"skipped {part}: {why}")
     for note in result.metrics.get("notes") or ():
         print(f"note: {note}")
-    for f in result.files:
-        if f.endswith((".json", ".png", ".kae", ".npy", ".csv")) or os.path.isdir(f):
-            print(f"wrote {f}" + ("/" if os.path.isdir(f) else ""))
+    for line in _wrote(result.files):
+        print(line)
     return 0
+
+
+def _wrote(files, most=5):
+    """One `wrote` line per file, but one per folder that holds more than `most` of them
+    (5,000 decoded images are one line)."""
+    shown = [f for f in files
+             if f.endswith((".json", ".png", ".kae", ".npy", ".csv")) or os.path.isdir(f)]
+    by_folder = {}
+    for f in shown:
+        by_folder.setdefault(os.path.dirname(f), []).append(f)
+    lines, done = [], set()
+    for f in shown:
+        folder = os.path.dirname(f)
+        if len(by_folder[folder]) <= most:
+            lines.append(f"wrote {f}" + ("/" if os.path.isdir(f) else ""))
+        elif folder not in done:
+            done.add(folder)
+            lines.append(f"wrote {len(by_folder[folder])} files under {folder}/")
+    return lines
 
 
 def add_parsers(subparsers):
@@ -112,7 +133,8 @@ def _add_compress(subparsers):
         description="Encode images to a .kae file, decode it back, report bits/image and "
         "PSNR beside JPEG at the same PSNR. Writes <name>.kae, compress.json, compress.png "
         "and compress_rd.png. With --decode FILE.kae, decode a file instead (--model "
-        "defaults to the model named in its header when that needs no download).")
+        "defaults to the model named in its header when that needs no download: a zoo "
+        "preset already here or its .keras file; hf:// presets need --model).")
     _inputs(p, model_required=False)
     _out(p, "compress")
     p.add_argument("--bits", type=int, default=8, help="quantization bits (default: 8)")
@@ -274,7 +296,7 @@ def _anomaly(args):
 
     r = anomaly(args.model, held_out=args.held_out, dataset=args.dataset,
                 train_split=args.train_split, test_split=args.split, resize=args.resize,
-                train=not args.no_train,
+                skip_bad=args.skip_bad, max_pixels=args.max_pixels, train=not args.no_train,
                 epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, threshold=args.threshold,
                 train_limit=args.train_limit, limit=args.limit, seed=args.seed,

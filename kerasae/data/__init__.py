@@ -19,7 +19,7 @@ from kerasae.data.cache import cached
 from kerasae.data.folders import FolderSource, folder, image_files
 from kerasae.data.idx import (RAW_DATASETS, RAW_ENV, SPLIT_SIZES, load_raw, raw_dirs,
                               read_idx, tfds_order)
-from kerasae.data.images import COLOR_MODES, RESIZE_MODES, parse_image_size
+from kerasae.data.image_options import COLOR_MODES, RESIZE_MODES, parse_image_size
 from kerasae.data.resolve import (get_source, load, load_numpy, train_and_validation,
                                   validation_source)
 from kerasae.data.source import ArraySource, DataError, Source, epoch_order, to_float
@@ -28,6 +28,7 @@ from kerasae.data.tfds import prepare_tfds_from_raw
 
 __all__ = ["COLOR_MODES", "ArraySource", "DataError", "FolderSource", "RAW_DATASETS", "RAW_ENV",
            "RESIZE_MODES", "SPLIT_SIZES", "Source", "StreamSource", "cached", "epoch_order",
-           "folder", "from_array", "image_files", "from_file", "from_tf_dataset", "get_source", "load",
-           "load_numpy", "load_raw", "parse_image_size", "prepare_tfds_from_raw", "raw_dirs",
-           "read_idx", "tfds_order", "to_float", "train_and_validation", "validation_source"]
+           "folder", "from_array", "from_file", "from_tf_dataset", "get_source", "image_files",
+           "load", "load_numpy", "load_raw", "parse_image_size", "prepare_tfds_from_raw",
+           "raw_dirs", "read_idx", "tfds_order", "to_float", "train_and_validation",
+           "validation_source"]

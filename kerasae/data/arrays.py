@@ -3,7 +3,10 @@
 A `.npy` file is memory-mapped (`mmap_mode="r"`) and read by index, batch by
 batch, so it never has to fit in memory; an `.npz` file's arrays are read into
 memory once (a zip member cannot be mapped). Every array is checked before use:
-its shape (channels last), its values (finite; floats in [0, 1]) and its labels.
+its shape, its values and its labels. What the rows are (`kind`) is the model's
+to say, or follows from the rank: `(n, H, W, C)` (and `(n, H, W)`, given a channel
+axis) are images, uint8 or floats in [0, 1], channels last; `(n, D)` are records
+and `(n, T, C)` with `kind="series"` windows of a series, floats of any range.
 """
 
 import os
@@ -16,18 +19,39 @@ from kerasae.data.source import ArraySource, DataError
 _CHUNK = 4096  # images per step of the value checks: memory-mapped data is scanned, not copied
 
 
+KINDS = ("image", "vector", "series")
+_RANKS = {"image": (3, 4), "vector": (2,), "series": (3,)}
+
+
 def _describe(name):
-    return "the image array" if name == "array" else repr(name)
+    return "the array" if name == "array" else repr(name)
+
+
+def array_kind(x, kind=None):
+    """What the rows of `x` are: `kind` if given (checked against the rank), else by rank."""
+    if kind is None:
+        return "vector" if x.ndim == 2 else "image"
+    if kind not in KINDS:
+        raise DataError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
+    if x.ndim not in _RANKS[kind]:
+        shapes = {"image": "(n, H, W, C)", "vector": "(n, features)",
+                  "series": "(n, steps, channels)"}
+        raise DataError(
+            f"The model takes {kind} inputs, {shapes[kind]}, but the array has shape "
+            f"{x.shape}. Received: shape={x.shape}"
+        )
+    return kind
 
 
 def _check_shape(x, name):
     if x.dtype == object or x.ndim < 2:
         raise DataError(
-            f"Images must be a numeric array of shape (n, H, W[, C]) or (n, D); "
-            f"{_describe(name)} is not. Received: shape={x.shape}, dtype={x.dtype}"
+            f"Data must be a numeric array of shape (n, H, W[, C]), (n, features) or (n, "
+            f"steps, channels); {_describe(name)} is not. Received: shape={x.shape}, "
+            f"dtype={x.dtype}"
         )
     if len(x) == 0:
-        raise DataError(f"{_describe(name)} holds no images. Received: shape={x.shape}")
+        raise DataError(f"{_describe(name)} holds no examples. Received: shape={x.shape}")
     if x.ndim == 4 and x.shape[1] in (1, 3, 4) and x.shape[3] > 4:
         raise DataError(
             f"{_describe(name)} looks channels-first: shape {x.shape} reads as "
@@ -37,8 +61,9 @@ def _check_shape(x, name):
         )
 
 
-def _check_values(x, name):
-    """Floats must be finite and in [0, 1]: scanned in chunks (a memory map is not copied)."""
+def _check_values(x, name, kind="image"):
+    """Floats must be finite, and images in [0, 1]: scanned in chunks (a memory map is
+    not copied)."""
     bad, first, lo, hi = 0, None, np.inf, -np.inf
     for start in range(0, len(x), _CHUNK):
         chunk = np.asarray(x[start:start + _CHUNK], dtype="float32")
@@ -51,11 +76,12 @@ def _check_values(x, name):
             lo, hi = min(lo, float(chunk[finite].min())), max(hi, float(chunk[finite].max()))
     if bad:
         raise DataError(
-            f"{_describe(name)} holds {bad} NaN or infinite value(s), the first in image "
-            f"{first}. Replace or drop those images (np.isfinite(x).all(axis=(1, 2, 3)) "
-            f"finds them). Received: non_finite={bad}, first_index={first}"
+            f"{_describe(name)} holds {bad} NaN or infinite value(s), the first in row "
+            f"{first}. Replace or drop those rows (np.isfinite(x.reshape(len(x), -1))"
+            f".all(axis=1) finds the good ones). Received: non_finite={bad}, "
+            f"first_index={first}"
         )
-    if lo < -1e-6 or hi > 1.0 + 1e-6:
+    if kind == "image" and (lo < -1e-6 or hi > 1.0 + 1e-6):
         raise DataError(
             f"Float images must lie in [0, 1]; {_describe(name)} spans [{lo:g}, {hi:g}]. "
             "Divide 8-bit images by 255 (or pass them as uint8). "
@@ -75,36 +101,42 @@ def _labels(labels, n, name):
     return y.astype("int64").reshape(-1)
 
 
-def npy_file(path, images, labels=None, name=None):
+def npy_file(path, images, labels=None, name=None, kind=None):
     """A `NpyFileSource` of the memory-mapped `.npy` array `images` (checked like any array)."""
     name = name or os.path.basename(path)
     _check_shape(images, name)
-    if images.dtype not in (np.uint8, np.float32) or images.ndim == 3 or not \
-            images.flags.c_contiguous:
-        return from_array(images, labels, name=name, route="memmap")  # a view, read by index
-    if images.dtype != np.uint8:
-        _check_values(images, name)
+    kind = array_kind(images, kind)
+    if images.dtype not in (np.uint8, np.float32) or (kind == "image" and images.ndim == 3) \
+            or not images.flags.c_contiguous:
+        # a view, read by index
+        return from_array(images, labels, name=name, route="memmap", kind=kind)
+    if images.dtype != np.uint8 or kind != "image":
+        _check_values(images, name, kind)
     return NpyFileSource(path, images, _labels(labels, len(images), name), name=name,
-                         split="all", route="memmap")
+                         split="all", route="memmap", kind=kind)
 
 
-def from_array(images, labels=None, name="array", route="array", split="all"):
-    """A `Source` from an image array: uint8 [0, 255] or float in [0, 1].
+def from_array(images, labels=None, name="array", route="array", split="all", kind=None):
+    """A `Source` from an array: images (uint8 [0, 255] or float in [0, 1]), records or
+    windows of a series (any finite floats); see the module docstring for `kind`.
 
-    `(n, H, W)` gets a channel axis; `(n, D)` stays flat (for dense models). A
-    `np.memmap` stays mapped: it is read batch by batch. Other float types are
-    read as float32, other integer types are converted (in memory) to float32.
+    `(n, H, W)` images get a channel axis. A `np.memmap` stays mapped: it is read
+    batch by batch. Other float types are read as float32, other integer types are
+    converted (in memory) to float32; records and series are always float32.
     """
     x = images if isinstance(images, np.ndarray) else np.asarray(images)
     _check_shape(x, name)
-    if x.ndim == 3:
+    kind = array_kind(x, kind)
+    if kind == "image" and x.ndim == 3:
         x = x[..., None]  # a view: a memory map stays mapped
-    if x.dtype != np.uint8:
+    if x.dtype != np.uint8 or kind != "image":
         if x.dtype.kind != "f" and not isinstance(x, np.memmap):
             x = x.astype("float32")
-        _check_values(x, name)
-    cls = ArraySource if x.dtype in (np.uint8, np.float32) else _FloatArraySource
-    return cls(x, _labels(labels, len(x), name), name=name, split=split, route=route)
+        _check_values(x, name, kind)
+    plain = x.dtype == np.float32 or (x.dtype == np.uint8 and kind == "image")
+    cls = ArraySource if plain else _FloatArraySource
+    return cls(x, _labels(labels, len(x), name), name=name, split=split, route=route,
+               kind=kind)
 
 
 class _FloatArraySource(ArraySource):
@@ -175,13 +207,13 @@ def _load(path, **kwargs):
         ) from e
 
 
-def from_file(path):
+def from_file(path, kind=None):
     """A `Source` from `.npz` (arrays `x` or `images`, optional `y` / `labels`) or `.npy`."""
     if not os.path.isfile(path):
         raise DataError(f"No such file: {path!r}. Received: dataset={path!r}")
     name = os.path.basename(path)
     if path.endswith(".npy"):
-        return npy_file(path, _load(path, mmap_mode="r"), name=name)
+        return npy_file(path, _load(path, mmap_mode="r"), name=name, kind=kind)
     data = _load(path)
     keys = list(data.keys())
     x_key = next((k for k in ("x", "images", "x_train") if k in keys), None)
@@ -202,4 +234,4 @@ def from_file(path):
             "different sizes cannot share one array: resize them to one size first, or put "
             "them in a folder and pass --image-size. Received: dataset=" + repr(path)
         ) from e
-    return from_array(images, labels, name=name)
+    return from_array(images, labels, name=name, kind=kind)

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from kerasae._util.files import check_writable, staged_file
+from kerasae._util.files import check_writable, remove_stale, staged_file
 from kerasae.data.arrays import NpyFileSource
 from kerasae.data.source import DataError, Source
 
@@ -102,21 +102,20 @@ def damage(path, shape):
 
 
 def _build(source, path):
+    """Writes the decoded images to `path`, batch by batch, with plain writes: a full disk
+    is an error that names it (written through a memory map it would kill the process)."""
     import tensorflow as tf
 
-    with staged_file(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype="uint8",
-                                        shape=(len(source),) + tuple(source.image_shape))
-        first = 0
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("uint8")), "fortran_order": False,
+              "shape": (len(source),) + tuple(source.image_shape)}
+    with staged_file(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
         try:
             for batch in source.dataset(256, shuffle=False, raw=True).as_numpy_iterator():
-                out[first:first + len(batch)] = batch
-                first += len(batch)
+                f.write(np.ascontiguousarray(batch, dtype="uint8").tobytes())
         except tf.errors.OpError as e:
             explain = getattr(source, "explain_error", None)
             raise (explain(e) if explain else e) from None
-        out.flush()
-        del out
 
 
 def cached(source, cache_dir, *, verbose=True):
@@ -127,6 +126,7 @@ def cached(source, cache_dir, *, verbose=True):
         return source
     check_writable(cache_dir, "cache (--cache)")
     os.makedirs(cache_dir, exist_ok=True)
+    remove_stale(cache_dir)  # what builds killed by a signal or a full disk left
     path = os.path.join(cache_dir, f"{key}.npy")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise DataError(

@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from kerasae._util.errors import MissingFile
+from kerasae.data import image_options as opts
 from kerasae.data import images as image_ops
 from kerasae.data.source import DataError, Source
 from kerasae.data.splits import SPLIT_PATTERN, slice_split
@@ -35,7 +36,7 @@ _DECODE_THREADS = 4
 def _is_image(folder, name):
     # lstat: a broken link or a fifo named .png is listed (and then named as a bad file),
     # a directory named .png is not.
-    return image_ops.is_image_name(name) and not os.path.isdir(os.path.join(folder, name))
+    return opts.is_image_name(name) and not os.path.isdir(os.path.join(folder, name))
 
 
 def _images_below(folder):
@@ -48,13 +49,24 @@ def _images_below(folder):
 
 def _subdirs(folder):
     return sorted(d for d in os.listdir(folder)
-                  if not d.startswith(".") and os.path.isdir(os.path.join(folder, d)))
+                  if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
+                  and not _loops_back(folder, d))
+
+
+def _loops_back(folder, name):
+    """A link to the folder itself or to a folder above it (`ln -s . all`), not a class."""
+    path = os.path.join(folder, name)
+    if not os.path.islink(path):
+        return False
+    target, here = os.path.realpath(path), os.path.realpath(folder)
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def _layout(folder):
     """`(files, class names or None)` of one flat or class-structured folder."""
     top = sorted(f for f in os.listdir(folder) if _is_image(folder, f))
-    classes = [d for d in _subdirs(folder) if _images_below(os.path.join(folder, d))]
+    below = {d: _images_below(os.path.join(folder, d)) for d in _subdirs(folder)}
+    classes = [d for d, found in below.items() if found]
     if top and classes:
         raise DataError(
             f"{folder!r} holds both image files and class folders ({', '.join(classes[:3])}"
@@ -62,7 +74,7 @@ def _layout(folder):
             f"Received: dataset={folder!r}"
         )
     if classes:
-        return {c: _images_below(os.path.join(folder, c)) for c in classes}, classes
+        return {c: below[c] for c in classes}, classes
     return {None: [os.path.join(folder, f) for f in top]}, None
 
 
@@ -102,7 +114,7 @@ def scan(root, split):
         labels += [0 if cls is None else all_classes.index(cls)] * len(names)
     if not files:
         raise DataError(
-            f"{root!r} holds no image files ({', '.join(image_ops.IMAGE_SUFFIXES)}). Point "
+            f"{root!r} holds no image files ({', '.join(opts.IMAGE_SUFFIXES)}). Point "
             f"at a folder of images or of class folders. Received: dataset={root!r}"
         )
     _, sl = slice_split(split, len(files))
@@ -126,7 +138,7 @@ def read_headers(files, max_pixels):
 
 def _channels(headers, color_mode):
     if color_mode is not None:
-        return image_ops.COLOR_MODES[color_mode]
+        return opts.COLOR_MODES[color_mode]
     return 1 if {h.mode for h in headers} <= image_ops.GRAY_MODES else 3
 
 
@@ -149,11 +161,24 @@ def bad_files_error(bad, what, total):
     """One `DataError` listing the bad files (`[BadImageFile]`) with their reasons."""
     shown = "; ".join(f"{e.path!r} {e.reason}" for e in bad[:10])
     more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+    bombs = opts.BOMB_FIX if any(e.bomb for e in bad) else ""
     return DataError(
-        f"{len(bad)} image file(s) of {what!r} cannot be used: {shown}{more}. Replace or "
-        f"remove them, or pass skip_bad=True (--skip-bad) to leave them out. "
+        f"{len(bad)} image file(s) of {_what(what)} cannot be used: {shown}{more}.{bombs} "
+        f"Replace or remove them, or pass skip_bad=True (--skip-bad) to leave them out. "
         f"Received: files={total}"
     )
+
+
+def _what(name):
+    return repr(name) if os.path.isdir(name) else name
+
+
+def _skipped_line(bad, name, left):
+    """The one line a skip prints: how many, the first few with their reasons."""
+    shown = "; ".join(f"{os.path.basename(e.path)!r} {e.reason}" for e in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return (f"kerasae: skipped {len(bad)} image file(s) of {_what(name)} that cannot be "
+            f"read ({shown}{more}); {left} left.")
 
 
 class FolderSource(Source):
@@ -251,16 +276,16 @@ class FolderSource(Source):
 def _from_files(files, labels, classes, *, name, split, image_size, color_mode, resize,
                 skip_bad, max_pixels):
     """A `FolderSource` of listed files: headers read, bad ones named or skipped."""
-    size = image_ops.parse_image_size(image_size)
-    image_ops.check_modes(color_mode, resize)
-    max_pixels = image_ops.pixel_budget(max_pixels)
+    size = opts.parse_image_size(image_size)
+    opts.check_modes(color_mode, resize)
+    max_pixels = opts.pixel_budget(max_pixels)
     headers = read_headers(files, max_pixels)
     unreadable = [h for h in headers if isinstance(h, image_ops.BadImageFile)]
     if unreadable and not skip_bad:
         raise bad_files_error(unreadable, name, len(files))
     keep = [i for i, h in enumerate(headers) if not isinstance(h, image_ops.BadImageFile)]
     if not keep:
-        raise DataError(f"No image of {name!r} can be read. Received: files={len(files)}")
+        raise DataError(f"No image of {_what(name)} can be read. Received: files={len(files)}")
     files, headers = [files[i] for i in keep], [headers[i] for i in keep]
     labels = None if labels is None else labels[keep]
     channels = _channels(headers, color_mode)
@@ -269,14 +294,15 @@ def _from_files(files, labels, classes, *, name, split, image_size, color_mode, 
                    split=split, label_names=classes, max_pixels=max_pixels)
     src = FolderSource(files, labels, **options)
     if skip_bad:
-        bad = {i for i, _ in src.bad_files()}
+        found = src.bad_files()  # decoded once: what the headers did not show
+        bad = {i for i, _ in found}
         left = [i for i in range(len(src)) if i not in bad]
-        skipped = len(unreadable) + len(bad)
+        skipped = unreadable + [e for _, e in found]
         if skipped:
-            print(f"kerasae: skipped {skipped} image file(s) of {name!r} that cannot be read; "
-                  f"{len(left)} left.")
+            print(_skipped_line(skipped, name, len(left)))
         if not left:
-            raise DataError(f"No image of {name!r} can be read. Received: files={len(files)}")
+            raise DataError(f"No image of {_what(name)} can be read. "
+                            f"Received: files={len(files)}")
         if bad:
             src = FolderSource([src.files[i] for i in left],
                                None if labels is None else labels[left], **options)
@@ -334,7 +360,7 @@ def expand_files(paths):
             if not found:
                 raise DataError(
                     f"The folder {p!r} holds no image files "
-                    f"({', '.join(image_ops.IMAGE_SUFFIXES)}). Point at a folder of images. "
+                    f"({', '.join(opts.IMAGE_SUFFIXES)}). Point at a folder of images. "
                     f"Received: images={p!r}"
                 )
             pairs += [(f, os.path.relpath(f, p)) for f in found]
@@ -354,7 +380,7 @@ def image_files(paths, *, image_size=None, color_mode=None, resize="crop", skip_
     pairs = expand_files(paths)
     files = [f for f, _ in pairs]
     dirs = {os.path.dirname(os.path.abspath(f)) for f in files}
-    name = dirs.pop() if len(dirs) == 1 else f"{len(files)} image files"
+    name = dirs.pop() if len(dirs) == 1 else f"the {len(files)} image files given"
     src = _from_files(files, None, (), name=name, split="all", image_size=image_size,
                       color_mode=color_mode, resize=resize, skip_bad=skip_bad,
                       max_pixels=max_pixels)

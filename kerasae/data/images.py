@@ -5,8 +5,8 @@ Files are read with Pillow, one at a time, straight to uint8 at the size asked f
 - formats: PNG, JPEG, BMP, GIF (the first frame), WebP, TIFF and the PNM family
   (`IMAGE_SUFFIXES`); palette images are expanded to their colours, 16-bit and
   float greyscale scaled to 8 bits, CMYK / YCbCr converted to RGB;
-- the EXIF orientation is applied (as `PIL.ImageOps.exif_transpose`), so a phone
-  photo comes out upright, and the header's size is the upright size;
+- the EXIF orientation is applied (as `PIL.ImageOps.exif_transpose` does), so a
+  phone photo comes out upright, and the header's size is the upright size;
 - a pixel budget (100 megapixels by default; `max_pixels=`, `--max-pixels` or
   `$KERASAE_MAX_PIXELS` raise it) is checked from the header before anything is
   decoded: a larger image is a decompression bomb and is refused by name; the
@@ -14,9 +14,10 @@ Files are read with Pillow, one at a time, straight to uint8 at the size asked f
 - JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8) when
   the target size allows, so a 12-megapixel photo read at 64x64 never exists at
   full size;
-- a file that is missing, not a regular file (a fifo never blocks the reader),
-  not an image, truncated, or whose header promises more data than the file
-  holds, is a `BadImageFile` with the reason.
+- a file that is missing, a broken link, not a regular file (a fifo never blocks
+  the reader), not an image, truncated, or whose header promises more data than
+  the file holds (a JPEG far smaller than its size needs), is a `BadImageFile`
+  with the reason.
 
 Sizing follows one of three rules when the stored size differs from `image_size`:
 
@@ -28,7 +29,7 @@ Sizing follows one of three rules when the stored size differs from `image_size`
 
 Resizing is Pillow's antialiased bilinear filter on uint8, so every epoch (and the
 on-disk cache) holds the same bytes. TFDS images, decoded by TFDS, are sized in the
-`tf.data` graph by `fit`, with the same rules.
+`tf.data` graph with the same rules (`kerasae.data.tfds`).
 """
 
 import dataclasses
@@ -36,29 +37,29 @@ import math
 import os
 import stat
 import threading
+import warnings
 
 import numpy as np
 
-from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae.data.image_options import BOMB_FIX
 from kerasae.data.source import DataError
 
-COLOR_MODES = {"grayscale": 1, "rgb": 3, "rgba": 4}
-RESIZE_MODES = ("crop", "pad", "stretch")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm",
-                  ".ppm", ".pbm", ".pnm")
-MAX_PIXELS = 100_000_000
-MAX_PIXELS_ENV = "KERASAE_MAX_PIXELS"
 GRAY_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ORIENTATION = 0x0112
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+            6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+# About 2 bits per 8x8 block, far below what Huffman-coded JPEGs spend on the flattest one.
+_JPEG_PIXELS_PER_BYTE = 256
 
 
 class BadImageFile(DataError):
     """One image file cannot be used; `path` and `reason` say which and why."""
 
-    def __init__(self, path, reason):
-        self.path, self.reason = path, reason
-        super().__init__(f"{path!r} {reason}. Received: file={path!r}")
+    def __init__(self, path, reason, bomb=False):
+        self.path, self.reason, self.bomb = path, reason, bomb
+        super().__init__(f"{path!r} {reason}.{BOMB_FIX if bomb else ''} Received: file={path!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,31 +69,6 @@ class Header:
     height: int
     width: int
     mode: str
-
-
-def is_image_name(name):
-    """Whether a file name has an image suffix (hidden files are not images)."""
-    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def pixel_budget(value=None):
-    """The largest image (height x width) that may be decoded: `value`, else
-    `$KERASAE_MAX_PIXELS`, else `MAX_PIXELS` (100 megapixels)."""
-    what = "max_pixels"
-    if value is None:
-        value, what = os.environ.get(MAX_PIXELS_ENV) or MAX_PIXELS, MAX_PIXELS_ENV
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or not value >= 1:
-        raise InvalidValue(
-            f"{what} is the largest image, in pixels, that may be decoded, e.g. 200000000 "
-            f"(200 megapixels). Received: {what}={value!r}"
-        )
-    return int(value)
 
 
 # ------------------------------------------------------------------ opening
@@ -107,8 +83,9 @@ def _open(path, max_pixels):
         # O_NONBLOCK: opening a fifo must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise BadImageFile(path, "is missing (deleted or moved since the folder was listed)") \
-            from None
+        why = ("is a broken symbolic link" if os.path.islink(path) else
+               "is missing (deleted or moved since the folder was listed)")
+        raise BadImageFile(path, why) from None
     except OSError as e:
         raise BadImageFile(path, f"cannot be opened ({e.strerror})") from None
     f = os.fdopen(fd, "rb")
@@ -136,34 +113,59 @@ def _open(path, max_pixels):
     if pixels > max_pixels:
         f.close()
         raise BadImageFile(
-            path, f"is {im.size[1]}x{im.size[0]} ({pixels / 1e6:.0f} megapixels), over the "
-            f"budget of {max_pixels / 1e6:g} megapixels: a decompression bomb, or a photo "
-            "larger than expected. Raise the budget with --max-pixels (max_pixels=, "
-            f"${MAX_PIXELS_ENV}) if it is a real image")
+            path, f"is {im.size[1]}x{im.size[0]} ({pixels / 1e6:.3g} megapixels), over the "
+            f"pixel budget of {max_pixels / 1e6:.3g} megapixels: a decompression bomb, or a "
+            "photo larger than expected", bomb=True)
     return im, f
 
 
 def _orientation(im):
-    try:
-        value = im.getexif().get(_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - a damaged EXIF block: the image as stored
-        return 1
+    """The EXIF orientation (1-8) of an opened image; a damaged EXIF block reads as 1,
+    without Pillow's warning (it would name no file)."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = im.getexif().get(_ORIENTATION, 1)
+        except Exception:  # noqa: BLE001 - a damaged EXIF block: the image as stored
+            return 1
     return value if value in range(1, 9) else 1
+
+
+def _swaps_axes(im):
+    """Whether the upright image is the stored one turned by 90 degrees. Pillow's TIFF
+    reader reports the upright size and applies the orientation itself when it loads."""
+    return im.format != "TIFF" and _orientation(im) in _SWAPS_AXES
 
 
 def probe(path, max_pixels):
     """The `Header` of one file (its header only), or `BadImageFile`."""
     im, f = _open(path, max_pixels)
     with f, im:
+        _check_size_is_plausible(path, im, f)
         w, h = im.size
-        if _orientation(im) in _SWAPS_AXES:
+        if _swaps_axes(im):
             h, w = w, h
         return Header(h, w, im.mode)
 
 
+def _check_size_is_plausible(path, im, f):
+    """A JPEG spends at least a few bits on every 8x8 block (Huffman codes for its DC
+    difference and end of block), so a file far smaller than its header's size needs
+    is a header that lies, not an image: libjpeg would fill it with grey and warn."""
+    if im.format != "JPEG":
+        return
+    size = os.fstat(f.fileno()).st_size
+    least = im.size[0] * im.size[1] // _JPEG_PIXELS_PER_BYTE
+    if size < least:
+        raise BadImageFile(
+            path, f"claims {im.size[1]}x{im.size[0]} pixels in {size} bytes (a real JPEG of "
+            f"that size holds at least {least} bytes): its header lies or the file is cut")
+
+
 # ----------------------------------------------------------------- decoding
 class _PixelBudget:
-    """Images being decoded at one time share `MAX_PIXELS` (one larger image runs alone)."""
+    """Images being decoded at one time share the budget, counted in bytes (pixels times
+    channels): one larger image is decoded alone."""
 
     def __init__(self):
         self._used, self._cond = 0, threading.Condition()
@@ -201,7 +203,7 @@ def _draft(im, size, mode):
     if im.format != "JPEG" or size is None:
         return
     w, h = im.size
-    swap = _orientation(im) in _SWAPS_AXES
+    swap = _swaps_axes(im)
     nh, nw = _needed(*((w, h) if swap else (h, w)), size, mode)
     if swap:
         nh, nw = nw, nh
@@ -234,12 +236,11 @@ def _as_8bit(im):
 
 def _channels(im, channels):
     """`im` (L, LA, RGB or RGBA) with `channels` channels: grey by the ITU-R 601 weights,
-    grey repeated for RGB, alpha dropped or made opaque."""
+    grey repeated for RGB, alpha dropped or made opaque; `im` itself if it has them."""
     if channels == 1:
-        return im.getchannel(0) if im.mode in ("L", "LA") else im.convert("L")
-    if channels == 3:
-        return im.convert("RGB")
-    return im.convert("RGBA")
+        return im.getchannel(0) if im.mode == "LA" else im if im.mode == "L" else im.convert("L")
+    want = "RGB" if channels == 3 else "RGBA"
+    return im if im.mode == want else im.convert(want)
 
 
 def _sized(im, size, mode):
@@ -268,103 +269,67 @@ def _sized(im, size, mode):
     return out
 
 
+_LARGE = 32 << 20  # bytes: above this, glibc's allocator maps memory per thread arena
+_LARGE_POOL = []
+
+
+def _large_pool():
+    import concurrent.futures
+
+    with _OPEN_LOCK:
+        if not _LARGE_POOL:
+            _LARGE_POOL.append(concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="kerasae-large-images"))
+    return _LARGE_POOL[0]
+
+
+def _decoded(path, im, channels, size, resize):
+    """The pixels of an opened image: decoded, 8-bit, `channels`, sized, upright."""
+    from PIL import Image
+
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise BadImageFile(path, f"could not be decoded: damaged or truncated ({e})") from None
+    turn = _UPRIGHT.get(_orientation(im))  # None for TIFF: applied by its loader
+    out = _as_8bit(im)
+    if channels == 1 or len(out.getbands()) > channels:
+        out = _channels(out, channels)  # fewer channels: convert first
+    if size is not None:
+        # Centred crops and pads look the same whichever way the image is turned.
+        stored = size[::-1] if turn in ("TRANSPOSE", "ROTATE_270", "TRANSVERSE",
+                                        "ROTATE_90") else size
+        out = _sized(out, stored, resize)
+    if turn is not None:
+        out = out.transpose(getattr(Image.Transpose, turn))
+    return np.asarray(_channels(out, channels), dtype="uint8")
+
+
 def read(path, channels, size, resize, max_pixels):
     """One image file -> uint8 `(height, width, channels)`, upright, sized to `size`.
+
+    Large images are sized before they are turned upright and before grey is spread to
+    colour channels, so only the decoded image is ever held at full size; they are
+    decoded on one thread of their own, whose allocator then holds the memory of one
+    large image (threads keep what they freed: each would keep one).
 
     Raises:
         BadImageFile: the file is missing, not an image, damaged, truncated or a bomb.
     """
-    from PIL import ImageOps
-
     im, f = _open(path, max_pixels)
     with f, im:
+        _check_size_is_plausible(path, im, f)
         _draft(im, size, resize)
-        pixels = im.size[0] * im.size[1]  # as decoded: a JPEG's draft is smaller
-        _BUDGET.acquire(pixels, max_pixels)
+        # What decoding holds (a JPEG's draft is smaller), counted in bytes.
+        held = im.size[0] * im.size[1] * max(1, len(im.getbands()))
+        _BUDGET.acquire(held, max_pixels)
         try:
-            try:
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-            except (OSError, ValueError, SyntaxError, EOFError) as e:
-                raise BadImageFile(path, f"could not be decoded: damaged or truncated ({e})") \
-                    from None
-            out = _channels(_as_8bit(upright), channels)
-            if size is not None:
-                out = _sized(out, size, resize)
-            arr = np.asarray(out, dtype="uint8")
+            if held < _LARGE:
+                arr = _decoded(path, im, channels, size, resize)
+            else:
+                arr = _large_pool().submit(_decoded, path, im, channels, size, resize).result()
         finally:
-            _BUDGET.release(pixels)
+            _BUDGET.release(held)
     return arr.reshape(arr.shape[:2] + (channels,))
 
 
-# --------------------------------------------------------------- arguments
-def read_at(shape, resize="crop"):
-    """The folder options (`image_size`, `color_mode`, `resize`) that read images at
-    `shape`, a model's `(height, width, channels)` input; `{}` for any other shape."""
-    modes = {c: mode for mode, c in COLOR_MODES.items()}
-    if shape is None or len(shape) != 3 or int(shape[-1]) not in modes:
-        return {}
-    return {"image_size": (int(shape[0]), int(shape[1])),
-            "color_mode": modes[int(shape[-1])], "resize": resize}
-
-
-def parse_image_size(value):
-    """`64`, `"64"`, `"64x48"`, `(64, 48)` -> `(height, width)`; `None` stays `None`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.lower().replace(",", "x").split("x")
-        try:
-            value = [int(p) for p in parts]
-        except ValueError:
-            raise InvalidValue(
-                "image_size is a size such as 64 (square) or 64x48 (height x width). "
-                f"Received: image_size={value!r}"
-            ) from None
-    if isinstance(value, bool):
-        raise InvalidType(f"image_size must be an int or (height, width). Received: {value!r}")
-    sizes = [value, value] if isinstance(value, int) else list(value)
-    if len(sizes) == 1:
-        sizes = sizes * 2
-    if len(sizes) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
-                                  for s in sizes):
-        raise InvalidValue(
-            "image_size is a positive size such as 64 or (64, 48) (height, width). "
-            f"Received: image_size={value!r}"
-        )
-    return tuple(sizes)
-
-
-def check_modes(color_mode, resize):
-    if color_mode is not None and color_mode not in COLOR_MODES:
-        raise InvalidValue(
-            f"color_mode must be one of {', '.join(COLOR_MODES)} (or None: as the files "
-            f"are). Received: color_mode={color_mode!r}"
-        )
-    if resize not in RESIZE_MODES:
-        raise InvalidValue(
-            f"resize must be one of {', '.join(RESIZE_MODES)}. Received: resize={resize!r}"
-        )
-
-
-# ------------------------------------------------------- TFDS, in the graph
-def fit(x, size, mode):
-    """A uint8 `(H, W, C)` image tensor sized to `size = (height, width)` by `mode`, in
-    the `tf.data` graph (TFDS images, already decoded)."""
-    import tensorflow as tf
-
-    height, width = size
-    x = tf.cast(x, tf.float32)
-    h, w = tf.shape(x)[0], tf.shape(x)[1]
-    if mode == "crop":
-        scale = tf.minimum(tf.cast(h, tf.float64) / height, tf.cast(w, tf.float64) / width)
-        ch = tf.cast(tf.round(scale * height), tf.int32)
-        cw = tf.cast(tf.round(scale * width), tf.int32)
-        x = tf.image.crop_to_bounding_box(x, (h - ch) // 2, (w - cw) // 2, ch, cw)
-        x = tf.image.resize(x, size, antialias=True)
-    elif mode == "pad":
-        x = tf.image.resize_with_pad(x, height, width, antialias=True)
-    else:
-        x = tf.image.resize(x, size, antialias=True)
-    x = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-    return tf.ensure_shape(x, [height, width, None])

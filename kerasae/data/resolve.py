@@ -18,13 +18,12 @@ from kerasae.data import tfds as tfds_route
 from kerasae.data.arrays import from_array, from_file
 from kerasae.data.cache import cached
 from kerasae.data.embedded import digits
-from kerasae.data.folders import folder
+from kerasae.data.folders import SPLIT_DIRS, folder
 from kerasae.data.idx import RAW_DATASETS, RAW_ENV, load_raw
-from kerasae.data.images import read_at
+from kerasae.data.image_options import read_at
 from kerasae.data.source import DataError, Source
 from kerasae.data.streams import from_tf_dataset
 
-IMAGE_OPTIONS = ("image_size", "color_mode", "resize", "skip_bad")
 NAMED_ROUTES = ("tfds", "raw", "embedded")
 NO_VALIDATION = (None, False, "none", "None", "")
 
@@ -39,28 +38,30 @@ def _looks_like_path(text):
 
 def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto",
                download=True, image_size=None, color_mode=None, resize="crop",
-               skip_bad=False, cache=None, max_pixels=None):
+               skip_bad=False, cache=None, max_pixels=None, kind=None):
     """Resolves a dataset argument (see the module docstring) to a `Source`.
 
     `image_size`, `color_mode`, `resize`, `skip_bad` and `max_pixels` apply to image
     folders (see `kerasae.data.folder`; `image_size` and `resize` also to TFDS images of
     varying size); `cache` is a directory for the decoded images of a folder
-    (see `kerasae.data.cache`). Nothing is read whole: folders, `.npy` files and
-    TFDS splits are read batch by batch.
+    (see `kerasae.data.cache`). `kind` says what the rows of an array are (`"image"`,
+    `"vector"`, `"series"`: the model's input; by default, by the array's rank, see
+    `kerasae.data.arrays`). Nothing is read whole: folders, `.npy` files and TFDS
+    splits are read batch by batch.
     """
     if isinstance(name, Source):
         src = name
     elif _is_tf_dataset(name):
         src = from_tf_dataset(name)
     elif isinstance(name, np.ndarray):
-        src = from_array(name)
+        src = from_array(name, kind=kind)
     elif isinstance(name, (tuple, list)) and len(name) == 2 and all(
             isinstance(a, np.ndarray) for a in name):
-        src = from_array(name[0], name[1])
+        src = from_array(name[0], name[1], kind=kind)
     elif isinstance(name, (str, os.PathLike)):
         src = _from_text(os.fspath(name), split, data_dir, raw_dir, source, download,
                          dict(image_size=image_size, color_mode=color_mode, resize=resize,
-                              skip_bad=skip_bad, max_pixels=max_pixels))
+                              skip_bad=skip_bad, max_pixels=max_pixels), kind)
     else:
         raise InvalidType(
             "A dataset is a name, a folder, a .npz/.npy path, an array or (images, labels), "
@@ -69,7 +70,7 @@ def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto
     return cached(src, cache) if cache else src
 
 
-def _from_text(name, split, data_dir, raw_dir, source, download, options):
+def _from_text(name, split, data_dir, raw_dir, source, download, options, kind=None):
     if source not in ("auto", "tfds", "raw"):
         raise DataError(f"source must be 'auto', 'tfds' or 'raw'. Received: source={source!r}")
     if os.path.isdir(os.path.expanduser(name)):
@@ -85,7 +86,7 @@ def _from_text(name, split, data_dir, raw_dir, source, download, options):
                 f"{options[given[0]]!r}"
             )
     if name.endswith((".npz", ".npy")):
-        return from_file(name)
+        return from_file(name, kind=kind)
     if _looks_like_path(name):
         raise MissingFile(
             f"No such file or folder: {name!r}. A dataset is a folder of images, a .npz or "
@@ -133,6 +134,8 @@ def train_and_validation(data, split="train", validation="auto", *, seed=0, **op
     train = get_source(data, split, **options)
     if _split_fraction(validation):
         return _held_out(train, validation, seed)
+    if isinstance(validation, str) and validation == "auto" and not _from_split_folder(train):
+        return train, None
     at = read_at(train.image_shape)
     if train.route in ("folder", "cache") and options.get("image_size") is None and \
             at and isinstance(validation, str) and (
@@ -150,6 +153,18 @@ def train_and_validation(data, split="train", validation="auto", *, seed=0, **op
             f"--image-size). Received: validation={validation!r}"
         )
     return train, val
+
+
+def _from_split_folder(src):
+    """Whether `src` may be one split of a folder with split folders (always, for the
+    other routes). The training files of such a folder all lie in its `train/` (or
+    another split) folder; files listed anywhere else say it has no `test/` folder,
+    so `validation="auto"` does not list the folder a second time to find out."""
+    src = getattr(src, "origin", src)  # a cache keeps the source it was made from
+    if src.route != "folder" or not getattr(src, "files", None):
+        return True
+    tops = {os.path.relpath(f, src.name).split(os.sep, 1)[0].lower() for f in src.files}
+    return len(tops) == 1 and tops <= set(SPLIT_DIRS)
 
 
 def _held_out(train, validation, seed):

@@ -73,10 +73,13 @@ class Source:
     dtype = np.dtype("uint8")
     image_shape = ()
     random_access = True
+    kind = "image"  # or "vector" (records) or "series" (windows): floats of any range
 
-    def __init__(self, *, name="array", split="train", route="array", label_names=()):
+    def __init__(self, *, name="array", split="train", route="array", label_names=(),
+                 kind="image"):
         self.name, self.split, self.route = name, split, route
         self.label_names = tuple(label_names or ())
+        self.kind = kind
 
     def __len__(self):
         raise NotImplementedError
@@ -90,8 +93,9 @@ class Source:
     # ---------------------------------------------------------------- reading
     def info(self):
         """What `run.json` records about the data."""
-        return {"name": self.name, "split": self.split, "route": self.route,
+        info = {"name": self.name, "split": self.split, "route": self.route,
                 "examples": len(self), "image_shape": list(self.image_shape)}
+        return info if self.kind == "image" else dict(info, kind=self.kind)
 
     def take(self, n):
         """The first `n` images, float32 in [0, 1] (a few, e.g. for a picture)."""
@@ -243,7 +247,7 @@ class Subset(Source):
 
     def __init__(self, parent, indices, split=None):
         super().__init__(name=parent.name, split=split or parent.split, route=parent.route,
-                         label_names=parent.label_names)
+                         label_names=parent.label_names, kind=parent.kind)
         self.parent = parent
         self.indices = np.asarray(indices, dtype="int64")
         self.dtype, self.image_shape = parent.dtype, parent.image_shape
@@ -254,6 +258,10 @@ class Subset(Source):
 
     def load_batch(self, indices):
         return self.parent.load_batch(self.indices[np.asarray(indices)])
+
+    def info(self):
+        """The parent's record (its reading options too), with this subset's split and size."""
+        return dict(self.parent.info(), split=self.split, examples=len(self))
 
     def explain_error(self, error, indices=None):
         """The parent's explanation of a pipeline error, for this subset's examples."""

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from kerasae._util.errors import MissingDependency, MissingFile
-from kerasae.data import images as image_ops
+from kerasae.data import image_options as opts
 from kerasae.data.idx import RAW_DATASETS, SPLIT_SIZES, find_raw, raw_dirs, read_idx
 from kerasae.data.source import DataError, Source
 from kerasae.data.streams import SHUFFLE_BUFFER, StreamSource
@@ -145,7 +145,7 @@ def from_tfds(builder, name, split, *, image_size=None, resize="crop"):
     features, image_key, label_key = _keys(builder, name)
     shape = tuple(features[image_key].shape)
     names = tuple(features[label_key].names) if label_key else ()
-    size = image_ops.parse_image_size(image_size)
+    size = opts.parse_image_size(image_size)
     try:
         length = builder.info.splits[split].num_examples
     except Exception as e:  # noqa: BLE001 - TFDS raises several types for a bad split
@@ -171,7 +171,7 @@ def from_tfds(builder, name, split, *, image_size=None, resize="crop"):
 
     def decode(data):
         x = feature.decode_example(data)
-        return image_ops.fit(x, size, resize) if size is not None else x
+        return fit_image(x, size, resize) if size is not None else x
 
     out_shape = (size + (channels,)) if size is not None else shape
     return StreamSource(make, length, image_shape=out_shape, dtype="uint8", decode=decode,
@@ -242,3 +242,25 @@ def _decompressed(path, tmp):
     with gzip.open(path, "rb") as f, open(out, "wb") as g:
         g.write(f.read())
     return out
+
+
+def fit_image(x, size, mode):
+    """A uint8 `(H, W, C)` image tensor sized to `size = (height, width)` by `mode`, in
+    the `tf.data` graph (TFDS images, already decoded)."""
+    import tensorflow as tf
+
+    height, width = size
+    x = tf.cast(x, tf.float32)
+    h, w = tf.shape(x)[0], tf.shape(x)[1]
+    if mode == "crop":
+        scale = tf.minimum(tf.cast(h, tf.float64) / height, tf.cast(w, tf.float64) / width)
+        ch = tf.cast(tf.round(scale * height), tf.int32)
+        cw = tf.cast(tf.round(scale * width), tf.int32)
+        x = tf.image.crop_to_bounding_box(x, (h - ch) // 2, (w - cw) // 2, ch, cw)
+        x = tf.image.resize(x, size, antialias=True)
+    elif mode == "pad":
+        x = tf.image.resize_with_pad(x, height, width, antialias=True)
+    else:
+        x = tf.image.resize(x, size, antialias=True)
+    x = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+    return tf.ensure_shape(x, [height, width, None])

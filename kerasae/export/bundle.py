@@ -32,18 +32,16 @@ from kerasae.export.litert_graph import litert_parts
 from kerasae.export.onnx import write_onnx
 from kerasae.export.samples import quantization_images
 from kerasae.export.saved_model import write_saved_model
-from kerasae.models.resolve import resolve_model
+from kerasae.models.resolve import ModelRef, resolve_model
 
 
-def _source(model):
-    """`(model, source info)` for a model object, a .keras path or a preset."""
-    if not isinstance(model, (str, os.PathLike)):
-        return model, {"kind": "object"}  # any model with encoder and decoder parts
+def _resolve(model):
+    """`(ModelRef or None, model)`: a .keras path or a preset is resolved once, and its
+    `ModelRef` serves the manifest and the int8 calibration too."""
+    if not isinstance(model, (str, os.PathLike, ModelRef)):
+        return None, model  # any model with encoder and decoder parts
     ref = resolve_model(model)
-    if ref.source == "file":
-        return ref.model, {"kind": "keras_file", "path": os.path.basename(ref.path),
-                           "sha256": ref.file_sha256}
-    return ref.model, {"kind": "preset", "preset": ref.preset}
+    return ref, ref.model
 
 
 def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
@@ -60,8 +58,8 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
 
     Args:
         model: a `kerasae.models.Autoencoder` (any model with `encoder` and
-            `decoder` functional sub-models), the path of a `.keras` file, or a
-            zoo preset name.
+            `decoder` functional sub-models), the path of a `.keras` file, a
+            zoo preset name, or a `kerasae.models.resolve.ModelRef` of one.
         out_dir: directory to create. It must not exist unless `force=True`.
         formats: any of `"saved_model"`, `"onnx"`, `"litert"` (`encoder.tflite`,
             `decoder.tflite`; see `kerasae.export.litert`). Defaults to
@@ -129,13 +127,13 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     out_dir = os.path.abspath(os.fspath(out_dir))
     checks.check_out_dir(out_dir, force)
 
-    model_arg = model
-    model, source = _source(model)
+    ref, model = _resolve(model)
+    source = ref.manifest_source() if ref is not None else {"kind": "object"}
     parts = graphs.inference_parts(model)
     x_ref = manifest.reference_inputs(reference_inputs, parts, batch_sizes, value_range)
     meta = manifest.describe(model, parts, source, extra, formats, opset, value_range,
                              autoencoder_onnx, quantize)
-    samples = (quantization_images(representative, quality_images, model_arg, parts)
+    samples = (quantization_images(representative, quality_images, ref, parts)
                if quantize else None)
     fns = graphs.endpoints(parts)
     traced = graphs.trace(fns, parts)  # also refuses random ops, before any file exists

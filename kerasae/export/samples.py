@@ -9,38 +9,14 @@ else on the next 1,000 images of `representative`, else (fewer than 100 left) on
 the calibration images themselves, which the manifest says.
 """
 
-import json
 import os
 
 import numpy as np
 
 from kerasae import data as data_lib
-from kerasae import presets
 from kerasae._util.errors import InvalidValue
-from kerasae.data.images import read_at
+from kerasae.data.image_options import read_at
 from kerasae.export.litert import CALIBRATION_IMAGES, QUALITY_IMAGES, as_images
-
-
-def _training_data(model_arg):
-    """`(dataset, split, resize)` the model was trained on, from its preset or run, or
-    `None`."""
-    if not isinstance(model_arg, (str, os.PathLike)):
-        return None
-    text = os.fspath(model_arg)
-    run = os.path.join(os.path.dirname(os.path.abspath(text)), "run.json")
-    if text.endswith(".keras") and os.path.isfile(run):
-        try:
-            with open(run) as f:
-                d = json.load(f).get("dataset") or {}
-            return (d.get("name"), "train" if d.get("route") not in ("folder",) else "all",
-                    d.get("resize") or "crop")
-        except (OSError, ValueError):
-            return None
-    if not text.endswith(".keras"):
-        meta = presets.get_preset(text).metadata()
-        d = meta.get("dataset") or {}
-        return d.get("name"), d.get("train_split", "train"), "crop"
-    return None
 
 
 def _read(spec, split, parts, n, resize="crop"):
@@ -55,12 +31,16 @@ def _read(spec, split, parts, n, resize="crop"):
     return as_images(src.take(n), parts, f"images of {getattr(src, 'name', spec)!r}")
 
 
-def quantization_images(representative, quality_images, model_arg, parts):
-    """`(calibration, measurement, {"calibration": note, "quality": note})`."""
+def quantization_images(representative, quality_images, ref, parts):
+    """`(calibration, measurement, {"calibration": note, "quality": note})`.
+
+    `ref` is the exported model's `kerasae.models.resolve.ModelRef` (`None`: a model
+    object), which knows its training data.
+    """
     spec, split, resize = representative, "all", "crop"
     if spec is None:
-        found = _training_data(model_arg)
-        if not found or not found[0]:
+        found = ref.training_data() if ref is not None else None
+        if not found:
             raise InvalidValue(
                 "An int8 export calibrates on real images of the training data: pass "
                 "representative= (an array or a dataset; --representative DATASET). "

@@ -67,17 +67,20 @@ def choice(value, arg, choices, what=None):
     return value
 
 
-def image_shape(value, arg="input_shape", rank=None):
+def input_shape(value, arg="input_shape", rank=None):
+    """A shape of positive sizes; `rank` (if given) is the number of axes the builder needs."""
     if not isinstance(value, (list, tuple)):
         raise InvalidType(
-            f"`{arg}` must be a tuple such as (28, 28, 1). Received: {arg}={value!r}"
+            f"`{arg}` must be a tuple such as (28, 28, 1) or (21,). Received: {arg}={value!r}"
         )
     shape = tuple(positive_int(v, f"{arg}[{i}]") for i, v in enumerate(value))
-    if rank is not None and len(shape) != rank:
+    if rank == 3 and len(shape) != 3:
         raise InvalidValue(
-            f"`{arg}` must have {rank} dimensions (height, width, channels); for a "
+            f"`{arg}` must have 3 dimensions (height, width, channels); for a "
             f"grayscale image use (H, W, 1). Received: {arg}={value!r}"
         )
+    if rank is not None and len(shape) != rank:
+        raise InvalidValue(f"`{arg}` must have {rank} dimensions. Received: {arg}={value!r}")
     if not shape:
         raise InvalidValue(f"`{arg}` must not be empty. Received: {arg}={value!r}")
     return shape

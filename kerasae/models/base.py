@@ -9,6 +9,7 @@ from kerasae import losses
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data import ranges
 from kerasae.layers import Sampling
+from kerasae.models import registry
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -66,8 +67,14 @@ class Autoencoder(keras.Model):
     # ----------------------------------------------------------------- shapes
     @property
     def image_shape(self):
-        """Shape of one input image, without the batch axis."""
+        """Shape of one input (an image, a record or a window), without the batch axis."""
         return tuple(self.encoder.inputs[0].shape[1:])
+
+    @property
+    def input_kind(self):
+        """`"image"`, `"vector"` or `"series"`: what the input is, by its shape (see
+        `kerasae.models.registry.input_kind`)."""
+        return registry.input_kind(self.image_shape)
 
     @property
     def code_shape(self):
@@ -218,8 +225,8 @@ class Autoencoder(keras.Model):
     def _checked(self, x, method):
         """`x`, with a warning (once) when its images leave [0, 1] (see `kerasae.data.ranges`)."""
         where = f"{self.name}.{method}()"
-        if x is None or isinstance(x, (dict, list)):
-            return x
+        if x is None or isinstance(x, (dict, list)) or self.input_kind != "image":
+            return x  # records and series take any values (kerasae.data scales them)
         if keras.backend.backend() == "tensorflow" and type(x).__module__.startswith(
                 "tensorflow") and hasattr(x, "element_spec"):
             return ranges.check_dataset(x, where)  # a tf.data.Dataset
@@ -326,7 +333,8 @@ class Autoencoder(keras.Model):
         if not self.variational:
             raise InvalidType(
                 f"{self.name} is not a variational autoencoder; sampling from a prior "
-                f"needs a VAE (dense_vae or conv_vae). Received: model={self.name!r}"
+                f"needs one (its encoder returns z_mean and z_log_var). "
+                f"Received: model={self.name!r}"
             )
         z = keras.random.normal((int(n),) + self.code_shape, seed=seed)
         return self.decoder(z, training=False)

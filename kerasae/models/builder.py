@@ -13,7 +13,8 @@ import inspect
 from kerasae._util.errors import InvalidType
 from kerasae._util.names import did_you_mean
 from kerasae.models import registry
-from kerasae.models.start import SAFE_OVERRIDES, StartPoint, merge_config, resolve_start
+from kerasae.models.resolve import ModelRef, resolve_weights
+from kerasae.models.start import SAFE_OVERRIDES, merge_config
 
 __all__ = ["SAFE_OVERRIDES", "merge_preset_config", "register_builder"]
 
@@ -39,8 +40,8 @@ def _check_kwargs(fn, args, kwargs, defaults):
         )
 
 
-def register_builder(name):
-    """Registers a builder function under a snake_case `name`.
+def register_builder(name, *, example, exports=registry.EXPORT_FORMATS, uses=None):
+    """Registers a builder function under a snake_case `name`, with its contract.
 
     The wrapped builder records its registry name and the keyword arguments it
     was called with on the returned model (`model.builder_name`,
@@ -48,7 +49,18 @@ def register_builder(name):
     a `.weights.h5` / `.keras` path, or a zoo preset name. A model built from
     weights records where they came from in `model.start_point` (kind, name and
     version or path, sha256).
+
+    Args:
+        name: the registry name, e.g. `"conv_ae"`.
+        example: small but real constructor arguments with an `input_shape`; the
+            registry-wide tests build, train, save, export and use the family with
+            them, on inputs of its kind (`kerasae.models.registry.Contract`).
+        exports: the export formats its models support. Defaults to all.
+        uses: the uses that apply to its models. Defaults to every use for its
+            kind of input.
     """
+    contract = registry.Contract(dict(example), tuple(exports),
+                                 None if uses is None else tuple(uses))
 
     def decorator(fn):
         defaults = _defaults(fn)
@@ -56,7 +68,7 @@ def register_builder(name):
         @functools.wraps(fn)
         def builder(*args, weights=None, **kwargs):
             _check_kwargs(fn, args, kwargs, defaults)
-            start = resolve_start(weights)
+            start = resolve_weights(weights)
             if start is not None:
                 kwargs = merge_config(start, name, kwargs)
             config = {k: v for k, v in defaults.items() if k != "weights"}
@@ -69,8 +81,7 @@ def register_builder(name):
                 start.load_into(model)
             return model
 
-        builder.registry_name = name
-        return registry.register(name, builder)
+        return registry.register(name, builder, contract)
 
     return decorator
 
@@ -86,8 +97,7 @@ def merge_preset_config(preset, builder_name, kwargs):
         ValueError: the preset belongs to another builder, or an override
             would change the architecture.
     """
-    start = StartPoint("preset", preset.name, preset.builder, dict(preset.config["kwargs"]),
-                       preset=preset)
+    start = ModelRef.of_preset(preset)
     return merge_config(start, builder_name, kwargs)
 
 

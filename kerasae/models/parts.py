@@ -2,6 +2,7 @@
 
 import keras
 
+from kerasae._util.errors import InvalidType
 from kerasae.layers import CORRUPTIONS, Corruption
 from kerasae.models import _validate
 from kerasae.models.base import Autoencoder
@@ -13,6 +14,11 @@ def make_autoencoder(encoder, decoder, *, name, corruption=None, corruption_amou
     a `Corruption` layer, or `None`."""
     if isinstance(corruption, str):
         corruption = corruption_layer(corruption, corruption_amount, seed)
+    elif corruption is not None and not isinstance(corruption, Corruption):
+        raise InvalidType(
+            f"`corruption` is None or the name of a corruption ({', '.join(CORRUPTIONS)}). "
+            f"Received: corruption={corruption!r}"
+        )
     return Autoencoder(
         encoder, decoder, corruption=corruption, variational=variational, beta=beta,
         reconstruction=reconstruction, seed=seed, name=name,

@@ -1,15 +1,15 @@
-"""Where a model's weights start: a zoo preset, a `.keras` file or a `.weights.h5` file.
+"""What weights were trained as: a kerasae `.keras` file read safely, and a recorded
+config merged with the caller's arguments.
 
-`weights=` of every builder (and `kerasae train --weights`) names one of them,
-by the single rule of `kerasae.presets.names`. A preset and a kerasae `.keras`
-file carry the builder and the arguments their weights were trained with, so
-those are merged with the caller's arguments: settings that hold no weights
-(`SAFE_OVERRIDES`: name, seed, corruption, loss weights) may change, anything
-else must match. A `.weights.h5` file carries no config: the model must be
-built as it was, and weights that do not fit whole are an error.
+What a model or weights argument names is decided in `kerasae.models.resolve`. A
+preset and a kerasae `.keras` file carry the builder and the arguments their
+weights were trained with, so `weights=` merges those with the caller's
+arguments: settings that hold no weights (`SAFE_OVERRIDES`: name, seed,
+corruption, loss weights) may change, anything else must match. A `.weights.h5`
+file carries no config: the model must be built as it was, and weights that do
+not fit whole are an error.
 """
 
-import dataclasses
 import json
 import os
 import zipfile
@@ -19,7 +19,6 @@ import keras
 
 from kerasae import presets
 from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError, MissingFile
-from kerasae._util.files import sha256_file
 from kerasae.models import registry
 from kerasae.models.base import Autoencoder
 from kerasae.presets.weights import load_archive_weights
@@ -36,85 +35,6 @@ CONFIG_MEMBER = "config.json"
 # What model.save writes into a .keras zip (Keras's own member names).
 KERAS_MEMBERS = ("metadata.json", CONFIG_MEMBER, presets.WEIGHTS_FILE)
 MAX_CONFIG_BYTES = 4 << 20
-
-
-@dataclasses.dataclass
-class StartPoint:
-    """Weights to start from, and what they were trained as (`None`: not known)."""
-
-    kind: str  # "preset", "keras" or "weights.h5"
-    label: str  # "name@version" of a preset, else the path
-    builder: str = None
-    kwargs: dict = None
-    path: str = None
-    sha256: str = None
-    preset: object = None
-
-    @property
-    def what(self):
-        return f"Preset {self.label!r}" if self.kind == "preset" else f"The model in {self.label!r}"
-
-    def record(self):
-        """What `run.json` keeps of the start point."""
-        if self.kind == "preset" and isinstance(self.preset, presets.HubPreset):
-            return {"kind": "hub", "name": self.preset.label, "version": self.preset.version,
-                    "commit": self.preset.commit, "sha256": self.sha256}
-        if self.kind == "preset":
-            return {"kind": "preset", "name": self.preset.name, "version": self.preset.version,
-                    "sha256": self.sha256}
-        return {"kind": self.kind, "path": self.path, "sha256": self.sha256}
-
-    def load_into(self, model):
-        """Loads the weights into `model`, whole or not at all."""
-        if self.kind == "preset":
-            presets.load_preset_weights(model, self.preset)
-        elif self.kind == "weights.h5":
-            presets.load_weights_strict(model, self.path, repr(self.label), FILE_FIX)
-        else:
-            source = load_keras_file(self.path)
-            try:
-                model.set_weights(source.get_weights())
-            except ValueError as e:
-                raise InvalidValue(
-                    f"The weights in {self.label!r} do not fit this model ({e}). {FILE_FIX} "
-                    f"Received: weights={self.label!r}"
-                ) from None
-        model.start_point = self.record()
-        return model
-
-
-def resolve_start(weights):
-    """`None`, a preset name or a `.keras` / `.weights.h5` path -> `StartPoint` or `None`."""
-    if weights is None:
-        return None
-    if not isinstance(weights, (str, os.PathLike)):
-        raise InvalidType(
-            "weights must be None, a zoo preset name or a .keras / .weights.h5 path. "
-            f"Received: weights={type(weights).__name__}"
-        )
-    text = os.fspath(weights)
-    if not presets.names_a_file(text):
-        preset = presets.get_preset(text)
-        spec = preset.entry.get("files", {}).get(presets.WEIGHTS_FILE, {})
-        return StartPoint("preset", preset.label, preset.builder,
-                          dict(preset.config["kwargs"]), sha256=spec.get("sha256"),
-                          preset=preset)
-    if not os.path.isfile(text):
-        raise MissingFile(
-            f"Weights file {text!r} does not exist. Pass None, a zoo preset name (see "
-            f"`kerasae zoo list`) or the path of a .keras / .weights.h5 file. "
-            f"Received: weights={text!r}"
-        )
-    path = os.path.abspath(text)
-    if text.endswith(".weights.h5"):
-        return StartPoint("weights.h5", text, path=path, sha256=sha256_file(path))
-    if not text.endswith(".keras"):
-        raise InvalidValue(
-            "Weights must be a .weights.h5 or .keras file (no pickles). "
-            f"Received: weights={text!r}"
-        )
-    builder, kwargs = keras_file_builder(text)
-    return StartPoint("keras", text, builder, kwargs, path=path, sha256=sha256_file(path))
 
 
 def _check_archive(text):
@@ -175,6 +95,24 @@ def load_keras_file(text):
     is checked against that model (declared size, then every dataset's path,
     shape and dtype, then finite values) before Keras reads a checked copy.
     """
+    check_keras_path(text)
+    # One open file for every check and the load: what was checked is what loads.
+    try:
+        with open(text, "rb") as raw, zipfile.ZipFile(raw) as archive:
+            _check_members(archive, text)
+            loaded = _model_from_config(_read_config(archive, text), text)
+            load_archive_weights(loaded, archive, repr(text), ARCHIVE_FIX,
+                                 f"model={text!r}")
+    except KerasaeError:
+        raise
+    except _ARCHIVE_ERRORS as e:
+        raise _unreadable(text, e) from None
+    return loaded
+
+
+def check_keras_path(text):
+    """Refuses, before anything is read, a model path that is not an existing `.keras`
+    archive (a zip file)."""
     if not os.path.isfile(text):
         hint = (f" It is a directory: a training run writes "
                 f"{os.path.join(text, 'model.keras')!r}." if os.path.isdir(text) else "")
@@ -190,18 +128,6 @@ def load_keras_file(text):
             f"Received: model={text!r}"
         )
     _check_archive(text)
-    # One open file for every check and the load: what was checked is what loads.
-    try:
-        with open(text, "rb") as raw, zipfile.ZipFile(raw) as archive:
-            _check_members(archive, text)
-            loaded = _model_from_config(_read_config(archive, text), text)
-            load_archive_weights(loaded, archive, repr(text), ARCHIVE_FIX,
-                                 f"model={text!r}")
-    except KerasaeError:
-        raise
-    except _ARCHIVE_ERRORS as e:
-        raise _unreadable(text, e) from None
-    return loaded
 
 
 def _check_members(archive, text):
@@ -251,6 +177,9 @@ def _function_name(builder):
 def merge_config(start, builder_name, kwargs):
     """The caller's builder `kwargs` merged over what `start`'s weights were trained with.
 
+    `start` is a `kerasae.models.resolve.ModelRef` (its `builder`, `kwargs`,
+    `preset`, `label` and `what`).
+
     Only `SAFE_OVERRIDES` may differ; an argument the start point does not set
     may not be added (it could change the architecture). Without a recorded
     config (a `.weights.h5` file) the caller's arguments are used as given.
@@ -265,7 +194,7 @@ def merge_config(start, builder_name, kwargs):
         name = start.preset.name if start.preset is not None else start.label
         call = (f"kerasae.{function}(weights={name!r})" if function
                 else f"the {start.builder!r} builder")
-        load = (f"kerasae.zoo.load_model({name!r})" if start.kind == "preset"
+        load = (f"kerasae.zoo.load_model({name!r})" if start.preset is not None
                 else f"kerasae.models.load_keras_file({name!r})")
         raise InvalidValue(
             f"{start.what} holds weights for builder {start.builder!r}, not "

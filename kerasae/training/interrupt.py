@@ -24,6 +24,18 @@ class TrainingInterrupted(KeyboardInterrupt):
     cause = "Ctrl-C"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while kerasae's command line ran (outside a training loop, which
+    stops at a safe point instead)."""
+
+    cause = "SIGTERM"
+
+
+def raise_terminated(signum, frame):
+    """The command line's SIGTERM handler: stop as Ctrl-C stops, with its own exit code."""
+    raise Terminated("stopped by SIGTERM")
+
+
 class StopOnInterrupt:
     """`with StopOnInterrupt() as stop:` and `stop.check(lambda: message)` in the loop.
 
@@ -32,8 +44,10 @@ class StopOnInterrupt:
     raises and Ctrl-C behaves as it would without kerasae.
     """
 
-    # The handlers taken over: only Python's defaults, never a caller's own.
-    _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    # The handlers taken over: only Python's defaults (and the command line's SIGTERM
+    # handler), never a caller's own.
+    _DEFAULTS = {signal.SIGINT: (signal.default_int_handler,),
+                 signal.SIGTERM: (signal.SIG_DFL, raise_terminated)}
     _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
@@ -44,8 +58,8 @@ class StopOnInterrupt:
     def __enter__(self):
         self.requested, self.cause = False, "Ctrl-C"
         if threading.current_thread() is threading.main_thread():
-            for sig, default in self._DEFAULTS.items():
-                if signal.getsignal(sig) is default:
+            for sig, defaults in self._DEFAULTS.items():
+                if signal.getsignal(sig) in defaults:
                     self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -57,7 +71,8 @@ class StopOnInterrupt:
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            raise Terminated("stopped by SIGTERM") if signum == signal.SIGTERM \
+                else KeyboardInterrupt
         self.requested, self.cause = True, self._NAMES.get(signum, "a signal")
         # os.write, not print: a handler may run in the middle of another print.
         os.write(2, f"\n{self.cause}: training stops once the running steps are done "

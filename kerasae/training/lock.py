@@ -50,8 +50,8 @@ def lock_name(task_index=0, is_chief=True):
 def hold_run_directory(out_dir, task_index=0, is_chief=True):
     """`with hold_run_directory(out_dir):` holds `out_dir` (created if needed) for this run.
 
-    Re-entrant in one thread (the command line holds the directory from before its
-    pretraining until its picture is drawn, and `kerasae.fit` inside takes it again).
+    Re-entrant in one thread (a caller may hold the directory around `kerasae.fit`,
+    which takes it again).
     A directory this call created is removed again if it is left empty, so a run
     that fails before writing leaves nothing behind. `out_dir=None` holds nothing.
 

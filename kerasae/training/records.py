@@ -15,12 +15,15 @@ from kerasae.training.strategy import num_workers, strategy_kind, tf_config
 
 @dataclasses.dataclass
 class FitResult:
-    """What `fit` returns: the trained model, the per-epoch history and the run record."""
+    """What `fit` returns: the trained model, the per-epoch history, the run record and
+    the path of `reconstructions.png` (`None` when none was drawn: no `out_dir`, not the
+    chief, or data that are not images)."""
 
     model: keras.Model
     history: list
     run: dict
     out_dir: str = None
+    picture: str = None
 
 
 def write_history_csv(path, history):
@@ -47,7 +50,8 @@ def run_record(trainer, status="finished"):
         "config": trainer.model.builder_config,
         # The weights the run started from (a preset or a file), or None: from scratch.
         "weights": getattr(trainer.model, "start_point", None),
-        "dataset": {**trainer.train_src.info(), "validation": _validation(trainer.val_src)},
+        "dataset": {**_where(trainer.train_src.info()),
+                    "validation": _validation(trainer.val_src)},
         "strategy": strategy_kind(trainer.strategy),
         "replicas": trainer.replicas,
         "workers": num_workers(tf_config()) or 1,
@@ -67,6 +71,15 @@ def run_record(trainer, status="finished"):
         "final": history[-1] if history else {},
         "wall_seconds": time.time() - trainer.started,
     }
+
+
+def _where(info):
+    """The data's record, with the absolute path of a folder or file named relatively (so
+    export's calibration finds it from any folder)."""
+    name = info.get("name")
+    if isinstance(name, str) and os.path.exists(name) and not os.path.isabs(name):
+        return dict(info, path=os.path.abspath(name))
+    return info
 
 
 def _validation(src):

@@ -6,16 +6,24 @@ It runs its own distributed loop (`kerasae.training.loop.Trainer`) instead of
 scalar logs), and because every replica must draw its own noise (a
 `SeedGenerator` is a mirrored variable, so all replicas would draw the same VAE /
 corruption noise).
+
+`fit` resolves its dataset argument once (`kerasae.data.train_and_validation`): the
+layer-wise pretraining, the training loop and the `reconstructions.png` picture all
+read the sources it returns, so a folder is listed once per run.
 """
 
+import numbers
+import os
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerasae import data as data_lib
+from kerasae import plots
 from kerasae._util.errors import InvalidType, InvalidValue
-from kerasae.models import build
+from kerasae.models import build, get_contract, pretrain_layerwise
 from kerasae.training.lock import hold_run_directory
 from kerasae.training.loop import Trainer
 from kerasae.training.options import FitOptions
@@ -46,6 +54,13 @@ def fit(
     builder_kwargs=None,
     data_dir=None,
     raw_dir=None,
+    image_size=None,
+    color_mode=None,
+    resize="crop",
+    cache=None,
+    skip_bad=False,
+    max_pixels=None,
+    pretrain_epochs=0,
     steps_per_epoch=None,
     verbose=1,
     shuffle=True,
@@ -95,6 +110,25 @@ def fit(
         builder_kwargs: arguments for the builder when `model` is a name.
         data_dir: TFDS data directory.
         raw_dir: directory of raw IDX files.
+        image_size: size every image of a folder (and TFDS images of varying size) to
+            this: `64` or `(height, width)`; `None` needs one size for all images
+            (see `kerasae.data.folder`). Validation images are read as the training
+            images are. Defaults to `None`.
+        color_mode: channels of folder images, `"grayscale"`, `"rgb"` or `"rgba"`;
+            `None`: grayscale where every file is. Defaults to `None`.
+        resize: how images not of `image_size` are sized: `"crop"`, `"pad"` or
+            `"stretch"`. Defaults to `"crop"`.
+        cache: a directory where a folder's decoded, sized images are kept
+            (memory-mapped), so later epochs and runs read no image files.
+        skip_bad: leave out image files that cannot be read (counted) instead of
+            failing. Defaults to `False`.
+        max_pixels: the largest image decoded; larger files are refused as
+            decompression bombs. Defaults to `$KERASAE_MAX_PIXELS`, else 100
+            megapixels.
+        pretrain_epochs: epochs per layer of greedy layer-wise pretraining
+            (`kerasae.pretrain_layerwise`; stacked dense builders) before training,
+            on the training data in memory; skipped when the run resumes from a
+            checkpoint. Defaults to `0` (none).
         steps_per_epoch: cap on steps per epoch (for quick runs).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch. Defaults to `1`.
         shuffle: read the training data in a new seeded order every epoch (a
@@ -102,8 +136,10 @@ def fit(
             order either way. Defaults to `True`.
 
     Returns:
-        A `FitResult` with `model`, `history` (one dict per epoch) and `run`
-        (the `run.json` content).
+        A `FitResult` with `model`, `history` (one dict per epoch), `run` (the
+        `run.json` content) and `picture`: with `out_dir`, the chief writes
+        `reconstructions.png` there (ten validation images, else training images,
+        above their reconstructions).
 
     Raises:
         RunDirectoryBusy: another run (its pid named) is writing `out_dir`.
@@ -118,6 +154,12 @@ def fit(
         early_stopping=early_stopping, tensorboard=tensorboard, callbacks=callbacks,
         steps_per_epoch=steps_per_epoch, verbose=verbose, shuffle=bool(shuffle),
     )
+    if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, numbers.Integral):
+        raise InvalidType("`pretrain_epochs` must be an integer (epochs per layer; 0: no "
+                          f"pretraining). Received: pretrain_epochs={pretrain_epochs!r}")
+    if pretrain_epochs < 0:
+        raise InvalidValue("`pretrain_epochs` must be >= 0 (epochs per layer; 0: no "
+                           f"pretraining). Received: pretrain_epochs={pretrain_epochs!r}")
     strat = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(
         strategy, num_devices
     )
@@ -125,8 +167,30 @@ def fit(
     # stops on an error after its start says so in run.json (`Trainer.run`).
     with hold_run_directory(out_dir, *worker_info(strat)):
         train_src, val_src = data_lib.train_and_validation(
-            data, split, validation, seed=seed, data_dir=data_dir, raw_dir=raw_dir)
-        return _train(strat, model, builder_kwargs, train_src, val_src, options)
+            data, split, validation, seed=seed, data_dir=data_dir, raw_dir=raw_dir,
+            image_size=image_size, color_mode=color_mode, resize=resize, cache=cache,
+            skip_bad=skip_bad, max_pixels=max_pixels, kind=_data_kind(model))
+        if val_src is None and isinstance(validation, str) and validation == "auto" and verbose:
+            print(f"No validation: {train_src.name!r} has no test split (validation=0.1, "
+                  "--validation 0.1, holds out a tenth of the training data).")
+        if pretrain_epochs:
+            model, builder_kwargs = _pretrained(model, builder_kwargs, train_src, options,
+                                                pretrain_epochs)
+        result = _train(strat, model, builder_kwargs, train_src, val_src, options)
+        if out_dir and worker_info(strat)[1]:
+            result.picture = _picture(result.model, train_src, val_src, out_dir)
+        return result
+
+
+def _data_kind(model):
+    """What the rows of array data are, where the model says: its input kind; a builder's
+    contract only settles the one rank that is ambiguous (windows of a series vs
+    greyscale images, both 3-D); otherwise the rank of the data decides."""
+    if hasattr(model, "input_kind"):
+        return model.input_kind
+    if isinstance(model, str) and get_contract(model).input_kind == "series":
+        return "series"
+    return None
 
 
 def _train(strat, model, builder_kwargs, train_src, val_src, options):
@@ -174,3 +238,51 @@ def _as_model(model, builder_kwargs, image_shape, strategy):
         clone.start_point = getattr(model, "start_point", None)
         clone.set_weights(model.get_weights())
         return clone
+
+
+def _pretrained(model, builder_kwargs, train_src, options, epochs):
+    """`(model, builder_kwargs)` after greedy layer-wise pretraining (a built model, no
+    builder arguments left), or as they were when the run resumes from a checkpoint.
+
+    It runs before the model enters the strategy (`_as_model` then copies it in):
+    `pretrain_layerwise` trains with `model.fit` on one device, and a strategy's
+    mirrored variables may not be trained outside their strategy.
+    """
+    out_dir = options.out_dir
+    if out_dir and options.resume and os.path.exists(os.path.join(out_dir, "checkpoints")):
+        if options.verbose:
+            print("Checkpoints exist: skipping layer-wise pretraining, resuming.")
+        return model, builder_kwargs
+    keras.utils.set_random_seed(options.seed)
+    # A copy (or a new model) on the default strategy: the caller's model stays as it was.
+    built = _as_model(model, builder_kwargs, train_src.image_shape, tf.distribute.get_strategy())
+    stages = pretrain_layerwise(built, train_src.numpy(), epochs=epochs,
+                                batch_size=options.batch_size, seed=options.seed,
+                                verbose=min(options.verbose, 2))
+    if options.verbose:
+        for s in stages:
+            print(f"pretrained {s['layer']} ({s['units']} units): loss "
+                  + " -> ".join(f"{v:.5f}" for v in s["loss"]))
+    return built, None
+
+
+def _picture(model, train_src, val_src, out_dir):
+    """`out_dir/reconstructions.png`: ten validation images (else training images)
+    above their reconstructions; `None` for data that are not images."""
+    src = train_src if val_src is None else val_src
+    if len(src.image_shape) != 3:
+        return None
+    if src.random_access and len(src) > 10:
+        # Ten images spread over the data (class folders are read in class order).
+        idx = np.unique(np.linspace(0, len(src) - 1, 10).round().astype("int64"))
+        shown = data_lib.to_float(src.load_batch(idx))
+    else:
+        shown = src.take(10)  # ten images are read, not the dataset
+    # A direct call, not predict(): under multi-worker, predict() would start
+    # collectives with workers that have already finished.
+    recon = np.asarray(model(shown, training=False))
+    tag = os.path.splitext(os.path.basename(os.path.normpath(str(train_src.name))))[0]
+    return plots.reconstructions(
+        shown, recon, os.path.join(out_dir, "reconstructions.png"),
+        title=f"{model.builder_name} on {tag}: originals (top) vs reconstructions",
+    )

@@ -31,6 +31,7 @@ from kerasae._util import lazy as _lazy
 __getattr__, __dir__ = _lazy.exports(__name__, {
     "Result": "kerasae.uses.result:Result",
     "anomaly": "kerasae.uses._anomaly:anomaly",
+    "check_applies": "kerasae.uses.inputs:check_applies",
     "compress": "kerasae.uses._compress:compress",
     "decode_file": "kerasae.uses.codec.kae:decode_file",
     "decompress": "kerasae.uses._compress:decompress",
@@ -44,5 +45,5 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "reduce": "kerasae.uses._reduce:reduce",
 })
 
-__all__ = ["Result", "anomaly", "compress", "decode_file", "decompress", "denoise",
+__all__ = ["Result", "anomaly", "check_applies", "compress", "decode_file", "decompress", "denoise",
            "encode_file", "features", "generate", "kae", "rangecoder", "read_header", "reduce"]

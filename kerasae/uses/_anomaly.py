@@ -23,14 +23,16 @@ from kerasae.uses._scores import (
     roc_auc,
     roc_curve,
 )
-from kerasae.uses.inputs import check_images, label_name, load_inputs
+from kerasae.uses.inputs import check_applies, check_images, label_name, load_inputs
 from kerasae.uses.options import DEFAULT_THRESHOLD
 from kerasae.uses.result import Output, Result
 
 
 def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="train",
             test_split="auto", train=True, epochs=3, batch_size=128, learning_rate=1e-3,
-            threshold=DEFAULT_THRESHOLD, train_limit=None, limit=None, resize="crop", seed=0,
+            threshold=DEFAULT_THRESHOLD, train_limit=None, limit=None, resize="crop",
+            skip_bad=False, max_pixels=None,
+            seed=0,
             out=None, export=True, verbose=0):
     """An anomaly detector: train without one class, score by reconstruction error.
 
@@ -75,6 +77,10 @@ def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="tra
         limit: use the first `limit` test images. Defaults to all.
         resize: how folder images are sized to the model's input (see
             `features`). Defaults to `"crop"`.
+        skip_bad: leave out image files that cannot be read (counted), instead of
+            failing. Defaults to `False`.
+        max_pixels: the largest image decoded (the decompression-bomb guard).
+            Defaults to `$KERASAE_MAX_PIXELS`, else 100 megapixels.
         seed: training and PCA seed. Defaults to `0`.
         out: directory for `anomaly.json`, `anomaly.png`, `anomaly_examples.png`,
             `scores.csv` and `detector/`. Defaults to `None`.
@@ -87,11 +93,12 @@ def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="tra
     """
     parse_threshold(threshold)  # fail before any work
     ref = resolve_model(model)
+    check_applies("anomaly", ref.model)
     shape = ref.model.image_shape
     train_in = load_inputs(None, dataset=dataset, split=train_split, limit=train_limit,
-                           shape=shape, resize=resize)
+                           shape=shape, resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
     test_in = load_inputs(None, dataset=dataset, split=test_split, limit=limit, shape=shape,
-                          resize=resize)
+                          resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
     check_images(ref.model, train_in.images, "training images")
     check_images(ref.model, test_in.images, "test images")
     settings = {"train": train, "epochs": epochs, "batch_size": batch_size,

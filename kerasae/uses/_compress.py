@@ -28,7 +28,7 @@ from kerasae.uses.codec.kae import (
     encode_codes,
     fit_quantization,
 )
-from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.inputs import check_applies, check_images, load_inputs
 from kerasae.uses.result import Output, Result, save_png, skip, to_uint8
 
 JPEG_QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -117,7 +117,8 @@ def jpeg_at_psnr(images, target_psnr, cache=None):
 
 # ------------------------------------------------------------------------ use
 def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-             limit=None, resize="crop", bits=8, out=None, jpeg=True, sweep=True, sweep_count=1000,
+             limit=None, resize="crop", skip_bad=False, max_pixels=None,
+             bits=8, out=None, jpeg=True, sweep=True, sweep_count=1000,
              name="images"):
     """Compresses images to a `.kae` file, decodes it back, and compares with JPEG.
 
@@ -133,7 +134,8 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit, resize: what to compress (see `features`).
+        images, labels, dataset, split, limit, resize, skip_bad, max_pixels:
+            what to compress (see `features`).
         bits: quantization bits per code dimension. Defaults to `8`.
         out: directory for `<name>.kae`, `compress.json`, `compress.png`,
             `compress_rd.png`. Defaults to `None` (encode in memory).
@@ -148,8 +150,10 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     """
     check_bits(bits)
     ref = resolve_model(model)
+    check_applies("compress", ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
-                         shape=ref.model.image_shape, resize=resize)
+                         shape=ref.model.image_shape, resize=resize,
+                         skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
     check_images(ref.model, x)
     jpeg_blocker = None

@@ -7,7 +7,8 @@ from kerasae._util.errors import InvalidValue
 from kerasae.metrics import gaussian_noise, image_quality
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.codec.container import output_names
+from kerasae.uses.inputs import check_applies, check_images, load_inputs
 from kerasae.uses.result import Output, Result, skip, save_png
 
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -32,6 +33,8 @@ def median_filter(images, size):
 
 def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, noise_std=0.2,
             seed=0, dataset="fashion_mnist", split="auto", limit=None, resize="crop",
+            skip_bad=False, max_pixels=None,
+            
             out=None):
     """Denoises images with an autoencoder and compares with gaussian and median filters.
 
@@ -45,7 +48,8 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit, resize: the inputs (see `features`).
+        images, labels, dataset, split, limit, resize, skip_bad, max_pixels:
+            the inputs (see `features`).
         clean: clean references for noisy `images`. Defaults to `None`.
         add_noise: treat `images` as clean and add noise. Defaults to `True`
             for datasets and arrays, `False` for image files (taken as noisy).
@@ -58,8 +62,10 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
         A `Result` with arrays `noisy` and `denoised`.
     """
     ref = resolve_model(model)
+    check_applies("denoise", ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
-                         shape=ref.model.image_shape, resize=resize)
+                         shape=ref.model.image_shape, resize=resize,
+                         skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
     check_images(ref.model, x)
     if x.ndim != 4:
@@ -107,7 +113,7 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
         if output.enabled:
             output.npy("denoised.npy", denoised)
             if files:
-                _write_pngs(output, inputs.names, denoised)
+                metrics.update(_write_pngs(output, inputs.names, denoised))
             _plot(output.path("denoise.png"), reference, noisy, denoised, best, metrics, ref)
             output.json("denoise.json", metrics)
         files = output.commit()
@@ -151,8 +157,12 @@ def _score(reference, noisy, denoised, sweeps, metrics):
 
 
 def _write_pngs(output, names, images):
-    for name, img in zip(names, images):
-        save_png(output.path(f"denoised/{name.rsplit('.', 1)[0]}.png"), img)
+    """`denoised/<name>.png`, keeping the files' sub-folders, the names made safe and
+    unique (`a.jpg` and `a.png` both give `a.png`: the second becomes `a-1.png`)."""
+    paths, renamed, changed = output_names(names)
+    for rel, img in zip(paths, images):
+        save_png(output.path(f"denoised/{rel}"), img)
+    return {"png_files": len(paths), "renamed": renamed, "names_made_safe": changed}
 
 
 def _plot(path, reference, noisy, denoised, best, metrics, ref):

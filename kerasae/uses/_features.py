@@ -7,7 +7,7 @@ import numpy as np
 from kerasae import plots as _plots
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.inputs import check_applies, check_images, load_inputs
 from kerasae.uses.result import Output, Result, skip
 
 PROBE_CS = (0.01, 0.1, 1.0)
@@ -61,7 +61,8 @@ def linear_probe(train_x, train_y, test_x, test_y, *, cs=PROBE_CS, max_iter=500,
 
 
 def features(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-             limit=None, resize="crop", out=None, probe=True, probe_test_fraction=0.25, probe_cs=PROBE_CS,
+             limit=None, resize="crop", skip_bad=False, max_pixels=None,
+             out=None, probe=True, probe_test_fraction=0.25, probe_cs=PROBE_CS,
              seed=0, max_iter=500):
     """Encodes images to codes and scores them with a linear probe.
 
@@ -85,6 +86,10 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         resize: how image files and folders are sized to the model's input
             (they are also converted to its channels): `"crop"`, `"pad"` or
             `"stretch"`. Defaults to `"crop"`.
+        skip_bad: leave out image files that cannot be read (counted), instead of
+            failing. Defaults to `False`.
+        max_pixels: the largest image decoded (the decompression-bomb guard).
+            Defaults to `$KERASAE_MAX_PIXELS`, else 100 megapixels.
         out: directory for `codes.npy`, `features.json` and `features.png`;
             `None` writes nothing. Defaults to `None`.
         probe: run the linear probe when labels exist. Defaults to `True`.
@@ -103,8 +108,10 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         >>> r["probe"]["codes"]["accuracy"], r["probe"]["pixels"]["accuracy"]
     """
     ref = resolve_model(model)
+    check_applies("features", ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
-                         shape=ref.model.image_shape, resize=resize)
+                         shape=ref.model.image_shape, resize=resize,
+                         skip_bad=skip_bad, max_pixels=max_pixels)
     check_images(ref.model, inputs.images)
     with Output(out) as output:
         codes = predict.encode(ref.model, inputs.images)

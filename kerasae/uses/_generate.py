@@ -7,7 +7,7 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
-from kerasae.uses.inputs import check_images, label_name, load_inputs, need_labels
+from kerasae.uses.inputs import check_applies, check_images, label_name, load_inputs, need_labels
 from kerasae.uses.options import DEFAULT_ARITHMETIC
 from kerasae.uses.result import Output, Result, skip
 
@@ -15,8 +15,9 @@ from kerasae.uses.result import Output, Result, skip
 def require_vae(model):
     if not getattr(model, "variational", False):
         raise InvalidType(
-            f"generate needs a variational autoencoder (dense_vae or conv_vae): sampling "
-            f"from the prior is only meaningful for a VAE, and {model.name!r} "
+            f"generate needs a variational autoencoder (an encoder that returns z_mean and "
+            f"z_log_var): sampling from the prior is only meaningful for a VAE, and "
+            f"{model.name!r} "
             f"({getattr(model, 'builder_name', None) or type(model).__name__}) is not one. "
             f"Received: model={model.name!r}"
         )
@@ -38,7 +39,8 @@ def _class_id(value, inputs, arg):
 
 
 def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-             limit=None, resize="crop", grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
+             limit=None, resize="crop", skip_bad=False, max_pixels=None,
+             grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
              eval_samples=2500, seed=0, out=None):
     """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
 
@@ -60,7 +62,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     Args:
         model: a VAE (`Autoencoder` with `variational=True`), a `.keras` path
             or a zoo preset name. Anything else raises `TypeError`.
-        images, labels, dataset, split, limit, resize: real images (see `features`).
+        images, labels, dataset, split, limit, resize, skip_bad, max_pixels:
+            real images (see `features`).
         grid: the sample grid is `grid` x `grid`. Defaults to `8`.
         pairs: random interpolation pairs (of different classes when labelled).
             Defaults to `4`.
@@ -80,9 +83,11 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         A `Result` with arrays `samples`, `interpolation`, `arithmetic`.
     """
     ref = resolve_model(model)
+    check_applies("generate", ref.model)
     require_vae(ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
-                         shape=ref.model.image_shape, resize=resize)
+                         shape=ref.model.image_shape, resize=resize,
+                         skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
     check_images(ref.model, x)
     chosen = _check_args(x, grid, pairs, steps, between)

@@ -7,7 +7,7 @@ from kerasae._util.errors import InvalidValue
 from kerasae.metrics import mean_mse, mse_per_image, psnr
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_images, load_inputs
+from kerasae.uses.inputs import check_applies, check_images, load_inputs
 from kerasae.uses.options import EMBEDDINGS
 from kerasae.uses.result import Output, Result, skip
 
@@ -86,7 +86,8 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128
 
 
 def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-           limit=None, resize="crop", dims=2, embedding="bottleneck", bottleneck_epochs=2, pca_fit="auto",
+           limit=None, resize="crop", skip_bad=False, max_pixels=None,
+           dims=2, embedding="bottleneck", bottleneck_epochs=2, pca_fit="auto",
            fit_split="train", out=None, seed=0, max_components=None):
     """Codes as reduced dimensions: MSE against PCA at the same size, and a 2-D picture.
 
@@ -107,7 +108,8 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name.
-        images, labels, dataset, split, limit, resize: what to reduce (see `features`).
+        images, labels, dataset, split, limit, resize, skip_bad, max_pixels:
+            what to reduce (see `features`).
         dims: size of the low-dimensional code. Defaults to `2`.
         embedding: `"bottleneck"`, `"pca"` or `"tsne"`. Defaults to `"bottleneck"`.
         bottleneck_epochs: training epochs of the bottleneck. Defaults to `2`.
@@ -131,8 +133,10 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
     if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
         raise InvalidValue(f"dims must be a positive integer. Received: dims={dims!r}")
     ref = resolve_model(model)
+    check_applies("reduce", ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
-                         shape=ref.model.image_shape, resize=resize)
+                         shape=ref.model.image_shape, resize=resize,
+                         skip_bad=skip_bad, max_pixels=max_pixels)
     check_images(ref.model, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
     with Output(out) as output:

@@ -12,7 +12,8 @@ import numpy as np
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.folders import has_split_folders
-from kerasae.data.images import IMAGE_SUFFIXES, read_at
+from kerasae.data.image_options import IMAGE_SUFFIXES, read_at
+from kerasae.models import registry
 
 
 
@@ -55,7 +56,8 @@ def _sized_note(sizing):
     return f"{h}x{w} {sizing['color_mode']} (the model's input), {sizing['resize']}"
 
 
-def read_images(paths, *, shape=None, resize="crop", limit=None):
+def read_images(paths, *, shape=None, resize="crop", limit=None, skip_bad=False,
+                max_pixels=None):
     """Image files (or folders of them) -> `Inputs` with file names.
 
     Files are read by `kerasae.data.image_files` (the decoder of every route): with
@@ -64,7 +66,7 @@ def read_images(paths, *, shape=None, resize="crop", limit=None):
     is never held at full size; without, every image must have one size.
     """
     sizing = read_at(shape, resize)
-    src = data_lib.image_files(paths, **sizing)
+    src = data_lib.image_files(paths, skip_bad=skip_bad, max_pixels=max_pixels, **sizing)
     n = len(src) if limit is None else min(_positive_limit(limit), len(src))
     description = {"files": n, "from": src.name if os.path.isdir(src.name) else None}
     if sizing:
@@ -92,13 +94,13 @@ def default_split(dataset):
     return "all" if text.endswith((".npz", ".npy")) else "test"
 
 
-def _from_dataset(dataset, split, limit, sizing):
+def _from_dataset(dataset, split, limit, sizing, reading):
     """A dataset's split as `Inputs`; a folder is read at the model's size (`sizing`)."""
     text = os.fspath(dataset)
     is_folder = os.path.isdir(os.path.expanduser(text))
     if split in (None, "auto"):
         split = default_split(text)
-    src = data_lib.get_source(text, split, **(sizing if is_folder else {}))
+    src = data_lib.get_source(text, split, **(dict(sizing, **reading) if is_folder else {}))
     n = len(src) if limit is None else min(_positive_limit(limit), len(src))
     description = {"dataset": text, "split": src.split, "route": src.route}
     if is_folder and sizing:
@@ -110,7 +112,7 @@ def _from_dataset(dataset, split, limit, sizing):
 
 
 def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-                limit=None, shape=None, resize="crop"):
+                limit=None, shape=None, resize="crop", skip_bad=False, max_pixels=None):
     """Resolves what a use runs on.
 
     Args:
@@ -125,13 +127,17 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
         shape: the model's input shape: image folders and files are read at it
             (converted to its channels, sized by `resize`). Defaults to `None`.
         resize: `"crop"`, `"pad"` or `"stretch"`. Defaults to `"crop"`.
+        skip_bad: leave out image files that cannot be read. Defaults to `False`.
+        max_pixels: the largest image decoded. Defaults to `$KERASAE_MAX_PIXELS`, else
+            100 megapixels.
 
     Returns:
         `Inputs`.
     """
     sizing = read_at(shape, resize)
+    reading = {"skip_bad": skip_bad, "max_pixels": max_pixels}
     if images is None:
-        inputs = _from_dataset(dataset, split, limit, sizing)
+        inputs = _from_dataset(dataset, split, limit, sizing, reading)
         limit = None
     elif isinstance(images, Inputs):
         inputs = images
@@ -139,14 +145,15 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
         inputs = Inputs(images.numpy(), images.labels, None, tuple(images.label_names or ()),
                         {"source": images.name, "split": images.split})
     elif isinstance(images, np.ndarray):
-        src = data_lib.from_array(images, labels)
+        src = data_lib.from_array(images, labels,
+                                  kind=None if shape is None else registry.input_kind(shape))
         inputs = Inputs(src.numpy(), src.labels, None, (), {"array": list(images.shape)})
         labels = None
     elif _is_pathlike_input(images):
-        inputs = read_images(images, shape=shape, resize=resize, limit=limit)
+        inputs = read_images(images, shape=shape, resize=resize, limit=limit, **reading)
         limit = None
     elif isinstance(images, (str, os.PathLike)):
-        inputs = _from_dataset(images, split, limit, sizing)  # a folder or an array file
+        inputs = _from_dataset(images, split, limit, sizing, reading)  # a folder or an array
         limit = None
     else:
         raise InvalidType(
@@ -195,3 +202,17 @@ def need_labels(inputs, use):
 def label_name(inputs, k):
     names = inputs.label_names
     return names[k] if names and 0 <= k < len(names) else str(k)
+
+
+def check_applies(use, model):
+    """Raises a clear ValueError unless `use` applies to `model` (its family's contract;
+    for a model of no registered family, the uses for its kind of input)."""
+    name = getattr(model, "builder_name", None)
+    uses = (registry.get_contract(name).applies() if name in registry.list_builders()
+            else registry.USES_BY_KIND[model.input_kind])
+    if use not in uses:
+        raise InvalidValue(
+            f"{use} does not apply to {model.name}, a model of {model.input_kind} inputs "
+            f"{tuple(model.image_shape)}: it applies to {', '.join(uses)}. "
+            f"Received: model={model.name!r}"
+        )

@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
-from kerasae._util.files import check_writable, remove_stale
+from kerasae._util.files import (check_writable, disk_full_error, is_disk_full, remove_stale,
+                                 stage_prefix)
 
 
 @dataclasses.dataclass
@@ -79,9 +80,8 @@ class Output:
             parent = os.path.dirname(self.out)
             os.makedirs(parent, exist_ok=True)
             remove_stale(parent)  # what killed runs left
-            self.stage = os.path.join(
-                parent, f".{os.path.basename(self.out)}.tmp-partial-{os.getpid()}-{id(self)}"
-            )
+            # Named with this process's pid: remove_stale cleans it once the process is gone.
+            self.stage = os.path.join(parent, stage_prefix(self.out, "partial.") + str(id(self)))
 
     @property
     def enabled(self):
@@ -139,6 +139,8 @@ class Output:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.discard()
+            if self.enabled and is_disk_full(exc):
+                raise disk_full_error(self.out) from exc  # names --out, not the staging
         return False
 
 

@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 from kerasae import data as data_lib
-from kerasae import presets
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.metrics import (
     BLOCK,
@@ -44,7 +43,7 @@ from kerasae.metrics import (
     ssim_per_image,
 )
 from kerasae.models.predict import reconstruct, run_batched
-from kerasae.models.resolve import load_model
+from kerasae.models.resolve import resolve_preset
 
 DEFAULT_SETTINGS = {
     "batch_size": 250,
@@ -59,8 +58,8 @@ DEFAULT_SETTINGS = {
 def _encode_vae(model, x, batch_size):
     if not model.variational:
         raise InvalidType(
-            f"{model.name} is not a variational autoencoder; ELBO and NLL need a VAE "
-            f"(dense_vae or conv_vae). Received: model={model.name!r}"
+            f"{model.name} is not a variational autoencoder; ELBO and NLL need a VAE (an "
+            f"encoder that returns z_mean and z_log_var). Received: model={model.name!r}"
         )
     z_mean, z_log_var = run_batched(model.encoder, x, batch_size)
     z_log_var = np.clip(z_log_var.astype("float64"), *LOG_VAR_RANGE)
@@ -262,8 +261,9 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
     Returns:
         The `evaluate_model` dict plus `preset`, `version`, `dataset`, `split`.
     """
-    preset = presets.get_preset(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
-    metadata = preset.metadata()  # its types checked by the store
+    ref = resolve_preset(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
+    preset = ref.preset
+    metadata = ref.metadata()  # its types checked by the store
     recorded = dict(metadata["evaluation"].get("settings") or {})
     unknown = sorted(set(recorded) - set(DEFAULT_SETTINGS))
     if unknown:
@@ -275,7 +275,7 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
         )
     recorded.update(settings or {})
     dataset = metadata["dataset"]["name"]
-    model = load_model(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
+    model = ref.model
     kwargs = {k: v for k, v in (("data_dir", data_dir), ("raw_dir", raw_dir)) if v}
     src = data_lib.get_source(dataset, split, **kwargs)
     if limit is not None:

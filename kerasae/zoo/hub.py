@@ -17,6 +17,7 @@ from kerasae import presets
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import atomic_write, sha256_file, staged_directory
 from kerasae._util.versions import __version__
+from kerasae.models.resolve import resolve_preset
 from kerasae.presets.hub import MANIFEST, MANIFEST_FORMAT
 
 CARD = "README.md"
@@ -92,7 +93,7 @@ def hub_folder(name, out_dir, *, repo_id=None, root=None, force=False):
         A dict: `dir`, `files` (name -> sha256 and bytes, as pinned in the
         manifest) and `upload`, the `hf upload` command that publishes it.
     """
-    preset = presets.get_preset(name, root=root)
+    preset = resolve_preset(name, root=root).preset
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.lexists(out_dir) and not (
             force and os.path.isfile(os.path.join(out_dir, MANIFEST))):

@@ -28,7 +28,7 @@ def test_npy_is_memory_mapped_and_read_by_index(tmp_path):
 
 @pytest.mark.parametrize("bad, phrase", [
     (np.where(np.arange(50)[:, None, None, None] == 7, np.nan, IMAGES / 255.0),
-     r"NaN or infinite value\(s\), the first in image 7"),
+     r"NaN or infinite value\(s\), the first in row 7"),
     (np.transpose(IMAGES, (0, 3, 1, 2)).repeat(2, axis=3), r"channels-first.*np.transpose"),
     (IMAGES.astype("float32"), r"\[0, 1\].*spans \[0, 255\]|spans \[\d"),
 ], ids=["nan", "channels-first", "range"])

@@ -129,3 +129,58 @@ def test_a_folder_where_the_cache_file_goes_is_refused(folder, tmp_path):
     os.mkdir(cache)
     with pytest.raises(DataError, match=r"The cache file .* is not a file. Remove it"):
         data.get_source(path, cache=cache_dir)
+
+
+def test_a_cache_that_fills_the_disk_is_one_error_and_leaves_nothing(tmp_path):
+    """On a real full disk (a 64 KiB tmpfs of a mount namespace of its own) the cache is
+    written with plain writes: the build fails with the disk-full error, never a SIGBUS
+    from a memory map, and no temporary file is left to fill the disk."""
+    from tests.export.test_export_faults import TMPFS, _own_mount_namespace
+
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, REPO
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(40):  # 40 x 32 x 32 x 3 bytes: about twice the tmpfs
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            imgs / f"{i:02d}.png")
+    small = tmp_path / "small"
+    small.mkdir()
+    unshare = _own_mount_namespace(small)
+    if unshare is None:
+        pytest.skip("needs unshare with user and mount namespaces (a tmpfs without root)")
+    code = ("import sys; from kerasae import data\n"
+            "try:\n    data.get_source(sys.argv[1], cache=sys.argv[2])\n"
+            "except Exception as e:\n    print(type(e).__name__, e); sys.exit(3)\n")
+    script = ('mount -t tmpfs -o size=$3 tmpfs "$0" || exit 99; "$1" -c "$4" "$2" "$0/cache"; '
+              'rc=$?; echo "left:$(ls -A "$0/cache" 2>/dev/null)"; exit $rc')
+    proc = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script,
+                           str(small), sys.executable, str(imgs), TMPFS, code], env=ENV,
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]  # not -7 (SIGBUS)
+    assert lines[-2].startswith("DiskFull The disk is full"), lines
+    assert lines[-1] == "left:"
+
+
+def test_a_killed_build_leaves_no_file_behind_the_next_run(folder, tmp_path):
+    path, pixels = folder
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    # What a build killed by a signal leaves: its staging file, named with its dead pid.
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    from kerasae._util import files
+
+    stale = cache_dir / f".x.npy.tmp-{dead}-{files._host()}-0-abc.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    src = data.get_source(path, cache=str(cache_dir))
+    np.testing.assert_array_equal(src.load_batch(np.arange(N)), pixels)
+    assert not stale.exists()

@@ -54,6 +54,27 @@ def test_exif_orientation_is_applied_on_every_route(tmp_path, orientation):
                                   upright[:, 2:8] / np.float32(255))
 
 
+@pytest.mark.parametrize("orientation", [2, 4, 5, 6, 7, 8])
+def test_every_exif_orientation_of_a_tiff_and_a_png_is_upright_with_its_header_size(
+        tmp_path, orientation):
+    """TIFF's reader turns the image itself (and reports the upright size); other formats
+    are turned by kerasae: both must come out upright, sized as upright."""
+    upright = _pattern(6, 10)
+    stored = {2: upright[:, ::-1], 4: upright[::-1], 5: upright.transpose(1, 0, 2),
+              6: np.rot90(upright, 1), 7: upright[::-1, ::-1].transpose(1, 0, 2),
+              8: np.rot90(upright, -1)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for fmt in ("tiff", "png"):
+        Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / f"a.{fmt}", exif=exif)
+    src = data.folder(tmp_path)  # one size for both: the headers agree on the upright size
+    assert src.image_shape == (6, 10, 3)
+    for got in src.numpy():
+        np.testing.assert_array_equal(got, upright / np.float32(255))
+    sized = data.folder(tmp_path, image_size=(3, 5), resize="stretch").numpy()
+    np.testing.assert_array_equal(sized[0], sized[1])
+
+
 def test_an_exif_rotated_jpeg_comes_out_upright(tmp_path):
     upright = np.zeros((16, 32, 3), "uint8")
     upright[:, :16] = (250, 10, 10)  # red left half, blue right half
@@ -88,12 +109,28 @@ def test_a_jpeg_whose_header_lies_about_its_size_is_a_bad_file(tmp_path):
     Image.fromarray(_pattern(16, 16)).save(tmp_path / "fine.png")
     with Image.open(tmp_path / "liar.jpg") as im:
         assert im.size == (9000, 9000)  # the header claims 81 megapixels
-    src = data.folder(tmp_path, image_size=16)
-    with pytest.raises(DataError, match=r"liar\.jpg' could not be decoded: damaged or "
-                                        r"truncated.*skip_bad=True"):
-        src.numpy()
+    with pytest.raises(DataError, match=r"liar\.jpg' claims 9000x9000 pixels in \d+ bytes.*"
+                                        r"skip_bad=True"):
+        data.folder(tmp_path, image_size=16)  # from its header, before any decoding
     kept = data.folder(tmp_path, image_size=16, skip_bad=True)
     assert [os.path.basename(f) for f in kept.files] == ["fine.png"]
+
+
+def test_a_complete_jpeg_whose_header_claims_a_huge_size_is_a_bad_file(tmp_path):
+    """Cut or not, 9000x9000 pixels cannot fit in a few hundred bytes: libjpeg would fill
+    the image with grey; kerasae names the file."""
+    good = io.BytesIO()
+    Image.fromarray(_pattern(16, 16)).save(good, "JPEG", quality=90)
+    raw = bytearray(good.getvalue())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2
+    assert raw.endswith(b"\xff\xd9")  # the end-of-image marker is still there
+    (tmp_path / "liar.jpg").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"liar\.jpg' claims 9000x9000 pixels in \d+ bytes"):
+        data.folder(tmp_path)
+    os.symlink(tmp_path / "gone.png", tmp_path / "link.png")
+    with pytest.raises(DataError, match=r"link\.png' is a broken symbolic link"):
+        data.folder(tmp_path)
 
 
 def test_every_bad_file_is_listed_with_its_reason(tmp_path):
@@ -153,7 +190,8 @@ def test_a_fifo_named_png_never_blocks_the_reader(tmp_path):
             f"data.folder({str(tmp_path)!r})\n")
     rc, out, _ = _run(code, timeout=60)  # the old reader waited for a writer forever
     assert rc == 1 and out.splitlines()[0] == "kerasae: skipped 1 image file(s) of " \
-        f"{str(tmp_path)!r} that cannot be read; 1 left."
+        f"{str(tmp_path)!r} that cannot be read ('pipe.png' is not a regular file (a fifo, " \
+        "socket or device)); 1 left."
     assert "pipe.png' is not a regular file" in out
 
 
@@ -172,8 +210,8 @@ def bombs(tmp_path_factory):
 def test_a_decompression_bomb_is_refused_from_its_header(bombs):
     assert os.path.getsize(bombs / "bomb0.png") < 200_000
     with pytest.raises(DataError, match=r"4 image file\(s\).*bomb0\.png' is 10010x10010 "
-                                        r"\(100 megapixels\), over the budget of 100 "
-                                        r"megapixels: a decompression bomb.*--max-pixels"):
+                                        r"\(100 megapixels\), over the pixel budget of "
+                                        r"100 megapixels: a decompression bomb.*--max-pixels"):
         data.folder(bombs, image_size=32)
     src = data.folder(bombs, image_size=32, skip_bad=True)
     assert [os.path.basename(f) for f in src.files] == ["photo.png"]
@@ -205,3 +243,17 @@ def test_large_photos_are_read_at_the_models_size_not_held_whole(tmp_path):
     assert rc == 0, out
     assert "inputs: 30 image file(s)" in out
     assert peak < 1200, peak  # the old reader held them all at full size: 4.9 GB
+
+
+def test_a_link_back_to_the_folder_is_not_a_class_and_a_bomb_is_said_once(tmp_path):
+    Image.fromarray(_pattern(8, 8)).save(tmp_path / "a.png")
+    os.symlink(".", tmp_path / "all")  # a loop, not a class folder
+    assert len(data.folder(tmp_path)) == 1
+    for i in range(3):
+        Image.fromarray(_pattern(40, 40)).save(tmp_path / f"big{i}.png")
+    with pytest.raises(DataError) as e:
+        data.folder(tmp_path, max_pixels=1000)
+    message = str(e.value)
+    assert "'big0.png' is 40x40 (0.0016 megapixels), over the pixel budget of 0.001 " \
+           "megapixels" in message.replace(str(tmp_path) + os.sep, "")
+    assert message.count("Raise the pixel budget") == 1

@@ -1,14 +1,27 @@
-"""Shared by the export tests: every registered builder, tiny, exported once per session."""
+"""Shared by the export tests: every registered builder, with its contract's example arguments
+and inputs, exported once per session in the formats its contract names."""
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from kerasae.export import export
-from kerasae.models import list_builders
-from tests.helpers import build_tiny, digits_batch
+from kerasae.models import get_contract, list_builders
+from tests.helpers import build_tiny, sample
 
 BUILDERS = list_builders()
+# The builders whose contract names each format.
+EXPORTING = {fmt: [b for b in BUILDERS if fmt in get_contract(b).exports]
+             for fmt in ("saved_model", "onnx", "litert")}
+ONNX_AND_SAVED_MODEL = [b for b in EXPORTING["onnx"] if b in EXPORTING["saved_model"]]
+
+
+def assert_close(got, want, atol=1e-5):
+    """The export parity rule, from numpy: absolute within [-1, 1], relative to the tensor's
+    largest value above it (float32 carries about 7 digits of any value)."""
+    want = np.asarray(want)
+    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+    np.testing.assert_allclose(got, want, atol=atol * scale, rtol=0)
 
 
 def session(path):
@@ -35,26 +48,38 @@ def keras_outputs(model, x):
 def anomaly_threshold(model, x):
     """A threshold between the 3rd and 4th Keras scores, so flags are mixed and robust."""
     recon = np.asarray(model(x))
-    scores = np.mean((x.astype("float64") - recon) ** 2, axis=(1, 2, 3))
+    scores = np.mean(((x.astype("float64") - recon) ** 2).reshape(len(x), -1), axis=1)
     s = np.sort(scores)
     return float((s[2] + s[3]) / 2), scores
 
 
+def inputs(name, n=7):
+    """Inputs the export tests feed a builder's model (its contract's kind and shape)."""
+    return sample(name, n, seed=3)
+
+
+class _Exports(dict):
+    """Each registered builder, tiny, built and exported once (its contract's formats), with
+    an anomaly threshold in its metadata and, for a VAE, the full autoencoder ONNX; made
+    when a test first asks for it, so `-k NAME` exports only that family."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name):
+        model = build_tiny(name)
+        x_ref = sample(name, 7, seed=9)  # not the inputs the tests feed
+        threshold, _ = anomaly_threshold(model, x_ref)
+        path = str(self.root / name)
+        manifest = export(model, path, metadata={"anomaly": {"score": "mse",
+                                                             "threshold": threshold}},
+                          reference_inputs=x_ref, autoencoder_onnx=model.variational,
+                          formats=get_contract(name).exports)
+        self[name] = (model, path, manifest)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
-    """Each registered builder, tiny, built once and exported once (every format)."""
-    root = tmp_path_factory.mktemp("exports")
-    x_ref = digits_batch(16)[9:16]  # real digits, not the ones the tests feed
-    out = {}
-    for name in BUILDERS:
-        model = build_tiny(name)
-        metadata = None
-        if name in ("conv_ae", "conv_vae"):
-            threshold, _ = anomaly_threshold(model, x_ref)
-            metadata = {"anomaly": {"score": "mse", "threshold": threshold}}
-        path = str(root / name)
-        manifest = export(model, path, metadata=metadata, reference_inputs=x_ref,
-                          autoencoder_onnx=(name == "conv_vae"),
-                          formats=("saved_model", "onnx", "litert"))
-        out[name] = (model, path, manifest)
-    return out
+    return _Exports(tmp_path_factory.mktemp("exports"))

@@ -23,8 +23,12 @@ import kerasae
 from kerasae import export as kx
 from kerasae.export import parity
 from kerasae.models.parts import make_autoencoder
-from tests.export.conftest import BUILDERS, anomaly_threshold, keras_outputs, run, session
-from tests.helpers import TINY_SHAPE, build_tiny, digits_batch, sha256
+from tests.export.conftest import (BUILDERS, EXPORTING, ONNX_AND_SAVED_MODEL, anomaly_threshold,
+                                   assert_close, inputs, keras_outputs, run, session)
+from kerasae.models import get_contract
+from tests.helpers import build_tiny, digits_batch, sample, sha256
+
+SHAPE = (8, 8, 1)  # the tests' own hand-made models
 
 ATOL = 1e-5
 RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
@@ -36,38 +40,37 @@ RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
 
 
 # -------------------------------------------------------------- registry-wide
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", ONNX_AND_SAVED_MODEL)
 def test_every_builder_exports_and_matches_keras(exports, name):
     model, path, manifest = exports[name]
     enc_sess = session(os.path.join(path, "encoder.onnx"))
     dec_sess = session(os.path.join(path, "decoder.onnx"))
     loaded = tf.saved_model.load(os.path.join(path, "saved_model"))
     assert {"encode", "decode", "reconstruct"} <= set(loaded.signatures)
-    x_all = digits_batch(7)
+    x_all = inputs(name)
     for b in (1, 7):
         x = x_all[:b]
         enc, code, recon, full = keras_outputs(model, x)
-        np.testing.assert_allclose(recon, full, atol=ATOL)  # decoder(encoder(x)) == model(x)
+        assert_close(recon, full)  # decoder(encoder(x)) == model(x)
         # ONNX
         got = run(enc_sess, {"image": x})
         assert list(got) == list(enc)  # named, ordered outputs
         for k in enc:
-            np.testing.assert_allclose(got[k], enc[k], atol=ATOL, rtol=0)
-        np.testing.assert_allclose(run(dec_sess, {"code": code})["reconstruction"], recon,
-                                   atol=ATOL, rtol=0)
+            assert_close(got[k], enc[k])
+        assert_close(run(dec_sess, {"code": code})["reconstruction"], recon)
         # SavedModel
         sm_enc = loaded.signatures["encode"](image=tf.constant(x))
         assert set(sm_enc) == set(enc)
         for k in enc:
-            np.testing.assert_allclose(sm_enc[k].numpy(), enc[k], atol=ATOL, rtol=0)
+            assert_close(sm_enc[k].numpy(), enc[k])
         sm_dec = loaded.signatures["decode"](code=tf.constant(code))["reconstruction"]
-        np.testing.assert_allclose(sm_dec.numpy(), recon, atol=ATOL, rtol=0)
+        assert_close(sm_dec.numpy(), recon)
         sm_rec = loaded.signatures["reconstruct"](image=tf.constant(x))["reconstruction"]
-        np.testing.assert_allclose(sm_rec.numpy(), full, atol=ATOL, rtol=0)
+        assert_close(sm_rec.numpy(), full)
     assert manifest["parity"]["passed"] and manifest["parity"]["max"] <= ATOL
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", EXPORTING["onnx"])
 def test_onnx_graphs_are_checked_named_dynamic_and_deterministic(exports, name):
     model, path, manifest = exports[name]
     for role in ("encoder", "decoder"):
@@ -102,13 +105,17 @@ def test_manifest_hashes_files_and_metadata(exports, name):
     for root, _, files in os.walk(path):
         for f in files:
             found.add(os.path.relpath(os.path.join(root, f), path).replace(os.sep, "/"))
-    expected = {"manifest.json", "encoder.onnx", "decoder.onnx", "reference.npz",
-                "saved_model/saved_model.pb", "saved_model/fingerprint.pb",
-                "saved_model/assets/kerasae.json", "saved_model/variables/variables.index",
-                "saved_model/variables/variables.data-00000-of-00001",
-                "encoder.tflite", "decoder.tflite"}
-    if name == "conv_vae":
-        expected.add("autoencoder.onnx")
+    formats = get_contract(name).exports
+    expected = {"manifest.json", "reference.npz"}
+    if "onnx" in formats:
+        expected |= {"encoder.onnx", "decoder.onnx"} | ({"autoencoder.onnx"}
+                                                        if model.variational else set())
+    if "saved_model" in formats:
+        expected |= {"saved_model/saved_model.pb", "saved_model/fingerprint.pb",
+                     "saved_model/assets/kerasae.json", "saved_model/variables/variables.index",
+                     "saved_model/variables/variables.data-00000-of-00001"}
+    if "litert" in formats:
+        expected |= {"encoder.tflite", "decoder.tflite"}
     assert found == expected
     assert set(manifest["files"]) == expected - {"manifest.json"}
     for rel, info in manifest["files"].items():
@@ -116,13 +123,13 @@ def test_manifest_hashes_files_and_metadata(exports, name):
         assert info["bytes"] == os.path.getsize(os.path.join(path, rel))
     assert manifest["model"]["builder"] == name
     assert manifest["model"]["config"] == model.builder_config
-    assert manifest["input"]["shape"] == [None, *TINY_SHAPE]
+    assert manifest["input"]["shape"] == [None, *get_contract(name).input_shape]
     assert manifest["input"]["value_range"] == [0.0, 1.0]
     assert manifest["latent"]["size"] == model.latent_dim
     # Reference tensors are the Keras outputs on the reference inputs.
     with np.load(os.path.join(path, "reference.npz"), allow_pickle=False) as ref:
         ref = dict(ref)
-    np.testing.assert_array_equal(ref["image"], digits_batch(16)[9:16])
+    np.testing.assert_array_equal(ref["image"], sample(name, 7, seed=9))
     enc, code, recon, _ = keras_outputs(model, ref["image"])
     for k in enc:
         np.testing.assert_allclose(ref[k], enc[k], atol=1e-6)
@@ -178,12 +185,12 @@ def test_vae_encoder_exported_twice_is_bit_identical(exports, tmp_path):
 
 # --------------------------------------------------------- sources and errors
 def _custom_ae(encoder_layer=None, decoder_layer=None):
-    inp = keras.Input(TINY_SHAPE, name="image")
+    inp = keras.Input(SHAPE, name="image")
     h = keras.layers.Dense(4, name="code")(keras.layers.Flatten()(inp))
     if encoder_layer is not None:
         h = encoder_layer(h)
     code = keras.Input((4,), name="code")
-    y = keras.layers.Reshape(TINY_SHAPE)(keras.layers.Dense(64, activation="sigmoid")(code))
+    y = keras.layers.Reshape(SHAPE)(keras.layers.Dense(64, activation="sigmoid")(code))
     if decoder_layer is not None:
         y = decoder_layer(y)
     return make_autoencoder(keras.Model(inp, h, name="encoder"),
@@ -379,28 +386,27 @@ def test_cli_exports_a_keras_file(exports, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_latency_benchmark_runs_and_reports_ratios():
+@pytest.mark.slow
+def test_latency_benchmark_figures_fit_in_the_time_the_run_took():
+    """The benchmark script (not a timed test): every call it timed ran inside this one, so
+    its medians times its repeats cannot exceed the wall clock; its int8 error is checked
+    against the float encoder."""
+    import time
+
     from kerasae.benchmarks import export_latency
 
-    result = export_latency.run("conv_ae", {"input_shape": list(TINY_SHAPE), "filters": [8],
+    start = time.perf_counter()
+    result = export_latency.run("conv_ae", {"input_shape": list(SHAPE), "filters": [8],
                                             "latent_dim": 4}, batch_sizes=(1, 3), repeats=2,
                                 warmup=0)
+    wall = time.perf_counter() - start
     rows = {(r["runtime"], r["batch"]): r for r in result["rows"]}
     assert set(rows) == {(rt, b) for rt in ("onnxruntime", "saved_model", "litert",
                                             "litert_int8", "keras_call", "keras_predict")
                          for b in (1, 3)}
-    for (rt, b), r in rows.items():
-        base = rows[("onnxruntime", b)]["median_ms"]
-        assert r["x_onnxruntime"] == pytest.approx(r["median_ms"] / base)
-        assert r["images_per_s"] == pytest.approx(b / r["median_ms"] * 1e3)
-    claims = {t["claim"]: t["measured"] for t in result["targets"]}
-    assert list(claims)[:2] == ["onnxruntime >= 10x keras_predict at batch 1",
-                                "onnxruntime >= 1.5x saved_model at batch 1"]
-    for b in (1, 3):
-        for rt in ("litert", "litert_int8"):
-            assert claims[f"{rt} time / saved_model time at batch {b}"] == pytest.approx(
-                rows[(rt, b)]["median_ms"] / rows[("saved_model", b)]["median_ms"])
-        # quantized, so not exact, but close: the encoder's code of uniform images
+    spent = sum(r["median_ms"] * 2 / 1e3 for r in rows.values())
+    assert 0 < spent < wall, (spent, wall)
+    for b in (1, 3):  # quantized, so not exact, but close: the code of uniform images
         assert 0 < result["int8_max_abs_error"][b] < 0.5
     table = export_latency.format_table(result)
     assert "time / onnxruntime" in table and "litert_int8" in table

@@ -12,8 +12,8 @@ import pytest
 
 import kerasae
 from kerasae.export import export
-from tests.export.conftest import BUILDERS, keras_outputs
-from tests.helpers import build_tiny, digits_batch, needs_fashion_mnist, photo_crops
+from tests.export.conftest import EXPORTING, assert_close, inputs, keras_outputs
+from tests.helpers import build_tiny, needs_fashion_mnist, photo_crops
 
 Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 ATOL = 1e-5
@@ -27,26 +27,26 @@ def _ops(path):
     return {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", EXPORTING["litert"])
 def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
     model, path, manifest = exports[name]
     enc = _runner(os.path.join(path, "encoder.tflite"), "encode")
     dec = _runner(os.path.join(path, "decoder.tflite"), "decode")
-    x_all = digits_batch(7)
+    x_all = inputs(name)
     for b in (1, 3, 7):  # one file, any batch: the interpreter resizes the input
         want_enc, code, recon, _ = keras_outputs(model, x_all[:b])
         got = enc(image=x_all[:b])
         assert set(got) == set(want_enc)
         for k in want_enc:
-            np.testing.assert_allclose(got[k], want_enc[k], atol=ATOL, rtol=0)
-        np.testing.assert_allclose(dec(code=code)["reconstruction"], recon, atol=ATOL, rtol=0)
+            assert_close(got[k], want_enc[k])
+        assert_close(dec(code=code)["reconstruction"], recon)
     parity = manifest["parity"]
     assert parity["passed"] and parity["batch_sizes"] == [1, 7]
     assert set(parity["max_error"]["litert"]) >= {"encode/" + k for k in want_enc}
     assert max(parity["max_error"]["litert"].values()) <= ATOL
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", EXPORTING["litert"])
 def test_litert_graphs_hold_builtin_ops_only(exports, name):
     _, path, manifest = exports[name]
     for role in ("encoder", "decoder"):

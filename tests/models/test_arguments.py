@@ -1,5 +1,7 @@
 """Bad builder arguments: a clear ValueError / TypeError, never a raw TF traceback."""
 
+import inspect
+
 import keras
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -61,27 +63,35 @@ shapes = st.one_of(
     st.tuples(st.integers(1, 12), st.integers(1, 12)),
     st.lists(st.integers(1, 6), max_size=5).map(tuple),
 )
-names = st.sampled_from(["relu", "gelu", "sigmoid", "nope", "", "Relu"])
+# A strategy for each kind of default a builder argument has (read from its signature:
+# no builder is special-cased by name).
+BY_DEFAULT = [
+    (bool, st.one_of(st.booleans(), st.integers(-1, 2), st.none())),
+    (int, sizes),
+    (float, st.one_of(st.floats(-1, 5), st.just(float("nan")), st.just(float("inf")),
+                      st.text(max_size=2))),
+    (str, st.sampled_from(["relu", "gelu", "sigmoid", "nope", "", "Relu", "mse", "bce"])),
+    (tuple, st.one_of(st.lists(st.integers(-4, 32), max_size=3).map(tuple), sizes)),
+]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    builder=st.sampled_from(kerasae.list_builders()),
-    latent=sizes,
-    units=st.one_of(st.lists(st.integers(-4, 32), max_size=3).map(tuple), sizes),
-    shape=shapes,
-    activation=names,
-    beta=st.one_of(st.floats(-1, 5), st.just(float("nan")), st.just(float("inf"))),
-)
-def test_builder_arguments_never_leak_a_backend_error(builder, latent, units, shape,
-                                                      activation, beta):
-    kwargs = {"latent_dim": latent, "input_shape": shape, "activation": activation}
-    if "stacked" in builder or builder == "dense_vae":
-        kwargs["hidden_units"] = units
-    else:
-        kwargs["filters"] = units
-    if "vae" in builder:
-        kwargs["beta"] = beta
+def _strategy(param):
+    if param.name == "input_shape":
+        return shapes
+    for kind, strategy in BY_DEFAULT:
+        if isinstance(param.default, kind):
+            return strategy
+    return st.one_of(st.none(), sizes)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(builder=st.sampled_from(kerasae.list_builders()), data=st.data())
+def test_builder_arguments_never_leak_a_backend_error(builder, data):
+    params = [p for p in inspect.signature(kerasae.get_builder(builder)).parameters.values()
+              if p.name not in ("weights", "name", "seed")]
+    chosen = data.draw(st.lists(st.sampled_from(params), min_size=1, max_size=4, unique=True))
+    kwargs = {p.name: data.draw(_strategy(p), label=p.name) for p in chosen}
     try:
         model = kerasae.build(builder, **kwargs)
     except (ValueError, TypeError) as e:

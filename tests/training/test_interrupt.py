@@ -11,7 +11,18 @@ import pytest
 
 import kerasae
 from kerasae.training import TrainingInterrupted
-from tests.helpers import run_json
+from tests.helpers import default_child_signals, run_json
+
+@pytest.fixture(autouse=True)
+def default_signals():
+    """Python's own handlers, as in a terminal: a test run started in the background by a
+    shell inherits SIGINT ignored, which kerasae rightly leaves alone."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    saved_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGINT, saved)
+    signal.signal(signal.SIGTERM, saved_term)
+
 
 KWARGS = dict(batch_size=64, strategy="one", seed=5, steps_per_epoch=4, verbose=0,
               builder_kwargs=dict(filters=[8, 16], latent_dim=8))
@@ -120,3 +131,38 @@ def test_sigterm_stops_at_a_safe_point_as_ctrl_c_does(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     record = run_json(run)
     assert record["status"] == "interrupted" and record["epochs_run"] == 1
+
+
+def test_sigterm_before_training_stops_the_command_cleanly(tmp_path):
+    """While a folder is decoded into its cache (before any epoch), SIGTERM stops
+    `kerasae train` as Ctrl-C would: one line, exit 143, no staging file left in the
+    cache, and no run directory (nothing was trained)."""
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    from tests.helpers import ENV, REPO
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(
+            imgs / f"{i:04d}.png")
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset", str(imgs),
+         "--cache", str(cache), "--epochs", "1", "--out", str(out)],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_child_signals)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (cache.exists() and os.listdir(cache)):
+        time.sleep(0.05)  # the cache's staging file appears: decoding has begun
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == "kerasae train: interrupted: stopped by SIGTERM"
+    assert "Traceback" not in err
+    assert os.listdir(cache) == [] and not out.exists()

@@ -271,20 +271,23 @@ def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consu
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
-def test_throughput_benchmark_runs_every_trainer_and_reports_its_ratios(tmp_path, capsys):
-    """The benchmark script (not a timed test): it runs, and its ratios are those of its runs."""
+@pytest.mark.slow
+def test_throughput_benchmark_figures_fit_in_the_time_the_run_took(tmp_path, capsys):
+    """The benchmark script (not a timed test): every epoch it reports ran inside this
+    call, so the time its figures imply cannot exceed the call's wall clock."""
+    import time
+
     from kerasae.benchmarks import fit_throughput
 
     out = tmp_path / "fit.json"
+    start = time.perf_counter()
     fit_throughput.main(["--images", "640", "--epochs", "2", "--rounds", "1", "--batch-size",
                          "64", "--steps-per-execution", "4", "--json", str(out)])
-    result = json.loads(out.read_text())
-    runs = result["runs"]
+    wall = time.perf_counter() - start
+    runs = json.loads(out.read_text())["runs"]
     assert sorted(runs) == ["kerasae.fit", "model.fit", "model.fit spe=4"]
-    assert all(len(v) == 2 and min(v) > 0 for v in runs.values())
-    assert result["ratio"] == pytest.approx(
-        np.median(runs["kerasae.fit"]) / np.median(runs["model.fit"]))
-    assert result["best_ratio"] == pytest.approx(max(runs["kerasae.fit"]) / max(runs["model.fit"]))
+    spent = sum(640 / s for speeds in runs.values() for s in speeds)
+    assert 0 < spent < wall, (spent, wall)
     assert "ratio kerasae.fit / model.fit: median" in capsys.readouterr().out
 
 

@@ -49,9 +49,6 @@ class KaeError(KerasaeError, ValueError):
     """A `.kae` file is damaged, truncated, crafted or of an unknown version."""
 
 
-KaeFormatError = KaeError  # the name before version 2
-
-
 def pack(header, payload):
     """The bytes of a version-2 file."""
     blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")

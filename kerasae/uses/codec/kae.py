@@ -31,9 +31,9 @@ from kerasae import presets
 from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
 from kerasae._util.files import atomic_write
 from kerasae.models import predict
-from kerasae.models.resolve import resolve_model
+from kerasae.models.resolve import resolve_model, resolve_preset
 from kerasae.uses.codec import rangecoder
-from kerasae.uses.codec.container import CODER, KaeError, KaeFormatError, pack, parse  # noqa: F401
+from kerasae.uses.codec.container import CODER, KaeError, pack, parse  # noqa: F401
 from kerasae.uses.codec.container import quantization
 from kerasae.uses.inputs import check_images
 
@@ -153,15 +153,16 @@ def decode_bytes(data, model=None, source="<bytes>"):
 
 
 def _local_model(info, source):
-    """The model a header names, if it loads without a download; else one line saying
+    """The model a header names (resolved), if it loads without a download; else one line saying
     to pass it explicitly (a header is data: it must not make kerasae go online)."""
     name, kind = info.get("name"), info.get("source")
     if kind == "preset" and presets.is_hub_name(name):
         why = "a Hugging Face Hub preset"
     elif kind == "preset":
         try:  # no mirrors: the index, config.json and weights from the cache or the wheel
-            presets.get_preset(name, mirrors=[], progress=False).file(presets.WEIGHTS_FILE)
-            return name
+            ref = resolve_preset(name, mirrors=[], progress=False)
+            ref.weights_file  # noqa: B018 - verified here once, then loaded from this copy
+            return ref
         except KerasaeError:
             why = "a zoo preset whose files are not here"
     elif kind == "file" and info.get("path") and os.path.isfile(info["path"]):

@@ -43,7 +43,8 @@ def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_act
     return keras.Model(inputs, x, name="decoder")
 
 
-@register_builder("stacked_ae")
+@register_builder("stacked_ae", example=dict(hidden_units=(32,), latent_dim=8,
+                                               input_shape=(8, 8, 1)))
 def StackedAE(
     *,
     hidden_units=(512, 256),
@@ -112,7 +113,7 @@ def StackedAE(
         >>> model.encoder.output.shape
         (None, 16)
     """
-    input_shape = _validate.image_shape(input_shape)
+    input_shape = _validate.input_shape(input_shape)
     hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
     latent_dim = _validate.positive_int(latent_dim, "latent_dim")
     activation = _validate.activation(activation, "activation")
@@ -120,6 +121,10 @@ def StackedAE(
     if sparsity is not None:
         _validate.choice(sparsity, "sparsity", SPARSITIES)
         _validate.non_negative_float(sparsity_weight, "sparsity_weight")
+        target = _validate.non_negative_float(sparsity_target, "sparsity_target")
+        if not 0.0 < target < 1.0:
+            raise InvalidValue(f"`sparsity_target` must lie strictly between 0 and 1. "
+                               f"Received: sparsity_target={sparsity_target!r}")
     if code_activation is None and sparsity == "kl":
         code_activation = "sigmoid"
     code_activation = _validate.activation(code_activation, "code_activation")
@@ -142,7 +147,8 @@ def StackedAE(
                             corruption_amount=corruption_amount)
 
 
-@register_builder("sparse_stacked_ae")
+@register_builder("sparse_stacked_ae", example=dict(hidden_units=(32,), latent_dim=8,
+                                                      input_shape=(8, 8, 1)))
 def SparseStackedAE(
     *,
     hidden_units=(512, 256),
@@ -173,7 +179,8 @@ def SparseStackedAE(
     )
 
 
-@register_builder("denoising_stacked_ae")
+@register_builder("denoising_stacked_ae", example=dict(hidden_units=(32,), latent_dim=8,
+                                                         input_shape=(8, 8, 1)))
 def DenoisingStackedAE(
     *,
     hidden_units=(512, 256),

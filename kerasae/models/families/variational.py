@@ -5,8 +5,8 @@ from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
 from kerasae.models.parts import make_autoencoder
 from kerasae.models.builder import register_builder
-from kerasae.models.conv import conv_args, conv_decoder, conv_encoder
-from kerasae.models.stacked import dense_decoder, dense_encoder
+from kerasae.models.families.conv import conv_args, conv_decoder, conv_encoder
+from kerasae.models.families.stacked import dense_decoder, dense_encoder
 
 
 def _vae_args(beta, reconstruction, seed):
@@ -15,7 +15,8 @@ def _vae_args(beta, reconstruction, seed):
     return beta, _validate.seed(seed)
 
 
-@register_builder("dense_vae")
+@register_builder("dense_vae", example=dict(hidden_units=(32,), latent_dim=4,
+                                              input_shape=(8, 8, 1)))
 def DenseVAE(
     *,
     hidden_units=(512, 256),
@@ -62,7 +63,7 @@ def DenseVAE(
         >>> [t.shape for t in vae.encoder.outputs]
         [(None, 2), (None, 2)]
     """
-    input_shape = _validate.image_shape(input_shape)
+    input_shape = _validate.input_shape(input_shape)
     hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
     latent_dim = _validate.positive_int(latent_dim, "latent_dim")
     _validate.activation(activation, "activation")
@@ -73,7 +74,7 @@ def DenseVAE(
                             reconstruction=reconstruction, seed=seed)
 
 
-@register_builder("conv_vae")
+@register_builder("conv_vae", example=dict(filters=(8, 16), latent_dim=4, input_shape=(8, 8, 1)))
 def ConvVAE(
     *,
     filters=(32, 64),

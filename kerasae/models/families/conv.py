@@ -90,7 +90,7 @@ def conv_decoder(output_shape, filters, kernel_size, latent_dim, activation, *,
 def conv_args(input_shape, filters, kernel_size, latent_dim, activation,
               convs_per_stage, dense_units, decoder, output_activation="sigmoid"):
     """Validates the arguments shared by the convolutional builders."""
-    input_shape = _validate.image_shape(input_shape, rank=3)
+    input_shape = _validate.input_shape(input_shape, rank=3)
     filters = _validate.positive_ints(filters, "filters")
     kernel_size = _validate.positive_int(kernel_size, "kernel_size")
     if latent_dim is not None:
@@ -111,7 +111,7 @@ def conv_args(input_shape, filters, kernel_size, latent_dim, activation,
     return input_shape, filters, kernel_size, latent_dim, convs_per_stage, dense_units
 
 
-@register_builder("conv_ae")
+@register_builder("conv_ae", example=dict(filters=(8, 16), latent_dim=8, input_shape=(8, 8, 1)))
 def ConvAE(
     *,
     filters=(32, 64),
@@ -194,7 +194,7 @@ def ConvAE(
                             corruption=corruption, corruption_amount=corruption_amount)
 
 
-@register_builder("denoising_conv_ae")
+@register_builder("denoising_conv_ae", example=dict(filters=(8, 16), input_shape=(8, 8, 1)))
 def DenoisingConvAE(
     *,
     filters=(32, 64),
