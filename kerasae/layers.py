@@ -1,4 +1,7 @@
-"""Serializable layers: VAE sampling, train-time corruption, code sparsity.
+"""Serializable layers: VAE sampling, train-time corruption, code sparsity, scaling.
+
+`Scale` maps raw records and series to standard (or min-max) units inside a model
+and back, with statistics `scaling_stats` fits on the training data.
 
 All randomness goes through `keras.random`. Each random layer accepts, besides
 `training`, three optional call arguments used by `kerasae.fit` under
@@ -13,6 +16,7 @@ All randomness goes through `keras.random`. Each random layer accepts, besides
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasae import losses
@@ -246,3 +250,78 @@ class SparsityPenalty(keras.layers.Layer):
         config = super().get_config()
         config.update({"kind": self.kind, "weight": self.weight, "target": self.target})
         return config
+
+
+SCALINGS = ("standard", "minmax")
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class Scale(keras.layers.Layer):
+    """Per-feature scaling inside the model: `(x - center) / scale` on the last axis, or its
+    inverse (`invert=True`), so a model takes and gives raw values.
+
+    `center` and `scale` are weights (not trained) that `Autoencoder.adapt` fits on the
+    training data: the mean and standard deviation (`"standard"`) or the minimum and the
+    range (`"minmax"`); a constant feature gets scale 1, never a division by zero. They
+    are saved with the model, so `.keras`, SavedModel, ONNX and LiteRT files take raw
+    values. `seen` counts the examples they were fitted on (0: not fitted yet).
+
+    Args:
+        features: size of the last axis (features of a record, channels of a series).
+        method: `"standard"` or `"minmax"`. Defaults to `"standard"`.
+        invert: the inverse map (the decoder's last layer). Defaults to `False`.
+    """
+
+    def __init__(self, features, method="standard", invert=False, **kwargs):
+        super().__init__(**kwargs)
+        if method not in SCALINGS:
+            raise InvalidValue(f"Unknown scaling {method!r}. Use one of "
+                               f"{', '.join(SCALINGS)}. Received: scaling={method!r}")
+        self.features, self.method, self.invert = int(features), method, bool(invert)
+        self.center = self.add_weight(shape=(self.features,), initializer="zeros",
+                                      trainable=False, name="center", dtype="float32")
+        self.scale = self.add_weight(shape=(self.features,), initializer="ones",
+                                     trainable=False, name="scale", dtype="float32")
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                    name="seen", dtype="float32")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        return x * self.scale + self.center if self.invert else (x - self.center) / self.scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"features": self.features, "method": self.method,
+                       "invert": self.invert})
+        return config
+
+
+def scaling_stats(batches, method="standard"):
+    """`(center, scale, count)` over the last axis of every value of `batches` (arrays),
+    in one streaming pass (Chan et al.'s parallel mean and variance); a constant
+    feature gets scale 1."""
+    count, mean, m2, low, high = 0, None, None, None, None
+    for batch in batches:
+        x = np.asarray(batch, dtype="float64").reshape(-1, np.shape(batch)[-1])
+        if not len(x):
+            continue
+        n, m = len(x), x.mean(axis=0)
+        v = ((x - m) ** 2).sum(axis=0)
+        if mean is None:
+            count, mean, m2, low, high = n, m, v, x.min(axis=0), x.max(axis=0)
+            continue
+        delta, total = m - mean, count + n
+        mean = mean + delta * n / total
+        m2 = m2 + v + delta ** 2 * count * n / total
+        low, high, count = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0)), total
+    if mean is None:
+        raise InvalidValue("Scaling needs at least one example to fit on. Received: 0 examples")
+    if method == "minmax":
+        center, scale = low, high - low
+    else:
+        center, scale = mean, np.sqrt(m2 / count)
+    scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, 1.0)
+    return center.astype("float32"), scale.astype("float32"), count

@@ -182,23 +182,59 @@ def anomaly_panels(path, normal, anomalous, threshold, fpr, tpr, auc, *, title,
     return save(fig, path)
 
 
-def score_histogram(path, scores, threshold, *, title, baseline=None):
-    """Histogram of anomaly scores with the threshold (no labels: no ROC); `baseline`
-    is `(scores, threshold, label)` of another scorer, drawn beside it (11 x 4.6 in)."""
+def score_histogram(path, scores, threshold, *, title, baseline=None, what="images",
+                    labels=None):
+    """Histogram of anomaly scores with the threshold; `labels` (bool, one per score)
+    splits it into normal and labelled anomalies; `baseline` is `(scores, threshold,
+    label)` of another scorer, drawn beside it (11 x 4.6 in)."""
     fig, axes = figure(11.0, 4.6, 1, 2 if baseline is not None else 1)
     panels = [(scores, threshold, "autoencoder reconstruction MSE")]
     if baseline is not None:
         panels.append(baseline)
     for ax, (values, t, label) in zip(axes[0], panels):
+        values = np.asarray(values)
         hi = float(np.percentile(values, 99.5)) if len(values) else 1.0
-        bins = np.linspace(0, max(hi, t * 1.1, 1e-12), 60)
-        flagged = int(np.sum(np.asarray(values) > t))
-        ax.hist(np.clip(values, 0, bins[-1]), bins=bins, alpha=0.7,
-                label=f"{len(values)} images, {flagged} above the threshold")
-        ax.axvline(t, color="k", linestyle="--", label=f"threshold {t:.4f}")
+        bins = np.linspace(min(0.0, float(values.min(initial=0.0))), max(hi, t * 1.1, 1e-12), 60)
+        flagged = int(np.sum(values > t))
+        groups = ([(values, f"{len(values)} {what}, {flagged} above the threshold")]
+                  if labels is None else
+                  [(values[~labels], f"labelled normal ({int((~labels).sum())})"),
+                   (values[labels], f"labelled anomaly ({int(labels.sum())})")])
+        for part, text in groups:
+            ax.hist(np.clip(part, bins[0], bins[-1]), bins=bins, alpha=0.6, label=text,
+                    density=labels is not None)
+        ax.axvline(t, color="k", linestyle="--", label=f"threshold {t:.4g}")
         ax.set_xlabel(f"anomaly score: {label}")
-        ax.set_ylabel("images")
+        ax.set_ylabel(what if labels is None else "density")
         ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return save(fig, path)
+
+
+def series_scores(path, values, scores, threshold, *, windows, columns, title):
+    """A series over time (top), its anomaly score per step with the threshold (bottom);
+    `windows` `[(first, last), ...]` (labelled anomalies) shaded, flagged steps marked
+    (12 x 6 in)."""
+    fig, axes = figure(12.0, 6.0, 2, 1, sharex=True)
+    top, bottom = axes[0][0], axes[1][0]
+    steps = np.arange(len(scores))
+    for j in range(min(values.shape[1], 5)):
+        top.plot(steps, values[:, j], linewidth=0.7, label=str(columns[j]))
+    bottom.plot(steps, scores, linewidth=0.7, color="C3", label="score")
+    bottom.axhline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
+    flagged = np.flatnonzero(np.nan_to_num(scores, nan=-np.inf) > threshold)
+    bottom.plot(flagged, scores[flagged], "o", markersize=2, color="k",
+                label=f"{len(flagged)} flagged steps")
+    for k, (a, b) in enumerate(windows):
+        for ax in (top, bottom):
+            ax.axvspan(a, b, color="C2", alpha=0.2,
+                       label="labelled anomaly window" if k == 0 and ax is top else None)
+    top.set_ylabel("value")
+    top.legend(fontsize=8, loc="upper left")
+    bottom.set_yscale("symlog", linthresh=max(float(threshold) / 10, 1e-9))
+    bottom.set_xlabel("time step")
+    bottom.set_ylabel("reconstruction MSE")
+    bottom.legend(fontsize=8, loc="upper left")
     fig.suptitle(title, fontsize=11)
     return save(fig, path)
 

@@ -212,15 +212,20 @@ class KerasaeExport {
     return this.decode(code.data, n);
   }
 
-  /** Per-image anomaly score: mean squared error between input and reconstruction. */
+  /**
+   * Per-example anomaly score: mean squared error between input and reconstruction,
+   * each error divided by the anomaly block's `scale` of its feature (the last axis)
+   * where the model scales its input (records, series).
+   */
   async scores(images, n) {
     const recon = (await this.reconstruct(images, n)).data;
     const per = images.length / n;
+    const scale = (this.manifest.anomaly && this.manifest.anomaly.scale) || [1];
     const out = new Float64Array(n);
     for (let i = 0; i < n; i += 1) {
       let sum = 0;
       for (let j = i * per; j < (i + 1) * per; j += 1) {
-        const d = images[j] - recon[j];
+        const d = (images[j] - recon[j]) / scale[j % scale.length];
         sum += d * d;
       }
       out[i] = sum / per;

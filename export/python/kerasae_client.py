@@ -60,7 +60,8 @@ class KerasaeExport:
         self.variational = bool(self.manifest["latent"]["variational"])
         self.image_shape = tuple(self.manifest["input"]["shape"][1:])
         self.code_shape = tuple(self.manifest["latent"]["shape"][1:])
-        self.value_range = tuple(self.manifest["input"]["value_range"])
+        # None for records and series: raw values of any range (the model scales them)
+        self.value_range = tuple(self.manifest["input"]["value_range"] or ()) or None
 
     # ------------------------------------------------------------ inference
     def encode(self, images):
@@ -82,9 +83,13 @@ class KerasaeExport:
         return self.decode(self.code(images))
 
     def scores(self, images):
-        """Per-image mean squared error between images and reconstructions."""
+        """Per-example mean squared error between inputs and reconstructions, each error
+        divided by the anomaly block's `scale` of its feature (the last axis) where the
+        model scales its input (records, series)."""
         images = self._batch(images, self.image_shape, "images")
         diff = images.astype("float64") - self.reconstruct(images).astype("float64")
+        scale = (self.manifest.get("anomaly") or {}).get("scale") or [1.0]
+        diff = diff / np.asarray(scale, dtype="float64")
         return np.mean(diff**2, axis=tuple(range(1, images.ndim)))
 
     def anomaly(self, images):

@@ -4,7 +4,7 @@ import os
 
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import check_writable
-from kerasae.cli.args import parse_kwargs
+from kerasae.cli.args import parse_kwargs, table_options
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import COLOR_MODES, RESIZE_MODES
 from kerasae.training.options import LR_SCHEDULES, PRECISIONS, STRATEGIES, VERBOSITY
@@ -22,7 +22,8 @@ def add_parsers(sub):
     p.add_argument("builder", help="builder name, see `kerasae list`")
     p.add_argument("--dataset", default="digits",
                    help="a folder of images (flat, class folders, or train/ + test/), a "
-                   ".npz/.npy file, 'digits', or a TFDS name (default: digits)")
+                   ".npz/.npy file, a .csv file (a table, or a series with --window), "
+                   "'digits', or a TFDS name (default: digits)")
     p.add_argument("--split", default="train")
     p.add_argument("--validation", default="auto",
                    help="a split of the dataset (test), a fraction to hold out (0.1), a "
@@ -42,6 +43,7 @@ def add_parsers(sub):
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out image files that do not decode (counted), instead of failing")
     max_pixels_option(p)
+    table_options(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
@@ -137,6 +139,8 @@ def _train_in(args, kwargs, strategy, out):
         args.builder, args.dataset, split=args.split, validation=args.validation,
         image_size=args.image_size, color_mode=args.color_mode, resize=args.resize,
         cache=args.cache, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
+        columns=args.columns, label=args.label, time_column=args.time_column,
+        window=args.window, stride=args.stride, impute=args.impute,
         data_dir=args.data_dir, raw_dir=args.raw_dir, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         lr_schedule=args.lr_schedule, strategy=strategy, seed=args.seed,

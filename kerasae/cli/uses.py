@@ -2,6 +2,7 @@
 
 import os
 
+from kerasae.cli.args import table_options
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
 from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
@@ -169,19 +170,37 @@ def _add_denoise(subparsers):
 
 def _add_anomaly(subparsers):
     p = subparsers.add_parser(
-        "anomaly", help="train without one class; ROC-AUC, threshold, export a detector",
-        description="Train a fresh model of --model's architecture on the train split "
-        "without one class, pick the threshold on training scores, score the test split "
-        "(the held-out class is the anomaly) beside PCA, and export the detector with its "
-        "threshold in the metadata. Writes anomaly.json, anomaly.png, anomaly_examples.png "
-        "and detector/. --held-out all sweeps every class (slow: one training each).")
-    _inputs(p, images=False)
+        "anomaly", help="anomaly detection: images (a held-out class), records or series",
+        description="Images: train a fresh model of --model's architecture on the train "
+        "split without one class, pick the threshold on training scores, score the test split "
+        "(the held-out class is the anomaly) beside PCA. Records and series (--dataset a "
+        ".csv / .npz / .npy table; a series with --window): train a detector (default "
+        "stacked_ae, or conv1d_ae for a series) on all of the data or its --normal part, "
+        "score every row or time step, flag those above the threshold. Both export the "
+        "detector with its threshold in the metadata (detector/) and write anomaly.json, "
+        "anomaly.png and scores.csv (a series also scores_over_time.png). --held-out all "
+        "sweeps every class (slow: one training each).")
+    _inputs(p, images=False, model_required=False)
     _out(p, "anomaly")
+    table_options(p)
+    p.add_argument("--normal", default=None,
+                   help="records and series: train on 'label' (rows labelled 0), 'first:N' "
+                   "or 'first:P%%' (the first rows or steps), or a file of normal data "
+                   "(default: all of the data, anomalies assumed rare)")
+    p.add_argument("--contamination", type=float, default=None,
+                   help="the expected fraction of anomalies in the training data: the "
+                   "threshold flags that top fraction (instead of --threshold)")
+    p.add_argument("--per-step", default="mean", choices=["mean", "last"],
+                   help="a series: a step's score is the mean of the windows holding it, or "
+                   "the score of the window ending at it (causal) (default: mean)")
     p.add_argument("--held-out", default="auto",
                    help="class index or name held out as the anomaly, 'all', or 'auto' (the "
                    "last class; without labels every image is scored instead) (default: auto)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: 3 for images; about 500 training steps for records")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: 128 for images; 64, or 256 from 5,000 examples on, for "
+                   "records")
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--threshold", default=DEFAULT_THRESHOLD,
                    help="'percentile:P', 'mean+Kstd' or a number (default: percentile:99)")
@@ -193,6 +212,24 @@ def _add_anomaly(subparsers):
     p.add_argument("--no-export", action="store_true", help="do not write detector/")
     p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2])
     p.set_defaults(func=_anomaly)
+
+
+def _records_lines(r):
+    m = r.metrics
+    what = "steps" if m["input"] == "series" else "rows"
+    lines = [f"trained {m['model']} on {m['training']['on']} ({m['training']['examples']} "
+             f"examples, {m['training']['epochs']} epochs, {m['training']['seconds']} s); "
+             f"threshold {m['threshold']['value']:.6g} ({m['threshold']['method']})",
+             f"flagged {m['scored']['flagged']} of {m['scored'][what]} {what}"]
+    if "roc_auc" in m:
+        a = m["at_threshold"]
+        lines.append(f"ROC-AUC {m['roc_auc']:.4f}, PR-AUC {m['pr_auc']:.4f}; at the threshold "
+                     f"precision {a['precision']:.3f}, recall {a['recall']:.3f}")
+    w = m.get("labelled_windows")
+    if w:
+        lines.append(f"labelled windows flagged: {w['flagged']} of {w['windows']}; "
+                     f"{w['flagged_outside']} flagged steps outside them")
+    return lines
 
 
 def _add_generate(subparsers):
@@ -294,13 +331,21 @@ def _anomaly(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import anomaly
 
+    records = {k: getattr(args, k) for k in ("normal", "window", "stride", "columns", "label",
+                                             "time_column", "impute", "contamination")
+               if getattr(args, k) is not None}
+    if records or args.per_step != "mean":
+        records["per_step"] = args.per_step
     r = anomaly(args.model, held_out=args.held_out, dataset=args.dataset,
                 train_split=args.train_split, test_split=args.split, resize=args.resize,
                 skip_bad=args.skip_bad, max_pixels=args.max_pixels, train=not args.no_train,
                 epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, threshold=args.threshold,
                 train_limit=args.train_limit, limit=args.limit, seed=args.seed,
-                out=_out_dir(args, "anomaly"), export=not args.no_export, verbose=args.verbose)
+                out=_out_dir(args, "anomaly"), export=not args.no_export, verbose=args.verbose,
+                **records)
+    if r.metrics.get("input") in ("records", "series"):
+        return _show(r, _records_lines(r))
     if r.metrics.get("sweep"):
         lines = [f"{row['held_out_name']}: ROC-AUC {row['roc_auc']:.4f} "
                  f"(PCA {row['pca_roc_auc']:.4f})" for row in r["per_class"]]

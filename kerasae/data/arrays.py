@@ -207,16 +207,21 @@ def _load(path, **kwargs):
         ) from e
 
 
-def from_file(path, kind=None):
-    """A `Source` from `.npz` (arrays `x` or `images`, optional `y` / `labels`) or `.npy`."""
-    if not os.path.isfile(path):
-        raise DataError(f"No such file: {path!r}. Received: dataset={path!r}")
-    name = os.path.basename(path)
-    if path.endswith(".npy"):
-        return npy_file(path, _load(path, mmap_mode="r"), name=name, kind=kind)
+def npy_array(path):
+    """The array of a `.npy` file, memory-mapped (read-only, no pickles)."""
+    return _load(path, mmap_mode="r")
+
+
+def npz_arrays(path):
+    """`(features or images, labels or None)` of a `.npz` file: the arrays `x` / `images` /
+    `x_train` and `y` / `labels` / `y_train`, names in any case (ADBench writes `X`, `y`),
+    or its only array."""
     data = _load(path)
     keys = list(data.keys())
-    x_key = next((k for k in ("x", "images", "x_train") if k in keys), None)
+    by_lower = {}
+    for k in keys:
+        by_lower.setdefault(k.lower(), k)
+    x_key = next((by_lower[k] for k in ("x", "images", "x_train") if k in by_lower), None)
     if x_key is None:
         if len(keys) != 1:
             raise DataError(
@@ -224,14 +229,24 @@ def from_file(path, kind=None):
                 "e.g. np.savez(path, x=images, y=labels)."
             )
         x_key = keys[0]
-    y_key = next((k for k in ("y", "labels", "y_train") if k in keys), None)
+    y_key = next((by_lower[k] for k in ("y", "labels", "y_train") if k in by_lower), None)
     try:
-        images = data[x_key]
-        labels = None if y_key is None else data[y_key]
+        return data[x_key], (None if y_key is None else data[y_key])
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise DataError(
             f"Could not read array {x_key!r} of {path!r} without pickles ({e}). Images of "
             "different sizes cannot share one array: resize them to one size first, or put "
             "them in a folder and pass --image-size. Received: dataset=" + repr(path)
         ) from e
+
+
+def from_file(path, kind=None):
+    """A `Source` from `.npz` (arrays `x` or `images`, optional `y` / `labels`; names in
+    any case) or `.npy`."""
+    if not os.path.isfile(path):
+        raise DataError(f"No such file: {path!r}. Received: dataset={path!r}")
+    name = os.path.basename(path)
+    if path.endswith(".npy"):
+        return npy_file(path, npy_array(path), name=name, kind=kind)
+    images, labels = npz_arrays(path)
     return from_array(images, labels, name=name, kind=kind)

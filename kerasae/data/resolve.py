@@ -2,8 +2,9 @@
 (`train_and_validation`), or a `tf.data.Dataset` (`load`).
 
 A dataset argument is a `Source`, a `tf.data.Dataset`, an array or `(images,
-labels)`, a folder of images, a `.npz` / `.npy` file, `"digits"`, or a dataset
-name. Routes for a name (in this order for `source="auto"`): a TFDS copy already
+labels)`, a folder of images, a `.npz` / `.npy` file, a `.csv` file or a DataFrame
+(a table, or a series cut into windows: `kerasae.data.series.tabular`), `"digits"`,
+or a dataset name. Routes for a name (in this order for `source="auto"`): a TFDS copy already
 prepared under `data_dir`; for `mnist` / `fashion_mnist` the raw IDX files
 (`kerasae.data.idx`); a TFDS download, tried only when its host answers; then
 one error listing the fixes.
@@ -21,6 +22,7 @@ from kerasae.data.embedded import digits
 from kerasae.data.folders import SPLIT_DIRS, folder
 from kerasae.data.idx import RAW_DATASETS, RAW_ENV, load_raw
 from kerasae.data.image_options import read_at
+from kerasae.data.series import tabular
 from kerasae.data.source import DataError, Source
 from kerasae.data.streams import from_tf_dataset
 
@@ -38,7 +40,9 @@ def _looks_like_path(text):
 
 def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto",
                download=True, image_size=None, color_mode=None, resize="crop",
-               skip_bad=False, cache=None, max_pixels=None, kind=None):
+               skip_bad=False, cache=None, max_pixels=None, kind=None, columns=None,
+               label=None, time_column=None, window=None, stride=None, impute=None,
+               default_window=None):
     """Resolves a dataset argument (see the module docstring) to a `Source`.
 
     `image_size`, `color_mode`, `resize`, `skip_bad` and `max_pixels` apply to image
@@ -46,28 +50,53 @@ def get_source(name, split="train", *, data_dir=None, raw_dir=None, source="auto
     varying size); `cache` is a directory for the decoded images of a folder
     (see `kerasae.data.cache`). `kind` says what the rows of an array are (`"image"`,
     `"vector"`, `"series"`: the model's input; by default, by the array's rank, see
-    `kerasae.data.arrays`). Nothing is read whole: folders, `.npy` files and TFDS
-    splits are read batch by batch.
+    `kerasae.data.arrays`). `columns`, `label`, `time_column` and `impute` read a table
+    (a `.csv` file, a DataFrame; an array or `.npz` / `.npy` file when one is given: see
+    `kerasae.data.table`); `window` and `stride` cut a series into windows (see
+    `kerasae.data.series`; a `.csv` file or an array `(T, C)` read for `kind="series"`
+    is cut into windows of `default_window`, a series model's input length, when
+    `window` is not given). Nothing is read whole: folders, `.csv` and `.npy` files and
+    TFDS splits are read batch by batch.
     """
-    if isinstance(name, Source):
-        src = name
-    elif _is_tf_dataset(name):
-        src = from_tf_dataset(name)
-    elif isinstance(name, np.ndarray):
-        src = from_array(name, kind=kind)
-    elif isinstance(name, (tuple, list)) and len(name) == 2 and all(
+    data, labels = name, None
+    if isinstance(name, (tuple, list)) and len(name) == 2 and all(
             isinstance(a, np.ndarray) for a in name):
-        src = from_array(name[0], name[1], kind=kind)
-    elif isinstance(name, (str, os.PathLike)):
-        src = _from_text(os.fspath(name), split, data_dir, raw_dir, source, download,
+        data, labels = name
+    if isinstance(data, Source):
+        src = data
+    elif _is_tf_dataset(data):
+        src = from_tf_dataset(data)
+    elif (tab := tabular(data, kind, labels=labels, window=window, stride=stride,
+                         default_window=default_window, columns=columns, label=label,
+                         time_column=time_column, impute=impute)) is not None:
+        _no_image_options(data, dict(image_size=image_size, color_mode=color_mode))
+        src = tab
+    elif isinstance(data, np.ndarray):
+        src = from_array(data, labels, kind=kind)
+    elif isinstance(data, (str, os.PathLike)):
+        src = _from_text(os.fspath(data), split, data_dir, raw_dir, source, download,
                          dict(image_size=image_size, color_mode=color_mode, resize=resize,
                               skip_bad=skip_bad, max_pixels=max_pixels), kind)
     else:
         raise InvalidType(
-            "A dataset is a name, a folder, a .npz/.npy path, an array or (images, labels), "
-            f"a tf.data.Dataset or a kerasae.data.Source. Received: dataset={type(name).__name__}"
+            "A dataset is a name, a folder, a .csv/.npz/.npy path, an array or (images, "
+            "labels), a DataFrame, a tf.data.Dataset or a kerasae.data.Source. "
+            f"Received: dataset={type(data).__name__}"
         )
     return cached(src, cache) if cache else src
+
+
+def _no_image_options(name, options):
+    """Image sizing options given with arrays or a table: refused, they would do nothing."""
+    given = [k for k in ("image_size", "color_mode") if options.get(k) is not None]
+    if given:
+        what = repr(name) if isinstance(name, (str, os.PathLike)) else "the data"
+        raise DataError(
+            f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to image "
+            f"folders (and TFDS images); {what} holds arrays, used as they are. "
+            f"Resize them before saving, or put the images in a folder. Received: "
+            f"{given[0]}={options[given[0]]!r}"
+        )
 
 
 def _from_text(name, split, data_dir, raw_dir, source, download, options, kind=None):
@@ -76,21 +105,13 @@ def _from_text(name, split, data_dir, raw_dir, source, download, options, kind=N
     if os.path.isdir(os.path.expanduser(name)):
         return folder(os.path.expanduser(name), split, **options)
     if name.endswith((".npz", ".npy")) or name == "digits":
-        given = [k for k in ("image_size", "color_mode") if options.get(k) is not None]
-        if given:
-            raise DataError(
-                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to image "
-                f"folders (and TFDS images); {name!r} holds arrays, used as they are. Resize "
-                f"them before "
-                f"saving, or put the images in a folder. Received: {given[0]}="
-                f"{options[given[0]]!r}"
-            )
+        _no_image_options(name, options)
     if name.endswith((".npz", ".npy")):
         return from_file(name, kind=kind)
     if _looks_like_path(name):
         raise MissingFile(
-            f"No such file or folder: {name!r}. A dataset is a folder of images, a .npz or "
-            f".npy file, 'digits' or a dataset name. Received: dataset={name!r}"
+            f"No such file or folder: {name!r}. A dataset is a folder of images, a .npz, "
+            f".npy or .csv file, 'digits' or a dataset name. Received: dataset={name!r}"
         )
     if name == "digits":
         return digits(split)
@@ -125,15 +146,19 @@ def train_and_validation(data, split="train", validation="auto", *, seed=0, **op
     """The training `Source` and the validation `Source` (or `None`) of a run.
 
     `validation` is a split name of the same dataset (`"test"`), a fraction of the
-    training data held out by a seeded draw (`0.1`), a path, an array, a `Source`
-    or a `tf.data.Dataset`, `"auto"` (the dataset's `test` split where it has one,
-    else none), or `None` / `"none"`. One that cannot be used is an error, never
-    dropped silently.
+    training data held out by a seeded draw (`0.1`; of a series, its last tenth of
+    time steps: neighbouring windows overlap, so random windows would leak into
+    training), a path, an array, a `Source` or a `tf.data.Dataset`, `"auto"` (the
+    dataset's `test` split where it has one, else none), or `None` / `"none"`. One
+    that cannot be used is an error, never dropped silently. Validation tables and
+    series have their missing cells filled with the training data's statistics.
     """
     _check_number(validation)
     train = get_source(data, split, **options)
     if _split_fraction(validation):
         return _held_out(train, validation, seed)
+    if options.get("impute") is not None and getattr(train, "fill", None) is not None:
+        options = dict(options, impute=train)
     if isinstance(validation, str) and validation == "auto" and not _from_split_folder(train):
         return train, None
     at = read_at(train.image_shape)
@@ -173,6 +198,8 @@ def _held_out(train, validation, seed):
             f"A fraction of {train.name!r} cannot be held out: it is read as a stream. "
             f"Pass a validation dataset instead. Received: validation={validation!r}"
         )
+    if hasattr(train, "split_tail"):
+        return train.split_tail(_split_fraction(validation))
     n = len(train)
     k = int(round(n * _split_fraction(validation)))
     if not 0 < k < n:
@@ -197,7 +224,7 @@ def validation_source(data, validation, **options):
             f"Received: validation={validation!r}"
         )
     if not isinstance(validation, str) or os.path.exists(os.path.expanduser(validation)) or \
-            validation.endswith((".npz", ".npy")) or _looks_like_path(validation):
+            validation.endswith((".npz", ".npy", ".csv")) or _looks_like_path(validation):
         return get_source(validation, "all", **options)
     name = _split_name_of(data)
     auto = validation == "auto"
@@ -226,7 +253,8 @@ def _split_name_of(data):
         if data.route in NAMED_ROUTES or data.route in ("folder", "cache"):
             return data.name
         return None
-    if isinstance(data, (str, os.PathLike)) and not os.fspath(data).endswith((".npz", ".npy")):
+    if isinstance(data, (str, os.PathLike)) and not os.fspath(data).lower().endswith(
+            (".npz", ".npy", ".csv")):
         return os.fspath(data)
     return None
 

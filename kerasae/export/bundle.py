@@ -32,6 +32,7 @@ from kerasae.export.litert_graph import litert_parts
 from kerasae.export.onnx import write_onnx
 from kerasae.export.samples import quantization_images
 from kerasae.export.saved_model import write_saved_model
+from kerasae.models import scaling
 from kerasae.models.resolve import ModelRef, resolve_model
 
 
@@ -130,9 +131,10 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     ref, model = _resolve(model)
     source = ref.manifest_source() if ref is not None else {"kind": "object"}
     parts = graphs.inference_parts(model)
+    extra, reference_inputs = _scaled(model, parts, extra, reference_inputs, batch_sizes)
     x_ref = manifest.reference_inputs(reference_inputs, parts, batch_sizes, value_range)
     meta = manifest.describe(model, parts, source, extra, formats, opset, value_range,
-                             autoencoder_onnx, quantize)
+                             autoencoder_onnx, quantize, scaled=scaling.scale_kind(model))
     samples = (quantization_images(representative, quality_images, ref, parts)
                if quantize else None)
     fns = graphs.endpoints(parts)
@@ -217,3 +219,26 @@ def _parity(folder, fns, parts, x_ref, formats, batch_sizes, tolerance, autoenco
     if "saved_model" in formats:
         runners.update(parity.saved_model_runners(folder))
     return parity.check_parity(runners, fns, parts, x_ref, batch_sizes, tolerance)
+
+
+def _scaled(model, parts, extra, reference_inputs, batch_sizes):
+    """For a model that scales its input (records, series): the anomaly block's scale
+    (the model's own unless given, checked against the input's last axis), and, unless
+    given, reference inputs drawn on the data's own scale (its centre and spread)."""
+    scaler, _ = scaling.scalers(model)
+    if scaler is None:
+        return extra, reference_inputs
+    spread, center = scaler.scale.numpy(), scaler.center.numpy()
+    block = extra.get("anomaly")
+    if block is not None:
+        block = dict(block, scale=block.get("scale") or [float(v) for v in spread])
+        if len(block["scale"]) != parts.image_shape[-1]:
+            raise InvalidValue(
+                f"metadata['anomaly']['scale'] needs one value per input feature "
+                f"({parts.image_shape[-1]}). Received: {len(block['scale'])} values")
+        extra = dict(extra, anomaly=block)
+    if reference_inputs is None:  # seeded, so re-exports carry identical references
+        rng = np.random.default_rng(0)
+        noise = rng.standard_normal((max(batch_sizes),) + tuple(parts.image_shape))
+        reference_inputs = (center + spread * noise).astype("float32")
+    return extra, reference_inputs

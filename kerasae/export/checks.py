@@ -145,7 +145,19 @@ def check_anomaly(block):
         raise InvalidValue(
             f"The anomaly threshold must be a finite number. Received: threshold={threshold!r}"
         )
-    return dict(block, score=score, threshold=float(threshold))
+    scale = block.get("scale")
+    if scale is not None and (not isinstance(scale, (list, tuple)) or not scale or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and v > 0 for v in scale)):
+        raise InvalidValue(
+            "metadata['anomaly']['scale'] is the model's scale per input feature (the last "
+            "axis): positive finite numbers, by which the clients divide the error before "
+            f"squaring it. Received: scale={scale!r}"[:400]
+        )
+    out = dict(block, score=score, threshold=float(threshold))
+    if scale is not None:
+        out["scale"] = [float(v) for v in scale]
+    return out
 
 
 def is_export(folder):

@@ -1,5 +1,5 @@
 """The graphs LiteRT files are converted from: transposed convolutions and nearest
-upsampling rewritten.
+upsampling rewritten (2-D, and 1-D the same way along one axis).
 
 A Keras `Conv2DTranspose` becomes LiteRT's `TRANSPOSE_CONV`, whose output shape is
 a tensor computed at run time when the batch axis is dynamic. With LiteRT's
@@ -113,12 +113,86 @@ class RepeatUpSampling2D(keras.layers.Layer):
         return (b, h * self.size[0], w * self.size[1], c)
 
 
+class ZeroInsertionConv1D(keras.layers.Layer):
+    """`Conv1DTranspose` as zero insertion and a stride-1 convolution (as
+    `ZeroInsertionConv2D`, along one axis). Export-only."""
+
+    def __init__(self, filters, kernel_size, strides, padding, activation=None,
+                 use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size = int(filters), int(kernel_size[0])
+        self.stride, self.padding = int(strides[0]), padding
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(self.kernel_size, input_shape[-1],
+                                                             self.filters))
+        self.bias = self.add_weight(name="bias", shape=(self.filters,)) if self.use_bias \
+            else None
+
+    def _pad(self):
+        k, s = self.kernel_size, self.stride
+        if self.padding == "same":
+            half = max(k - s, 0) // 2
+            return k - 1 - half, half
+        return k - 1, max(k - s, 0)
+
+    def call(self, x):
+        s = self.stride
+        _, t, c = x.shape
+        if s > 1:
+            x = tf.pad(tf.reshape(x, (-1, 1, c)), [[0, 0], [0, s - 1], [0, 0]])
+            x = tf.reshape(x, (-1, t * s, c))
+        x = tf.pad(x, [[0, 0], self._pad(), [0, 0]])
+        y = tf.nn.conv1d(x, self.kernel, stride=1, padding="VALID")
+        if self.use_bias:
+            y = tf.nn.bias_add(y, self.bias)
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        before, after = self._pad()
+        t = input_shape[1]
+        t = None if t is None else t * self.stride + before + after - self.kernel_size + 1
+        return (input_shape[0], t, self.filters)
+
+
+class RepeatUpSampling1D(keras.layers.Layer):
+    """`UpSampling1D(size)` with the steps and channels known in the graph. Export-only."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, x):
+        _, t, c = x.shape
+        x = tf.concat([tf.reshape(x, (-1, 1, c))] * self.size, axis=1)
+        return tf.reshape(x, (-1, t * self.size, c))
+
+    def compute_output_shape(self, input_shape):
+        b, t, c = input_shape
+        return (b, None if t is None else t * self.size, c)
+
+
+_COVERED = (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose, keras.layers.UpSampling1D,
+            keras.layers.Conv1DTranspose)
+
+
 def _replacement(layer):
     """The export-only layer that computes `layer` for LiteRT, or None to keep it."""
-    if type(layer) not in (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose):
+    if type(layer) not in _COVERED:
         return None
     c = layer.get_config()
     if c.get("data_format", "channels_last") != "channels_last":
+        return None
+    if type(layer) is keras.layers.UpSampling1D:
+        return RepeatUpSampling1D(c["size"], name=c["name"], dtype="float32")
+    if type(layer) is keras.layers.Conv1DTranspose:
+        if c.get("output_padding") is None and tuple(c["dilation_rate"]) == (1,) and \
+                c["padding"] in ("same", "valid"):
+            return ZeroInsertionConv1D(c["filters"], c["kernel_size"], c["strides"],
+                                       c["padding"], c["activation"], c["use_bias"],
+                                       name=c["name"], dtype="float32")
         return None
     if type(layer) is keras.layers.UpSampling2D:
         return (RepeatUpSampling2D(c["size"], name=c["name"], dtype="float32")
@@ -153,6 +227,8 @@ def _rewrite(functional):
         if isinstance(new, ZeroInsertionConv2D):
             # Conv2DTranspose kernels are (kh, kw, out, in): flip the window, swap.
             weights[0] = np.ascontiguousarray(weights[0][::-1, ::-1].transpose(0, 1, 3, 2))
+        elif isinstance(new, ZeroInsertionConv1D):  # (k, out, in) likewise
+            weights[0] = np.ascontiguousarray(weights[0][::-1].transpose(0, 2, 1))
         new.set_weights(weights)
         if type(new) is not type(old):
             counts[type(new).__name__] = counts.get(type(new).__name__, 0) + 1
@@ -164,7 +240,7 @@ def litert_parts(parts):
     convolutions rewritten)`; `parts` itself when no layer is rewritten."""
     encoder, n_enc = _rewrite(parts.encoder)
     decoder, n_dec = _rewrite(parts.decoder)
-    rewritten = {role: n.get("ZeroInsertionConv2D", 0)
+    rewritten = {role: n.get("ZeroInsertionConv2D", 0) + n.get("ZeroInsertionConv1D", 0)
                  for role, n in (("encoder", n_enc), ("decoder", n_dec))}
     if encoder is parts.encoder and decoder is parts.decoder:
         return parts, rewritten

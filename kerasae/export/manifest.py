@@ -54,7 +54,10 @@ def keras_reference(fns, parts, x, extra):
     arrays["reconstruction"] = recon
     if "anomaly" in extra:
         axes = tuple(range(1, x.ndim))
-        arrays["score"] = np.mean((x - recon) ** 2, axis=axes).astype("float32")
+        # In the model's scaled units where it scales its input (records, series).
+        scale = np.asarray(extra["anomaly"].get("scale") or [1.0], dtype="float64")
+        err = (x.astype("float64") - recon) / scale
+        arrays["score"] = np.mean(err ** 2, axis=axes).astype("float32")
     return arrays
 
 
@@ -80,7 +83,7 @@ def reference_info(parts, arrays, batch_sizes, tolerance):
 
 
 def describe(model, parts, source, extra, formats, opset, value_range, autoencoder_onnx,
-             quantize=None):
+             quantize=None, scaled=None):
     shape = lambda s: [None] + [int(d) for d in s]  # noqa: E731
     encode_outputs = {name: shape(parts.code_shape) for name in parts.code_outputs}
     image = {"image": shape(parts.image_shape)}
@@ -109,6 +112,11 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
                     if value_range == [0.0, 1.0] else
                     f"pixels mapped linearly to [{value_range[0]:g}, {value_range[1]:g}]"),
     }
+    if scaled is not None:  # records, series: raw values in, raw values out
+        meta["input"].update(value_range=None, scaling=(
+            f"raw values of any range; the model scales each feature itself ({scaled}: "
+            "(x - center) / scale, fitted on the training data) and its reconstruction "
+            "is in the raw units too"))
     meta["latent"] = {
         "name": "code", "shape": shape(parts.code_shape),
         "size": int(math.prod(parts.code_shape)),
@@ -118,7 +126,7 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
                                    if parts.variational else ""),
     }
     meta["output"] = {"name": "reconstruction", "shape": shape(parts.image_shape),
-                      "dtype": "float32", "value_range": value_range}
+                      "dtype": "float32", "value_range": meta["input"]["value_range"]}
     meta["signatures"] = {
         "encode": {"inputs": image, "outputs": encode_outputs},
         "decode": {"inputs": {"code": shape(parts.code_shape)},

@@ -9,7 +9,7 @@ from kerasae import losses
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data import ranges
 from kerasae.layers import Sampling
-from kerasae.models import registry
+from kerasae.models import registry, scaling
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -70,6 +70,12 @@ class Autoencoder(keras.Model):
         """Shape of one input (an image, a record or a window), without the batch axis."""
         return tuple(self.encoder.inputs[0].shape[1:])
 
+    def adapt(self, data):
+        """Fits the model's scaling (records and series) on `data`: an array, a
+        `kerasae.data.Source` or a `tf.data.Dataset`; `fit` does it once by itself.
+        Returns the number of examples seen (0 for a model without scaling)."""
+        return scaling.adapt(self, data)
+
     @property
     def input_kind(self):
         """`"image"`, `"vector"` or `"series"`: what the input is, by its shape (see
@@ -107,7 +113,11 @@ class Autoencoder(keras.Model):
         if self.corruption is not None:
             # Distinct noise streams for corruption and sampling.
             cseed = rand if seed is None else dict(rand, seed=rand["seed"] + 7919)
-            h = self.corruption(h, training=training, **cseed)
+            scale, unscale = scaling.scalers(self)
+            if scale is None:
+                h = self.corruption(h, training=training, **cseed)
+            else:  # noise in the scaled units: a fraction of each feature's spread
+                h = unscale(self.corruption(scale(h), training=training, **cseed))
         code = self.encoder(h, training=training)
         if self.variational:
             z_mean, z_log_var = code
@@ -147,6 +157,9 @@ class Autoencoder(keras.Model):
         included here.
         """
         reduction = "sum" if self.variational else "mean"
+        scale, _ = scaling.scalers(self)
+        if scale is not None:  # measured in the scaled units: every feature counts alike
+            x, x_hat = scale(x), scale(x_hat)
         rec = losses.reconstruction_loss(x, x_hat, self.reconstruction, reduction)
         terms = {"loss": rec, "reconstruction_loss": rec}
         if self.variational:
@@ -237,16 +250,15 @@ class Autoencoder(keras.Model):
     def fit(self, x=None, y=None, *args, **kwargs):
         """Trains the model: `keras.Model.fit`, with the model's own loss (no `y` needed).
 
-        Images must be float in [0, 1]; images outside that range (uint8
-        0..255, standardised data) get a warning, once. `y`, if given, is the
-        target when it is an image batch (e.g. clean images for noisy `x`) and
-        ignored when it holds labels. For data that does not fit in memory, a
-        folder or a TFDS dataset, use `kerasae.fit`, which reads it batch by batch.
+        Images must be float in [0, 1] (a warning, once, otherwise); records and
+        series take raw values, and their scaling is fitted on `x` the first time.
+        `y`, if given, is the target when it is a batch of inputs (e.g. clean images
+        for noisy `x`) and ignored when it holds labels. For data that does not fit
+        in memory use `kerasae.fit`, which reads it batch by batch.
 
         Args:
-            x: images `(n, H, W, C)` (numpy or tensor), a `tf.data.Dataset` of
-                image batches (or `(images, targets)` batches), or what
-                `keras.Model.fit` accepts.
+            x: inputs (numpy or tensor), a `tf.data.Dataset` of batches (or `(inputs,
+                targets)` batches), or what `keras.Model.fit` accepts.
             y: optional targets (see above).
             *args, **kwargs: the other arguments of `keras.Model.fit`
                 (`epochs`, `batch_size`, `validation_data`, `callbacks`, ...).
@@ -257,6 +269,8 @@ class Autoencoder(keras.Model):
         if hasattr(x, "element_spec") and len(args) < 7:
             # A dataset keeps its own order; Keras would warn that shuffle=True is ignored.
             kwargs.setdefault("shuffle", False)
+        if x is not None and not scaling.adapted(self):
+            scaling.adapt(self, x)  # records and series: scaling fitted on the training data
         x = self._checked(x, "fit")
         if isinstance(kwargs.get("validation_data"), tuple):
             self._checked(kwargs["validation_data"][0], "fit(validation_data)")
@@ -344,23 +358,14 @@ class Autoencoder(keras.Model):
         """The serialisable config: both sub-models, the corruption layer, the loss
         settings and the builder's name and arguments (`.keras` files store it)."""
         config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "corruption": (
-                    None
-                    if self.corruption is None
-                    else keras.saving.serialize_keras_object(self.corruption)
-                ),
-                "variational": self.variational,
-                "beta": self.beta,
-                "reconstruction": self.reconstruction,
-                "seed": self.seed,
-                "builder_name": self.builder_name,
-                "builder_config": self.builder_config,
-            }
-        )
+        serialize = keras.saving.serialize_keras_object
+        config.update({
+            "encoder": serialize(self.encoder), "decoder": serialize(self.decoder),
+            "corruption": None if self.corruption is None else serialize(self.corruption),
+            "variational": self.variational, "beta": self.beta,
+            "reconstruction": self.reconstruction, "seed": self.seed,
+            "builder_name": self.builder_name, "builder_config": self.builder_config,
+        })
         return config
 
     @classmethod

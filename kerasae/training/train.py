@@ -12,6 +12,7 @@ layer-wise pretraining, the training loop and the `reconstructions.png` picture 
 read the sources it returns, so a folder is listed once per run.
 """
 
+import inspect
 import numbers
 import os
 import warnings
@@ -23,7 +24,7 @@ import tensorflow as tf
 from kerasae import data as data_lib
 from kerasae import plots
 from kerasae._util.errors import InvalidType, InvalidValue
-from kerasae.models import build, get_contract, pretrain_layerwise
+from kerasae.models import build, get_builder, get_contract, pretrain_layerwise, scaling
 from kerasae.training.lock import hold_run_directory
 from kerasae.training.loop import Trainer
 from kerasae.training.options import FitOptions
@@ -60,6 +61,12 @@ def fit(
     cache=None,
     skip_bad=False,
     max_pixels=None,
+    columns=None,
+    label=None,
+    time_column=None,
+    window=None,
+    stride=None,
+    impute=None,
     pretrain_epochs=0,
     steps_per_epoch=None,
     verbose=1,
@@ -70,7 +77,8 @@ def fit(
     Args:
         model: a builder name (`"conv_ae"`) or a kerasae model.
         data: a dataset: a folder of images, a `tf.data.Dataset`, a `.npz` / `.npy`
-            path, an array or `(images, labels)`, a `kerasae.data.Source` (e.g.
+            path, a `.csv` path or a DataFrame (a table, or a series cut into windows),
+            an array or `(images, labels)`, a `kerasae.data.Source` (e.g.
             `kerasae.data.folder(path, image_size=64)`), or a dataset name. Read
             batch by batch, never whole. Defaults to `"digits"`.
         epochs: total epochs (a resumed run continues up to this). Defaults to `10`.
@@ -125,6 +133,19 @@ def fit(
         max_pixels: the largest image decoded; larger files are refused as
             decompression bombs. Defaults to `$KERASAE_MAX_PIXELS`, else 100
             megapixels.
+        columns: the feature (or channel) columns of a table or series, names or
+            indices; `None`: every numeric column but the label and time columns
+            (see `kerasae.data.table`).
+        label: the label column of a table or series (name or index), or `None`.
+        time_column: the time column of a series (kept as its timestamps) or of a
+            table (left out of the features); `None`: a column named `timestamp`,
+            `time`, `date` or `datetime`.
+        window: steps per window cut from a series (`.csv`, DataFrame or array
+            `(T, C)`). Defaults to `None`: a series model's input length.
+        stride: steps between two windows. Defaults to `None` (1).
+        impute: fill the missing cells of a table or series with the column's
+            `"mean"`, `"median"` or `"zero"`; `None` refuses them. Validation data is
+            filled with the training data's values.
         pretrain_epochs: epochs per layer of greedy layer-wise pretraining
             (`kerasae.pretrain_layerwise`; stacked dense builders) before training,
             on the training data in memory; skipped when the run resumes from a
@@ -169,7 +190,10 @@ def fit(
         train_src, val_src = data_lib.train_and_validation(
             data, split, validation, seed=seed, data_dir=data_dir, raw_dir=raw_dir,
             image_size=image_size, color_mode=color_mode, resize=resize, cache=cache,
-            skip_bad=skip_bad, max_pixels=max_pixels, kind=_data_kind(model))
+            skip_bad=skip_bad, max_pixels=max_pixels, kind=_data_kind(model),
+            columns=columns, label=label, time_column=time_column, window=window,
+            stride=stride, impute=impute,
+            default_window=_default_window(model, builder_kwargs))
         if val_src is None and isinstance(validation, str) and validation == "auto" and verbose:
             print(f"No validation: {train_src.name!r} has no test split (validation=0.1, "
                   "--validation 0.1, holds out a tenth of the training data).")
@@ -193,6 +217,21 @@ def _data_kind(model):
     return None
 
 
+def _default_window(model, builder_kwargs):
+    """The window a series is cut into for a series model: its input length (a builder
+    name's: its `input_shape` argument, the weights it starts from, or its default)."""
+    if hasattr(model, "input_kind"):
+        return model.image_shape[0] if model.input_kind == "series" else None
+    if not isinstance(model, str) or get_contract(model).input_kind != "series":
+        return None
+    kwargs = builder_kwargs or {}
+    shape = kwargs.get("input_shape") or getattr(kwargs.get("weights"), "input_shape", None)
+    if not shape:
+        default = inspect.signature(get_builder(model)).parameters.get("input_shape")
+        shape = None if default is None or default.default is default.empty else default.default
+    return int(shape[0]) if shape else None
+
+
 def _train(strat, model, builder_kwargs, train_src, val_src, options):
     precision = options.precision
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
@@ -203,6 +242,8 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
     try:
         keras.utils.set_random_seed(options.seed)
         built = _as_model(model, builder_kwargs, train_src.image_shape, strat)
+        if not scaling.adapted(built):  # records, series: scaled as the training data
+            scaling.adapt(built, train_src)
         if tuple(built.image_shape) != tuple(train_src.image_shape):
             raise InvalidValue(
                 f"The data has images of shape {train_src.image_shape} but the model "

@@ -1,12 +1,15 @@
 """anomaly: reconstruction error as an anomaly score, with a threshold chosen on training data."""
 
+import os
 
 import numpy as np
 
 from kerasae import plots as _plots
 from kerasae._util.errors import InvalidValue
+from kerasae.data.series import array_rank
+from kerasae.data.tables import is_frame
 from kerasae.metrics import mse_per_image
-from kerasae.models import predict
+from kerasae.models import predict, registry
 from kerasae.models.resolve import resolve_model
 from kerasae.uses._outliers import (
     SCORE,
@@ -15,6 +18,7 @@ from kerasae.uses._outliers import (
     train_detector,
     write_scores,
 )
+from kerasae.uses._records import records_anomaly
 from kerasae.uses._scores import (
     choose_threshold,
     flag_metrics,
@@ -28,13 +32,21 @@ from kerasae.uses.options import DEFAULT_THRESHOLD
 from kerasae.uses.result import Output, Result
 
 
-def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="train",
-            test_split="auto", train=True, epochs=3, batch_size=128, learning_rate=1e-3,
+def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split="train",
+            test_split="auto", train=True, epochs=None, batch_size=None, learning_rate=1e-3,
             threshold=DEFAULT_THRESHOLD, train_limit=None, limit=None, resize="crop",
-            skip_bad=False, max_pixels=None,
-            seed=0,
-            out=None, export=True, verbose=0):
+            skip_bad=False, max_pixels=None, seed=0, out=None, export=True, verbose=0,
+            **records):
     """An anomaly detector: train without one class, score by reconstruction error.
+
+    Records and series (a table or series `dataset`: a `.csv` file, a DataFrame, a
+    2-D array or `.npz` / `.npy` file, or any data for a model of vector or series
+    input) go to `kerasae.uses._records.records_anomaly`: a `Detector` trains on all
+    of the data (or its `normal` part: `"label"`, `"first:N"`, `"first:P%"` or a file),
+    scores every row or time step and flags those above the threshold. Its own
+    arguments, passed through `**records`: `normal`, `window`, `stride`, `columns`,
+    `label`, `time_column`, `impute`, `contamination`, `per_step`; `epochs` and
+    `batch_size` default to `"auto"` there (about 500 training steps).
 
     With `train=True` a fresh model of `model`'s architecture is trained for
     `epochs` on `train_split` without class `held_out`; the threshold is chosen
@@ -92,6 +104,23 @@ def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="tra
         `train_scores` and, in `result.model`, the detector model.
     """
     parse_threshold(threshold)  # fail before any work
+    if records.get("window") is not None or _records_data(model, dataset):
+        if held_out != "auto" or not train:
+            raise InvalidValue("held_out and train=False apply to image classes; records "
+                               "and series train a detector on their normal part (normal=). "
+                               f"Received: held_out={held_out!r}, train={train!r}")
+        return records_anomaly(model, dataset, threshold=threshold,
+                               epochs=epochs or "auto", batch_size=batch_size or "auto",
+                               learning_rate=learning_rate, seed=seed, out=out, export=export,
+                               verbose=verbose, **records)
+    if records:
+        raise InvalidValue(f"{sorted(records)[0]} applies to tables and series, but "
+                           f"{dataset!r} is read as images. Received: "
+                           f"{sorted(records)[0]}={records[sorted(records)[0]]!r}")
+    if model is None:
+        raise InvalidValue("anomaly on images needs a model: a zoo preset, a .keras file or "
+                           "an Autoencoder. Received: model=None")
+    epochs, batch_size = epochs or 3, batch_size or 128
     ref = resolve_model(model)
     check_applies("anomaly", ref.model)
     shape = ref.model.image_shape
@@ -135,6 +164,26 @@ def anomaly(model, *, held_out="auto", dataset="fashion_mnist", train_split="tra
     result = Result("anomaly", metrics, arrays, files)
     result.model = detector
     return result
+
+
+def _records_data(model, dataset):
+    """Whether `dataset` (or `model`'s input) is records or series, not images."""
+    if isinstance(model, str) and model in registry.list_builders():
+        if registry.get_contract(model).input_kind != "image":
+            return True
+    elif model is not None and not isinstance(model, str):
+        if getattr(model, "input_kind", "image") != "image":
+            return True
+    if is_frame(dataset):
+        return True
+    if isinstance(dataset, np.ndarray):
+        return dataset.ndim == 2
+    low = str(dataset).lower()
+    if low.endswith(".csv"):
+        return True
+    if low.endswith((".npz", ".npy")) and os.path.isfile(dataset):
+        return model is None and array_rank(None, os.fspath(dataset)) == 2
+    return False
 
 
 def _no_classes(train_in, test_in):

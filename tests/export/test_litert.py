@@ -56,7 +56,8 @@ def test_litert_graphs_hold_builtin_ops_only(exports, name):
         # rewritten: TRANSPOSE_CONV gives wrong outputs on resized inputs under XNNPACK
         assert "TRANSPOSE_CONV" not in ops
     model = exports[name][0]
-    n = sum(type(layer).__name__ == "Conv2DTranspose" for layer in model.decoder.layers)
+    n = sum(type(layer).__name__ in ("Conv2DTranspose", "Conv1DTranspose")
+            for layer in model.decoder.layers)
     rewritten = manifest["litert"].get("transposed_convolutions", {}).get("rewritten")
     assert (rewritten or {"encoder": 0, "decoder": 0}) == {"encoder": 0, "decoder": n}
     assert manifest["artifacts"]["litert"] == {"encoder": "encoder.tflite",

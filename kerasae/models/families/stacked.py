@@ -6,18 +6,21 @@ import keras
 import numpy as np
 
 from kerasae._util.errors import InvalidType, InvalidValue
-from kerasae.layers import SPARSITIES, SparsityPenalty
+from kerasae.layers import SPARSITIES, Scale, SparsityPenalty
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.parts import latent_heads, make_autoencoder
+from kerasae.models import scaling as scaling_lib
+from kerasae.models.parts import (dense_sizes, latent_heads, make_autoencoder, output_of,
+                                 scaled_input, scaled_output, scaling_of)
 from kerasae.models.builder import register_builder
 
 
 def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
                   variational=False, code_activation=None, sparsity=None,
-                  sparsity_weight=1e-3, sparsity_target=0.05):
+                  sparsity_weight=1e-3, sparsity_target=0.05, scaling=None):
     inputs = keras.Input(shape=input_shape, name="image")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    x = scaled_input(inputs, scaling)
+    x = keras.layers.Flatten(name="flatten")(x) if len(input_shape) > 1 else x
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
     code = latent_heads(x, latent_dim, variational, code_activation)
@@ -28,7 +31,8 @@ def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
     return keras.Model(inputs, code, name="encoder")
 
 
-def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_activation):
+def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_activation,
+                  scaling=None):
     inputs = keras.Input(shape=(latent_dim,), name="code")
     x = inputs
     for i, units in enumerate(reversed(hidden_units)):
@@ -40,18 +44,19 @@ def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_act
     )(x)
     if len(output_shape) > 1:
         x = keras.layers.Reshape(output_shape, name="reshape")(x)
-    return keras.Model(inputs, x, name="decoder")
+    return keras.Model(inputs, scaled_output(x, scaling), name="decoder")
 
 
 @register_builder("stacked_ae", example=dict(hidden_units=(32,), latent_dim=8,
                                                input_shape=(8, 8, 1)))
 def StackedAE(
     *,
-    hidden_units=(512, 256),
-    latent_dim=64,
+    hidden_units="auto",
+    latent_dim="auto",
     activation="relu",
     code_activation=None,
-    output_activation="sigmoid",
+    output_activation="auto",
+    scaling="auto",
     sparsity=None,
     sparsity_weight=1e-3,
     sparsity_target=0.05,
@@ -68,18 +73,26 @@ def StackedAE(
     The encoder is `Flatten -> Dense(hidden_units...) -> Dense(latent_dim)`; the
     decoder mirrors it and reshapes back to `input_shape`. Optional sparsity on
     the code and optional train-time corruption (denoising). Train it end to end
-    with `fit`, or greedily layer by layer first with `pretrain_layerwise`.
+    with `fit`, or greedily layer by layer first with `pretrain_layerwise`. It takes
+    images `(H, W, C)` in [0, 1] or records `(features,)` of any range: records are
+    scaled inside the model (`scaling`), so it takes and gives raw values.
 
     Args:
         hidden_units: sizes of the hidden layers, outermost first (any depth,
-            may be empty). Defaults to `(512, 256)`.
-        latent_dim: size of the code. Defaults to `64`.
+            may be empty). `"auto"`: `(512, 256)` for images, none `()` for records.
+            Defaults to `"auto"`.
+        latent_dim: size of the code. `"auto"`: 64 for images, a quarter of the
+            features (at least 1) for records. Defaults to `"auto"`.
         activation: hidden activation. Defaults to `"relu"`.
         code_activation: activation of the code layer; `None` means linear, or
             sigmoid when `sparsity="kl"` (which needs codes in (0, 1)).
             Defaults to `None`.
-        output_activation: activation of the reconstruction. Defaults to
-            `"sigmoid"` (inputs scaled to [0, 1]).
+        output_activation: activation of the reconstruction; `"auto"` is a sigmoid
+            for images (pixels in [0, 1]) and linear for records. Defaults to `"auto"`.
+        scaling: `"auto"` (none for images, `"standard"` for records), `"standard"`
+            (per-feature mean and standard deviation), `"minmax"` or `None`; fitted on
+            the training data (`model.adapt`, done by `fit` itself) and saved with
+            the model; the loss is measured in the scaled units. Defaults to `"auto"`.
         sparsity: `None`, `"l1"` (L1 activity penalty) or `"kl"` (KL-divergence
             sparsity penalty of sparse autoencoders). Defaults to `None`.
         sparsity_weight: penalty weight. Defaults to `1e-3`.
@@ -114,10 +127,12 @@ def StackedAE(
         (None, 16)
     """
     input_shape = _validate.input_shape(input_shape)
+    hidden_units, latent_dim = dense_sizes(hidden_units, latent_dim, input_shape, ((512, 256), 64))
     hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
     latent_dim = _validate.positive_int(latent_dim, "latent_dim")
     activation = _validate.activation(activation, "activation")
-    output_activation = _validate.activation(output_activation, "output_activation")
+    output_activation = output_of(output_activation, input_shape)
+    scaling = scaling_of(scaling, input_shape)
     if sparsity is not None:
         _validate.choice(sparsity, "sparsity", SPARSITIES)
         _validate.non_negative_float(sparsity_weight, "sparsity_weight")
@@ -139,9 +154,10 @@ def StackedAE(
     encoder = dense_encoder(
         input_shape, hidden_units, latent_dim, activation,
         code_activation=code_activation, sparsity=sparsity,
-        sparsity_weight=sparsity_weight, sparsity_target=sparsity_target,
+        sparsity_weight=sparsity_weight, sparsity_target=sparsity_target, scaling=scaling,
     )
-    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, output_activation)
+    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, output_activation,
+                            scaling)
     return make_autoencoder(encoder, decoder, name=name, reconstruction=reconstruction,
                             seed=seed, corruption=corruption,
                             corruption_amount=corruption_amount)
@@ -158,6 +174,7 @@ def SparseStackedAE(
     sparsity_weight=1e-3,
     sparsity_target=0.05,
     reconstruction="mse",
+    scaling="auto",
     seed=None,
     input_shape=(28, 28, 1),
     weights=None,
@@ -174,8 +191,8 @@ def SparseStackedAE(
     return StackedAE(
         hidden_units=hidden_units, latent_dim=latent_dim, activation=activation,
         sparsity=sparsity, sparsity_weight=sparsity_weight,
-        sparsity_target=sparsity_target, reconstruction=reconstruction, seed=seed,
-        input_shape=input_shape, name=name,
+        sparsity_target=sparsity_target, reconstruction=reconstruction, scaling=scaling,
+        seed=seed, input_shape=input_shape, name=name,
     )
 
 
@@ -189,6 +206,7 @@ def DenoisingStackedAE(
     corruption="gaussian",
     corruption_amount=0.2,
     reconstruction="mse",
+    scaling="auto",
     seed=None,
     input_shape=(28, 28, 1),
     weights=None,
@@ -197,7 +215,8 @@ def DenoisingStackedAE(
     """Instantiates a stacked denoising autoencoder (train-time input corruption).
 
     `StackedAE` with `corruption="gaussian"`, `corruption_amount=0.2` (clipped to
-    [0, 1]) by default; see `StackedAE` for the arguments.
+    [0, 1] for images; for records, in units of each feature's spread) by default; see
+    `StackedAE` for the arguments.
 
     Reference:
         Vincent et al., "Stacked denoising autoencoders", JMLR 2010.
@@ -205,7 +224,8 @@ def DenoisingStackedAE(
     return StackedAE(
         hidden_units=hidden_units, latent_dim=latent_dim, activation=activation,
         corruption=corruption, corruption_amount=corruption_amount,
-        reconstruction=reconstruction, seed=seed, input_shape=input_shape, name=name,
+        reconstruction=reconstruction, scaling=scaling, seed=seed, input_shape=input_shape,
+        name=name,
     )
 
 
@@ -223,7 +243,8 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
 
     Args:
         model: a model from `StackedAE` / `SparseStackedAE` / `DenoisingStackedAE`.
-        x: numpy array of inputs, shape `(n,) + model.image_shape`, in [0, 1].
+        x: numpy array of inputs, shape `(n,) + model.image_shape`: images in [0, 1],
+            or raw records (scaled as the model scales them).
         epochs: epochs per stage. Defaults to `1`.
         batch_size: batch size. Defaults to `128`.
         learning_rate: Adam learning rate of each stage. Defaults to `1e-3`.
@@ -239,7 +260,7 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
     enc_layers = [l for l in encoder.layers if isinstance(l, keras.layers.Dense)]
     dec_layers = [l for l in decoder.layers if isinstance(l, keras.layers.Dense)]
     allowed = (keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Dense,
-               keras.layers.Reshape, SparsityPenalty)
+               keras.layers.Reshape, SparsityPenalty, Scale)
     dense_only = all(isinstance(l, allowed) for l in encoder.layers + decoder.layers)
     if (getattr(model, "variational", False) or not dense_only
             or len(enc_layers) != len(dec_layers)):
@@ -259,6 +280,11 @@ def pretrain_layerwise(model, x, *, epochs=1, batch_size=128, learning_rate=1e-3
     if seed is not None:
         keras.utils.set_random_seed(seed)
     sparsity = next((l for l in encoder.layers if isinstance(l, SparsityPenalty)), None)
+    scale, _ = scaling_lib.scalers(model)
+    if scale is not None:  # records: the stages learn the scaled values
+        if not scaling_lib.adapted(model):
+            scaling_lib.adapt(model, x)
+        x = np.asarray(scale(x), dtype="float32")
     h = x.reshape(len(x), -1)
     history = []
     n = len(enc_layers)

@@ -3,7 +3,8 @@
 from kerasae._util.errors import InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate
-from kerasae.models.parts import make_autoencoder
+from kerasae.models.parts import (dense_sizes, make_autoencoder, output_of, reconstruction_of,
+                                 scaling_of)
 from kerasae.models.builder import register_builder
 from kerasae.models.families.conv import conv_args, conv_decoder, conv_encoder
 from kerasae.models.families.stacked import dense_decoder, dense_encoder
@@ -19,11 +20,12 @@ def _vae_args(beta, reconstruction, seed):
                                               input_shape=(8, 8, 1)))
 def DenseVAE(
     *,
-    hidden_units=(512, 256),
-    latent_dim=16,
+    hidden_units="auto",
+    latent_dim="auto",
     activation="relu",
     beta=1.0,
-    reconstruction="bce",
+    reconstruction="auto",
+    scaling="auto",
     seed=None,
     input_shape=(28, 28, 1),
     weights=None,
@@ -38,12 +40,17 @@ def DenseVAE(
     analytic KL, reported separately as `reconstruction_loss` and `kl_loss`.
 
     Args:
-        hidden_units: hidden layer sizes, outermost first. Defaults to `(512, 256)`.
-        latent_dim: latent size. Defaults to `16`.
+        hidden_units: hidden layer sizes, outermost first. `"auto"`: `(512, 256)` for
+            images, none `()` for records. Defaults to `"auto"`.
+        latent_dim: latent size. `"auto"`: 16 for images, a quarter of the features
+            (at least 1) for records. Defaults to `"auto"`.
         activation: hidden activation. Defaults to `"relu"`.
         beta: KL weight; 1 is the standard VAE, > 1 a beta-VAE. Defaults to `1.0`.
-        reconstruction: `"bce"` (Bernoulli likelihood) or `"mse"`, summed over
-            pixels. Defaults to `"bce"`.
+        reconstruction: `"bce"` (Bernoulli likelihood) or `"mse"` (Gaussian), summed
+            over the input's values; `"auto"` is `"bce"` for images in [0, 1] and
+            `"mse"` for records. Defaults to `"auto"`.
+        scaling: `"auto"` (none for images, `"standard"` for records), `"standard"`,
+            `"minmax"` or `None` (see `StackedAE`). Defaults to `"auto"`.
         seed: seed of the sampling layer. Defaults to `None`.
         input_shape: shape of one input. Defaults to `(28, 28, 1)`.
         weights: `None`, a zoo preset name, or a `.weights.h5` / `.keras` path.
@@ -64,12 +71,17 @@ def DenseVAE(
         [(None, 2), (None, 2)]
     """
     input_shape = _validate.input_shape(input_shape)
+    hidden_units, latent_dim = dense_sizes(hidden_units, latent_dim, input_shape, ((512, 256), 16))
     hidden_units = _validate.positive_ints(hidden_units, "hidden_units", allow_empty=True)
     latent_dim = _validate.positive_int(latent_dim, "latent_dim")
     _validate.activation(activation, "activation")
+    reconstruction = reconstruction_of(reconstruction, input_shape)
     beta, seed = _vae_args(beta, reconstruction, seed)
-    encoder = dense_encoder(input_shape, hidden_units, latent_dim, activation, variational=True)
-    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, "sigmoid")
+    scaling = scaling_of(scaling, input_shape)
+    encoder = dense_encoder(input_shape, hidden_units, latent_dim, activation, variational=True,
+                            scaling=scaling)
+    decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation,
+                            output_of("auto", input_shape), scaling)
     return make_autoencoder(encoder, decoder, name=name, variational=True, beta=beta,
                             reconstruction=reconstruction, seed=seed)
 

@@ -1,0 +1,195 @@
+"""`Detector`: an autoencoder anomaly detector of records or series, in one object.
+
+The detector holds the model (with the scaling fitted on the training data inside
+it) and a threshold on its scores, with PyOD's verbs: `fit(x)`, `decision_function(x)`
+(or `score`), `predict(x)`; `export(out_dir)` writes it for other runtimes, the
+threshold and the scale in the manifest's anomaly block, so the clients in
+`export/` flag what `predict` flags.
+
+- Records `(n, features)` (arrays, DataFrames, `.csv` / `.npz` / `.npy` files,
+  `kerasae.data.table` sources): one score per row, the mean squared
+  reconstruction error in the model's scaled units.
+- Series `(T, channels)` (arrays, `.csv` files, `kerasae.data.series` sources), for
+  a family of series windows (e.g. `conv1d_ae`): windows of `window` steps every
+  `stride` steps are scored, and each time step gets the mean score of the windows
+  that hold it (`per_step="mean"`), or the score of the window that ends at it
+  (`"last"`: causal, each step scored from the past only).
+
+The threshold is a rule on the training scores: `"percentile:99"` (the default),
+`"mean+3std"`, `contamination=0.05` (the top 5 % of the training scores are
+anomalies, as PyOD's `contamination`), or a number; `threshold_rule_` records it.
+"""
+
+import numpy as np
+
+from kerasae._util.errors import InvalidValue
+from kerasae.models import registry, scaling
+from kerasae.uses._scores import choose_threshold, parse_threshold
+from kerasae.uses.options import DEFAULT_THRESHOLD
+
+STEPS_TARGET = 500  # optimizer steps of an "auto" training budget (see `_budget`)
+
+
+def _budget(n, batch_size, epochs):
+    """`(batch size, epochs)`: "auto" trains about STEPS_TARGET steps, 5 to 50 epochs (a
+    small budget: on ADBench's sets longer training let the model reconstruct the
+    anomalies too)."""
+    if batch_size == "auto":
+        batch_size = 64 if n < 5000 else 256
+    batch_size = min(int(batch_size), n)
+    if epochs == "auto":
+        steps = max(1, n // batch_size)
+        epochs = int(np.clip(round(STEPS_TARGET / steps), 5, 50))
+    return batch_size, int(epochs)
+
+
+class Detector:
+    """An autoencoder anomaly detector (see the module docstring).
+
+    Args:
+        model: a builder name (`"stacked_ae"`, `"dense_vae"`, `"conv1d_ae"`, ...), or a
+            kerasae model / preset / `.keras` file to fine-tune. Defaults to
+            `"stacked_ae"`.
+        window: steps per window, for a family of series; defaults to the model's
+            input length, else 48.
+        stride: steps between windows. Defaults to `1`.
+        threshold: the rule on the training scores (`"percentile:P"`, `"mean+Kstd"` or
+            a number). Defaults to `"percentile:99"`.
+        contamination: the expected fraction of anomalies in the training data; sets
+            the threshold at that top fraction instead. Defaults to `None`.
+        per_step: how a series' window scores become step scores, `"mean"` or
+            `"last"`. Defaults to `"mean"`.
+        epochs, batch_size: `"auto"` trains about 500 steps (5 to 50 epochs,
+            batch 64, or 256 from 5,000 examples on). Defaults to `"auto"`.
+        learning_rate: Adam's. Defaults to `1e-3`.
+        seed: seed of the weights, shuffling and noise. Defaults to `0`.
+        verbose: 0 silent, 1 progress bar, 2 a line per epoch. Defaults to `0`.
+        **builder_kwargs: arguments of the builder (e.g. `hidden_units=(64, 32)`).
+
+    Example:
+        >>> det = Detector("stacked_ae", contamination=0.1).fit(x_train)
+        >>> flags = det.predict(x_test)
+    """
+
+    def __init__(self, model="stacked_ae", *, window=None, stride=1,
+                 threshold=DEFAULT_THRESHOLD, contamination=None, per_step="mean",
+                 epochs="auto", batch_size="auto", learning_rate=1e-3, seed=0, verbose=0,
+                 **builder_kwargs):
+        if contamination is not None:
+            if not isinstance(contamination, (int, float)) or not 0 < contamination < 0.5:
+                raise InvalidValue("contamination is the fraction of anomalies, in (0, 0.5). "
+                                   f"Received: contamination={contamination!r}")
+            threshold = f"percentile:{100 * (1 - contamination):g}"
+        parse_threshold(threshold)  # a wrong rule fails now, not after training
+        if per_step not in ("mean", "last"):
+            raise InvalidValue(f"per_step is 'mean' or 'last'. Received: per_step={per_step!r}")
+        self.model, self.window, self.stride = model, window, stride
+        self.threshold, self.per_step = threshold, per_step
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.seed, self.verbose, self.builder_kwargs = seed, verbose, builder_kwargs
+        self.model_ = self.threshold_ = self.train_scores_ = self.history_ = None
+        self.epochs_ = self.batch_size_ = None
+        self.threshold_rule_ = None
+
+    # ------------------------------------------------------------------ data
+    def _kind(self):
+        m = self.model_ if self.model_ is not None else self.model
+        if hasattr(m, "input_kind"):
+            return m.input_kind
+        if isinstance(m, str) and m in registry.list_builders():
+            return "series" if registry.get_contract(m).input_kind == "series" else "vector"
+        return "vector"
+
+    def _source(self, x, window=None):
+        """`x` as a `kerasae.data.Source` of records or of windows."""
+        from kerasae import data  # lazy: the data routes load on first use
+
+        if isinstance(x, data.Source):
+            return x
+        if self._kind() == "series" and getattr(x, "ndim", 0) == 3:  # windows already cut
+            return data.from_array(x, kind="series")
+        if self._kind() == "series":
+            return data.series(x, window=window or self.window or 48, stride=self.stride)
+        return data.table(x)
+
+    # ------------------------------------------------------------------ verbs
+    def fit(self, x, y=None):
+        """Trains the model on `x` (mostly normal data; `y` is ignored) and sets the
+        threshold on its scores. Returns the detector."""
+        from kerasae.training import fit  # lazy: training loads TensorFlow
+
+        src = self._source(x, self._model_window())
+        batch_size, epochs = _budget(len(src), self.batch_size, self.epochs)
+        kwargs = dict(self.builder_kwargs)
+        if isinstance(self.model, str) and self.model in registry.list_builders():
+            kwargs.setdefault("input_shape", tuple(src.image_shape))
+            model, builder_kwargs = self.model, kwargs
+        else:
+            model, builder_kwargs = self._start_model(), None
+        result = fit(model, src, epochs=epochs, batch_size=batch_size,
+                     learning_rate=self.learning_rate, validation=None, strategy="one",
+                     seed=self.seed, verbose=self.verbose, tensorboard=False,
+                     builder_kwargs=builder_kwargs)
+        self.model_, self.history_ = result.model, result.history
+        self.epochs_, self.batch_size_ = epochs, batch_size
+        self.train_scores_ = self._window_scores(src)
+        self.threshold_, self.threshold_rule_ = choose_threshold(self.train_scores_,
+                                                                 self.threshold)
+        return self
+
+    def _model_window(self):
+        m = self.model
+        if hasattr(m, "image_shape") and registry.input_kind(m.image_shape) == "series":
+            return m.image_shape[0]
+        return self.window
+
+    def _start_model(self):
+        from kerasae.models import resolve_model  # lazy: loading a model loads Keras
+
+        return resolve_model(self.model).model
+
+    def _check_fitted(self):
+        if self.model_ is None:
+            raise InvalidValue("The detector is not fitted: call fit(x) first. "
+                               "Received: fitted=False")
+
+    def _window_scores(self, src):
+        return np.concatenate([scaling.scores(self.model_, batch)
+                               for _, batch in src.batches(4096)])
+
+    def window_scores(self, x):
+        """One score per example: per row of records, per window of a series."""
+        self._check_fitted()
+        return self._window_scores(self._source(x, self._fitted_window()))
+
+    def _fitted_window(self):
+        shape = self.model_.image_shape
+        return shape[0] if registry.input_kind(shape) == "series" else None
+
+    def decision_function(self, x):
+        """Anomaly scores, higher is more anomalous: one per row of records, one per time
+        step of a series (steps in no window get NaN)."""
+        self._check_fitted()
+        src = self._source(x, self._fitted_window())
+        scores = self._window_scores(src)
+        return src.per_step(scores, how=self.per_step) if hasattr(src, "per_step") else scores
+
+    score = decision_function
+
+    def predict(self, x):
+        """1 where the score is above the threshold, else 0 (PyOD's convention)."""
+        scores = self.decision_function(x)
+        return (np.nan_to_num(scores, nan=-np.inf) > self.threshold_).astype("int64")
+
+    def export(self, out_dir, **kwargs):
+        """Exports the model with the threshold and the scale in the manifest's anomaly
+        block (see `kerasae.export.export`; the clients in `export/` score and flag
+        windows or rows as `window_scores` and `predict` do)."""
+        from kerasae.export import export  # lazy: exporting loads TensorFlow and tf2onnx
+
+        self._check_fitted()
+        block = {"score": "mse", "threshold": self.threshold_,
+                 "scale": scaling.scale_spec(self.model_)}
+        block = {k: v for k, v in block.items() if v is not None}
+        metadata = dict(kwargs.pop("metadata", None) or {}, anomaly=block)
+        return export(self.model_, out_dir, metadata=metadata, **kwargs)
