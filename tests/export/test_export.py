@@ -25,7 +25,7 @@ from kerasae.export import parity
 from kerasae.models.parts import make_autoencoder
 from tests.export.conftest import (BUILDERS, EXPORTING, ONNX_AND_SAVED_MODEL, anomaly_threshold,
                                    assert_close, inputs, keras_outputs, run, session)
-from kerasae.models import get_contract
+from kerasae.models import get_contract, scaling
 from tests.helpers import build_tiny, digits_batch, sample, sha256
 
 SHAPE = (8, 8, 1)  # the tests' own hand-made models
@@ -124,7 +124,14 @@ def test_manifest_hashes_files_and_metadata(exports, name):
     assert manifest["model"]["builder"] == name
     assert manifest["model"]["config"] == model.builder_config
     assert manifest["input"]["shape"] == [None, *get_contract(name).input_shape]
-    assert manifest["input"]["value_range"] == [0.0, 1.0]
+    # Images in [0, 1]; records and series take raw values (scaled inside the model).
+    scaled = scaling.scale_kind(model)
+    if scaled is None:
+        assert manifest["input"]["value_range"] == [0.0, 1.0]
+    else:
+        assert manifest["input"]["value_range"] is None
+        assert f"raw values of any range; the model scales each feature itself ({scaled}" \
+            in manifest["input"]["scaling"]
     assert manifest["latent"]["size"] == model.latent_dim
     # Reference tensors are the Keras outputs on the reference inputs.
     with np.load(os.path.join(path, "reference.npz"), allow_pickle=False) as ref:
