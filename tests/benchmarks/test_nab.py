@@ -237,3 +237,86 @@ def test_windowed_gaussian_gives_nabs_published_scores(corpus, tmp_path):
     result = json.loads(out.read_text())["profiles"]
     assert [round(result[p]["score"], 2) for p in PROFILE_NAMES] == [39.65, 20.87, 47.41]
     assert [round(result[p]["raw"], 3) for p in PROFILE_NAMES] == [-24.013, -67.586, -67.013]
+
+
+def likelihood_by_hand(raw, probationary, short=10, history=8640, every=100):
+    """nupic's `AnomalyLikelihood.anomalyProbability`, one record at a time, with NAB's
+    settings (learning period half the probationary period) and kerasae's stated changes
+    (no mean / variance floors, no constant-metric null distribution)."""
+    learn, averages, dist, out = probationary // 2, [], None, []
+    for t in range(len(raw)):
+        averages.append(statistics.fmean(raw[max(0, t - short + 1):t + 1]))
+        if t < probationary:
+            likelihood = 0.5
+        else:
+            if dist is None or t % every == 0:
+                shifted_out = max(0, t - history)
+                skip = min(t, max(0, learn - shifted_out))
+                past = averages[shifted_out:t][skip:]
+                dist = statistics.fmean(past), statistics.pstdev(past) or 1e-300
+            mean, std = dist
+            tail = [0.5 * math.erfc(abs(a - mean) / std / math.sqrt(2)) for a in averages[-2:]]
+            red = 1e-5
+            likelihood = 1.0 - (1e-3 if tail[1] <= red and tail[0] <= red else tail[1])
+        out.append(math.log(1.0000000001 - likelihood) / -23.02585084720009)
+    return out
+
+
+def test_anomaly_likelihood_is_nupics_record_by_record():
+    """Noise with spikes, a run of high scores and a level shift; a history shorter than
+    the file, so the estimate slides and the learning period leaves it."""
+    rng = np.random.default_rng(3)
+    raw = rng.gamma(2.0, 0.05, 1500)
+    raw[[400, 401, 900]] += [3.0, 3.0, 0.6]
+    raw[1100:1130] += 2.0
+    raw[1300:] += 0.3
+    got = nab.anomaly_likelihood(raw, 150, history=400, every=50)
+    expected = likelihood_by_hand(raw.tolist(), 150, history=400, every=50)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert got[400] > 0.5 and got[401] == pytest.approx(0.3, abs=1e-6)  # red once, then 1e-3
+    assert np.all(got[:150] == got[0]) and 0.0 < got[0] < 0.05          # probationary: 0.5
+
+
+@pytest.fixture(scope="module")
+def short_file(corpus):
+    """NAB's shortest file (1127 records, 169 probationary, 4 windows)."""
+    return next(s for s in corpus if s.name == "realTraffic/speed_7578.csv")
+
+
+@needs_nab
+@pytest.mark.slow
+def test_kerasae_detector_is_causal_and_scores_in_unit_range(short_file):
+    """Records after row 700 changed (scaled up and shifted): the scores of rows 0..699
+    stay exactly as they were, and later ones move."""
+    detector = nab.KerasaeConv1D(steps=20)
+    detector.setup()
+    values, p = short_file.values, short_file.probationary
+    scores = detector(values.copy(), list(short_file.timestamps), p)
+    changed = values.copy()
+    changed[700:] = 3.0 * changed[700:] + 50.0
+    after = detector(changed, list(short_file.timestamps), p)
+    assert scores.shape == after.shape == (len(values),)
+    assert np.all((scores >= 0) & (scores <= 1)) and np.all((after >= 0) & (after <= 1))
+    np.testing.assert_array_equal(scores[:700], after[:700])
+    assert np.max(np.abs(scores[700:] - after[700:])) > 0.1
+    assert np.all(scores[:detector.window - 1] == 0.0)   # before the first full window
+
+
+def test_keras_io_flag_with_a_missing_corpus_is_one_line_and_exit_code_1(tmp_path, capsys):
+    assert nab.main(["--data", str(tmp_path), "--keras-io"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "No NAB label file" in err and "\n" not in err
+
+
+@needs_nab
+@pytest.mark.slow
+def test_keras_io_pair_flags_the_jump_window_and_nothing_outside_it():
+    """One epoch of the keras.io model; keras.io's rule (every window holding a record
+    above the largest training error) flags the labelled window only."""
+    case = nab.keras_io_case(NAB_DIR, epochs=1, batch_size=64)
+    assert case["window"] == [2787, 3189, "2014-04-10 16:15:00", "2014-04-12 01:45:00"]
+    strict, mean = case["rules"]["all_windows"], case["rules"]["mean"]
+    assert strict["inside"] > 0 and strict["outside"] == 0
+    assert mean["inside"] > 0 and mean["flagged"] == mean["inside"] + mean["outside"]
+    first, last, _ = strict["runs"][0]
+    assert first <= "2014-04-11 09:00:00" <= last   # the labelled jump
