@@ -33,6 +33,7 @@ def snapshot(folder):
 
 
 # ------------------------------------------------------------------ 1. --force
+@pytest.mark.slow
 def test_export_force_never_deletes_a_folder_that_is_not_an_export(run_dir, tmp_path, capsys):
     (run_dir / "notes.txt").write_text("mine")
     before = snapshot(run_dir)
@@ -51,6 +52,7 @@ def test_export_force_never_deletes_a_folder_that_is_not_an_export(run_dir, tmp_
 
 
 # ---------------------------------------------------------------------- 3. NaN
+@pytest.mark.slow
 def test_nan_learning_rate_and_a_diverging_run_save_nothing_non_finite(tmp_path):
     import keras
 
@@ -89,6 +91,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_a_save_killed_midway_leaves_the_previous_model_intact(run_dir, tmp_path):
     import keras
 
@@ -173,6 +176,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_a_kill_right_after_a_checkpoint_loses_no_history(tmp_path):
     script = tmp_path / "kill.py"
     script.write_text(KILL_AFTER_CHECKPOINT)
@@ -191,6 +195,7 @@ def test_a_kill_right_after_a_checkpoint_loses_no_history(tmp_path):
 
 
 # ------------------------------------------------------------ 8. the CLI path
+@pytest.mark.slow
 def test_a_changed_model_in_a_run_directory_is_one_line_and_touches_nothing(run_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -206,6 +211,7 @@ def test_a_changed_model_in_a_run_directory_is_one_line_and_touches_nothing(run_
     assert other_data.returncode == 1 and "dataset split" in other_data.stderr
 
 
+@pytest.mark.slow
 def test_a_read_only_output_folder_is_one_line_and_nothing_is_written(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -226,6 +232,7 @@ def test_a_read_only_output_folder_is_one_line_and_nothing_is_written(tmp_path):
         subprocess.run(["umount", str(ro)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kerasae.cli", "train", "conv_ae", "--dataset",
                              "digits", "--epochs", "500", *TINY, "--out", "run", "--verbose", "0"],
@@ -250,6 +257,7 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == kept + 1
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     proc = run_cli(["--debug", "train", "conv_ae", "--dataset", "nowhere/"], tmp_path, check=False)
     assert proc.returncode == 1 and "Traceback" in proc.stderr

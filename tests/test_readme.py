@@ -3,9 +3,12 @@
 import pathlib
 import re
 
+import pytest
+
 from tests.helpers import needs_fashion_mnist, photo_crops
 
 
+@pytest.mark.slow
 def test_python_example_runs(tmp_path, monkeypatch):
     readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
     block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
@@ -71,6 +74,7 @@ def test_zoo_table_numbers_are_the_measured_ones():
                 name, label, text, metrics[labels[label]])
 
 
+@pytest.mark.slow
 def test_own_data_example_runs_on_a_folder_of_photos(tmp_path, monkeypatch):
     """The README's "Your own data" snippet, on photos of different sizes cut from the two
     pictures scikit-learn ships."""
@@ -90,6 +94,7 @@ def test_own_data_example_runs_on_a_folder_of_photos(tmp_path, monkeypatch):
     assert run["dataset"]["validation"]["split"].endswith("(0.1 held out)")
 
 
+@pytest.mark.slow
 def test_fine_tune_example_runs_on_greyscale_photos(tmp_path, monkeypatch):
     """The README's "Fine-tune a preset" snippet, on 28x28 crops of scikit-learn's pictures."""
     import numpy as np
@@ -147,6 +152,7 @@ def test_hub_example_loads_from_a_loopback_hub(tmp_path, monkeypatch):
     assert (tmp_path / "hf").is_dir() and not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 @needs_fashion_mnist  # calibrates on the preset's training data and encodes the test split
 def test_litert_example_runs_the_int8_files(tmp_path, monkeypatch):
     """The README's LiteRT snippet: the int8 reconstruction is close to Keras's (the

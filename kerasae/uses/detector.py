@@ -88,17 +88,27 @@ class Detector:
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.seed, self.verbose, self.builder_kwargs = seed, verbose, builder_kwargs
         self.model_ = self.threshold_ = self.train_scores_ = self.history_ = None
-        self.epochs_ = self.batch_size_ = None
+        self.epochs_ = self.batch_size_ = self._resolved = None
         self.threshold_rule_ = None
 
     # ------------------------------------------------------------------ data
+    def _given(self):
+        """The model to start from when `model` is not a builder name (resolved once)."""
+        if isinstance(self.model, str) and self.model in registry.list_builders():
+            return None
+        if isinstance(self.model, str) or not hasattr(self.model, "input_kind"):
+            if self._resolved is None:
+                from kerasae.models import resolve_model  # lazy: loading a model loads Keras
+
+                self._resolved = resolve_model(self.model).model
+            return self._resolved
+        return self.model
+
     def _kind(self):
-        m = self.model_ if self.model_ is not None else self.model
-        if hasattr(m, "input_kind"):
-            return m.input_kind
-        if isinstance(m, str) and m in registry.list_builders():
-            return "series" if registry.get_contract(m).input_kind == "series" else "vector"
-        return "vector"
+        m = self.model_ if self.model_ is not None else self._given()
+        if m is not None:
+            return "series" if m.input_kind == "series" else "vector"
+        return "series" if registry.get_contract(self.model).input_kind == "series" else "vector"
 
     def _source(self, x, window=None):
         """`x` as a `kerasae.data.Source` of records or of windows."""
@@ -124,8 +134,9 @@ class Detector:
         if isinstance(self.model, str) and self.model in registry.list_builders():
             kwargs.setdefault("input_shape", tuple(src.image_shape))
             model, builder_kwargs = self.model, kwargs
-        else:
-            model, builder_kwargs = self._start_model(), None
+        else:  # fine-tune a given model, its scaling fitted again to these data
+            model, builder_kwargs = self._given(), None
+            scaling.adapt(model, src)
         result = fit(model, src, epochs=epochs, batch_size=batch_size,
                      learning_rate=self.learning_rate, validation=None, strategy="one",
                      seed=self.seed, verbose=self.verbose, tensorboard=False,
@@ -138,15 +149,10 @@ class Detector:
         return self
 
     def _model_window(self):
-        m = self.model
-        if hasattr(m, "image_shape") and registry.input_kind(m.image_shape) == "series":
+        m = self._given()
+        if m is not None and m.input_kind == "series":
             return m.image_shape[0]
         return self.window
-
-    def _start_model(self):
-        from kerasae.models import resolve_model  # lazy: loading a model loads Keras
-
-        return resolve_model(self.model).model
 
     def _check_fitted(self):
         if self.model_ is None:

@@ -22,6 +22,7 @@ def main_job(tmp_path_factory):
     return cwd / "runs" / "digits", proc
 
 
+@pytest.mark.slow
 def test_main_job_writes_model_picture_and_run_record(main_job):
     out, proc = main_job
     assert "model: runs/digits/model.keras" in proc.stdout
@@ -140,6 +141,7 @@ def photo_folders(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
 @pytest.mark.parametrize("layout", ["classes", "flat"])
 def test_train_on_a_folder_of_photos_of_different_sizes(photo_folders, tmp_path, builder, layout):

@@ -43,6 +43,7 @@ def test_unknown_dataset_is_one_line_without_probing_gcs(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_litert_export_is_quiet_too(tmp_path):
     """tf2onnx sets TF_CPP_MIN_LOG_LEVEL itself on import; LiteRT notes its CPU delegate."""
     pytest.importorskip("ai_edge_litert")
@@ -60,6 +61,7 @@ def test_a_litert_export_is_quiet_too(tmp_path):
     assert "XNNPACK" in loud.stderr  # the user's own level: LiteRT's note comes through
 
 
+@pytest.mark.slow
 def test_the_users_own_level_brings_the_lines_back(tmp_path):
     # TensorFlow logs at least one info line while it starts (oneDNN, CPU features).
     code = "import kerasae, tensorflow; print(tensorflow.constant(2).numpy() * 3)"

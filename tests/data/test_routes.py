@@ -38,6 +38,7 @@ def test_raw_files_are_verified_on_their_decompressed_content():
                 assert hashlib.sha256(f.read()).hexdigest() == sha
 
 
+@pytest.mark.slow
 @needs_raw
 def test_tfds_random_access_and_raw_routes_give_identical_examples(tfds_dir):
     import tensorflow_datasets as tfds
@@ -56,6 +57,7 @@ def test_tfds_random_access_and_raw_routes_give_identical_examples(tfds_dir):
     np.testing.assert_array_equal(raw.labels, via_tfds.labels)
 
 
+@pytest.mark.slow
 @needs_raw
 def test_tfds_streamed_split_matches_raw_whole_and_sharded(tfds_stream_dir):
     import tensorflow_datasets as tfds

@@ -30,6 +30,7 @@ sys.meta_path.insert(0, _Block())
 """
 
 
+@pytest.mark.slow
 def test_saved_model_loads_with_plain_tensorflow_without_kerasae(exports):
     _, path, _ = exports["conv_vae"]
     code = BLOCKER.format(blocked=["kerasae"]) + f"""
@@ -59,6 +60,7 @@ def _node():
     return node
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conv_ae", "conv_vae"])
 def test_node_client_checks_export_and_flags_anomalies(exports, name, tmp_path):
     node = _node()
@@ -85,6 +87,7 @@ def test_node_client_checks_export_and_flags_anomalies(exports, name, tmp_path):
     assert report["images"]["flags"] == (scores > threshold).tolist()
 
 
+@pytest.mark.slow
 def test_node_client_detects_a_tampered_file(exports, tmp_path):
     node = _node()
     _, path, _ = exports["stacked_ae"]

@@ -40,6 +40,7 @@ RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
 
 
 # -------------------------------------------------------------- registry-wide
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ONNX_AND_SAVED_MODEL)
 def test_every_builder_exports_and_matches_keras(exports, name):
     model, path, manifest = exports[name]

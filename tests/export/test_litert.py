@@ -147,6 +147,7 @@ def int8_export(request, tmp_path_factory):
     return model, path, manifest, test
 
 
+@pytest.mark.slow
 def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
     model, path, manifest, test = int8_export
     code_name = "z_mean" if model.variational else "code"
@@ -241,6 +242,7 @@ def test_float_files_of_each_decoder_hold_builtin_ops_and_match_keras(int8_expor
                                                                         "TRANSPOSE_CONV")]
 
 
+@pytest.mark.slow
 def test_int8_calibrates_on_the_runs_own_folder_at_the_models_input(tmp_path):
     """A run trained on a folder of mixed-size photos: the int8 export reads that folder
     (from run.json) at the model's input size, and checks parity on real images."""

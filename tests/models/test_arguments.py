@@ -84,6 +84,7 @@ def _strategy(param):
     return st.one_of(st.none(), sizes)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(builder=st.sampled_from(kerasae.list_builders()), data=st.data())

@@ -78,6 +78,7 @@ def test_every_builder_states_a_contract():
         assert set(contract.exports) <= set(registry.EXPORT_FORMATS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUILDERS)
 def test_builds_standalone_submodels_of_its_input(name, trained):
     model, contract = trained[name][0], get_contract(name)
@@ -133,6 +134,7 @@ def test_decoder_of_encoder_is_deterministic_inference(name, trained):
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(model(x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUILDERS)
 def test_fine_tunes_from_its_weights_with_kerasae_fit(name, trained, tmp_path):
     model, _, _, _, keras_path = trained[name]

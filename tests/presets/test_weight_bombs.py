@@ -295,6 +295,7 @@ def test_a_keras_file_whose_weights_member_declares_too_much_is_not_extracted(mo
         kerasae.models.load_keras_file(odd)
 
 
+@pytest.mark.slow
 def test_loading_a_compressed_bomb_keeps_memory_flat(tmp_path):
     """In a fresh process, the shipped preset's file turned into a 2.3 MB gzip bomb (512 MiB
     declared) is refused with the resident set growing by less than 300 MB."""

@@ -43,6 +43,7 @@ def runs(grey_photos, tmp_path_factory):
     return cwd
 
 
+@pytest.mark.slow
 def test_a_preset_fine_tunes_better_than_scratch(runs):
     scratch, tuned = run_json(runs / "scratch"), run_json(runs / "tuned")
     assert tuned["final"]["loss"] < scratch["final"]["loss"] / 2, (tuned["final"],
@@ -72,6 +73,7 @@ def test_corruption_turns_the_preset_into_a_denoiser_that_trains(runs):
     assert all(changed), "every weight trained"
 
 
+@pytest.mark.slow
 def test_a_runs_model_is_a_start_point_and_shapes_are_not_overridden(runs, grey_photos):
     model = str(runs / "tuned" / "model.keras")
     _train(runs, "again", grey_photos, "--weights", model, "--arg", "corruption=masking")

@@ -48,6 +48,7 @@ class CtrlC(keras.callbacks.Callback):
                 os.kill(os.getpid(), self.sig)
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_last_epoch_and_the_rerun_gives_the_uninterrupted_numbers(tmp_path):
     run = tmp_path / "run"
     press = CtrlC(epoch=1, batch=1)

@@ -64,6 +64,7 @@ def _latent_dim(path):
     return model.get_layer("encoder").output_shape[-1]
 
 
+@pytest.mark.slow
 def test_a_second_train_is_refused_at_once_and_a_killed_runs_lock_is_taken_over(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(

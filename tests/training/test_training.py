@@ -46,6 +46,7 @@ def dataset(request, digits_folder):
     return "digits" if request.param == "digits" else digits_folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", ["conv_ae", "conv_vae"])
 def test_two_mirrored_replicas_match_one_device(builder, dataset, tmp_path):
     common = [builder, "--dataset", dataset, "--epochs", "1", "--batch-size", "64",
@@ -76,6 +77,7 @@ print(json.dumps({"loss": h["loss"], "w": float(np.sum(model.get_weights()[0]))}
 """
 
 
+@pytest.mark.slow
 def test_keras_fit_loss_is_scaled_per_replica(tmp_path):
     # A custom compute_loss must return the per-replica share: with 2 replicas,
     # Keras's own model.fit must then train exactly like one device.
@@ -194,6 +196,7 @@ def test_killed_run_resumes_and_matches_its_last_checkpoint(route, tmp_path):
             assert value == pytest.approx(uninterrupted[key], rel=1e-6), key
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
     args = ["conv_ae", "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
             *TINY_ARGS["conv_ae"], "--out", "done"]
@@ -236,6 +239,7 @@ def test_early_stopping_tensorboard_and_history(tmp_path):
     assert len(rows) == 4 and "val_loss" in rows[0]
 
 
+@pytest.mark.slow
 def test_epoch_logs_are_the_mean_of_the_batch_losses_with_or_without_batch_consumers():
     """Without per-batch consumers up to 64 steps run in one call and their values are read
     once; the epoch's loss must equal the mean over its batches either way (numpy on the

@@ -108,6 +108,7 @@ WRITES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use", sorted(WRITES))
 def test_every_use_runs_on_unlabelled_photos_and_on_digits(use, models, photos, tmp_path):
     always, labelled_only, skipped_without_labels = WRITES[use]

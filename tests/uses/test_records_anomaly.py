@@ -137,6 +137,7 @@ def series_csv(tmp_path_factory):
     return path, label
 
 
+@pytest.mark.slow
 def test_a_series_is_scored_per_step_and_its_window_found(series_csv, tmp_path):
     path, label = series_csv
     out = tmp_path / "series"

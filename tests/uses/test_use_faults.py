@@ -15,6 +15,7 @@ from tests.export.test_export_faults import TMPFS, _own_mount_namespace
 from tests.helpers import ENV, REPO
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use", ["denoise", "compress"])
 def test_a_use_on_a_full_disk_is_one_line_naming_its_output(tmp_path, use):
     imgs = tmp_path / "imgs"

@@ -322,6 +322,7 @@ def test_denoise_numbers_match_independent_metrics(ae, fashion, tmp_path):
 
 
 # ------------------------------------------------------------------ anomaly
+@pytest.mark.slow
 def test_anomaly_numbers_match_sklearn_and_export_carries_threshold(ae, tmp_path):
     from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
