@@ -132,8 +132,6 @@ def test_whole_run_on_one_set(tmp_path, capsys):
 
 @needs_adbench
 @pytest.mark.slow
-@pytest.mark.skipif(not importlib.util.find_spec("kerasae.uses.detector"),
-                    reason="kerasae.uses.detector (issue 21) is not written yet")
 def test_kerasae_rows_run_through_the_harness():
     x, y = adbench.load_set(ADBENCH_DIR, "vowels")
     s = adbench.run_set(x, y, ["stacked_ae"], seeds=1, log=lambda line: None)["stacked_ae"]
