@@ -61,7 +61,7 @@ def test_zoo_table_numbers_are_the_measured_ones():
               "PSNR": "psnr", "SSIM": "ssim", "neg-ELBO": "neg_elbo", "IS-NLL": "nll_is"}
     pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, labels)) + r") (\d+\.\d+)")
     rows = {m.group(1): m.group(2) for m in
-            re.finditer(r"^\| `([a-z0-9_]+)` \| `[a-z_]+` \|[^|]*\|[^|]*\| ([^|]*) \|", readme, re.M)}
+            re.finditer(r"^\| `([a-z0-9_]+)` \| `[a-z0-9_]+` \|[^|]*\|[^|]*\| ([^|]*) \|", readme, re.M)}
     assert set(rows) == set(index), "the zoo table lists exactly the presets of zoo/index.json"
     for name, cell in rows.items():
         meta = json.loads((root / "zoo" / index[name]["path"] / "metadata.json").read_text())

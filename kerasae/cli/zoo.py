@@ -48,6 +48,11 @@ def add_parsers(subparsers):
     sp = zsub.add_parser("evaluate", help="measure a preset on a split (the card's numbers)")
     sp.add_argument("name")
     sp.add_argument("--split", default="test")
+    sp.add_argument("--dataset", default=None, metavar="DATA",
+                    help="measure on this dataset instead of the preset's; a series preset "
+                         "needs its series (the .csv file its card names)")
+    sp.add_argument("--label", default=None, metavar="COL",
+                    help="a series' label column, instead of the labelled windows of the card")
     sp.add_argument("--json", default=None, metavar="OUT", help="also write the numbers here")
     sp.add_argument("--limit", type=int, default=None,
                     help="only the first N images (a quick check, not card numbers)")
@@ -132,11 +137,13 @@ def _cli_evaluate(args):
 
     settings = {k: v for k, v in (("batch_size", args.batch_size),
                                   ("nll_samples", args.nll_samples)) if v is not None}
-    result = evaluate_preset(args.name, split=args.split, limit=args.limit, settings=settings,
+    result = evaluate_preset(args.name, split=args.split, dataset=args.dataset,
+                             label=args.label, limit=args.limit, settings=settings,
                              root=args.root, cache_dir=args.cache_dir, mirrors=args.mirror,
                              data_dir=args.data_dir, raw_dir=args.raw_dir)
+    what = "held-out steps" if "labelled_windows" in result else "images"
     print(f"{result['preset']}@{result['version']} on {result['dataset']} {result['split']} "
-          f"({result['examples']} images)")
+          f"({result['examples']} {what})")
     for key, value in result["metrics"].items():
         print(f"  {key:20s} {fmt(value)}")
     if args.json:

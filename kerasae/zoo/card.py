@@ -5,6 +5,7 @@ import json
 from kerasae.models import registry
 from kerasae.presets import WEIGHTS_FILE
 from kerasae.zoo.evaluate import METRIC_DOCS
+from kerasae.zoo.series import SERIES_METRIC_DOCS
 
 
 def fmt(value):
@@ -20,8 +21,33 @@ def _kind(model):
             else "autoencoder")
 
 
+def _is_series(meta):
+    return meta["dataset"].get("kind") == "series"
+
+
+def _series_prose(meta, model, text):
+    d, settings = meta["dataset"], meta["evaluation"]["settings"]
+    return (
+        text.get("intended_use") or (
+            f"Scoring every time step of a series like `{d['name']}` by the reconstruction "
+            f"error of the windows of {model.image_shape[0]} steps that hold it; the model "
+            "takes raw values (its scaling was fitted on the training steps and is saved "
+            "with the weights). A starting point for fine-tuning on similar telemetry."),
+        text.get("data_description") or (
+            f"Trained on {d['train_split']} of `{d['name']}` ({d['steps']} steps, columns "
+            f"{', '.join(d['columns'])}); measured on {d['eval_split']} "
+            f"({meta['evaluation']['examples']} held-out steps)."),
+        text.get("limitations") or (
+            f"Trained on one series: other series need their own training (or a fine-tune), "
+            f"and the threshold ({settings['threshold_percentile']:g}th percentile of the "
+            "training windows' scores) assumes the training steps were normal."),
+    )
+
+
 def _prose(meta, model, text):
     """The card's three prose sections: the caller's, else sensible defaults."""
+    if _is_series(meta):
+        return _series_prose(meta, model, text)
     d = meta["dataset"]
     examples = meta["evaluation"]["examples"]
     return (
@@ -43,6 +69,7 @@ def _prose(meta, model, text):
 
 def _evaluation_rows(meta):
     references = meta.get("reference_metrics") or {}
+    docs = SERIES_METRIC_DOCS if _is_series(meta) else METRIC_DOCS
     rows = []
     for key, value in meta["evaluation"]["metrics"].items():
         refs = references.get(key) or []
@@ -50,7 +77,7 @@ def _evaluation_rows(meta):
         ref_values = "; ".join(fmt(r["value"]) for r in refs) or "-"
         ref_sources = "; ".join(r.get("source", "-") for r in refs) or "-"
         rows.append(f"| {key} | {fmt(value)} | {ref_values} | {ref_sources} | "
-                    f"{METRIC_DOCS.get(key, '')} |")
+                    f"{docs.get(key, '')} |")
     return rows
 
 
@@ -65,7 +92,7 @@ def model_card(meta, model, weights_sha, weights_bytes, text=None):
     fn = registry.get_builder(model.builder_name).__name__
     kind = _kind(model)
     intended_use, data_description, limitations = _prose(meta, model, text)
-    recipe, evaluation = meta["recipe"], meta["evaluation"]
+    recipe = meta["recipe"]
     lines = [
         f"# {name} (version {version})", "", meta["description"], "",
         "| | |", "| --- | --- |",
@@ -90,22 +117,51 @@ def model_card(meta, model, weights_sha, weights_bytes, text=None):
         "Builder arguments (`config.json`):", "", "```json",
         json.dumps(model.builder_config, sort_keys=True), "```", "",
         "## Evaluation", "",
-        f"Measured by `kerasae zoo evaluate {name} --split {d['eval_split']}` on all "
-        f"{evaluation['examples']} images of the `{d['eval_split']}` split, with settings "
-        f"`{json.dumps(evaluation['settings'], sort_keys=True)}`.", "",
+        _measured_by(meta), "",
         "| metric | this preset | reference | reference source | meaning |",
         "| --- | --- | --- | --- | --- |",
         *_evaluation_rows(meta), "",
+        *_windows_section(meta),
     ]
     for title, body in (text.get("card_sections") or {}).items():
         lines += [f"## {title}", "", str(body).strip(), ""]
+    shape = ", ".join(map(str, model.image_shape))
     lines += ["## Limitations", "", limitations, "",
               "## Load", "", "```python", "import kerasae",
               f"model = kerasae.{fn}(weights={name!r})  # or kerasae.zoo.load_model({name!r})",
-              "reconstructions = model.predict(images)  # float32 in [0, 1], shape "
-              f"(n, {', '.join(map(str, model.image_shape))})",
+              f"reconstructions = model.predict(windows)  # raw values, shape (n, {shape})"
+              if _is_series(meta) else
+              f"reconstructions = model.predict(images)  # float32 in [0, 1], shape (n, {shape})",
               "```", ""]
     return "\n".join(lines)
+
+
+def _measured_by(meta):
+    evaluation, d = meta["evaluation"], meta["dataset"]
+    settings = json.dumps(evaluation["settings"], sort_keys=True)
+    if not _is_series(meta):
+        return (f"Measured by `{evaluation['command']}` on all {evaluation['examples']} "
+                f"images of the `{d['eval_split']}` split, with settings `{settings}`.")
+    sha = f" (sha256 `{d['sha256']}`)" if d.get("sha256") else ""
+    return (f"Measured by `{evaluation['command']}` (Python: `kerasae.zoo.evaluate_preset("
+            f"{meta['name']!r}, dataset=PATH)`) on `{d['name']}`{sha}, with settings "
+            f"`{settings}`: the threshold comes from the scores of the windows of "
+            f"{d['train_split']}, every other number from the {evaluation['examples']} "
+            f"held-out steps ({d['eval_split']}). A window's score is its mean squared "
+            "reconstruction error in the model's scaled units, a step's the mean score of "
+            "the windows that hold it (`kerasae.uses.detector.Detector`'s default).")
+
+
+def _windows_section(meta):
+    """The labelled windows of a series card, each with its steps above the threshold."""
+    each = meta["evaluation"].get("labelled_windows") or []
+    if not each:
+        return []
+    return ["## Labelled windows", "",
+            "| first step | last step | steps | steps above the threshold |",
+            "| --- | --- | --- | --- |",
+            *(f"| {w['first']} | {w['last']} | {w['steps']} | {w['flagged_steps']} |"
+              for w in each), ""]
 
 
 def card_metrics(readme_text):

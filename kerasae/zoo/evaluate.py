@@ -44,6 +44,7 @@ from kerasae.metrics import (
 )
 from kerasae.models.predict import reconstruct, run_batched
 from kerasae.models.resolve import resolve_preset
+from kerasae.zoo.series import evaluate_series_preset
 
 DEFAULT_SETTINGS = {
     "batch_size": 250,
@@ -242,16 +243,24 @@ METRIC_DOCS = {
 }
 
 
-def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
-                    cache_dir=None, mirrors=None, data_dir=None, raw_dir=None):
+def evaluate_preset(name, *, split="test", dataset=None, label=None, limit=None,
+                    settings=None, root=None, cache_dir=None, mirrors=None, data_dir=None,
+                    raw_dir=None):
     """Evaluates a zoo preset on a split of its dataset (`kerasae zoo evaluate`).
 
     The settings default to the ones recorded in the preset's `metadata.json`,
-    so a re-run reproduces the card.
+    so a re-run reproduces the card. A preset of series windows is measured on
+    the series `dataset` (required: no series ships with kerasae) by
+    `kerasae.zoo.series.evaluate_series_preset`.
 
     Args:
         name: preset name, optionally `name@version`.
         split: dataset split. Defaults to `"test"`.
+        dataset: the data to measure on instead of the preset's dataset; for a
+            series preset, the series (a `.csv` file, an array `(T, C)`).
+            Defaults to `None`.
+        label: a series' label column (name or index), instead of the labelled
+            windows the card records. Defaults to `None`.
         limit: evaluate only the first `limit` images (quick checks; such
             numbers are not card numbers). Defaults to `None` (all).
         settings: overrides of the recorded evaluation settings.
@@ -262,6 +271,11 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
         The `evaluate_model` dict plus `preset`, `version`, `dataset`, `split`.
     """
     ref = resolve_preset(name, root=root, cache_dir=cache_dir, mirrors=mirrors)
+    if ref.model.input_kind == "series":
+        if limit is not None:
+            raise InvalidValue(f"limit takes the first images of an image preset; {name!r} "
+                               f"measures a whole series. Received: limit={limit!r}")
+        return evaluate_series_preset(ref, dataset, label=label, settings=settings)
     preset = ref.preset
     metadata = ref.metadata()  # its types checked by the store
     recorded = dict(metadata["evaluation"].get("settings") or {})
@@ -274,7 +288,7 @@ def evaluate_preset(name, *, split="test", limit=None, settings=None, root=None,
             f"kerasae to reproduce its card. Received: {unknown[0]}={recorded[unknown[0]]!r}"
         )
     recorded.update(settings or {})
-    dataset = metadata["dataset"]["name"]
+    dataset = metadata["dataset"]["name"] if dataset is None else dataset
     model = ref.model
     kwargs = {k: v for k, v in (("data_dir", data_dir), ("raw_dir", raw_dir)) if v}
     src = data_lib.get_source(dataset, split, **kwargs)

@@ -22,6 +22,7 @@ from kerasae.models.resolve import from_config
 from kerasae.presets.store import metadata_problem, reference_metrics_problem
 from kerasae.zoo.card import model_card
 from kerasae.zoo.evaluate import evaluate_model
+from kerasae.zoo.series import evaluate_series
 
 MAX_WEIGHTS_BYTES = 5_000_000  # 5 MB per preset: the wheel ships every preset
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -163,10 +164,38 @@ def _index_entry(meta, entry, files):
     return new
 
 
+def _measure(model, name, dataset, splits, evaluation, data_kwargs, labelled_windows):
+    """`(dataset block, evaluation block)` of the metadata: the numbers measured on
+    `dataset`'s `eval_split` (images) or on the series `dataset` after its training part."""
+    train_split, eval_split = splits
+    if model.input_kind != "series":
+        images, _ = data_lib.load_numpy(dataset, eval_split, **(data_kwargs or {}))
+        measured = evaluate_model(model, images, **(evaluation or {}))
+        return ({"name": dataset, "train_split": train_split, "eval_split": eval_split,
+                 "image_shape": list(model.image_shape)},
+                {"command": f"kerasae zoo evaluate {name} --split {eval_split}",
+                 "dataset": dataset, "split": eval_split, **measured})
+    src = data_lib.series(dataset, window=model.image_shape[0], **(data_kwargs or {}))
+    measured = evaluate_series(model, src, windows=labelled_windows, **(evaluation or {}))
+    path = os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else None
+    k, label = measured["settings"]["train_steps"], os.path.basename(path or src.name)
+    split = f"steps {k}-{src.n_steps - 1}"
+    block = {"name": label, "kind": "series", "steps": int(src.n_steps),
+             "columns": list(src.columns), "time_column": src.time_column,
+             "window": int(src.window), "image_shape": list(model.image_shape),
+             "train_split": f"steps 0-{k - 1}" if train_split == "train" else train_split,
+             "eval_split": split if eval_split == "test" else eval_split}
+    if path is not None:
+        block["sha256"] = sha256_file(path)
+    return block, {"command": f"kerasae zoo evaluate {name} --dataset {label}",
+                   "dataset": label, "split": split, **measured}
+
+
 def publish(model, name, *, version, description, dataset, recipe, license="Apache-2.0",
             train_split="train", eval_split="test", reference_metrics=None, intended_use=None,
             data_description=None, limitations=None, card_sections=None, extra_files=None,
-            evaluation=None, root=None, max_weights_bytes=MAX_WEIGHTS_BYTES, data_kwargs=None):
+            evaluation=None, root=None, max_weights_bytes=MAX_WEIGHTS_BYTES, data_kwargs=None,
+            labelled_windows=None):
     """Publishes `model` as a new preset version and adds it to the index.
 
     Writes `<root>/<name>/v<version>/` with `config.json` (from
@@ -182,12 +211,16 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
         name: preset name, `<builder>_<dataset>[_<size>]`, lower snake case.
         version: integer version, greater than any published version of `name`.
         description: one or two sentences for the index and the card.
-        dataset: `kerasae.data` name the model was trained on, e.g. `"fashion_mnist"`.
+        dataset: `kerasae.data` name the model was trained on, e.g. `"fashion_mnist"`;
+            for a model of series windows, the series itself (a `.csv` file, an array),
+            trained on its first `evaluation["train_steps"]` steps and measured on the
+            rest by `kerasae.zoo.series.evaluate_series`.
         recipe: dict with the exact `"command"` that trained the model, plus
             any settings worth recording (epochs, batch size, seed, ...).
         license: licence of the weights. Defaults to `"Apache-2.0"`.
-        train_split: training split. Defaults to `"train"`.
-        eval_split: split measured for the card. Defaults to `"test"`.
+        train_split: training split. Defaults to `"train"` (a series: its first steps).
+        eval_split: split measured for the card. Defaults to `"test"` (a series: the
+            steps after the training part).
         reference_metrics: `{metric: {"value": v, "source": "..."}}` (or a list of
             such dicts per metric), published numbers shown beside ours in the
             card. Defaults to `None`.
@@ -196,10 +229,16 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
         card_sections: `{title: markdown}` of extra card sections.
         extra_files: `{filename: text}` of extra files for the folder (e.g. a
             `train.sh`), pinned in the index like the others.
-        evaluation: overrides of `kerasae.zoo.evaluate.DEFAULT_SETTINGS`.
+        evaluation: overrides of `kerasae.zoo.evaluate.DEFAULT_SETTINGS` (a series:
+            `kerasae.zoo.series.SERIES_SETTINGS`, and `train_steps`).
         root: zoo root. Defaults to the source tree's `zoo/` (editable installs).
         max_weights_bytes: size limit of the weights. Defaults to 5 MB.
-        data_kwargs: extra arguments for `kerasae.data.load_numpy`.
+        data_kwargs: extra arguments for `kerasae.data.load_numpy` (a series:
+            `kerasae.data.series`).
+        labelled_windows: a series' labelled anomaly windows, `(first, last)`
+            timestamps of its time column (inclusive), recorded in the metadata and
+            measured against. Defaults to `None` (a label column through
+            `data_kwargs`, or no label metrics).
 
     Returns:
         The new preset folder.
@@ -215,20 +254,18 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
     with staged_directory(folder) as tmp:
         rebuilt, weights_sha, weights_bytes = _write_weights(
             model, tmp, f"{name}@{version}", max_weights_bytes)
-        images, _ = data_lib.load_numpy(dataset, eval_split, **(data_kwargs or {}))
-        measured = evaluate_model(rebuilt, images, **(evaluation or {}))
+        data_block, evaluated = _measure(rebuilt, name, dataset, (train_split, eval_split),
+                                         evaluation, data_kwargs, labelled_windows)
         meta = {
             "name": name, "version": version, "builder": builder_name,
             "description": description, "license": license,
             "published": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "parameters": int(model.count_params()),
-            "dataset": {"name": dataset, "train_split": train_split, "eval_split": eval_split,
-                        "image_shape": list(model.image_shape)},
+            "dataset": data_block,
             "versions": dict(versions("keras", "numpy", "h5py", "tensorflow"),
                              backend=keras.backend.backend()),
             "recipe": recipe,
-            "evaluation": {"command": f"kerasae zoo evaluate {name} --split {eval_split}",
-                           "dataset": dataset, "split": eval_split, **measured},
+            "evaluation": evaluated,
             "reference_metrics": reference_metrics or {},
         }
         problem = metadata_problem(meta)
