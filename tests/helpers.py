@@ -3,6 +3,7 @@
 Fixtures live in `conftest.py`; what a test imports by name lives here.
 """
 
+import csv
 import functools
 import hashlib
 import json
@@ -143,3 +144,27 @@ def default_child_signals():
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def write_csv(path, header, rows):
+    """A `.csv` file of `header` and `rows` (csv.writer); returns its path as a string."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def _shared_data():
+    """The project's real data (`../shared/data` beside the repository), or
+    $KERASAE_SHARED_DATA; a fresh clone elsewhere falls back to /work/shared/data."""
+    for path in (os.environ.get("KERASAE_SHARED_DATA"),
+                 os.path.join(REPO, os.pardir, "shared", "data"), "/work/shared/data"):
+        if path and os.path.isdir(path):
+            return os.path.abspath(path)
+    return os.path.join(REPO, os.pardir, "shared", "data")
+
+
+SHARED_DATA = _shared_data()
+ADBENCH_DIR = os.environ.get("KERASAE_ADBENCH_DATA", os.path.join(SHARED_DATA, "adbench"))
+NAB_DIR = os.environ.get("KERASAE_NAB_DATA", os.path.join(SHARED_DATA, "nab"))

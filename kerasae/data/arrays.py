@@ -212,10 +212,8 @@ def npy_array(path):
     return _load(path, mmap_mode="r")
 
 
-def npz_arrays(path):
-    """`(features or images, labels or None)` of a `.npz` file: the arrays `x` / `images` /
-    `x_train` and `y` / `labels` / `y_train`, names in any case (ADBench writes `X`, `y`),
-    or its only array."""
+def _npz_keys(path):
+    """`(NpzFile, x key, y key or None)`: which arrays of a `.npz` file are the data."""
     data = _load(path)
     keys = list(data.keys())
     by_lower = {}
@@ -230,6 +228,29 @@ def npz_arrays(path):
             )
         x_key = keys[0]
     y_key = next((by_lower[k] for k in ("y", "labels", "y_train") if k in by_lower), None)
+    return data, x_key, y_key
+
+
+def npz_shape(path):
+    """The shape of a `.npz` file's data array (see `npz_arrays`), read from its header
+    without loading the array."""
+    data, x_key, _ = _npz_keys(path)
+    try:
+        with data.zip.open(x_key + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            return tuple(read(f)[0])
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(f"Could not read the header of array {x_key!r} of {path!r} ({e}). "
+                        f"Save it again with np.savez. Received: dataset={path!r}") from e
+
+
+def npz_arrays(path):
+    """`(features or images, labels or None)` of a `.npz` file: the arrays `x` / `images` /
+    `x_train` and `y` / `labels` / `y_train`, names in any case (ADBench writes `X`, `y`),
+    or its only array."""
+    data, x_key, y_key = _npz_keys(path)
     try:
         return data[x_key], (None if y_key is None else data[y_key])
     except (ValueError, OSError, zipfile.BadZipFile) as e:

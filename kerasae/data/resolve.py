@@ -108,6 +108,11 @@ def _from_text(name, split, data_dir, raw_dir, source, download, options, kind=N
         _no_image_options(name, options)
     if name.endswith((".npz", ".npy")):
         return from_file(name, kind=kind)
+    if os.path.isfile(os.path.expanduser(name)):
+        raise DataError(
+            f"{name!r} is a single file. A dataset is a folder of images, a .npz, .npy or "
+            ".csv file, 'digits' or a dataset name: to train on image files, put them in a "
+            "folder and pass the folder. Received: dataset=" + repr(name))
     if _looks_like_path(name):
         raise MissingFile(
             f"No such file or folder: {name!r}. A dataset is a folder of images, a .npz, "

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from kerasae._util.errors import InvalidValue
-from kerasae.data.arrays import npy_array, npz_arrays
+from kerasae.data.arrays import npy_array, npz_arrays, npz_shape
 from kerasae.data.columns import ColumnStats, given_labels
 from kerasae.data.source import DataError, Source
 from kerasae.data.tables import (is_frame, describe, fill_values, filled, read_columns,
@@ -236,7 +236,9 @@ def array_rank(data, path):
     """The rank of an array or of the array an `.npz` / `.npy` file holds."""
     if path is None:
         return data.ndim
-    return (npy_array(path) if path.lower().endswith(".npy") else npz_arrays(path)[0]).ndim
+    if path.lower().endswith(".npy"):
+        return npy_array(path).ndim  # a memory map: nothing read
+    return len(npz_shape(path))
 
 
 def tabular(data, kind=None, *, labels=None, window=None, stride=None, default_window=None,

@@ -50,6 +50,12 @@ def builder(name, data_dir):
         with _quiet_absl():
             return tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # TFDS raises its own DatasetNotFoundError
+        if isinstance(e, ValueError) and "Parsing builder name" in str(e):
+            raise DataError(
+                f"{name!r} is neither a file or folder that exists nor a dataset name (TFDS "
+                "names look like 'mnist' or 'cifar10:3.0.2'). A dataset is a folder of images, "
+                "a .npz, .npy or .csv file, 'digits' or a TFDS dataset name. Received: "
+                f"dataset={name!r}") from None
         if type(e).__name__ != "DatasetNotFoundError":
             raise
         # with_community_datasets=False: the community list is fetched from GCS.

@@ -269,8 +269,8 @@ class Autoencoder(keras.Model):
         if hasattr(x, "element_spec") and len(args) < 7:
             # A dataset keeps its own order; Keras would warn that shuffle=True is ignored.
             kwargs.setdefault("shuffle", False)
-        if x is not None and not scaling.adapted(self):
-            scaling.adapt(self, x)  # records and series: scaling fitted on the training data
+        if x is not None:
+            scaling.adapt_unless_adapted(self, x)
         x = self._checked(x, "fit")
         if isinstance(kwargs.get("validation_data"), tuple):
             self._checked(kwargs["validation_data"][0], "fit(validation_data)")

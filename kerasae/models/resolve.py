@@ -34,6 +34,9 @@ from kerasae.models.base import Autoencoder
 from kerasae.models.start import (FILE_FIX, check_keras_path, keras_file_builder,
                                   load_keras_file, merge_config)
 
+# Data a run was given in Python, which no later process can read again.
+IN_MEMORY_ROUTES = ("array", "dataframe", "tf.data")
+
 # kind -> what a use's report and a .kae header call the source (their format since v1)
 _SOURCES = {"preset": "preset", "hub": "preset", "keras": "file", "weights.h5": "file",
             "memory": "memory"}
@@ -264,6 +267,8 @@ class ModelRef:
             return None
         if self.preset is not None:
             return d["name"], d.get("train_split", "train"), "crop"
+        if d.get("route") in IN_MEMORY_ROUTES:  # nothing on disk to read again
+            return None
         # A run's data where it was: the absolute path run.json records (a relative name
         # means the folder the run started in), its training split, its size and crop.
         name = d["path"] if isinstance(d.get("path"), str) and os.path.exists(d["path"]) \

@@ -60,6 +60,14 @@ def adapt(model, data):
     return int(count)
 
 
+def adapt_unless_adapted(model, data):
+    """The one hook of every training entry point (`kerasae.fit`, `Autoencoder.fit`): a
+    model of records or series whose scaling is not fitted yet is fitted on `data`, its
+    training data; a fitted scaling (a preset, a resumed run, `model.adapt`) is kept."""
+    if not adapted(model):
+        adapt(model, data)
+
+
 def adapted(model):
     """Whether the model's scaling has been fitted (True for a model without scaling)."""
     scale, _ = scalers(model)

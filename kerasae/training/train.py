@@ -242,8 +242,7 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
     try:
         keras.utils.set_random_seed(options.seed)
         built = _as_model(model, builder_kwargs, train_src.image_shape, strat)
-        if not scaling.adapted(built):  # records, series: scaled as the training data
-            scaling.adapt(built, train_src)
+        scaling.adapt_unless_adapted(built, train_src)
         if tuple(built.image_shape) != tuple(train_src.image_shape):
             raise InvalidValue(
                 f"The data has images of shape {train_src.image_shape} but the model "

@@ -13,9 +13,8 @@ import pytest
 from sklearn.preprocessing import StandardScaler
 
 from kerasae.benchmarks import adbench
-from tests.helpers import ENV, REPO
+from tests.helpers import ADBENCH_DIR, ENV, REPO
 
-ADBENCH_DIR = os.environ.get("KERASAE_ADBENCH_DATA", "/work/shared/data/adbench")
 needs_adbench = pytest.mark.skipif(
     not os.path.isfile(os.path.join(ADBENCH_DIR, "6_cardio.npz")),
     reason=f"needs ADBench's Classical *.npz files at {ADBENCH_DIR}; set "

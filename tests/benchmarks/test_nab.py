@@ -13,8 +13,8 @@ import pytest
 
 from kerasae._util.errors import InvalidValue
 from kerasae.benchmarks import nab, nab_score
+from tests.helpers import NAB_DIR
 
-NAB_DIR = os.environ.get("KERASAE_NAB_DATA", "/work/shared/data/nab")
 needs_nab = pytest.mark.skipif(
     not os.path.isfile(os.path.join(NAB_DIR, "labels", "combined_windows.json")),
     reason=f"needs the NAB corpus (data/ and labels/combined_windows.json) at {NAB_DIR}; "

@@ -225,3 +225,15 @@ def test_options_that_do_not_apply_are_refused_with_the_reason(tmp_path):
     blocker.write_text("a file where the cache folder would go")
     with pytest.raises(NotADirectoryError, match="cache .--cache. .*cannot be made"):
         data.get_source(str(tmp_path / "imgs"), cache=str(blocker / "cache"))
+
+
+def test_a_single_file_or_a_name_that_is_no_dataset_is_one_clear_error(tmp_path, monkeypatch):
+    """A new user's mistakes: an image file, a typo'd file name, a name with a space.
+    Each is a DataError naming what was given (TFDS's own parser raised a ValueError)."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8)).save("g.png")
+    with pytest.raises(DataError, match=r"'g.png' is a single file.*put them in a folder"):
+        data.get_source("g.png")
+    for name in ("x.tif", "some name"):
+        with pytest.raises(DataError, match=rf"'{name}' is neither a file or folder that exists"):
+            data.get_source(name)

@@ -10,16 +10,9 @@ import pytest
 from kerasae import data
 from kerasae._util.errors import KerasaeError
 from kerasae.data.source import DataError
+from tests.helpers import NAB_DIR, write_csv
 
-NYC_TAXI = "/work/shared/data/nab/data/realKnownCause/nyc_taxi.csv"
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
+NYC_TAXI = os.path.join(NAB_DIR, "data", "realKnownCause", "nyc_taxi.csv")
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def sensors(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(NYC_TAXI), reason=f"{NYC_TAXI} is absent (NAB's "
-                    "nyc_taxi series, read from /work/shared/data/nab)")
+                    "nyc_taxi series; set KERASAE_SHARED_DATA to the folder that holds nab/)")
 def test_nab_nyc_taxi_as_windows_of_48():
     with open(NYC_TAXI, newline="") as f:
         rows = list(csv.reader(f))[1:]

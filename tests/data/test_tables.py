@@ -13,18 +13,11 @@ import pytest
 from kerasae import data
 from kerasae._util.errors import KerasaeError
 from kerasae.data.source import DataError
+from tests.helpers import ADBENCH_DIR, write_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CARDIO = "/work/shared/data/adbench/6_cardio.npz"
+CARDIO = os.path.join(ADBENCH_DIR, "6_cardio.npz")
 RNG = np.random.default_rng(0)
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
 
 
 def read_csv(path):
@@ -211,7 +204,7 @@ def test_a_dataframe_is_read_by_its_column_names():
 
 
 @pytest.mark.skipif(not os.path.exists(CARDIO), reason=f"{CARDIO} is absent (ADBench's cardio "
-                    "set, read from /work/shared/data/adbench)")
+                    "set; set KERASAE_SHARED_DATA to the folder that holds adbench/)")
 def test_adbench_cardio_npz_loads_with_its_labels():
     with np.load(CARDIO) as f:
         x, y = f["X"], f["y"]

@@ -154,3 +154,20 @@ def test_train_weights_resolves_a_keras_file_once(zoo_env, counted, tmp_path, ca
         capsys.readouterr().err
     assert counted["hashes"][os.path.realpath(keras_file)] == 1
     assert run_json(out)["weights"] == _expected("keras", keras_file)
+
+
+def test_a_run_trained_on_an_array_asks_for_representative_data(tmp_path, capsys):
+    """A run given an array in Python has nothing on disk to calibrate on: an int8 export
+    of its model asks for representative data instead of looking up a dataset 'array'."""
+    from kerasae.models import resolve_model
+
+    x = np.random.default_rng(0).uniform(size=(32, 8, 8, 1)).astype("float32")
+    kerasae.fit(kerasae.build("conv_ae", **tiny_kwargs("conv_ae")), x, epochs=1, batch_size=16,
+                validation=None, verbose=0, out_dir=str(tmp_path / "run"))
+    assert run_json(tmp_path / "run")["dataset"]["route"] == "array"
+    assert resolve_model(str(tmp_path / "run" / "model.keras")).training_data() is None
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "run" / "model.keras"), str(tmp_path / "exp"),
+                     "--formats", "litert", "--quantize", "int8"]) != 0
+    assert "--representative DATASET" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()

@@ -16,13 +16,10 @@ from kerasae import zoo
 from kerasae._util.errors import InvalidValue
 from kerasae.benchmarks import nab
 from tests.conftest import check_preset
-from tests.helpers import run_cli, sha256
+from tests.helpers import NAB_DIR, run_cli, sha256
 
 NAME = "conv1d_ae_nab_ec2_request_latency"
 NAB_FILE = "realKnownCause/ec2_request_latency_system_failure.csv"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NAB_DIR = os.environ.get("KERASAE_NAB_DATA",
-                         os.path.join(REPO, os.pardir, "shared", "data", "nab"))
 NAB_PATH = os.path.join(NAB_DIR, "data", NAB_FILE)
 needs_nab = pytest.mark.skipif(
     not (os.path.isfile(NAB_PATH) and os.path.isfile(os.path.join(NAB_DIR, nab.WINDOWS_FILE))),

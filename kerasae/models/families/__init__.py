@@ -4,7 +4,8 @@ complete once `kerasae.models` is imported.
 A family module registers its builders with `@register_builder(name, example=...)`
 (`kerasae.models.builder`): the builder and its contract (small example arguments,
 export formats, uses) live together, and the registry-wide tests pick it up. Adding a
-family is adding a module to this folder (and a row to README's builder table).
+family is adding a module to this folder, a row to README's builder table and its name to
+the Layout table's models row (README, "Adding a family").
 """
 
 import importlib
