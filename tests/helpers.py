@@ -168,3 +168,17 @@ def _shared_data():
 SHARED_DATA = _shared_data()
 ADBENCH_DIR = os.environ.get("KERASAE_ADBENCH_DATA", os.path.join(SHARED_DATA, "adbench"))
 NAB_DIR = os.environ.get("KERASAE_NAB_DATA", os.path.join(SHARED_DATA, "nab"))
+
+
+def per_family(names):
+    """`names` (builder names) as pytest params for a test run per builder: the quick lane
+    keeps one builder of each family module (the shortest name, e.g. `conv_ae` of
+    `families/conv`), the others carry the `slow` mark. A new family's module is in the
+    quick lane as it is added; the full suite runs every builder."""
+    from kerasae.models import get_builder
+
+    quick = {}
+    for name in sorted(names, key=lambda n: (len(n), n)):
+        quick.setdefault(get_builder(name).__module__, name)
+    return [pytest.param(n, marks=() if n in quick.values() else pytest.mark.slow)
+            for n in names]

@@ -13,7 +13,7 @@ import pytest
 import kerasae
 from kerasae.export import export
 from tests.export.conftest import EXPORTING, assert_close, inputs, keras_outputs
-from tests.helpers import build_tiny, needs_fashion_mnist, photo_crops
+from tests.helpers import build_tiny, needs_fashion_mnist, per_family, photo_crops
 
 Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 ATOL = 1e-5
@@ -27,7 +27,7 @@ def _ops(path):
     return {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
 
 
-@pytest.mark.parametrize("name", EXPORTING["litert"])
+@pytest.mark.parametrize("name", per_family(EXPORTING["litert"]))
 def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
     model, path, manifest = exports[name]
     enc = _runner(os.path.join(path, "encoder.tflite"), "encode")
@@ -46,7 +46,7 @@ def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
     assert max(parity["max_error"]["litert"].values()) <= ATOL
 
 
-@pytest.mark.parametrize("name", EXPORTING["litert"])
+@pytest.mark.parametrize("name", per_family(EXPORTING["litert"]))
 def test_litert_graphs_hold_builtin_ops_only(exports, name):
     _, path, manifest = exports[name]
     for role in ("encoder", "decoder"):

@@ -13,7 +13,7 @@ import pytest
 
 import kerasae
 from kerasae.models import get_contract, list_builders, registry
-from tests.helpers import build_tiny, sample, sha256
+from tests.helpers import build_tiny, per_family, sample, sha256
 
 BUILDERS = list_builders()
 
@@ -79,7 +79,7 @@ def test_every_builder_states_a_contract():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_builds_standalone_submodels_of_its_input(name, trained):
     model, contract = trained[name][0], get_contract(name)
     x = sample(name, 5, seed=2)
@@ -97,13 +97,13 @@ def test_builds_standalone_submodels_of_its_input(name, trained):
         assert tuple(codes.shape[1:]) == model.code_shape
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_a_few_steps_lower_the_loss(name, trained):
     _, before, after, _, _ = trained[name]
     assert after < 0.9 * before, (before, after)
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_keras_round_trip_in_safe_mode(name, trained):
     model, _, _, loaded, _ = trained[name]
     x = sample(name, 16, seed=3)
@@ -112,7 +112,7 @@ def test_keras_round_trip_in_safe_mode(name, trained):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_weights_argument_takes_its_files(name, trained, tmp_path):
     model, _, _, _, keras_path = trained[name]
     weights = tmp_path / "model.weights.h5"
@@ -124,7 +124,7 @@ def test_weights_argument_takes_its_files(name, trained, tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_decoder_of_encoder_is_deterministic_inference(name, trained):
     model = trained[name][0]
     x = sample(name, 8, seed=4)
@@ -135,7 +135,7 @@ def test_decoder_of_encoder_is_deterministic_inference(name, trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_fine_tunes_from_its_weights_with_kerasae_fit(name, trained, tmp_path):
     model, _, _, _, keras_path = trained[name]
     start = kerasae.build(name, **get_contract(name).example, weights=str(keras_path))
@@ -147,7 +147,7 @@ def test_fine_tunes_from_its_weights_with_kerasae_fit(name, trained, tmp_path):
     assert result.run["dataset"]["image_shape"] == list(get_contract(name).input_shape)
 
 
-@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("name", per_family(BUILDERS))
 def test_the_uses_that_do_not_apply_say_so(name, trained):
     from kerasae.uses import check_applies
 

@@ -301,6 +301,7 @@ def test_throughput_benchmark_figures_fit_in_the_time_the_run_took(tmp_path, cap
     assert "ratio kerasae.fit / model.fit: median" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_run_does_not_keep_its_training_data_alive():
     """TensorFlow keeps the Python functions of a tf.data pipeline's numpy_function for
     good; the run's pipeline must not make them hold the images."""
