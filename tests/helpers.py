@@ -177,8 +177,20 @@ def per_family(names):
     quick lane as it is added; the full suite runs every builder."""
     from kerasae.models import get_builder
 
+    return _one_quick_per(names, lambda name: get_builder(name).__module__)
+
+
+def per_kind(names):
+    """As `per_family`, one builder per kind of input (image, vector, series) in the quick
+    lane: for tests whose code paths differ by the input's kind, not by family (export)."""
+    from kerasae.models import get_contract
+
+    return _one_quick_per(names, lambda name: get_contract(name).input_kind)
+
+
+def _one_quick_per(names, group):
     quick = {}
     for name in sorted(names, key=lambda n: (len(n), n)):
-        quick.setdefault(get_builder(name).__module__, name)
+        quick.setdefault(group(name), name)
     return [pytest.param(n, marks=() if n in quick.values() else pytest.mark.slow)
             for n in names]

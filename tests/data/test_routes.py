@@ -86,6 +86,7 @@ def test_tfds_streamed_split_matches_raw_whole_and_sharded(tfds_stream_dir):
     assert not np.array_equal(whole, raw.numpy()[: len(whole)])  # shuffled
 
 
+@pytest.mark.slow
 @needs_raw
 def test_split_sizes_and_the_auto_route_prefers_a_prepared_tfds_copy(tfds_dir):
     train = data.get_source("fashion_mnist", "train", data_dir=tfds_dir)

@@ -26,7 +26,7 @@ from kerasae.models.parts import make_autoencoder
 from tests.export.conftest import (BUILDERS, EXPORTING, ONNX_AND_SAVED_MODEL, anomaly_threshold,
                                    assert_close, inputs, keras_outputs, run, session)
 from kerasae.models import get_contract, scaling
-from tests.helpers import build_tiny, digits_batch, per_family, sample, sha256
+from tests.helpers import build_tiny, digits_batch, per_kind, sample, sha256
 
 SHAPE = (8, 8, 1)  # the tests' own hand-made models
 
@@ -41,7 +41,7 @@ RANDOM_PREFIXES = ("RandomNormal", "RandomUniform")
 
 # -------------------------------------------------------------- registry-wide
 @pytest.mark.slow
-@pytest.mark.parametrize("name", per_family(ONNX_AND_SAVED_MODEL))
+@pytest.mark.parametrize("name", per_kind(ONNX_AND_SAVED_MODEL))
 def test_every_builder_exports_and_matches_keras(exports, name):
     model, path, manifest = exports[name]
     enc_sess = session(os.path.join(path, "encoder.onnx"))
@@ -71,7 +71,7 @@ def test_every_builder_exports_and_matches_keras(exports, name):
     assert manifest["parity"]["passed"] and manifest["parity"]["max"] <= ATOL
 
 
-@pytest.mark.parametrize("name", per_family(EXPORTING["onnx"]))
+@pytest.mark.parametrize("name", per_kind(EXPORTING["onnx"]))
 def test_onnx_graphs_are_checked_named_dynamic_and_deterministic(exports, name):
     model, path, manifest = exports[name]
     for role in ("encoder", "decoder"):
@@ -97,7 +97,7 @@ def test_onnx_graphs_are_checked_named_dynamic_and_deterministic(exports, name):
         assert meta["kerasae_version"] == kerasae.__version__
 
 
-@pytest.mark.parametrize("name", per_family(BUILDERS))
+@pytest.mark.parametrize("name", per_kind(BUILDERS))
 def test_manifest_hashes_files_and_metadata(exports, name):
     model, path, manifest = exports[name]
     on_disk = json.load(open(os.path.join(path, "manifest.json")))

@@ -13,7 +13,7 @@ import pytest
 import kerasae
 from kerasae.export import export
 from tests.export.conftest import EXPORTING, assert_close, inputs, keras_outputs
-from tests.helpers import build_tiny, needs_fashion_mnist, per_family, photo_crops
+from tests.helpers import build_tiny, needs_fashion_mnist, per_kind, photo_crops
 
 Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 ATOL = 1e-5
@@ -27,7 +27,7 @@ def _ops(path):
     return {d["op_name"] for d in Interpreter(model_path=path)._get_ops_details()}
 
 
-@pytest.mark.parametrize("name", per_family(EXPORTING["litert"]))
+@pytest.mark.parametrize("name", per_kind(EXPORTING["litert"]))
 def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
     model, path, manifest = exports[name]
     enc = _runner(os.path.join(path, "encoder.tflite"), "encode")
@@ -46,7 +46,7 @@ def test_every_builder_exports_to_litert_and_matches_keras(exports, name):
     assert max(parity["max_error"]["litert"].values()) <= ATOL
 
 
-@pytest.mark.parametrize("name", per_family(EXPORTING["litert"]))
+@pytest.mark.parametrize("name", per_kind(EXPORTING["litert"]))
 def test_litert_graphs_hold_builtin_ops_only(exports, name):
     _, path, manifest = exports[name]
     for role in ("encoder", "decoder"):
@@ -191,6 +191,7 @@ def test_int8_files_are_measured_against_keras_on_real_images(int8_export):
         os.path.join(path, "encoder.int8.tflite"))
 
 
+@pytest.mark.slow
 def test_int8_tolerance_holds_for_each_image_alone(int8_export):
     """The measured error is that of the worst single image: the parity check (or a user)
     running one of those images at batch 1 stays within it. (A whole batch's error is

@@ -56,6 +56,7 @@ def test_a_preset_fine_tunes_better_than_scratch(runs):
     assert {k: tuned["config"][k] for k in preset_config} == preset_config
 
 
+@pytest.mark.slow
 def test_corruption_turns_the_preset_into_a_denoiser_that_trains(runs):
     import keras
 
