@@ -29,6 +29,12 @@ def parse_threshold(spec):
     m = _MEAN_STD.match(text)
     if m:
         return {"method": "mean+kstd", "k": float(m.group(1))}
+    try:  # a number typed as text (the command line's --threshold 2.5)
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is not None and np.isfinite(value):
+        return {"method": "fixed", "value": value}
     raise InvalidValue(
         "threshold must be 'percentile:P' (0 < P < 100, e.g. 'percentile:99'), "
         f"'mean+Kstd' (e.g. 'mean+3std') or a number. Received: threshold={spec!r}"

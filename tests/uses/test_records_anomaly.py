@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from kerasae._util.errors import InvalidValue
 from kerasae.cli import main
 from kerasae.uses import anomaly
 from tests.helpers import NODE_HINT, node_client, run_cli
@@ -178,3 +179,17 @@ def test_bad_requests_are_one_line_and_write_nothing(table_csv, tmp_path, capsys
     assert p.returncode == 1 and "Traceback" not in p.stderr and words in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_threshold_typed_as_a_number_is_a_fixed_threshold():
+    """The command line passes --threshold as text: '2.5' is the number 2.5, as in Python;
+    a word or a non-finite number is refused with the rules it may be."""
+    from kerasae.uses._scores import choose_threshold, parse_threshold
+
+    scores = np.array([1.0, 2.0, 3.0, 4.0])
+    for spec in ("2.5", " 2.5 ", 2.5):
+        value, rule = choose_threshold(scores, spec)
+        assert (value, rule["method"], rule["train_flagged_fraction"]) == (2.5, "fixed", 0.5)
+    for bad in ("nan", "inf", "high"):
+        with pytest.raises(InvalidValue, match="or a number"):
+            parse_threshold(bad)
