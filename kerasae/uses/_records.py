@@ -41,6 +41,18 @@ def _read(dataset, kind, opts):
     return src
 
 
+def _check_label_names(src, label):
+    """Anomaly labels are numbers (0 normal, > 0 an anomaly): classes named by text would be
+    numbered by their sorted names, which says nothing about which one is the anomaly."""
+    names = tuple(getattr(src, "label_names", ()) or ())
+    if names:
+        shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+        raise InvalidValue(
+            f"The label column {label!r} holds text ({shown}); anomaly labels are numbers: 0 "
+            "for a normal row, 1 (or > 0) for an anomaly. Recode the column (e.g. 1 where it "
+            f"says the anomaly's name), or leave out --label. Received: label={label!r}")
+
+
 def _normal_part(src, normal, kind, opts):
     """`(training source, what it is)`: the part of `src` the detector trains on."""
     if normal is None:
@@ -52,6 +64,11 @@ def _normal_part(src, normal, kind, opts):
                                "have no labels: give the label column (--label). "
                                "Received: normal='label'")
         keep = np.flatnonzero(np.asarray(src.labels) == 0)
+        if not len(keep):
+            raise InvalidValue("normal='label' trains on the rows labelled 0 (normal), but no "
+                               "row is: anomaly labels are 0 for normal and 1 (or > 0) for an "
+                               "anomaly. Recode the label column, or pass normal='first:N'. "
+                               f"Received: labels={sorted(set(np.asarray(labels).tolist()))}")
         return Subset(src, keep, split="normal"), f"the {len(keep)} examples labelled normal (0)"
     if isinstance(normal, str) and normal.startswith("first:"):
         n = _first(normal, src)
@@ -98,6 +115,7 @@ def records_anomaly(model=None, dataset=None, *, normal=None, window=None, strid
     opts = dict(columns=columns, label=label, time_column=time_column, impute=impute,
                 window=window, stride=stride, default_window=det._model_window() or 48)
     src = _read(dataset, kind, opts)
+    _check_label_names(src, label)
     train_src, trained_on = _normal_part(src, normal, kind, opts)
     start = time.perf_counter()
     det.fit(train_src)
@@ -144,7 +162,9 @@ def _label_metrics(metrics, labels, scores, threshold, series):
     y = np.asarray(labels) > 0
     ok = ~np.isnan(scores)
     if y[ok].all() or not y[ok].any():
-        skip(metrics, "ROC-AUC, precision and recall", "the labels hold one class")
+        which = "every label is > 0 (an anomaly)" if y[ok].all() else "no label is > 0"
+        skip(metrics, "ROC-AUC, precision and recall",
+             f"the labels hold one class: {which}; 0 marks a normal row, > 0 an anomaly")
         return
     from sklearn.metrics import average_precision_score  # lazy: as in _scores
 

@@ -193,3 +193,21 @@ def test_a_threshold_typed_as_a_number_is_a_fixed_threshold():
     for bad in ("nan", "inf", "high"):
         with pytest.raises(InvalidValue, match="or a number"):
             parse_threshold(bad)
+
+
+def test_labels_that_do_not_say_which_rows_are_anomalies_are_refused(tmp_path):
+    """Text classes were numbered by their sorted names ('anomaly' became 0, normal);
+    labels {1, 2} left normal='label' nothing to train on (a batch size of 0)."""
+    from tests.helpers import write_csv
+
+    rng = np.random.default_rng(0)
+    rows = [[f"{a:.3f}", f"{b:.3f}", "anomaly" if i < 5 else "normal"]
+            for i, (a, b) in enumerate(rng.normal(size=(60, 2)))]
+    text = write_csv(tmp_path / "text.csv", ["a", "b", "kind"], rows)
+    with pytest.raises(InvalidValue, match=r"holds text \('anomaly', 'normal'\).*Recode"):
+        anomaly(dataset=text, label="kind", export=False)
+    ones_twos = write_csv(tmp_path / "12.csv", ["a", "b", "kind"],
+                          [[r[0], r[1], 2 if r[2] == "anomaly" else 1] for r in rows])
+    with pytest.raises(InvalidValue, match=r"no row is.*Received: labels=\[1, 2\]"):
+        anomaly(dataset=ones_twos, label="kind", normal="label", export=False)
+    assert sorted(os.listdir(tmp_path)) == ["12.csv", "text.csv"]
