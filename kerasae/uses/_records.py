@@ -53,6 +53,16 @@ def _check_label_names(src, label):
             f"says the anomaly's name), or leave out --label. Received: label={label!r}")
 
 
+def _normal_file_options(src, opts):
+    """How a file of normal data is read: by the data's own feature columns where they
+    have names (a label column, the data's or its own, is no feature), and with no label
+    (every row of it is normal)."""
+    options = dict(opts, label=None)
+    if getattr(src, "route", None) in ("csv", "dataframe") and getattr(src, "columns", None):
+        options["columns"] = list(src.columns)
+    return options
+
+
 def _normal_part(src, normal, kind, opts):
     """`(training source, what it is)`: the part of `src` the detector trains on."""
     if normal is None:
@@ -76,7 +86,8 @@ def _normal_part(src, normal, kind, opts):
             return src.part(0, n, f"first {n} steps"), f"the first {n} time steps"
         return Subset(src, np.arange(n), split=f"first {n}"), f"the first {n} rows"
     if isinstance(normal, (str, os.PathLike)) and os.path.isfile(normal):
-        return _read(normal, kind, opts), f"the file {os.fspath(normal)!r}"
+        return _read(normal, kind, _normal_file_options(src, opts)), \
+            f"the file {os.fspath(normal)!r}"
     raise InvalidValue(
         "normal is 'label' (the rows labelled 0), 'first:N' or 'first:P%' (the first rows "
         "or time steps), or a file of normal data. Received: normal=" + repr(normal))

@@ -211,3 +211,24 @@ def test_labels_that_do_not_say_which_rows_are_anomalies_are_refused(tmp_path):
     with pytest.raises(InvalidValue, match=r"no row is.*Received: labels=\[1, 2\]"):
         anomaly(dataset=ones_twos, label="kind", normal="label", export=False)
     assert sorted(os.listdir(tmp_path)) == ["12.csv", "text.csv"]
+
+
+def test_a_normal_file_is_read_by_the_datas_columns_without_its_label(tmp_path):
+    """--normal FILE beside --label: the file of normal rows may lack the label column or
+    hold it (all 0); either way it is read by the data's feature columns (it was read with
+    the label option: missing column, or 'one class only')."""
+    from tests.helpers import write_csv
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 3))
+    data = write_csv(tmp_path / "data.csv", ["a", "b", "c", "is_anomaly"],
+                     [[*map(float, r), int(i < 4)] for i, r in enumerate(x)])
+    bare = write_csv(tmp_path / "normal.csv", ["c", "a", "b"],  # other order, no label
+                     [[float(r[2]), float(r[0]), float(r[1])] for r in x[4:]])
+    labelled = write_csv(tmp_path / "normal_l.csv", ["a", "b", "c", "is_anomaly"],
+                         [[*map(float, r), 0] for r in x[4:]])
+    for normal in (bare, labelled):
+        r = anomaly(dataset=data, label="is_anomaly", normal=normal, epochs=1, batch_size=16,
+                    export=False)
+        assert r["training"]["examples"] == 76
+        assert r["data"]["columns"] == ["a", "b", "c"]
