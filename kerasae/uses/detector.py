@@ -15,6 +15,9 @@ threshold and the scale in the manifest's anomaly block, so the clients in
   that hold it (`per_step="mean"`), or the score of the window that ends at it
   (`"last"`: causal, each step scored from the past only).
 
+Records and series with named columns (a DataFrame, a `.csv` file) are scored by the
+columns the detector was fitted on (`columns_`), found by name in any order.
+
 The threshold is a rule on the training scores: `"percentile:99"` (the default),
 `"mean+3std"`, `contamination=0.05` (the top 5 % of the training scores are
 anomalies, as PyOD's `contamination`), or a number; `threshold_rule_` records it.
@@ -23,6 +26,7 @@ anomalies, as PyOD's `contamination`), or a number; `threshold_rule_` records it
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
+from kerasae.data.tables import is_frame
 from kerasae.models import registry, scaling
 from kerasae.uses._scores import choose_threshold, parse_threshold
 from kerasae.uses.options import DEFAULT_THRESHOLD
@@ -89,7 +93,7 @@ class Detector:
         self.seed, self.verbose, self.builder_kwargs = seed, verbose, builder_kwargs
         self.model_ = self.threshold_ = self.train_scores_ = self.history_ = None
         self.epochs_ = self.batch_size_ = self._resolved = None
-        self.threshold_rule_ = None
+        self.threshold_rule_ = self.columns_ = None
 
     # ------------------------------------------------------------------ data
     def _given(self):
@@ -118,9 +122,14 @@ class Detector:
             return x
         if self._kind() == "series" and getattr(x, "ndim", 0) == 3:  # windows already cut
             return data.from_array(x, kind="series")
+        # Named columns (a DataFrame, a .csv file) are read by the names fitted on, in
+        # their order: reordered or extra columns cannot shift features silently.
+        named = is_frame(x) or str(x).lower().endswith(".csv")
+        columns = list(self.columns_) if named and self.columns_ else None
         if self._kind() == "series":
-            return data.series(x, window=window or self.window or 48, stride=self.stride)
-        return data.table(x)
+            return data.series(x, window=window or self.window or 48, stride=self.stride,
+                               columns=columns)
+        return data.table(x, columns=columns)
 
     # ------------------------------------------------------------------ verbs
     def fit(self, x, y=None):
@@ -128,6 +137,7 @@ class Detector:
         threshold on its scores. Returns the detector."""
         from kerasae.training import fit  # lazy: training loads TensorFlow
 
+        self.columns_ = None  # a new fit reads all of x's columns
         src = self._source(x, self._model_window())
         batch_size, epochs = _budget(len(src), self.batch_size, self.epochs)
         kwargs = dict(self.builder_kwargs)
@@ -142,6 +152,8 @@ class Detector:
                      seed=self.seed, verbose=self.verbose, tensorboard=False,
                      builder_kwargs=builder_kwargs)
         self.model_, self.history_ = result.model, result.history
+        named = getattr(src, "route", None) in ("csv", "dataframe")
+        self.columns_ = tuple(src.columns) if named else None
         self.epochs_, self.batch_size_ = epochs, batch_size
         self.train_scores_ = self._window_scores(src)
         self.threshold_, self.threshold_rule_ = choose_threshold(self.train_scores_,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from kerasae._util.errors import InvalidValue
+from kerasae._util.errors import InvalidValue, KerasaeError
 from kerasae.cli import main
 from kerasae.uses import anomaly
 from tests.helpers import NODE_HINT, node_client, run_cli
@@ -232,3 +232,19 @@ def test_a_normal_file_is_read_by_the_datas_columns_without_its_label(tmp_path):
                     export=False)
         assert r["training"]["examples"] == 76
         assert r["data"]["columns"] == ["a", "b", "c"]
+
+
+def test_a_detector_scores_dataframes_by_the_columns_it_was_fitted_on():
+    """Reordered columns gave other scores, silently; a missing one a Keras shape error."""
+    pd = pytest.importorskip("pandas")
+    from kerasae.uses.detector import Detector
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(rng.normal(size=(64, 3)) * [1, 10, 100], columns=["a", "b", "c"])
+    det = Detector("stacked_ae", epochs=1, batch_size=16).fit(df)
+    assert det.columns_ == ("a", "b", "c")
+    want = det.decision_function(df)
+    np.testing.assert_array_equal(det.decision_function(df[["c", "a", "b"]]), want)
+    np.testing.assert_array_equal(det.decision_function(df.assign(extra=1.0)), want)
+    with pytest.raises(KerasaeError, match="'c'"):
+        det.decision_function(df[["a", "b"]])
