@@ -79,3 +79,15 @@ def test_pretraining_refuses_non_stacked_models():
     with pytest.raises(TypeError, match="stacked dense autoencoder"):
         kerasae.pretrain_layerwise(kerasae.ConvAE(input_shape=(8, 8, 1), filters=(4,)),
                                    digits_batch(8))
+
+
+@pytest.mark.parametrize("name", ["stacked_ae", "sparse_stacked_ae", "denoising_stacked_ae"])
+def test_the_dense_builders_size_themselves_for_records_and_for_images(name):
+    """'auto' sizes: records (13 features) get no hidden layer and a code of 13 // 4; images
+    keep (512, 256) and 64 (the sparse and denoising forms kept the image sizes for
+    records: a 64-D code for 13 features)."""
+    def units(model):
+        return [l.units for l in model.encoder.layers if l.__class__.__name__ == "Dense"]
+
+    assert units(kerasae.build(name, input_shape=(13,))) == [3]
+    assert units(kerasae.build(name, input_shape=(28, 28, 1))) == [512, 256, 64]

@@ -167,8 +167,8 @@ def StackedAE(
                                                       input_shape=(8, 8, 1)))
 def SparseStackedAE(
     *,
-    hidden_units=(512, 256),
-    latent_dim=64,
+    hidden_units="auto",
+    latent_dim="auto",
     activation="relu",
     sparsity="kl",
     sparsity_weight=1e-3,
@@ -200,8 +200,8 @@ def SparseStackedAE(
                                                          input_shape=(8, 8, 1)))
 def DenoisingStackedAE(
     *,
-    hidden_units=(512, 256),
-    latent_dim=64,
+    hidden_units="auto",
+    latent_dim="auto",
     activation="relu",
     corruption="gaussian",
     corruption_amount=0.2,
