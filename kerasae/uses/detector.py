@@ -47,6 +47,16 @@ def _budget(n, batch_size, epochs):
     return batch_size, int(epochs)
 
 
+def _named_columns(src):
+    """The feature column names of a `.csv` or DataFrame source (or of the source a
+    `Subset` of it is cut from), else `None`."""
+    if getattr(src, "route", None) not in ("csv", "dataframe"):
+        return None
+    while src is not None and not hasattr(src, "columns"):
+        src = getattr(src, "parent", None)
+    return None if src is None else tuple(src.columns)
+
+
 class Detector:
     """An autoencoder anomaly detector (see the module docstring).
 
@@ -152,8 +162,7 @@ class Detector:
                      seed=self.seed, verbose=self.verbose, tensorboard=False,
                      builder_kwargs=builder_kwargs)
         self.model_, self.history_ = result.model, result.history
-        named = getattr(src, "route", None) in ("csv", "dataframe")
-        self.columns_ = tuple(src.columns) if named else None
+        self.columns_ = _named_columns(src)
         self.epochs_, self.batch_size_ = epochs, batch_size
         self.train_scores_ = self._window_scores(src)
         self.threshold_, self.threshold_rule_ = choose_threshold(self.train_scores_,
