@@ -34,6 +34,7 @@ from scipy import special
 from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
 from kerasae._util.names import unknown_name_error
 from kerasae.benchmarks import nab_score
+from kerasae.uses._scores import anomaly_likelihood  # noqa: F401 (the benchmark's scorer)
 
 WINDOWS_FILE = os.path.join("labels", "combined_windows.json")
 KERAS_IO_TRAIN = "artificialNoAnomaly/art_daily_small_noise.csv"
@@ -172,54 +173,37 @@ def windowed_gaussian(values, timestamps, probationary, *, window=6400, step=100
     return score
 
 
-def anomaly_likelihood(raw, probationary, *, short=10, history=8640, every=100):
-    """Numenta's anomaly likelihood of raw anomaly scores, as a NAB score in [0, 1].
+class _LibraryDetector:
+    """A kerasae `Detector` with `postprocess="likelihood"` as a NAB detector: per file,
+    `detector(probationary)` is fitted afresh on the probationary prefix, and the rest of
+    the file is scored from `window - 1` records before it, so its first record ends a
+    full window; its scores are the Detector's likelihood scores, the prefix's raw
+    scores their history. The prefix, which NAB does not score, scores 0."""
 
-    Record t's short-term mean `m_t` (of the last `short` raw scores) meets a Gaussian of
-    earlier short-term means: their mean and std over the last `history` records before
-    the latest re-estimation (at the end of the probationary period, then every `every`
-    records), without the first half of the probationary period. The tail `q_t = Q(|m_t -
-    mean| / std)` becomes 1e-3 when it and `m_{t-1}`'s tail (same Gaussian) are both under
-    1e-5 (a run is "red" once); likelihood `1 - q_t` (0.5 in the probationary period) gives
-    NAB's Numenta detector's score `log(1.0000000001 - likelihood) / log(1e-10)`.
+    def setup(self):
+        from kerasae.uses.detector import Detector  # lazy: Keras loads for these detectors only
 
-    This is nupic's `AnomalyLikelihood` with NAB's settings, written from its source,
-    changed for raw scores that are not HTM's [0, 1] ones: no floors on the mean (0.03)
-    and variance (3e-4), no null distribution for a near-constant metric, and one moving
-    average through the file (nupic restarts it at its 8640-record buffer's start).
+        self._detector = Detector
 
-    Reference: Ahmad et al., "Unsupervised real-time anomaly detection for streaming
-    data", Neurocomputing 262 (2017); nupic `algorithms/anomaly_likelihood.py`.
-    """
-    raw = np.asarray(raw, dtype=np.float64)
-    n, learn = len(raw), probationary // 2
-    total = np.concatenate(([0.0], np.cumsum(raw)))
-    t = np.arange(n)
-    first = np.maximum(t - short + 1, 0)
-    m = (total[t + 1] - total[first]) / (t + 1 - first)
-    mean, std = np.zeros(n), np.ones(n)
-    starts = [k for k in range(probationary, n) if k == probationary or k % every == 0]
-    for k, end in zip(starts, starts[1:] + [n]):
-        oldest = max(0, k - history)
-        past = m[oldest + min(k, max(0, learn - oldest)):k]
-        # The smallest positive std keeps z finite; a perfectly flat past flags any change.
-        mean[k:end], std[k:end] = past.mean(), max(past.std(), np.finfo(float).tiny)
-    q = 0.5 * special.erfc(np.abs(m - mean) / std / np.sqrt(2.0))
-    before = 0.5 * special.erfc(np.abs(np.roll(m, 1) - mean) / std / np.sqrt(2.0))
-    q = np.where((q <= 1e-5) & (before <= 1e-5), 1e-3, q)
-    q[:probationary] = 0.5
-    return np.clip(np.log(q + 1e-10) / np.log(1e-10), 0.0, 1.0)
+    def __call__(self, values, timestamps, probationary):
+        if not hasattr(self, "_detector"):
+            self.setup()
+        x = np.asarray(values, dtype=np.float64)[:, None]
+        det = self.detector(probationary).fit(x[:probationary])
+        start = max(0, probationary - det.model_.image_shape[0] + 1)
+        rest = det.decision_function(x[start:])[probationary - start:]
+        return np.concatenate([np.zeros(probationary), rest])
 
 
-class KerasaeConv1D:
+class KerasaeConv1D(_LibraryDetector):
     """kerasae's Conv1D autoencoder as a NAB detector, `kerasae_conv1d`.
 
-    Per file, a `kerasae.uses.detector.Detector("conv1d_ae")` (scaling fitted inside
-    the model; a dense code of `latent_dim`) is trained afresh on the probationary prefix
-    only, about `steps` optimizer steps on windows of `window` records. Record i's raw
-    score is the error of the window ending at i (`per_step="last"`: causal), and
-    `anomaly_likelihood` makes NAB scores of them; records before the first full window
-    score 0. The same settings serve every file.
+    Per file, a `kerasae.uses.detector.Detector("conv1d_ae", postprocess="likelihood")`
+    (scaling fitted inside the model; a dense code of `latent_dim`) is trained on the
+    probationary prefix only, about `steps` optimizer steps on windows of `window`
+    records. Record i's raw score is the error of the window ending at i
+    (`per_step="last"`: causal); the Detector's Numenta anomaly likelihood of them is
+    the NAB score. The same settings serve every file.
     """
 
     __name__ = "kerasae_conv1d"
@@ -228,29 +212,28 @@ class KerasaeConv1D:
         self.window, self.latent_dim, self.steps = window, latent_dim, steps
         self.batch_size, self.seed = batch_size, seed
 
-    def setup(self):
-        from kerasae.uses.detector import Detector  # lazy: Keras loads for this detector only
-
-        self._detector = Detector
-
-    def errors(self, values, probationary):
-        """The raw scores: the window reconstruction errors, NaN before the first window."""
-        if not hasattr(self, "_detector"):
-            self.setup()
-        x = np.asarray(values, dtype=np.float64)[:, None]
+    def detector(self, probationary):
+        """The file's unfitted `Detector`."""
         batches = -(-(probationary - self.window + 1) // self.batch_size)
-        det = self._detector("conv1d_ae", window=self.window, per_step="last",
-                             latent_dim=self.latent_dim, filters=(16, 8), kernel_size=5,
-                             epochs=-(-self.steps // batches), batch_size=self.batch_size,
-                             seed=self.seed).fit(x[:probationary])
-        return det.decision_function(x)
+        return self._detector("conv1d_ae", window=self.window, per_step="last",
+                              postprocess="likelihood", latent_dim=self.latent_dim,
+                              filters=(16, 8), kernel_size=5,
+                              epochs=-(-self.steps // batches), batch_size=self.batch_size,
+                              seed=self.seed)
 
-    def __call__(self, values, timestamps, probationary):
-        raw = self.errors(values, probationary)
-        raw[:self.window - 1] = raw[self.window - 1]
-        scores = anomaly_likelihood(raw, probationary)
-        scores[:self.window - 1] = 0.0
-        return scores
+
+class KerasaeDefault(_LibraryDetector):
+    """`Detector("conv1d_ae", postprocess="likelihood")`, every other argument at its
+    default, as a NAB detector, `kerasae_default`. Its default `per_step="mean"`
+    averages the windows that hold a record, so a record's score sees up to
+    `window - 1` later records: this breaks NAB's causal rule, and its score is not
+    comparable with the scoreboard's."""
+
+    __name__ = "kerasae_default"
+
+    def detector(self, probationary):
+        """The file's unfitted `Detector`."""
+        return self._detector("conv1d_ae", postprocess="likelihood")
 
 
 DETECTORS = {
@@ -258,6 +241,7 @@ DETECTORS = {
     "random": random_detector,
     "windowed_gaussian": windowed_gaussian,
     "kerasae_conv1d": KerasaeConv1D(),
+    "kerasae_default": KerasaeDefault(),
 }
 
 

@@ -1,8 +1,10 @@
-"""Anomaly scores and thresholds: the rules, ROC metrics (scikit-learn) and the PCA baseline."""
+"""Anomaly scores and thresholds: the rules, ROC metrics (scikit-learn), the PCA baseline
+and Numenta's anomaly likelihood of a stream of scores."""
 
 import re
 
 import numpy as np
+from scipy import special
 from sklearn.metrics import (
     confusion_matrix,
     precision_recall_fscore_support,
@@ -108,3 +110,64 @@ def rank_correlation(a, b):
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
     return float(spearmanr(a, b).statistic)
+
+
+def anomaly_likelihood(raw, probationary, *, short=10, history=8640, every=100):
+    """Numenta's anomaly likelihood of a stream of raw anomaly scores, as a score in [0, 1].
+
+    Step t's short-term mean `m_t` (of the last `short` raw scores) meets a Gaussian of
+    earlier short-term means: their mean and std over the last `history` steps before
+    the latest re-estimation (at the end of the probationary period, then at every
+    multiple of `every`), leaving out the first half of the probationary period. The
+    tail `q_t = Q(|m_t - mean| / std)` becomes 1e-3 when it and `m_{t-1}`'s tail (same
+    Gaussian) are both under 1e-5 (a run is "red" once); the likelihood `1 - q_t` (0.5
+    in the probationary period) gives NAB's Numenta score
+    `log(1.0000000001 - likelihood) / log(1e-10)`, so a score over 0.5 is a likelihood
+    over about `1 - 1e-5`, Numenta's alarm.
+
+    This is nupic's `AnomalyLikelihood` with NAB's settings, written from its source,
+    changed for raw scores that are not HTM's [0, 1] ones: no floors on the mean (0.03)
+    and variance (3e-4), no null distribution for a near-constant metric, and one moving
+    average through the stream (nupic restarts it at its 8640-step buffer's start).
+
+    Args:
+        raw: the raw scores, finite, one per step in time order `(T,)`.
+        probationary: the leading steps that only feed the first estimate (at least 1).
+        short: steps of the short-term mean. Defaults to `10`.
+        history: steps of short-term means one estimate uses at most. Defaults to `8640`.
+        every: the estimate is renewed at the steps that are multiples of it. Defaults
+            to `100`.
+
+    Returns:
+        float64 `(T,)`: the likelihood scores, causal (step t's from steps 0..t only).
+
+    Reference: Ahmad et al., "Unsupervised real-time anomaly detection for streaming
+    data", Neurocomputing 262 (2017); nupic `algorithms/anomaly_likelihood.py`.
+    """
+    raw = np.asarray(raw, dtype="float64").reshape(-1)
+    if not np.all(np.isfinite(raw)):
+        raise InvalidValue("anomaly_likelihood takes finite raw scores; fill or drop the "
+                           "NaN / infinite ones first. Received: non-finite="
+                           f"{int(np.count_nonzero(~np.isfinite(raw)))} of {len(raw)}")
+    if isinstance(probationary, bool) or not isinstance(probationary, (int, np.integer)) \
+            or probationary < 1:
+        raise InvalidValue("probationary is the count of leading steps the first estimate "
+                           f"is made from, at least 1. Received: probationary={probationary!r}")
+    n, learn = len(raw), probationary // 2
+    total = np.concatenate(([0.0], np.cumsum(raw)))
+    t = np.arange(n)
+    first = np.maximum(t - short + 1, 0)
+    m = (total[t + 1] - total[first]) / (t + 1 - first)
+    mean, std = np.zeros(n), np.ones(n)
+    starts = [k for k in range(probationary, n) if k == probationary or k % every == 0]
+    for k, end in zip(starts, starts[1:] + [n]):
+        oldest = max(0, k - history)
+        past = m[oldest + min(k, max(0, learn - oldest)):k]
+        # The smallest positive std keeps z finite; a perfectly flat past flags any change.
+        mean[k:end], std[k:end] = past.mean(), max(past.std(), np.finfo(float).tiny)
+    q = 0.5 * special.erfc(np.abs(m - mean) / std / np.sqrt(2.0))
+    before = 0.5 * special.erfc(np.abs(np.roll(m, 1) - mean) / std / np.sqrt(2.0))
+    # Step 0 has no predecessor, but it is probationary: its wrapped `before` is unused.
+    q = np.where((q <= 1e-5) & (before <= 1e-5), 1e-3, q)
+    q[:probationary] = 0.5
+    return np.clip(np.log(q + 1e-10) / np.log(1e-10), 0.0, 1.0)

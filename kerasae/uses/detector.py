@@ -15,12 +15,22 @@ threshold and the scale in the manifest's anomaly block, so the clients in
   that hold it (`per_step="mean"`), or the score of the window that ends at it
   (`"last"`: causal, each step scored from the past only).
 
+With `postprocess="likelihood"` (series only), the step scores form a stream that
+continues the training series: `decision_function(x)` gives Numenta's anomaly
+likelihood of x's steps (`kerasae.uses._scores.anomaly_likelihood`), computed on the
+training series' step scores followed by x's, the training ones as its probationary
+history. Steps before the first full window (NaN) take the next finite score in the
+stream and stay NaN in the output. Its default threshold is 0.5 (a likelihood of about
+`1 - 1e-5`, Numenta's alarm).
+
 Records and series with named columns (a DataFrame, a `.csv` file) are scored by the
 columns the detector was fitted on (`columns_`), found by name in any order.
 
 The threshold is a rule on the training scores: `"percentile:99"` (the default),
 `"mean+3std"`, `contamination=0.05` (the top 5 % of the training scores are
 anomalies, as PyOD's `contamination`), or a number; `threshold_rule_` records it.
+With the likelihood, a rule is taken on the likelihood scores of the training series
+replayed after itself.
 """
 
 import numpy as np
@@ -28,10 +38,12 @@ import numpy as np
 from kerasae._util.errors import InvalidValue
 from kerasae.data.tables import is_frame
 from kerasae.models import registry, scaling
-from kerasae.uses._scores import choose_threshold, parse_threshold
+from kerasae.uses._scores import anomaly_likelihood, choose_threshold, parse_threshold
 from kerasae.uses.options import DEFAULT_THRESHOLD
 
 STEPS_TARGET = 500  # optimizer steps of an "auto" training budget (see `_budget`)
+POSTPROCESS = (None, "likelihood")  # what becomes of a series' step scores
+LIKELIHOOD_THRESHOLD = 0.5  # NAB's Numenta alarm: likelihood >= 1 - 1e-5
 
 
 def _budget(n, batch_size, epochs):
@@ -45,6 +57,17 @@ def _budget(n, batch_size, epochs):
         steps = max(1, n // batch_size)
         epochs = int(np.clip(round(STEPS_TARGET / steps), 5, 50))
     return batch_size, int(epochs)
+
+
+def _fill_gaps(steps):
+    """Step scores with each NaN replaced by the next finite score (the last one after
+    the last finite score): a NaN step is one no window has scored yet."""
+    finite = np.flatnonzero(np.isfinite(steps))
+    if not len(finite):
+        raise InvalidValue("The series has no scored step: it needs at least one full "
+                           f"window. Received: steps={len(steps)}")
+    after = np.minimum(np.searchsorted(finite, np.arange(len(steps))), len(finite) - 1)
+    return steps[finite[after]]
 
 
 def _named_columns(src):
@@ -68,11 +91,15 @@ class Detector:
             input length, else 48.
         stride: steps between windows. Defaults to `1`.
         threshold: the rule on the training scores (`"percentile:P"`, `"mean+Kstd"` or
-            a number). Defaults to `"percentile:99"`.
+            a number). Defaults to `None`: `"percentile:99"`, or `0.5` with
+            `postprocess="likelihood"`.
         contamination: the expected fraction of anomalies in the training data; sets
             the threshold at that top fraction instead. Defaults to `None`.
         per_step: how a series' window scores become step scores, `"mean"` or
             `"last"`. Defaults to `"mean"`.
+        postprocess: `None` (the step scores as they are) or `"likelihood"` (Numenta's
+            anomaly likelihood of the step scores, the training series as history;
+            series only, see the module docstring). Defaults to `None`.
         epochs, batch_size: `"auto"` trains about 500 steps (5 to 50 epochs,
             batch 64, or 256 from 5,000 examples on). Defaults to `"auto"`.
         learning_rate: Adam's. Defaults to `1e-3`.
@@ -86,7 +113,7 @@ class Detector:
     """
 
     def __init__(self, model="stacked_ae", *, window=None, stride=1,
-                 threshold=DEFAULT_THRESHOLD, contamination=None, per_step="mean",
+                 threshold=None, contamination=None, per_step="mean", postprocess=None,
                  epochs="auto", batch_size="auto", learning_rate=1e-3, seed=0, verbose=0,
                  **builder_kwargs):
         if contamination is not None:
@@ -94,16 +121,39 @@ class Detector:
                 raise InvalidValue("contamination is the fraction of anomalies, in (0, 0.5). "
                                    f"Received: contamination={contamination!r}")
             threshold = f"percentile:{100 * (1 - contamination):g}"
-        parse_threshold(threshold)  # a wrong rule fails now, not after training
         if per_step not in ("mean", "last"):
             raise InvalidValue(f"per_step is 'mean' or 'last'. Received: per_step={per_step!r}")
+        if not isinstance(postprocess, (str, type(None))) or postprocess not in POSTPROCESS:
+            raise InvalidValue("postprocess is None or 'likelihood'. "
+                               f"Received: postprocess={postprocess!r}")
         self.model, self.window, self.stride = model, window, stride
-        self.threshold, self.per_step = threshold, per_step
+        self.threshold, self.per_step, self.postprocess = threshold, per_step, postprocess
+        parse_threshold(self._threshold_rule())  # a wrong rule fails now, not after training
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.seed, self.verbose, self.builder_kwargs = seed, verbose, builder_kwargs
         self.model_ = self.threshold_ = self.train_scores_ = self.history_ = None
         self.epochs_ = self.batch_size_ = self._resolved = None
-        self.threshold_rule_ = self.columns_ = None
+        self.threshold_rule_ = self.columns_ = self.train_step_scores_ = None
+        if postprocess and self._kind_known():  # else (a preset to load) at fit
+            self._check_postprocess(self._kind())
+
+    def _threshold_rule(self):
+        if self.threshold is not None:
+            return self.threshold
+        return LIKELIHOOD_THRESHOLD if self.postprocess == "likelihood" else DEFAULT_THRESHOLD
+
+    def _kind_known(self):
+        """Whether `_kind()` is known without loading a model."""
+        if isinstance(self.model, str):
+            return self.model in registry.list_builders()
+        return hasattr(self.model, "input_kind")
+
+    def _check_postprocess(self, kind):
+        if self.postprocess == "likelihood" and kind != "series":
+            raise InvalidValue(
+                "postprocess='likelihood' is for series: it reads the step scores as a "
+                "stream in time, and records have no order. Use postprocess=None for "
+                f"records. Received: postprocess='likelihood', input={kind!r}")
 
     # ------------------------------------------------------------------ data
     def _given(self):
@@ -148,7 +198,9 @@ class Detector:
         from kerasae.training import fit  # lazy: training loads TensorFlow
 
         self.columns_ = None  # a new fit reads all of x's columns
+        self._check_postprocess(self._kind())
         src = self._source(x, self._model_window())
+        self._check_steps(src)
         batch_size, epochs = _budget(len(src), self.batch_size, self.epochs)
         kwargs = dict(self.builder_kwargs)
         if isinstance(self.model, str) and self.model in registry.list_builders():
@@ -165,9 +217,31 @@ class Detector:
         self.columns_ = _named_columns(src)
         self.epochs_, self.batch_size_ = epochs, batch_size
         self.train_scores_ = self._window_scores(src)
-        self.threshold_, self.threshold_rule_ = choose_threshold(self.train_scores_,
-                                                                 self.threshold)
+        self.train_step_scores_ = (src.per_step(self.train_scores_, how=self.per_step)
+                                   if hasattr(src, "per_step") else None)
+        basis = self.train_scores_
+        if self.postprocess == "likelihood":
+            replay = self._likelihood(self.train_step_scores_)
+            basis = replay[np.isfinite(replay)]
+        self.threshold_, self.threshold_rule_ = choose_threshold(basis, self._threshold_rule())
+        if self.postprocess == "likelihood":
+            self.threshold_rule_["scores"] = "likelihood of the training series after itself"
         return self
+
+    def _check_steps(self, src):
+        if self.postprocess == "likelihood" and not hasattr(src, "per_step"):
+            raise InvalidValue(
+                "postprocess='likelihood' scores the time steps of a series: pass the "
+                "series (T, channels), a .csv file or a kerasae.data.series source, not "
+                f"windows already cut. Received: {type(src).__name__} without time steps")
+
+    def _likelihood(self, steps):
+        """The likelihood scores of `steps`, a stream continuing the training series."""
+        history = self.train_step_scores_
+        stream = _fill_gaps(np.concatenate([history, steps]))
+        out = anomaly_likelihood(stream, len(history))[len(history):]
+        out[np.isnan(steps)] = np.nan
+        return out
 
     def _model_window(self):
         m = self._given()
@@ -195,11 +269,16 @@ class Detector:
 
     def decision_function(self, x):
         """Anomaly scores, higher is more anomalous: one per row of records, one per time
-        step of a series (steps in no window get NaN)."""
+        step of a series (steps in no window get NaN); with `postprocess="likelihood"`,
+        the likelihood of x's steps after the training series'."""
         self._check_fitted()
         src = self._source(x, self._fitted_window())
+        self._check_steps(src)
         scores = self._window_scores(src)
-        return src.per_step(scores, how=self.per_step) if hasattr(src, "per_step") else scores
+        if not hasattr(src, "per_step"):
+            return scores
+        steps = src.per_step(scores, how=self.per_step)
+        return self._likelihood(steps) if self.postprocess == "likelihood" else steps
 
     score = decision_function
 
@@ -211,9 +290,21 @@ class Detector:
     def export(self, out_dir, **kwargs):
         """Exports the model with the threshold and the scale in the manifest's anomaly
         block (see `kerasae.export.export`; the clients in `export/` score and flag
-        windows or rows as `window_scores` and `predict` do)."""
+        windows or rows as `window_scores` and `predict` do).
+
+        A likelihood detector is refused: the clients flag a window whose score is over
+        the threshold, and cannot compute the likelihood (a statistic of the stream and
+        of the training scores), so they would not flag what `predict` flags."""
         from kerasae.export import export  # lazy: exporting loads TensorFlow and tf2onnx
 
+        if self.postprocess == "likelihood":
+            raise InvalidValue(
+                "A postprocess='likelihood' detector cannot be exported: the clients in "
+                "export/ flag window scores over a threshold and do not compute the "
+                "anomaly likelihood, so they would not flag what predict flags. Export "
+                "the model for raw window scores with kerasae.export.export(det.model_, "
+                "out_dir), or fit a Detector with postprocess=None. "
+                "Received: postprocess='likelihood'")
         self._check_fitted()
         block = {"score": "mse", "threshold": self.threshold_,
                  "scale": scaling.scale_spec(self.model_)}
