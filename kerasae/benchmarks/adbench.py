@@ -2,7 +2,8 @@
 IsolationForest, PCA and PyOD's AutoEncoder, on the same splits.
 
     python -m kerasae.benchmarks.adbench --data DIR [--seeds 5] [--sets cardio,...]
-        [--detectors iforest,pca,pyod_ae,stacked_ae,dense_vae] [--json OUT] [--table]
+        [--detectors iforest,pca,pyod_ae,stacked_ae,dense_vae,ensemble] [--json OUT]
+        [--table]
 
 `DIR` holds ADBench's `<n>_<name>.npz` files (`X`, `y`; y = 1 marks an anomaly). For
 each set and each seed 0..S-1: a stratified 60/40 train/test split
@@ -21,7 +22,8 @@ Detectors: `iforest` is scikit-learn's IsolationForest (PyOD's IForest wraps the
 forest with the same arguments, so its scores differ by a constant and its metrics are
 identical), `pca` is PyOD's PCA (weighted distances to the principal axes; full SVD), `pyod_ae`
 PyOD's AutoEncoder (PyTorch, d-64-32-64-d, 10 epochs), `stacked_ae` and `dense_vae`
-kerasae's `Detector`. A detector whose package is missing is skipped with the reason.
+kerasae's `Detector`, `ensemble` kerasae's `Ensemble` (a `dense_vae` and PyOD's
+AutoEncoder's architecture in Keras, robust scores). A detector whose package is missing is skipped with the reason.
 
 PyOD and torch are benchmark dependencies, not kerasae's:
 `pip install pyod torch==2.13.0` (the CPU build of torch).
@@ -132,6 +134,12 @@ def _kerasae(builder):
     return make
 
 
+def _ensemble(seed):
+    # lazy: TensorFlow loads only when kerasae's rows run
+    from kerasae.uses.ensemble import Ensemble
+    return Ensemble(seed=seed, verbose=0)
+
+
 # name -> (label for the table, factory(seed) -> object with fit(x) / score(x),
 #          the module whose absence skips the detector, what to do about it)
 DETECTORS = {
@@ -142,6 +150,8 @@ DETECTORS = {
                    "kerasae's Detector (issue 21) is not written yet"),
     "dense_vae": ("kerasae dense_vae", _kerasae("dense_vae"), "kerasae.uses.detector",
                   "kerasae's Detector (issue 21) is not written yet"),
+    "ensemble": ("kerasae Ensemble", _ensemble, "kerasae.uses.ensemble",
+                 "kerasae's Ensemble is not written yet"),
 }
 
 
@@ -234,7 +244,7 @@ def _threads(n, names):
     if torch:
         torch.set_num_threads(n)
     note = f"{n} (torch, BLAS, OpenMP"
-    if any(DETECTORS[k][2] == "kerasae.uses.detector" for k in names):
+    if any(DETECTORS[k][2].startswith("kerasae.") for k in names):
         import tensorflow as tf  # lazy: only kerasae's rows need TensorFlow
         try:
             tf.config.threading.set_intra_op_parallelism_threads(n)

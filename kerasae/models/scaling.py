@@ -74,15 +74,17 @@ def adapted(model):
     return scale is None or float(scale.seen.numpy()) > 0
 
 
-def scores(model, x, batch_size=256):
+def scores(model, x, batch_size=256, spread=None):
     """One anomaly score per example: the mean squared reconstruction error over all its
     values, in the model's scaled units (raw units for a model without scaling; a
-    VAE decodes `z_mean`)."""
+    VAE decodes `z_mean`), or each last-axis feature's error divided by `spread`."""
     x = np.asarray(x, dtype="float32")
     recon = predict.reconstruct(model, x, batch_size=batch_size)
     err = (x.astype("float64") - recon) ** 2
     scale, _ = scalers(model)
-    if scale is not None:
+    if spread is not None:
+        err = err / np.asarray(spread, dtype="float64") ** 2
+    elif scale is not None:
         err = err / np.asarray(scale.scale.numpy(), dtype="float64") ** 2
     return err.reshape(len(x), -1).mean(axis=1)
 

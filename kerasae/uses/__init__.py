@@ -29,6 +29,8 @@ Example:
 from kerasae._util import lazy as _lazy
 
 __getattr__, __dir__ = _lazy.exports(__name__, {
+    "Detector": "kerasae.uses.detector:Detector",
+    "Ensemble": "kerasae.uses.ensemble:Ensemble",
     "Result": "kerasae.uses.result:Result",
     "anomaly": "kerasae.uses._anomaly:anomaly",
     "check_applies": "kerasae.uses.inputs:check_applies",
@@ -45,5 +47,5 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "reduce": "kerasae.uses._reduce:reduce",
 })
 
-__all__ = ["Result", "anomaly", "check_applies", "compress", "decode_file", "decompress", "denoise",
+__all__ = ["Detector", "Ensemble", "Result", "anomaly", "check_applies", "compress", "decode_file", "decompress", "denoise",
            "encode_file", "features", "generate", "kae", "rangecoder", "read_header", "reduce"]

@@ -1,6 +1,7 @@
 """Stacked (deep) dense autoencoders: plain, sparse, denoising; layer-wise pretraining."""
 
 import math
+import random
 
 import keras
 import numpy as np
@@ -15,15 +16,42 @@ from kerasae.models.parts import (dense_sizes, latent_heads, make_autoencoder, o
 from kerasae.models.builder import register_builder
 
 
+BATCH_NORM = dict(momentum=0.9, epsilon=1e-5)  # PyTorch's (and PyOD's) constants
+
+
+def hidden_block(x, units, activation, name, *, batch_norm=False, dropout=0.0,
+                 kernel_initializer="glorot_uniform"):
+    """`Dense(units, activation)`, or with `batch_norm` / `dropout` the block
+    `Dense -> BatchNormalization -> activation -> Dropout` (PyOD's AutoEncoder's order)."""
+    if not batch_norm and not dropout:
+        return keras.layers.Dense(units, activation=activation, name=name,
+                                  kernel_initializer=kernel_initializer)(x)
+    x = keras.layers.Dense(units, name=name, kernel_initializer=kernel_initializer)(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn", **BATCH_NORM)(x)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{name}_act")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
 def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
                   variational=False, code_activation=None, sparsity=None,
-                  sparsity_weight=1e-3, sparsity_target=0.05, scaling=None):
+                  sparsity_weight=1e-3, sparsity_target=0.05, scaling=None, block=None):
+    block = block or {}
     inputs = keras.Input(shape=input_shape, name="image")
     x = scaled_input(inputs, scaling)
     x = keras.layers.Flatten(name="flatten")(x) if len(input_shape) > 1 else x
     for i, units in enumerate(hidden_units):
-        x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
-    code = latent_heads(x, latent_dim, variational, code_activation)
+        x = hidden_block(x, units, activation, f"dense_{i}", **block)
+    if block.get("batch_norm") or block.get("dropout"):
+        # a code with an activation is a hidden block too (PyOD's); a linear one is not
+        code = (hidden_block(x, latent_dim, code_activation, "code", **block)
+                if code_activation is not None and not variational
+                else latent_heads(x, latent_dim, variational, code_activation))
+    else:
+        code = latent_heads(x, latent_dim, variational, code_activation)
     if sparsity is not None:
         code = SparsityPenalty(
             sparsity, weight=sparsity_weight, target=sparsity_target, name="sparsity"
@@ -32,15 +60,16 @@ def dense_encoder(input_shape, hidden_units, latent_dim, activation, *,
 
 
 def dense_decoder(output_shape, hidden_units, latent_dim, activation, output_activation,
-                  scaling=None):
+                  scaling=None, block=None):
+    block = block or {}
     inputs = keras.Input(shape=(latent_dim,), name="code")
     x = inputs
     for i, units in enumerate(reversed(hidden_units)):
         # Distinct from the encoder's names: pretraining joins layers of both.
-        x = keras.layers.Dense(units, activation=activation, name=f"decoder_dense_{i}")(x)
+        x = hidden_block(x, units, activation, f"decoder_dense_{i}", **block)
     x = keras.layers.Dense(
         math.prod(output_shape), activation=output_activation, name="reconstruction",
-        dtype="float32",
+        dtype="float32", kernel_initializer=block.get("kernel_initializer", "glorot_uniform"),
     )(x)
     if len(output_shape) > 1:
         x = keras.layers.Reshape(output_shape, name="reshape")(x)
@@ -63,6 +92,9 @@ def StackedAE(
     corruption=None,
     corruption_amount=0.2,
     reconstruction="mse",
+    batch_norm=False,
+    dropout=0.0,
+    kernel_initializer="glorot_uniform",
     seed=None,
     input_shape=(28, 28, 1),
     weights=None,
@@ -102,6 +134,12 @@ def StackedAE(
         corruption_amount: noise std (gaussian) or corrupted fraction.
             Defaults to `0.2`.
         reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
+        batch_norm: each hidden layer becomes `Dense -> BatchNormalization(momentum
+            0.9, epsilon 1e-5) -> activation`, and the code too when it has a
+            `code_activation` (PyOD's AutoEncoder's blocks). Defaults to `False`.
+        dropout: dropout rate after each such block (training only). Defaults to `0.0`.
+        kernel_initializer: of every Dense layer, e.g. `"he_uniform"` (PyOD's).
+            Defaults to `"glorot_uniform"`.
         seed: seed of the random layers (noise, sampling). The initial weights
             follow Keras's global seed: `keras.utils.set_random_seed`, which
             `kerasae.fit` calls with its own `seed` when it builds the model.
@@ -151,16 +189,36 @@ def StackedAE(
         )
     _validate.choice(reconstruction, "reconstruction", RECONSTRUCTIONS, "reconstruction loss")
     seed = _validate.seed(seed)
+    block = _block_options(batch_norm, dropout, kernel_initializer)
     encoder = dense_encoder(
         input_shape, hidden_units, latent_dim, activation,
         code_activation=code_activation, sparsity=sparsity,
         sparsity_weight=sparsity_weight, sparsity_target=sparsity_target, scaling=scaling,
+        block=block,
     )
     decoder = dense_decoder(input_shape, hidden_units, latent_dim, activation, output_activation,
-                            scaling)
+                            scaling, block)
     return make_autoencoder(encoder, decoder, name=name, reconstruction=reconstruction,
                             seed=seed, corruption=corruption,
                             corruption_amount=corruption_amount)
+
+
+def _block_options(batch_norm, dropout, kernel_initializer):
+    if not isinstance(batch_norm, bool):
+        raise InvalidType(f"batch_norm is True or False. Received: batch_norm={batch_norm!r}")
+    rate = _validate.non_negative_float(dropout, "dropout")
+    if rate >= 1.0:
+        raise InvalidValue(f"dropout is a rate in [0, 1). Received: dropout={dropout!r}")
+    state = random.getstate()  # a Keras initializer draws its seed from Python's random
+    try:
+        keras.initializers.get(kernel_initializer)
+    except (ValueError, TypeError) as e:
+        raise InvalidValue("kernel_initializer is a Keras initializer name, e.g. "
+                           "'glorot_uniform' or 'he_uniform'. "
+                           f"Received: kernel_initializer={kernel_initializer!r}") from e
+    finally:  # so checking it leaves the weights of the seeded build as they were
+        random.setstate(state)
+    return dict(batch_norm=batch_norm, dropout=rate, kernel_initializer=kernel_initializer)
 
 
 @register_builder("sparse_stacked_ae", example=dict(hidden_units=(32,), latent_dim=8,
