@@ -16,6 +16,7 @@ import numpy as np
 
 from kerasae._util.names import did_you_mean
 from kerasae.data.source import DataError
+from kerasae.data.stamps import Stamps
 
 TIME_NAMES = ("timestamp", "time", "date", "datetime")
 MISSING = ("", "na", "n/a", "<na>", "nan", "null", "none", "inf", "+inf", "-inf",
@@ -291,8 +292,8 @@ class Scan:
         self.missing += np.isnan(v).sum(axis=0)
         if self.labels is not None:
             self.labels.add(cells[:, self.lab], unit, numbers)
-        if self.times is not None:
-            self.times.extend(time_strings(cells[:, self.tim]))
+        if self.times is not None:  # bytes per chunk: a str per step costs 4x more
+            self.times.append(Stamps(time_strings(cells[:, self.tim])))
         if self.keep:
             self.parts.append(v.astype("float32"))
 
@@ -312,7 +313,7 @@ class Scan:
                        else None, skipped=self.skipped, missing=self.missing, labels=labels,
                        label_names=label_names,
                        label=None if self.lab is None else self.names[self.lab],
-                       times=self.times,
+                       times=None if self.times is None else Stamps.join(self.times),
                        time_name=None if self.tim is None else self.names[self.tim],
                        values=values, **fields)
 
