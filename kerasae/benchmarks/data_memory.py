@@ -251,33 +251,41 @@ def _targets(rows, sizes, counts=None):
     return out
 
 
+def _table(title, head, rows):
+    """`title`, a blank line, the column heads and one line per row: `head` is
+    `[(name, width, format of a row's value, key or function of the row), ...]`."""
+    lines = [title, "", " ".join(f"{name:{'' if i == 0 else '>'}{w}s}"
+                                for i, (name, w, _, _) in enumerate(head))]
+    for r in rows:
+        lines.append(" ".join(format(key(r) if callable(key) else r[key], f"{w}{fmt}")
+                              for _, w, fmt, key in head))
+    return lines + [""]
+
+
 def format_table(report):
     lines = []
     image_rows = [r for r in report["rows"] if r["route"] in IMAGE_ROUTES]
     if image_rows:
-        lines += [f"kerasae train conv_ae, 64x64x3 uint8 images, batch 64; baseline (256 images) "
-                  f"{report['baseline_mib']:.0f} MiB peak RSS", "",
-                  f"{'route':8s} {'images':>7s} {'raw MiB':>8s} {'peak MiB':>9s} "
-                  f"{'above base':>11s} {'x raw':>6s} {'picture adds':>13s}"]
-        for r in image_rows:
-            lines.append(f"{r['route']:8s} {r['images']:7d} {r['raw_mib']:8.1f} "
-                         f"{r['peak_mib']:9.0f} {r['above_baseline_mib']:11.0f} "
-                         f"{r['above_baseline_mib'] / r['raw_mib']:6.2f} "
-                         f"{r['picture_adds_mib']:13.1f}")
-        lines.append("")
+        lines += _table(
+            f"kerasae train conv_ae, 64x64x3 uint8 images, batch 64; baseline (256 images) "
+            f"{report['baseline_mib']:.0f} MiB peak RSS",
+            [("route", 8, "s", "route"), ("images", 7, "d", "images"),
+             ("raw MiB", 8, ".1f", "raw_mib"), ("peak MiB", 9, ".0f", "peak_mib"),
+             ("above base", 11, ".0f", "above_baseline_mib"),
+             ("x raw", 6, ".2f", lambda r: r["above_baseline_mib"] / r["raw_mib"]),
+             ("picture adds", 13, ".1f", "picture_adds_mib")], image_rows)
     record_rows = [r for r in report["rows"] if r["route"] in RECORD_ROUTES]
     if record_rows:
         bases = ", ".join(f"{b} {report['baselines_mib'][b]:.0f} MiB"
                           for b in sorted({r["builder"] for r in record_rows}))
-        lines += [f"kerasae train stacked_ae (csv) / conv1d_ae --window (series) on .csv "
-                  f"files, batch 64; baselines (256 rows / windows): {bases} peak RSS", "",
-                  f"{'route':8s} {'rows':>9s} {'file MiB':>9s} {'peak MiB':>9s} "
-                  f"{'above base':>11s} {'x file':>7s}"]
-        for r in record_rows:
-            lines.append(f"{r['route']:8s} {r['rows']:9d} {r['raw_mib']:9.1f} "
-                         f"{r['peak_mib']:9.0f} {r['above_baseline_mib']:11.0f} "
-                         f"{r['above_baseline_mib'] / r['raw_mib']:7.2f}")
-        lines.append("")
+        lines += _table(
+            f"kerasae train stacked_ae (csv) / conv1d_ae --window (series) on .csv "
+            f"files, batch 64; baselines (256 rows / windows): {bases} peak RSS",
+            [("route", 8, "s", "route"), ("rows", 9, "d", "rows"),
+             ("file MiB", 9, ".1f", "raw_mib"), ("peak MiB", 9, ".0f", "peak_mib"),
+             ("above base", 11, ".0f", "above_baseline_mib"),
+             ("x file", 7, ".2f", lambda r: r["above_baseline_mib"] / r["raw_mib"])],
+            record_rows)
     for t in report["targets"]:
         verdict = "measured" if t["met"] is None else "met" if t["met"] else "NOT met"
         lines.append(f"{t['claim']}: {t['measured']:.2f}  {verdict}")

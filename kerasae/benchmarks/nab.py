@@ -34,7 +34,6 @@ from scipy import special
 from kerasae._util.errors import InvalidValue, KerasaeError, MissingFile
 from kerasae._util.names import unknown_name_error
 from kerasae.benchmarks import nab_score
-from kerasae.uses._scores import anomaly_likelihood  # noqa: F401 (the benchmark's scorer)
 
 WINDOWS_FILE = os.path.join("labels", "combined_windows.json")
 KERAS_IO_TRAIN = "artificialNoAnomaly/art_daily_small_noise.csv"

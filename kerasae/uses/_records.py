@@ -22,7 +22,7 @@ from kerasae.data.series import SeriesSource, tabular
 from kerasae.data.source import Subset
 from kerasae.data.tables import table
 from kerasae.uses._scores import flag_metrics, roc_auc
-from kerasae.uses.detector import Detector
+from kerasae.uses.detector import Detector, _named_columns
 from kerasae.uses.result import Output, Result, skip
 
 SCORE = ("mse: reconstruction MSE per row (a series: per window, then per time step), "
@@ -58,8 +58,9 @@ def _normal_file_options(src, opts):
     have names (a label column, the data's or its own, is no feature), and with no label
     (every row of it is normal)."""
     options = dict(opts, label=None)
-    if getattr(src, "route", None) in ("csv", "dataframe") and getattr(src, "columns", None):
-        options["columns"] = list(src.columns)
+    named = _named_columns(src)
+    if named:
+        options["columns"] = list(named)
     return options
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from kerasae._util.errors import InvalidValue
 from kerasae.benchmarks import nab, nab_score
+from kerasae.uses._scores import anomaly_likelihood
 from tests.helpers import NAB_DIR
 
 needs_nab = pytest.mark.skipif(
@@ -270,7 +271,7 @@ def test_anomaly_likelihood_is_nupics_record_by_record():
     raw[[400, 401, 900]] += [3.0, 3.0, 0.6]
     raw[1100:1130] += 2.0
     raw[1300:] += 0.3
-    got = nab.anomaly_likelihood(raw, 150, history=400, every=50)
+    got = anomaly_likelihood(raw, 150, history=400, every=50)
     expected = likelihood_by_hand(raw.tolist(), 150, history=400, every=50)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert got[400] > 0.5 and got[401] == pytest.approx(0.3, abs=1e-6)  # red once, then 1e-3
