@@ -8,10 +8,15 @@ directory and run it.
     python kerasae_client.py decode EXPORT_DIR codes.npz --out-dir decoded/
     python kerasae_client.py reconstruct EXPORT_DIR a.png b.png --out-dir recon/
     python kerasae_client.py score EXPORT_DIR a.png b.png [--json]
+    python kerasae_client.py score EXPORT_DIR rows.csv [--json]     # records, series
 
 `score` prints each image's anomaly score, the mean squared error between the
 image and its reconstruction decoder(encoder(x)), and, when the manifest has an
-`anomaly` block, flags images whose score is above its threshold.
+`anomaly` block, flags images whose score is above its threshold. For a model of
+records or series windows it reads a `.csv` file (with a header; the columns the
+detector was fitted on, by name, when the manifest's anomaly block lists them, else
+every column) or a `.npy` array of raw values, and scores each row, or for a series
+each window of consecutive rows (stride 1), named by the row it ends at.
 
 As a library:
 
@@ -101,6 +106,36 @@ class KerasaeExport:
         if block.get("score", "mse") != "mse":
             raise ValueError(f"unknown anomaly score {block.get('score')!r}; this client computes 'mse'")
         return scores, scores > float(block["threshold"])
+
+    def load_rows(self, path):
+        """Raw rows of a `.csv` (header; the anomaly block's `columns` by name, else every
+        column) or `.npy` file as float32 examples: rows `(n, F)` for a model of records,
+        windows `(n - T + 1, T, C)` of consecutive rows for a model of series windows."""
+        if path.lower().endswith(".npy"):
+            rows = np.load(path, allow_pickle=False).astype("float32")
+        else:
+            import csv  # only the CSV route needs it
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.reader(f)
+                header = [h.strip() for h in next(reader)]
+                cells = list(reader)
+            names = (self.manifest.get("anomaly") or {}).get("columns") or header
+            missing = [n for n in names if n not in header]
+            if missing:
+                raise ValueError(f"{path} lacks the column(s) {missing} the detector was fitted on")
+            idx = [header.index(n) for n in names]
+            try:
+                rows = np.array([[float(r[j]) for j in idx] for r in cells], dtype="float32")
+            except (ValueError, IndexError) as e:
+                raise ValueError(f"{path}: a cell of the columns {names} is not a number ({e})") from e
+        if len(self.image_shape) == 1:
+            return rows.reshape(len(rows), -1)
+        steps = self.image_shape[0]
+        rows = rows.reshape(len(rows), -1)
+        if len(rows) < steps:
+            raise ValueError(f"{path} has {len(rows)} rows, fewer than one window ({steps})")
+        starts = np.arange(len(rows) - steps + 1)
+        return rows[starts[:, None] + np.arange(steps)]
 
     def _batch(self, x, shape, what):
         x = np.ascontiguousarray(x, dtype="float32")
@@ -225,7 +260,8 @@ def main(argv=None):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("export_dir")
         if name in ("encode", "reconstruct", "score"):
-            p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+            p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)"
+                           + ("; or one .csv / .npy file of records or a series" if name == "score" else ""))
         if name == "decode":
             p.add_argument("codes", help=".npz from `encode` (its 'code' array) or a .npy")
         if name == "encode":
@@ -261,6 +297,20 @@ def main(argv=None):
         print(json.dumps({"written": written}) if args.json else "\n".join(written))
         return 0
 
+    if args.command == "score" and len(model.image_shape) != 3:  # records or series windows
+        x = model.load_rows(args.images[0])
+        scores, flags = model.anomaly(x)
+        first = 0 if len(model.image_shape) == 1 else model.image_shape[0] - 1
+        rows = [{"row": first + i, "score": float(s), **({} if flags is None else {"anomaly": bool(f)})}
+                for i, (s, f) in enumerate(zip(scores, flags if flags is not None else scores))]
+        if args.json:
+            print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
+                              "rows": rows}, indent=2))
+        else:
+            for row in rows:
+                flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
+                print(f"row {row['row']}: mse {row['score']:.6g}{flag}")
+        return 0
     images = model.load_images(args.images)
     if args.command == "encode":
         out = model.encode(images)

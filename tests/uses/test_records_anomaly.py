@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -161,6 +162,45 @@ def test_a_series_is_scored_per_step_and_its_window_found(series_csv, tmp_path):
     np.testing.assert_allclose(scores, r.detector.window_scores(windows[..., None]),
                                rtol=1e-3, atol=1e-6)
     assert flags.tolist() == (scores > r["threshold"]["value"]).tolist()
+    # The client's command line cuts every window (stride 1) of the .csv itself, by the
+    # fitted column's name: the timestamp and label columns are left out.
+    report = _client_score(out / "detector", path)
+    every = np.lib.stride_tricks.sliding_window_view(
+        np.loadtxt(path, delimiter=",", skiprows=1, usecols=[1], dtype="float32"), 24)
+    assert [row["row"] for row in report["rows"]] == list(range(23, 960))
+    np.testing.assert_allclose([row["score"] for row in report["rows"]],
+                               r.detector.window_scores(every[..., None]), rtol=1e-3, atol=1e-6)
+
+
+def _client_score(export_dir, path):
+    proc = subprocess.run([sys.executable, CLIENT, "score", str(export_dir), str(path), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_the_python_client_scores_a_csv_by_the_fitted_column_names(table_csv, table_run,
+                                                                  tmp_path):
+    path, _ = table_csv
+    r, out = table_run
+    manifest = json.loads((out / "detector" / "manifest.json").read_text())
+    assert manifest["anomaly"]["columns"] == [f"f{j}" for j in range(11)] + ["constant"]
+    # The same rows with their columns reversed, the label first: read by name.
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    shuffled = tmp_path / "reversed.csv"
+    with open(shuffled, "w", newline="") as f:
+        csv.writer(f).writerows([row[::-1] for row in table])
+    report = _client_score(out / "detector", shuffled)
+    assert [row["row"] for row in report["rows"]] == list(range(len(table) - 1))
+    np.testing.assert_allclose([row["score"] for row in report["rows"]], r.arrays["scores"],
+                               rtol=1e-3, atol=1e-6)
+    assert [row["anomaly"] for row in report["rows"]] == r.arrays["flagged"].tolist()
+    missing = tmp_path / "missing.csv"
+    missing.write_text("f0,f1\n1,2\n")
+    proc = subprocess.run([sys.executable, CLIENT, "score", str(out / "detector"), str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "lacks the column(s)" in proc.stderr
 
 
 def test_bad_requests_are_one_line_and_write_nothing(table_csv, tmp_path, capsys):
