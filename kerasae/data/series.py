@@ -22,6 +22,7 @@ from kerasae.data.tables import (is_frame, describe, fill_values, filled, read_c
                                  table)
 
 PER_STEP = ("mean", "last")
+MAX_STEPS_BACK = 0.01  # a series whose time goes back at more steps is refused (unsorted)
 
 
 def _positive(value, arg, what):
@@ -222,13 +223,24 @@ def series(source, *, window, stride=1, columns=None, time_column=None, label=No
         raise DataError(f"{cols.where} holds a series of {cols.n} time steps, shorter than "
                         f"one window of {window}. Use a shorter window or a longer series. "
                         f"Received: window={window}, steps={cols.n}")
+    back = None if cols.times is None else cols.times.steps_back()
+    if back is not None and back[0] > max(1, MAX_STEPS_BACK * cols.n):
+        count, i, at, before = back
+        raise DataError(
+            f"{cols.where}: the time column {cols.time_name!r} goes back in time at {count} "
+            f"of {cols.n} steps, first at step {i} ({at!r} after {before!r}); a series' "
+            f"windows need its steps in time order. Sort the rows by time first. "
+            f"Received: steps={cols.n}, steps_back={count}")
     rule, fill = fill_values(cols, impute)
     values = filled(cols.values, fill)
     values.flags.writeable = False
     step_labels = cols.labels if labels is None else given_labels(labels, cols.n, cols.where)
+    described = describe(cols, rule)
+    if back is not None:  # a clock's glitch, kept in order of the file and said
+        described["time_goes_back"] = {"steps": back[0], "first_at_step": back[1]}
     return SeriesSource(values, window, stride, columns=cols.names, timestamps=cols.times,
                         step_labels=step_labels, name=cols.name, route=cols.route,
-                        described=describe(cols, rule), impute=rule, fill=fill,
+                        described=described, impute=rule, fill=fill,
                         time_column=cols.time_name)
 
 

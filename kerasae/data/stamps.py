@@ -48,6 +48,20 @@ class Stamps:
         head = ", ".join(repr(s) for s in self[:3])
         return f"Stamps([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
 
+    def steps_back(self):
+        """`(count, i, at, before)`: how many steps' times come before the step's ahead of
+        them, and the first such step i with its stamp and its predecessor's; `None` when
+        none does or the stamps are not ISO dates and times (not checked)."""
+        try:
+            t = np.char.decode(self._b, "utf-8").astype("datetime64[s]")
+        except ValueError:
+            return None
+        back = np.flatnonzero(t[1:] < t[:-1])
+        if not len(back):
+            return None
+        i = int(back[0]) + 1
+        return len(back), i, self[i], self[i - 1]
+
     @property
     def nbytes(self):
         return self._b.nbytes
