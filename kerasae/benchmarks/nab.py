@@ -223,10 +223,8 @@ class KerasaeConv1D(_LibraryDetector):
 
 class KerasaeDefault(_LibraryDetector):
     """`Detector("conv1d_ae", postprocess="likelihood")`, every other argument at its
-    default, as a NAB detector, `kerasae_default`. Its default `per_step="mean"`
-    averages the windows that hold a record, so a record's score sees up to
-    `window - 1` later records: this breaks NAB's causal rule, and its score is not
-    comparable with the scoreboard's."""
+    default, as a NAB detector, `kerasae_default`: with the likelihood the defaults are a
+    stream's, causal (`per_step="last"`) on windows of 16 records."""
 
     __name__ = "kerasae_default"
 

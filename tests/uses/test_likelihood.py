@@ -151,3 +151,11 @@ def test_export_of_a_likelihood_detector_is_refused_and_writes_nothing(fitted, t
         det.export(str(out))
     assert "do not compute the anomaly likelihood" in str(e.value)
     assert not out.exists()
+
+
+def test_the_likelihoods_defaults_are_causal_and_short():
+    stream = Detector("conv1d_ae", postprocess="likelihood")
+    assert (stream.per_step, stream.default_window()) == ("last", 16)
+    plain = Detector("conv1d_ae")
+    assert (plain.per_step, plain.default_window()) == ("mean", 48)
+    assert Detector("conv1d_ae", postprocess="likelihood", per_step="mean").per_step == "mean"
