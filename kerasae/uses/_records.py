@@ -118,6 +118,14 @@ def records_anomaly(model=None, dataset=None, *, normal=None, window=None, strid
     """Anomaly detection on a table or a series (see the module docstring and
     `kerasae.uses.anomaly`, which calls this for tables and series)."""
     kind = "series" if window is not None else None
+    series_only = {k: v for k, v in (("stride", stride), ("per_step", per_step))
+                   if v is not None and (k, v) != ("per_step", "mean")}
+    if kind is None and series_only:
+        shown = ", ".join(f"{k}={v!r}" for k, v in series_only.items())
+        raise InvalidValue(
+            f"{' and '.join(series_only)} cut and score the windows of a series: give its "
+            f"window (--window N) to read the data as a series, or leave them out for a "
+            f"table. Received: {shown}, window=None")
     model = model or ("conv1d_ae" if kind == "series" else "stacked_ae")
     det = Detector(model, window=window, stride=stride or 1, threshold=threshold,
                    contamination=contamination, per_step=per_step, epochs=epochs,
