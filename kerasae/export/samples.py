@@ -19,11 +19,12 @@ from kerasae.data.image_options import read_at
 from kerasae.export.litert import CALIBRATION_IMAGES, QUALITY_IMAGES, as_images
 
 
-def _read(spec, split, parts, n, resize="crop"):
+def _read(spec, split, parts, n, resize="crop", options=None):
     if isinstance(spec, np.ndarray):
         return as_images(spec[:n], parts, "representative images")
-    kwargs = {}
-    if isinstance(spec, (str, os.PathLike)) and os.path.exists(os.path.expanduser(spec)) \
+    kwargs = dict(options or {})  # a table's or series' columns, label, window, ...
+    if not kwargs and isinstance(spec, (str, os.PathLike)) \
+            and os.path.exists(os.path.expanduser(spec)) \
             and not os.fspath(spec).endswith((".npz", ".npy")):
         # a folder or image files: read at the model's input, as training read them
         kwargs = read_at(parts.image_shape, resize)
@@ -37,7 +38,7 @@ def quantization_images(representative, quality_images, ref, parts):
     `ref` is the exported model's `kerasae.models.resolve.ModelRef` (`None`: a model
     object), which knows its training data.
     """
-    spec, split, resize = representative, "all", "crop"
+    spec, split, resize, options = representative, "all", "crop", {}
     if spec is None:
         found = ref.training_data() if ref is not None else None
         if not found:
@@ -46,11 +47,11 @@ def quantization_images(representative, quality_images, ref, parts):
                 "representative= (an array or a dataset; --representative DATASET). "
                 "Received: representative=None"
             )
-        spec, split, resize = found
+        spec, split, resize, options = found
     named = isinstance(spec, str) and not os.path.exists(os.path.expanduser(spec))
     if named and split == "all":
         split = "train"
-    pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES, resize)
+    pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES, resize, options)
     calibration = pool[:CALIBRATION_IMAGES]
     what = spec if isinstance(spec, str) else f"the given {type(spec).__name__}"
     notes = {"calibration": f"the first {len(calibration)} images of {what} ({split})"}

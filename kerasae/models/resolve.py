@@ -36,6 +36,8 @@ from kerasae.models.start import (FILE_FIX, check_keras_path, keras_file_builder
 
 # Data a run was given in Python, which no later process can read again.
 IN_MEMORY_ROUTES = ("array", "dataframe", "tf.data")
+# how run.json says a table or series was read (kerasae.data.get_source's arguments)
+TABLE_OPTIONS = ("columns", "label", "time_column", "impute", "window", "stride")
 
 # kind -> what a use's report and a .kae header call the source (their format since v1)
 _SOURCES = {"preset": "preset", "hub": "preset", "keras": "file", "weights.h5": "file",
@@ -258,7 +260,9 @@ class ModelRef:
         return self._metadata
 
     def training_data(self):
-        """`(dataset, split, resize)` the weights were trained on, or `None` where unknown."""
+        """`(dataset, split, resize, options)` the weights were trained on, or `None` where
+        unknown; `options` are how a table or series was read (its columns, label, time
+        column, imputation, window and stride: `kerasae.data.get_source`'s arguments)."""
         meta = self.metadata()
         if meta is None:
             return None
@@ -266,7 +270,7 @@ class ModelRef:
         if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             return None
         if self.preset is not None:
-            return d["name"], d.get("train_split", "train"), "crop"
+            return d["name"], d.get("train_split", "train"), "crop", {}
         if d.get("route") in IN_MEMORY_ROUTES:  # nothing on disk to read again
             return None
         # A run's data where it was: the absolute path run.json records (a relative name
@@ -277,7 +281,10 @@ class ModelRef:
             split = "train" if os.path.isdir(name) and has_split_folders(name) else "all"
         else:
             split = "train"
-        return name, split, d.get("resize") or "crop"
+        options = {k: d[k] for k in TABLE_OPTIONS if d.get(k) is not None}
+        if options.get("columns") is not None:
+            options["columns"] = list(options["columns"])
+        return name, split, d.get("resize") or "crop", options
 
 
 def _text(value, arg, expected):

@@ -171,3 +171,30 @@ def test_a_run_trained_on_an_array_asks_for_representative_data(tmp_path, capsys
                      "--formats", "litert", "--quantize", "int8"]) != 0
     assert "--representative DATASET" in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.slow
+def test_int8_calibration_reads_a_table_as_its_run_did(tmp_path, capsys):
+    """A run on a .csv with --columns and --label: the int8 export calibrates on the same
+    six feature columns (it read all eight numeric ones, id and label too, and failed)."""
+    from kerasae.models import resolve_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 6)) * 10 + 100
+    path = tmp_path / "rec.csv"
+    with open(path, "w") as f:
+        f.write("id," + ",".join(f"f{j}" for j in range(6)) + ",label,note\n")
+        for i, row in enumerate(x):
+            f.write(f"{i}," + ",".join(f"{v:.3f}" for v in row) + f",{int(i < 10)},x\n")
+    cols = ",".join(f"f{j}" for j in range(6))
+    assert cli.main(["train", "stacked_ae", "--dataset", str(path), "--columns", cols,
+                     "--label", "label", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    model = str(tmp_path / "run" / "model.keras")
+    name, split, _, options = resolve_model(model).training_data()
+    assert name == str(path) and options == {"columns": cols.split(","), "label": "label"}
+    capsys.readouterr()
+    assert cli.main(["export", model, str(tmp_path / "exp"), "--formats", "litert",
+                     "--quantize", "int8"]) == 0, capsys.readouterr().err
+    calibration = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert "rec.csv" in json.dumps(calibration)
+    assert (tmp_path / "exp" / "encoder.int8.tflite").stat().st_size > 0
