@@ -15,8 +15,10 @@ image and its reconstruction decoder(encoder(x)), and, when the manifest has an
 `anomaly` block, flags images whose score is above its threshold. For a model of
 records or series windows it reads a `.csv` file (with a header; the columns the
 detector was fitted on, by name, when the manifest's anomaly block lists them, else
-every column) or a `.npy` array of raw values, and scores each row, or for a series
-each window of consecutive rows (stride 1), named by the row it ends at.
+every column) or a `.npy` array of raw values, and scores each row; for a series, each
+time step as the detector did (the anomaly block's `per_step`: the mean score of the
+windows holding the step, or the score of the last window ending at it; its `stride`),
+or without `per_step` each window of consecutive rows, named by the row it ends at.
 
 As a library:
 
@@ -128,14 +130,33 @@ class KerasaeExport:
                 rows = np.array([[float(r[j]) for j in idx] for r in cells], dtype="float32")
             except (ValueError, IndexError) as e:
                 raise ValueError(f"{path}: a cell of the columns {names} is not a number ({e})") from e
-        if len(self.image_shape) == 1:
-            return rows.reshape(len(rows), -1)
+        return rows.reshape(len(rows), -1)
+
+    def windows(self, rows, stride=1):
+        """`(starts, windows)`: the windows of `window` consecutive rows every `stride`."""
         steps = self.image_shape[0]
-        rows = rows.reshape(len(rows), -1)
         if len(rows) < steps:
-            raise ValueError(f"{path} has {len(rows)} rows, fewer than one window ({steps})")
-        starts = np.arange(len(rows) - steps + 1)
-        return rows[starts[:, None] + np.arange(steps)]
+            raise ValueError(f"the series has {len(rows)} rows, fewer than one window ({steps})")
+        starts = np.arange(0, len(rows) - steps + 1, stride)
+        return starts, rows[starts[:, None] + np.arange(steps)]
+
+    def step_scores(self, rows):
+        """Per time step of a series `(T, C)` of raw values, as the detector scored it (see
+        the module docstring); NaN where no window scores the step."""
+        block = self.manifest.get("anomaly") or {}
+        width, how = self.image_shape[0], block.get("per_step", "last")
+        starts, windows = self.windows(rows, int(block.get("stride", 1)))
+        s = self.scores(windows)
+        t = np.arange(len(rows))
+        lo = np.searchsorted(starts, t - width, side="right")
+        hi = np.searchsorted(starts, t, side="right")
+        covered = hi > lo
+        if how == "mean":
+            prefix = np.concatenate([[0.0], np.cumsum(s)])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(covered, (prefix[hi] - prefix[lo]) / (hi - lo), np.nan)
+        last = np.searchsorted(starts + width - 1, t, side="right")
+        return np.where(covered & (last > 0), s[np.maximum(last - 1, 0)], np.nan)
 
     def _batch(self, x, shape, what):
         x = np.ascontiguousarray(x, dtype="float32")
@@ -297,11 +318,20 @@ def main(argv=None):
         print(json.dumps({"written": written}) if args.json else "\n".join(written))
         return 0
 
-    if args.command == "score" and len(model.image_shape) != 3:  # records or series windows
+    if args.command == "score" and len(model.image_shape) != 3:  # records or series
         x = model.load_rows(args.images[0])
-        scores, flags = model.anomaly(x)
-        first = 0 if len(model.image_shape) == 1 else model.image_shape[0] - 1
-        rows = [{"row": first + i, "score": float(s), **({} if flags is None else {"anomaly": bool(f)})}
+        block = model.manifest.get("anomaly")
+        first = 0
+        if len(model.image_shape) == 1:
+            scores, flags = model.anomaly(x)
+        elif block and "per_step" in block:  # every step, as the detector scored it
+            scores = model.step_scores(x)
+            flags = np.nan_to_num(scores, nan=-np.inf) > float(block["threshold"])
+        else:  # each window, named by the row it ends at
+            scores, flags = model.anomaly(model.windows(x)[1])
+            first = model.image_shape[0] - 1
+        rows = [{"row": first + i, "score": None if np.isnan(s) else float(s),
+                 **({} if flags is None else {"anomaly": bool(f)})}
                 for i, (s, f) in enumerate(zip(scores, flags if flags is not None else scores))]
         if args.json:
             print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
@@ -309,7 +339,8 @@ def main(argv=None):
         else:
             for row in rows:
                 flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
-                print(f"row {row['row']}: mse {row['score']:.6g}{flag}")
+                score = "no window" if row["score"] is None else f"mse {row['score']:.6g}"
+                print(f"row {row['row']}: {score}{flag}")
         return 0
     images = model.load_images(args.images)
     if args.command == "encode":

@@ -361,8 +361,12 @@ class Detector:
         self._check_fitted()
         scale = (scaling.scale_spec(self.model_) if self.spread_ is None
                  else [float(v) for v in self.spread_])
+        series = self._fitted_window() is not None
         block = {"score": "mse", "threshold": self.threshold_, "scale": scale,
-                 "columns": list(self.columns_) if self.columns_ else None}
+                 "columns": list(self.columns_) if self.columns_ else None,
+                 # how a series' window scores become the step scores predict flags
+                 "per_step": self.per_step if series else None,
+                 "stride": self.stride if series else None}
         block = {k: v for k, v in block.items() if v is not None}
         metadata = dict(kwargs.pop("metadata", None) or {}, anomaly=block)
         return export(self.model_, out_dir, metadata=metadata, **kwargs)

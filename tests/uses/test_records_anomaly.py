@@ -162,14 +162,16 @@ def test_a_series_is_scored_per_step_and_its_window_found(series_csv, tmp_path):
     np.testing.assert_allclose(scores, r.detector.window_scores(windows[..., None]),
                                rtol=1e-3, atol=1e-6)
     assert flags.tolist() == (scores > r["threshold"]["value"]).tolist()
-    # The client's command line cuts every window (stride 1) of the .csv itself, by the
-    # fitted column's name: the timestamp and label columns are left out.
+    # The client's command line reads the .csv by the fitted column's name (the timestamp
+    # and label columns left out), cuts its windows (stride 2) and scores every step as
+    # the detector did (per_step "mean"), flagging what scores.csv flags.
     report = _client_score(out / "detector", path)
-    every = np.lib.stride_tricks.sliding_window_view(
-        np.loadtxt(path, delimiter=",", skiprows=1, usecols=[1], dtype="float32"), 24)
-    assert [row["row"] for row in report["rows"]] == list(range(23, 960))
-    np.testing.assert_allclose([row["score"] for row in report["rows"]],
-                               r.detector.window_scores(every[..., None]), rtol=1e-3, atol=1e-6)
+    assert [row["row"] for row in report["rows"]] == list(range(960))
+    got = np.array([np.nan if row["score"] is None else row["score"] for row in report["rows"]])
+    np.testing.assert_allclose(got, r.arrays["scores"], rtol=1e-3, atol=1e-6)
+    assert np.isnan(got).tolist() == np.isnan(r.arrays["scores"]).tolist()
+    assert [row["anomaly"] for row in report["rows"]] == [int(row["flagged"]) == 1
+                                                          for row in rows]
 
 
 def _client_score(export_dir, path):
