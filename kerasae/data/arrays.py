@@ -36,9 +36,14 @@ def array_kind(x, kind=None):
     if x.ndim not in _RANKS[kind]:
         shapes = {"image": "(n, H, W, C)", "vector": "(n, features)",
                   "series": "(n, steps, channels)"}
+        hint = ""
+        if kind == "image" and x.ndim == 2:  # e.g. StackedAE() left at its image default
+            hint = (f" For records, build the model with input_shape=({x.shape[1]},), or pass "
+                    f"the builder's name (kerasae.fit('stacked_ae', x)) to size it from the "
+                    f"data.")
         raise DataError(
             f"The model takes {kind} inputs, {shapes[kind]}, but the array has shape "
-            f"{x.shape}. Received: shape={x.shape}"
+            f"{x.shape}.{hint} Received: shape={x.shape}"
         )
     return kind
 

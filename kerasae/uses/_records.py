@@ -23,6 +23,7 @@ from kerasae.data.source import Subset
 from kerasae.data.tables import table
 from kerasae.uses._scores import flag_metrics, roc_auc
 from kerasae.uses.detector import Detector, _named_columns
+from kerasae.uses.options import DEFAULT_THRESHOLD
 from kerasae.uses.result import Output, Result, skip
 
 SCORE = ("mse: reconstruction MSE per row (a series: per window, then per time step), "
@@ -127,6 +128,8 @@ def records_anomaly(model=None, dataset=None, *, normal=None, window=None, strid
             f"window (--window N) to read the data as a series, or leave them out for a "
             f"table. Received: {shown}, window=None")
     model = model or ("conv1d_ae" if kind == "series" else "stacked_ae")
+    if contamination is not None and threshold == DEFAULT_THRESHOLD:
+        threshold = None  # the default rule gives way to the contamination
     det = Detector(model, window=window, stride=stride or 1, threshold=threshold,
                    contamination=contamination, per_step=per_step, epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed,

@@ -42,6 +42,8 @@ With the likelihood, a rule is taken on the likelihood scores of the training se
 replayed after itself.
 """
 
+import types
+
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
@@ -102,6 +104,17 @@ def _fill_gaps(steps):
     return steps[finite[after]]
 
 
+def _training_fill(src):
+    """What scoring fills missing cells with: the fill values `src` (or the source a
+    `Subset` of it is cut from) computed on the training data, as `impute=` takes them."""
+    while src is not None and not hasattr(src, "fill"):
+        src = getattr(src, "parent", None)
+    if src is None or getattr(src, "fill", None) is None:
+        return None
+    return types.SimpleNamespace(columns=tuple(src.columns), impute=src.impute,
+                                 fill=np.asarray(src.fill), name="the training data")
+
+
 def _named_columns(src):
     """The feature column names of a `.csv` or DataFrame source (or of the source a
     `Subset` of it is cut from), else `None`."""
@@ -127,6 +140,11 @@ class Detector:
             `postprocess="likelihood"`.
         contamination: the expected fraction of anomalies in the training data; sets
             the threshold at that top fraction instead. Defaults to `None`.
+        columns, label, impute: how a table or series (a DataFrame, a `.csv` file) is
+            read at `fit`: its feature columns (default: every numeric one), a label
+            column to leave out of the features, and `"mean"`, `"median"` or `"zero"` to
+            fill missing cells (see `kerasae.data.table`). Scoring reads the columns fitted
+            on, by name. Defaults to `None`.
         score: `"mse"` (in the model's scaled units) or `"robust"` (each feature's
             error over a robust spread; see the module docstring). Defaults to `"mse"`.
         per_step: how a series' window scores become step scores, `"mean"` or
@@ -150,9 +168,15 @@ class Detector:
     """
 
     def __init__(self, model="stacked_ae", *, window=None, stride=1,
-                 threshold=None, contamination=None, score="mse", per_step=None,
-                 postprocess=None, epochs="auto", batch_size="auto", learning_rate=1e-3,
-                 seed=0, verbose=0, steps=STEPS_TARGET, **builder_kwargs):
+                 threshold=None, contamination=None, columns=None, label=None, impute=None,
+                 score="mse", per_step=None, postprocess=None, epochs="auto",
+                 batch_size="auto", learning_rate=1e-3, seed=0, verbose=0,
+                 steps=STEPS_TARGET, **builder_kwargs):
+        if contamination is not None and threshold is not None:
+            raise InvalidValue(
+                "Give the threshold rule or the contamination, not both: contamination "
+                "sets the threshold at the training scores' top fraction. "
+                f"Received: threshold={threshold!r}, contamination={contamination!r}")
         if contamination is not None:
             if not isinstance(contamination, (int, float)) or not 0 < contamination < 0.5:
                 raise InvalidValue("contamination is the fraction of anomalies, in (0, 0.5). "
@@ -172,13 +196,14 @@ class Detector:
         self.model, self.window, self.stride = model, window, stride
         self.threshold, self.per_step, self.postprocess = threshold, per_step, postprocess
         self.score_kind, self.steps = score, steps
+        self.columns, self.label, self.impute = columns, label, impute
         parse_threshold(self._threshold_rule())  # a wrong rule fails now, not after training
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.seed, self.verbose, self.builder_kwargs = seed, verbose, builder_kwargs
         self.model_ = self.threshold_ = self.train_scores_ = self.history_ = None
         self.epochs_ = self.batch_size_ = self._resolved = None
         self.threshold_rule_ = self.columns_ = self.train_step_scores_ = None
-        self.spread_ = None
+        self.spread_ = self._fill = None
         if postprocess and self._kind_known():  # else (a preset to load) at fit
             self._check_postprocess(self._kind())
 
@@ -219,23 +244,44 @@ class Detector:
             return "series" if m.input_kind == "series" else "vector"
         return "series" if registry.get_contract(self.model).input_kind == "series" else "vector"
 
-    def _source(self, x, window=None):
-        """`x` as a `kerasae.data.Source` of records or of windows."""
+    def _source(self, x, window=None, fitting=False):
+        """`x` as a `kerasae.data.Source` of records or of windows (`fitting`: read by the
+        detector's `columns` and `label`, else by the columns fitted on)."""
         from kerasae import data  # lazy: the data routes load on first use
 
         if isinstance(x, data.Source):
             return x
+        self._check_width(x, fitting)
         if self._kind() == "series" and getattr(x, "ndim", 0) == 3:  # windows already cut
             return data.from_array(x, kind="series")
         # Named columns (a DataFrame, a .csv file) are read by the names fitted on, in
         # their order: reordered or extra columns cannot shift features silently.
         named = is_frame(x) or str(x).lower().endswith(".csv")
-        columns = list(self.columns_) if named and self.columns_ else None
+        columns = list(self.columns_) if named and self.columns_ else self.columns
+        read = dict(columns=self.columns, label=self.label) if fitting else \
+            dict(columns=columns)
+        impute = self.impute if fitting or self._fill is None else self._fill
+        if impute is self._fill and impute is not None and not named:  # by position
+            impute = types.SimpleNamespace(**dict(
+                vars(impute), columns=tuple(str(j) for j in range(len(impute.fill)))))
         if self._kind() == "series":
             return data.series(x, window=window or self.window or self.default_window(),
-                               stride=self.stride,
-                               columns=columns)
-        return data.table(x, columns=columns)
+                               stride=self.stride, impute=impute, **read)
+        return data.table(x, impute=impute, **read)
+
+    def _check_width(self, x, fitting):
+        """An array of another feature count than the fitted model's, in one line."""
+        if (fitting or self.model_ is None or not hasattr(x, "shape") or is_frame(x)
+                or self.columns is not None):  # columns picked from the array: read so
+            return
+        want = self.model_.image_shape[-1]
+        got = x.shape[-1] if getattr(x, "ndim", 0) >= 2 else 1
+        if got != want:
+            raise InvalidValue(
+                f"The detector was fitted on {want} feature(s) per "
+                f"{'time step' if self._kind() == 'series' else 'row'}; these data have "
+                f"{got}. Pass the same columns, in the same order. "
+                f"Received: shape={tuple(x.shape)}")
 
     # ------------------------------------------------------------------ verbs
     def fit(self, x, y=None):
@@ -245,7 +291,7 @@ class Detector:
 
         self.columns_ = None  # a new fit reads all of x's columns
         self._check_postprocess(self._kind())
-        src = self._source(x, self._model_window())
+        src = self._source(x, self._model_window(), fitting=True)
         self._check_steps(src)
         batch_size, epochs = _budget(len(src), self.batch_size, self.epochs, self.steps,
                                      least=5 if self.steps >= STEPS_TARGET else 2)
@@ -262,6 +308,7 @@ class Detector:
                      builder_kwargs=builder_kwargs)
         self.model_, self.history_ = result.model, result.history
         self.columns_ = _named_columns(src)
+        self._fill = _training_fill(src)  # scoring fills missing cells as training did
         self.epochs_, self.batch_size_ = epochs, batch_size
         self.spread_ = (robust_spread(src, scaling.scale_spec(self.model_))
                         if self.score_kind == "robust" else None)

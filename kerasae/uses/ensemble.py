@@ -58,6 +58,8 @@ class Ensemble:
             Defaults to `"robust"`.
         threshold, contamination: the rule on the combined training scores, as
             `Detector`'s. Defaults to `None` (`"percentile:99"`).
+        columns, label, impute: how a table is read at `fit`, as `Detector`'s.
+            Defaults to `None`.
         steps: optimizer steps of the `"auto"` budget, split between the members.
             Defaults to `500`.
         epochs, batch_size, learning_rate, seed, verbose: as `Detector`'s, for every member.
@@ -68,13 +70,14 @@ class Ensemble:
     """
 
     def __init__(self, members="auto", *, score="robust", threshold=None, contamination=None,
-                 steps=STEPS_TARGET, epochs="auto", batch_size="auto", learning_rate=1e-3,
-                 seed=0, verbose=0):
+                 columns=None, label=None, impute=None, steps=STEPS_TARGET, epochs="auto",
+                 batch_size="auto", learning_rate=1e-3, seed=0, verbose=0):
         self.members = _members(members)
         share = max(1, steps // len(self.members))
         # each member checks its own arguments (score, budget, builder name) now
         self.members_ = [Detector(name, score=score, threshold=threshold,
-                                  contamination=contamination, epochs=epochs,
+                                  contamination=contamination, columns=columns, label=label,
+                                  impute=impute, epochs=epochs,
                                   batch_size=batch_size, learning_rate=learning_rate,
                                   seed=seed, verbose=verbose, steps=share, **kwargs)
                          for name, kwargs in self.members]

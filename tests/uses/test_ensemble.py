@@ -96,6 +96,40 @@ def test_bad_detector_and_ensemble_arguments():
         Ensemble(threshold="percentile:200")
     with pytest.raises(InvalidValue, match="not fitted"):
         Ensemble().decision_function(_records()[0])
+    with pytest.raises(InvalidValue, match="not both"):
+        Detector("stacked_ae", threshold=3.0, contamination=0.05)
+
+
+def test_fitting_stacked_ae_at_its_image_default_on_records_says_input_shape():
+    from kerasae import fit
+    from kerasae.data.source import DataError
+
+    with pytest.raises(DataError, match=r"input_shape=\(30,\)"):
+        fit(StackedAE(), np.zeros((8, 30), "float32"), epochs=1, verbose=0)
+
+
+@pytest.mark.slow
+def test_detector_reads_a_frame_by_its_label_and_impute_and_checks_widths():
+    pd = pytest.importorskip("pandas")
+    x, y = _records(n=200)
+    frame = pd.DataFrame(x, columns=[f"f{j}" for j in range(8)]).assign(anomaly=y)
+    frame.iloc[3, 2] = np.nan
+    det = Detector("stacked_ae", label="anomaly", impute="median", steps=50).fit(frame)
+    assert det.columns_ == tuple(f"f{j}" for j in range(8))  # the label is no feature
+    filled = x.copy()
+    filled[3, 2] = np.nanmedian(frame["f2"])
+    np.testing.assert_allclose(det.decision_function(frame), det.decision_function(filled),
+                               rtol=1e-5)
+    # New rows are filled with the training data's median, not their own.
+    new = frame.iloc[:20].copy()
+    new.iloc[0, 2] = np.nan
+    want = x[:20].copy()
+    want[[0, 3], 2] = np.nanmedian(frame["f2"])
+    np.testing.assert_allclose(det.decision_function(new), det.decision_function(want),
+                               rtol=1e-5)
+    with pytest.raises(InvalidValue, match=r"fitted on 8 feature\(s\) per row; these data "
+                                           r"have 10"):
+        det.decision_function(np.zeros((4, 10), "float32"))
 
 
 @pytest.fixture(scope="module")
