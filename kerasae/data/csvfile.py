@@ -92,6 +92,19 @@ def _numbers(text, feats, n):
     return v if v.shape == (n, len(feats)) else None
 
 
+def _check_separator(names, where, path):
+    """A header of one column that holds `;`, a tab or `|`: another separator than commas."""
+    other = [sep for sep in (";", "\t", "|") if len(names) == 1 and sep in names[0]]
+    if other:
+        sep = other[0]
+        shown = names[0] if len(names[0]) <= 60 else names[0][:57] + "..."
+        raise DataError(
+            f"{where}'s header is one column, {shown!r}: the file looks separated by "
+            f"{sep!r}, and kerasae reads comma-separated .csv files. Convert it (pandas: "
+            f"pd.read_csv(path, sep={sep!r}).to_csv(new_path, index=False)) or pass the "
+            f"DataFrame itself. Received: separator={sep!r}, dataset={path!r}")
+
+
 def scan_csv(path, spec, keep=False):
     """`Columns` of the `.csv` file at `path`; `spec`: `(columns, label, time_column,
     impute)` (see `kerasae.data.table`); `keep` keeps the feature values (a series)."""
@@ -104,6 +117,7 @@ def scan_csv(path, spec, keep=False):
             raise DataError(f"{where} is empty: a table needs a header row (the column names) "
                             f"and rows of values. Received: dataset={path!r}")
         names = [n.strip() for n in _row(header, where)]
+        _check_separator(names, where, path)
         step, chunk = chunk_rows(len(names)), []
         for record in records:
             if scan is None:  # the first row decides which columns are numbers

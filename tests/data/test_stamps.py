@@ -59,3 +59,4 @@ def test_a_series_out_of_time_order_is_refused_a_clock_glitch_noted(tmp_path):
     other = tmp_path / "names.csv"
     other.write_text("time,value\nmonday,1\ntuesday,2\nfriday,3\n")
     assert len(data.series(str(other), window=2)) == 2
+

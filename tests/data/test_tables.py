@@ -287,3 +287,13 @@ def test_cli_parses_the_table_and_series_options():
     assert (args.columns, args.window, args.stride, args.impute) == (None, None, None, None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "stacked_ae", "--impute", "mode"])
+
+
+def test_a_semicolon_separated_file_is_named_so(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;label\n1,5;2;0\n3;4;1\n")
+    with pytest.raises(DataError, match=r"looks separated by ';'.*sep=';'"):
+        data.table(str(path))
+    with pytest.raises(DataError, match=r"looks separated by '\\t'"):
+        (tmp_path / "tab.csv").write_text("a\tb\n1\t2\n")
+        data.table(str(tmp_path / "tab.csv"))
