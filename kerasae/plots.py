@@ -218,8 +218,15 @@ def series_scores(path, values, scores, threshold, *, windows, columns, title):
     fig, axes = figure(12.0, 6.0, 2, 1, sharex=True)
     top, bottom = axes[0][0], axes[1][0]
     steps = np.arange(len(scores))
-    for j in range(min(values.shape[1], 5)):
-        top.plot(steps, values[:, j], linewidth=0.7, label=str(columns[j]))
+    shown = np.asarray(values[:, :5], dtype="float64")
+    # Channels of other levels or scales (a temperature near 20, a pressure near 1013)
+    # would draw flat on one axis: several are shown standardised (own mean and spread).
+    standardised = shown.shape[1] > 1
+    if standardised:
+        spread = np.nanstd(shown, axis=0)
+        shown = (shown - np.nanmean(shown, axis=0)) / np.where(spread > 0, spread, 1.0)
+    for j in range(shown.shape[1]):
+        top.plot(steps, shown[:, j], linewidth=0.7, label=str(columns[j]))
     bottom.plot(steps, scores, linewidth=0.7, color="C3", label="score")
     bottom.axhline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
     flagged = np.flatnonzero(np.nan_to_num(scores, nan=-np.inf) > threshold)
@@ -229,7 +236,7 @@ def series_scores(path, values, scores, threshold, *, windows, columns, title):
         for ax in (top, bottom):
             ax.axvspan(a, b, color="C2", alpha=0.2,
                        label="labelled anomaly window" if k == 0 and ax is top else None)
-    top.set_ylabel("value")
+    top.set_ylabel("value, standardised per channel" if standardised else "value")
     top.legend(fontsize=8, loc="upper left")
     bottom.set_yscale("symlog", linthresh=max(float(threshold) / 10, 1e-9))
     bottom.set_xlabel("time step")

@@ -19,6 +19,9 @@ from kerasae.data.source import DataError
 from kerasae.data.stamps import Stamps
 
 TIME_NAMES = ("timestamp", "time", "date", "datetime")
+# a numeric column of these names is not taken as a feature unless columns= says so
+LABEL_NAMES = ("label", "labels", "anomaly", "is_anomaly", "anomalous", "outlier",
+               "is_outlier", "target", "class", "ground_truth")
 MISSING = ("", "na", "n/a", "<na>", "nan", "null", "none", "inf", "+inf", "-inf",
            "infinity", "-infinity")
 CHUNK = 4096  # rows checked at a time: a file or a memory map is scanned, not copied
@@ -136,6 +139,13 @@ def pick(names, numeric, columns, label, time_column, where):
         rest = [j for j in range(len(names)) if j not in (lab, tim)]
         feats = [j for j in rest if numeric[j]]
         skipped = tuple(names[j] for j in rest if not numeric[j])
+        looks = [names[j] for j in feats if names[j].strip().lower() in LABEL_NAMES]
+        if looks:
+            raise DataError(
+                f"{where}: column {looks[0]!r} looks like labels, not a feature. Name it as "
+                f"the label (label={looks[0]!r}, --label {looks[0]}) to leave it out of the "
+                f"features, or list the features (columns=[...], --columns a,b) to keep it "
+                f"as one. Received: columns=None, label={label!r}")
     else:
         refs = [columns] if isinstance(columns, (str, int, np.integer)) else list(columns)
         feats, skipped = [_column(r, names, "columns", where) for r in refs], ()

@@ -84,7 +84,7 @@ def test_a_label_column_gives_step_and_window_labels(sensors):
 
 
 def test_validation_of_a_series_is_its_contiguous_tail(sensors):
-    train, val = data.train_and_validation(sensors, validation=0.1, window=10)
+    train, val = data.train_and_validation(sensors, validation=0.1, window=10, label="anomaly")
     with open(sensors, newline="") as f:
         load = np.array([float(r[1]) for r in list(csv.reader(f))[1:]], "float32")
     # The last 20 of 200 steps are held out; no window crosses step 180.
@@ -92,11 +92,11 @@ def test_validation_of_a_series_is_its_contiguous_tail(sensors):
     assert train.window_starts[-1] + 10 <= 180 and len(val) == 11
     np.testing.assert_array_equal(val.load_batch([0])[0, :, 0], load[180:190])
     np.testing.assert_array_equal(val.values()[:, 0], load[180:])
-    assert val.timestamps == data.series(sensors, window=10).timestamps[180:]
+    assert val.timestamps == data.series(sensors, window=10, label="anomaly").timestamps[180:]
     assert "contiguous tail" in val.split and val.info()["first_step"] == 180
     with pytest.raises(DataError, match=r"holds out its last 2 steps, leaving 198; each part "
                                         r"needs one window \(10 steps\)"):
-        data.train_and_validation(sensors, validation=0.01, window=10)
+        data.train_and_validation(sensors, validation=0.01, window=10, label="anomaly")
 
 
 @pytest.mark.parametrize("kwargs, phrase", [
@@ -110,7 +110,7 @@ def test_validation_of_a_series_is_its_contiguous_tail(sensors):
 ], ids=["window-0", "window-negative", "stride-0", "shorter-than-a-window"])
 def test_bad_windows_are_one_clear_error(sensors, kwargs, phrase):
     with pytest.raises(DataError, match=phrase) as caught:
-        data.series(sensors, **kwargs)
+        data.series(sensors, label="anomaly", **kwargs)
     assert "\n" not in str(caught.value)
 
 
@@ -134,9 +134,9 @@ def test_routes_of_a_series(sensors, tmp_path):
     src = data.get_source(x, window=6, stride=3)
     assert isinstance(src, data.SeriesSource) and src.image_shape == (6, 2) and len(src) == 9
     # A series model's input length cuts a csv (or a (T, C) array) when no window is given.
-    src = data.get_source(sensors, kind="series", default_window=12)
+    src = data.get_source(sensors, kind="series", default_window=12, label="anomaly")
     assert isinstance(src, data.SeriesSource) and src.window == 12
-    assert isinstance(data.get_source(sensors), data.TableSource)
+    assert isinstance(data.get_source(sensors, label="anomaly"), data.TableSource)
     with pytest.raises(DataError, match=r"give the window to cut it with"):
         data.get_source(x, kind="series")
     with pytest.raises(DataError, match=r"window cuts a series, but the model takes records"):

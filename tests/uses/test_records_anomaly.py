@@ -210,8 +210,10 @@ def test_bad_requests_are_one_line_and_write_nothing(table_csv, tmp_path, capsys
     unlabelled = tmp_path / "u.csv"
     unlabelled.write_text("a,b\n1,2\n3,4\n5,7\n")
     cases = [(["--dataset", str(unlabelled), "--normal", "label"], "--label"),
-             (["--dataset", str(path), "--normal", "first:1"], "first:15%"),
+             (["--dataset", str(path), "--label", "is_anomaly", "--normal", "first:1"],
+              "first:15%"),
              (["--dataset", str(path), "--held-out", "2"], "held_out"),
+             (["--dataset", str(path)], "--label is_anomaly"),
              (["--dataset", str(path), "--stride", "4"], "give its window (--window N)"),
              (["--dataset", str(path), "--per-step", "last"], "per_step='last', window=None")]
     for args, words in cases[1:]:  # in this process: the CLI's own error handling
