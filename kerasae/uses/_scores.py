@@ -171,3 +171,38 @@ def anomaly_likelihood(raw, probationary, *, short=10, history=8640, every=100):
     q = np.where((q <= 1e-5) & (before <= 1e-5), 1e-3, q)
     q[:probationary] = 0.5
     return np.clip(np.log(q + 1e-10) / np.log(1e-10), 0.0, 1.0)
+
+
+MAD_SAMPLE = 100_000  # raw values per feature behind a robust spread
+MAD_FLOOR = 0.1  # a robust spread is at least this fraction of the model's scale
+
+
+def robust_spread(src, scale):
+    """Per last-axis feature, `max(1.4826 * MAD, MAD_FLOOR * scale)` of the raw values of
+    `src` (a strided sample of at most MAD_SAMPLE rows of features); the model's `scale`
+    itself for a feature that is constant there."""
+    features = src.image_shape[-1]
+    rows_each = int(np.prod(src.image_shape[:-1]))  # a window holds T rows of features
+    every = max(1, -(-len(src) * rows_each // MAD_SAMPLE))
+    parts, seen = [], 0
+    for _, batch in src.batches(4096):
+        flat = np.asarray(batch, dtype="float64").reshape(-1, features)
+        parts.append(flat[(-seen) % every::every])
+        seen += len(flat)
+    x = np.concatenate(parts)
+    mad = 1.4826 * np.median(np.abs(x - np.median(x, axis=0)), axis=0)
+    own = np.ones(features) if scale is None else np.asarray(scale, "float64")
+    # A constant feature has no spread of its own: its error counts in the model's units
+    # (a floor of a tenth of a placeholder scale would weigh it 100 times).
+    return np.where(x.std(axis=0) > 0, np.maximum(mad, MAD_FLOOR * own), own)
+
+
+def fill_gaps(steps):
+    """Step scores with each NaN replaced by the next finite score (the last one after
+    the last finite score): a NaN step is one no window has scored yet."""
+    finite = np.flatnonzero(np.isfinite(steps))
+    if not len(finite):
+        raise InvalidValue("The series has no scored step: it needs at least one full "
+                           f"window. Received: steps={len(steps)}")
+    after = np.minimum(np.searchsorted(finite, np.arange(len(steps))), len(finite) - 1)
+    return steps[finite[after]]

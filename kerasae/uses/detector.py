@@ -49,13 +49,12 @@ import numpy as np
 from kerasae._util.errors import InvalidValue
 from kerasae.data.tables import is_frame
 from kerasae.models import registry, scaling
-from kerasae.uses._scores import anomaly_likelihood, choose_threshold, parse_threshold
+from kerasae.uses._scores import (anomaly_likelihood, choose_threshold, fill_gaps,
+                                  parse_threshold, robust_spread)
 from kerasae.uses.options import DEFAULT_THRESHOLD
 
 STEPS_TARGET = 500  # optimizer steps of an "auto" training budget (see `_budget`)
 SCORES = ("mse", "robust")
-MAD_SAMPLE = 100_000  # raw values per feature behind a robust spread
-MAD_FLOOR = 0.1  # a robust spread is at least this fraction of the model's scale
 POSTPROCESS = (None, "likelihood")  # what becomes of a series' step scores
 LIKELIHOOD_THRESHOLD = 0.5  # NAB's Numenta alarm: likelihood >= 1 - 1e-5
 # A series' default window: 48 steps, or 16 for the likelihood's stream (NAB, causal: 56.75
@@ -74,34 +73,6 @@ def _budget(n, batch_size, epochs, steps=STEPS_TARGET, least=5):
         per_epoch = max(1, n // batch_size)
         epochs = int(np.clip(round(steps / per_epoch), least, 50))
     return batch_size, int(epochs)
-
-
-def robust_spread(src, scale):
-    """Per last-axis feature, `max(1.4826 * MAD, MAD_FLOOR * scale)` of the raw values of
-    `src` (a strided sample of at most MAD_SAMPLE rows of features)."""
-    features = src.image_shape[-1]
-    rows_each = int(np.prod(src.image_shape[:-1]))  # a window holds T rows of features
-    every = max(1, -(-len(src) * rows_each // MAD_SAMPLE))
-    parts, seen = [], 0
-    for _, batch in src.batches(4096):
-        flat = np.asarray(batch, dtype="float64").reshape(-1, features)
-        parts.append(flat[(-seen) % every::every])
-        seen += len(flat)
-    x = np.concatenate(parts)
-    mad = 1.4826 * np.median(np.abs(x - np.median(x, axis=0)), axis=0)
-    floor = MAD_FLOOR * (np.ones(features) if scale is None else np.asarray(scale, "float64"))
-    return np.maximum(mad, floor)
-
-
-def _fill_gaps(steps):
-    """Step scores with each NaN replaced by the next finite score (the last one after
-    the last finite score): a NaN step is one no window has scored yet."""
-    finite = np.flatnonzero(np.isfinite(steps))
-    if not len(finite):
-        raise InvalidValue("The series has no scored step: it needs at least one full "
-                           f"window. Received: steps={len(steps)}")
-    after = np.minimum(np.searchsorted(finite, np.arange(len(steps))), len(finite) - 1)
-    return steps[finite[after]]
 
 
 def _training_fill(src):
@@ -334,7 +305,7 @@ class Detector:
     def _likelihood(self, steps):
         """The likelihood scores of `steps`, a stream continuing the training series."""
         history = self.train_step_scores_
-        stream = _fill_gaps(np.concatenate([history, steps]))
+        stream = fill_gaps(np.concatenate([history, steps]))
         out = anomaly_likelihood(stream, len(history))[len(history):]
         out[np.isnan(steps)] = np.nan
         return out

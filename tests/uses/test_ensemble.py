@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from kerasae import StackedAE, data
 from kerasae._util.errors import InvalidType, InvalidValue
-from kerasae.uses.detector import Detector, robust_spread
+from kerasae.uses._scores import robust_spread
+from kerasae.uses.detector import Detector
 from kerasae.uses.ensemble import PYOD_AE, Ensemble
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,9 +79,13 @@ def test_robust_spread_is_numpys_mad_with_its_floor():
     got = robust_spread(data.from_array(x, kind="vector"), scale)
     mad = 1.4826 * np.median(np.abs(x - np.median(x, axis=0)), axis=0)
     np.testing.assert_allclose(got, np.maximum(mad, 0.1), rtol=1e-6)
-    const = np.tile(x[:1], (50, 1))  # no spread at all: the floor, a tenth of the scale
+    const = np.tile(x[:1], (50, 1))  # constant features: the model's own scale
     np.testing.assert_allclose(robust_spread(data.from_array(const, kind="vector"),
-                                             np.arange(1, 9.0)), 0.1 * np.arange(1, 9.0))
+                                             np.arange(1, 9.0)), np.arange(1, 9.0))
+    tight = x.copy()
+    tight[:, 3] = 5.0 + (np.arange(len(x)) % 2) * 1e-3  # a spread far under the scale
+    np.testing.assert_allclose(robust_spread(data.from_array(tight, kind="vector"),
+                                             np.full(8, 2.0))[3], 0.2)
 
 
 def test_bad_detector_and_ensemble_arguments():
