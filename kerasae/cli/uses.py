@@ -190,6 +190,10 @@ def _add_anomaly(subparsers):
     p.add_argument("--contamination", type=float, default=None,
                    help="the expected fraction of anomalies in the training data: the "
                    "threshold flags that top fraction (instead of --threshold)")
+    p.add_argument("--score", default=None, choices=["mse", "robust"],
+                   help="records and series: 'mse' in the model's scaled units, or 'robust': "
+                   "each feature's error over a spread the anomalies cannot inflate "
+                   "(1.4826 MAD) (default: mse)")
     p.add_argument("--per-step", default="mean", choices=["mean", "last"],
                    help="a series: a step's score is the mean of the windows holding it, or "
                    "the score of the window ending at it (causal) (default: mean)")
@@ -332,7 +336,7 @@ def _anomaly(args):
     from kerasae.uses import anomaly
 
     records = {k: getattr(args, k) for k in ("normal", "window", "stride", "columns", "label",
-                                             "time_column", "impute", "contamination")
+                                             "time_column", "impute", "contamination", "score")
                if getattr(args, k) is not None}
     if records or args.per_step != "mean":
         records["per_step"] = args.per_step

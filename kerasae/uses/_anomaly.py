@@ -45,7 +45,7 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
     of the data (or its `normal` part: `"label"`, `"first:N"`, `"first:P%"` or a file),
     scores every row or time step and flags those above the threshold. Its own
     arguments, passed through `**records`: `normal`, `window`, `stride`, `columns`,
-    `label`, `time_column`, `impute`, `contamination`, `per_step`; `epochs` and
+    `label`, `time_column`, `impute`, `contamination`, `per_step`, `score`; `epochs` and
     `batch_size` default to `"auto"` there (about 500 training steps).
 
     With `train=True` a fresh model of `model`'s architecture is trained for

@@ -26,8 +26,13 @@ from kerasae.uses.detector import Detector, _named_columns
 from kerasae.uses.options import DEFAULT_THRESHOLD
 from kerasae.uses.result import Output, Result, skip
 
-SCORE = ("mse: reconstruction MSE per row (a series: per window, then per time step), "
-         "in the model's scaled units (each feature standardised on the training data)")
+SCORES = {
+    "mse": ("mse: reconstruction MSE per row (a series: per window, then per time step), "
+            "in the model's scaled units (each feature standardised on the training data)"),
+    "robust": ("robust: reconstruction MSE per row (a series: per window, then per time "
+               "step), each feature's error divided by max(1.4826 * MAD, 0.1 * std) of its "
+               "training values"),
+}
 
 
 def _read(dataset, kind, opts):
@@ -114,7 +119,7 @@ def _first(spec, src):
 def records_anomaly(model=None, dataset=None, *, normal=None, window=None, stride=None,
                     columns=None, label=None, time_column=None, impute=None,
                     threshold="percentile:99", contamination=None, per_step="mean",
-                    epochs="auto", batch_size="auto", learning_rate=1e-3, seed=0, out=None,
+                    score="mse", epochs="auto", batch_size="auto", learning_rate=1e-3, seed=0, out=None,
                     export=True, verbose=0):
     """Anomaly detection on a table or a series (see the module docstring and
     `kerasae.uses.anomaly`, which calls this for tables and series)."""
@@ -131,7 +136,7 @@ def records_anomaly(model=None, dataset=None, *, normal=None, window=None, strid
     if contamination is not None and threshold == DEFAULT_THRESHOLD:
         threshold = None  # the default rule gives way to the contamination
     det = Detector(model, window=window, stride=stride or 1, threshold=threshold,
-                   contamination=contamination, per_step=per_step, epochs=epochs,
+                   contamination=contamination, score=score, per_step=per_step, epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                    verbose=verbose)
     kind = det._kind()
@@ -152,7 +157,7 @@ def records_anomaly(model=None, dataset=None, *, normal=None, window=None, strid
         "training": {"on": trained_on, "examples": len(train_src), "epochs": det.epochs_,
                      "batch_size": det.batch_size_, "seconds": round(seconds, 1),
                      "seed": seed},
-        "score": SCORE, "threshold": det.threshold_rule_,
+        "score": SCORES[score], "threshold": det.threshold_rule_,
         "scored": {"steps" if series else "rows": int(len(scores)),
                    "flagged": int(np.sum(scores > det.threshold_))},
     }
@@ -182,7 +187,11 @@ def _label_metrics(metrics, labels, scores, threshold, series):
     if labels is None:
         skip(metrics, "ROC-AUC, precision and recall", "the data have no label column")
         return
+    classes = np.unique(np.asarray(labels))
     y = np.asarray(labels) > 0
+    metrics["labels_read_as"] = {
+        "rule": "0 is normal, > 0 an anomaly", "classes": [int(c) for c in classes[:20]],
+        "anomalies": int(y.sum()), "of": int(len(y))}
     ok = ~np.isnan(scores)
     if y[ok].all() or not y[ok].any():
         which = "every label is > 0 (an anomaly)" if y[ok].all() else "no label is > 0"

@@ -76,6 +76,8 @@ def test_every_row_is_scored_and_flagged_by_the_recorded_threshold(table_csv, ta
     assert saved["roc_auc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-4)
     assert saved["roc_auc"] > 0.9, saved["roc_auc"]
     assert {"anomaly.png", "scores.csv", "anomaly.json"} <= {p.name for p in out.iterdir()}
+    assert saved["labels_read_as"] == {"rule": "0 is normal, > 0 an anomaly", "classes": [0, 1],
+                                       "anomalies": int(y.sum()), "of": len(y)}
 
 
 def test_the_exported_detector_flags_the_same_rows_from_raw_values(table_csv, table_run,
@@ -294,3 +296,19 @@ def test_a_detector_scores_dataframes_by_the_columns_it_was_fitted_on():
     np.testing.assert_array_equal(det.decision_function(df.assign(extra=1.0)), want)
     with pytest.raises(KerasaeError, match="'c'"):
         det.decision_function(df[["a", "b"]])
+
+
+@pytest.mark.slow
+def test_the_command_line_takes_the_robust_score(table_csv, tmp_path):
+    path, y = table_csv
+    out = tmp_path / "robust"
+    assert main(["anomaly", "--dataset", str(path), "--label", "is_anomaly", "--score",
+                 "robust", "--out", str(out)]) == 0
+    saved = json.loads((out / "anomaly.json").read_text())
+    assert saved["score"].startswith("robust:") and saved["roc_auc"] > 0.9
+    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(12), dtype="float64")
+    mad = 1.4826 * np.median(np.abs(raw - np.median(raw, axis=0)), axis=0)
+    scale = json.loads((out / "detector" / "manifest.json").read_text())["anomaly"]["scale"]
+    # the spread is the MAD's where the data spread, a tenth of the std's floor elsewhere
+    np.testing.assert_allclose(np.asarray(scale)[:11], mad[:11], rtol=1e-5)
+    assert scale[11] == 1.0  # the constant column: the model's own scale
