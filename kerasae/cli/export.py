@@ -122,10 +122,16 @@ def _cli_export(args):
     int8 = (manifest.get("litert") or {}).get("int8")
     if int8:
         q = int8["quality"]
+        if (manifest.get("input") or {}).get("value_range"):  # images: PSNR says it
+            quality = (f"PSNR {q['psnr_db']['litert_int8']:.2f} dB vs "
+                       f"{q['psnr_db']['keras']:.2f} dB float (loss {q['psnr_loss_db']:.2f} dB "
+                       f"on {q['images']} images: {q['source']})")
+        else:  # records, series: raw values of any range, where a PSNR means nothing
+            quality = (f"reconstruction MSE (raw units) {q['mse']['litert_int8']:.4g} vs "
+                       f"{q['mse']['keras']:.4g} float (on {q['images']} examples: "
+                       f"{q['source']})")
         print(f"LiteRT {int8['scheme']}: {int8['bytes']['int8']:,} bytes, "
-              f"{int8['size_ratio']:.0%} of float ({int8['bytes']['float']:,}); PSNR "
-              f"{q['psnr_db']['litert_int8']:.2f} dB vs {q['psnr_db']['keras']:.2f} dB float "
-              f"(loss {q['psnr_loss_db']:.2f} dB on {q['images']} images: {q['source']}); "
+              f"{int8['size_ratio']:.0%} of float ({int8['bytes']['float']:,}); {quality}; "
               f"int8 parity {parity['litert_int8']['max']:.3g}, within its per-output "
               f"tolerances (up to {max(int8['tolerance'].values()):g})"
               if parity and "litert_int8" in parity else "")

@@ -195,6 +195,8 @@ def test_int8_calibration_reads_a_table_as_its_run_did(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["export", model, str(tmp_path / "exp"), "--formats", "litert",
                      "--quantize", "int8"]) == 0, capsys.readouterr().err
+    summary = capsys.readouterr().out  # raw values of any range: an MSE, not a PSNR
+    assert "reconstruction MSE (raw units)" in summary and "PSNR" not in summary
     calibration = json.loads((tmp_path / "exp" / "manifest.json").read_text())
     assert "rec.csv" in json.dumps(calibration)
     assert (tmp_path / "exp" / "encoder.int8.tflite").stat().st_size > 0
