@@ -330,17 +330,8 @@ def main(argv=None):
         else:  # each window, named by the row it ends at
             scores, flags = model.anomaly(model.windows(x)[1])
             first = model.image_shape[0] - 1
-        rows = [{"row": first + i, "score": None if np.isnan(s) else float(s),
-                 **({} if flags is None else {"anomaly": bool(f)})}
-                for i, (s, f) in enumerate(zip(scores, flags if flags is not None else scores))]
-        if args.json:
-            print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
-                              "rows": rows}, indent=2))
-        else:
-            for row in rows:
-                flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
-                score = "no window" if row["score"] is None else f"mse {row['score']:.6g}"
-                print(f"row {row['row']}: {score}{flag}")
+        _print_scores(model, "rows", "row", range(first, first + len(scores)), scores, flags,
+                      args.json, name=lambda row: f"row {row}")
         return 0
     images = model.load_images(args.images)
     if args.command == "encode":
@@ -355,16 +346,25 @@ def main(argv=None):
         print(json.dumps({"written": written}) if args.json else "\n".join(written))
     else:  # score
         scores, flags = model.anomaly(images)
-        rows = [{"file": p, "score": float(s), **({} if flags is None else {"anomaly": bool(f)})}
-                for p, s, f in zip(args.images, scores, flags if flags is not None else scores)]
-        if args.json:
-            print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
-                              "images": rows}, indent=2))
-        else:
-            for row in rows:
-                flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
-                print(f"{row['file']}: mse {row['score']:.6g}{flag}")
+        _print_scores(model, "images", "file", args.images, scores, flags, args.json,
+                      name=str)
     return 0
+
+
+def _print_scores(model, group, key, keys, scores, flags, as_json, name):
+    """`score`'s output: one row per key (a file, a row), its score (None where no
+    window scored it) and, with an anomaly block, its flag; JSON or a line each."""
+    rows = [{key: k, "score": None if np.isnan(s) else float(s),
+             **({} if flags is None else {"anomaly": bool(flags[i])})}
+            for i, (k, s) in enumerate(zip(keys, scores))]
+    if as_json:
+        print(json.dumps({"threshold": (model.manifest.get("anomaly") or {}).get("threshold"),
+                          group: rows}, indent=2))
+        return
+    for row in rows:
+        flag = "" if "anomaly" not in row else ("  ANOMALY" if row["anomaly"] else "  ok")
+        score = "no window" if row["score"] is None else f"mse {row['score']:.6g}"
+        print(f"{name(row[key])}: {score}{flag}")
 
 
 if __name__ == "__main__":

@@ -78,8 +78,7 @@ def _budget(n, batch_size, epochs, steps=STEPS_TARGET, least=5):
 def _training_fill(src):
     """What scoring fills missing cells with: the fill values `src` (or the source a
     `Subset` of it is cut from) computed on the training data, as `impute=` takes them."""
-    while src is not None and not hasattr(src, "fill"):
-        src = getattr(src, "parent", None)
+    src = _cut_from(src, "fill")
     if src is None or getattr(src, "fill", None) is None:
         return None
     return types.SimpleNamespace(columns=tuple(src.columns), impute=src.impute,
@@ -91,9 +90,15 @@ def _named_columns(src):
     `Subset` of it is cut from), else `None`."""
     if getattr(src, "route", None) not in ("csv", "dataframe"):
         return None
-    while src is not None and not hasattr(src, "columns"):
-        src = getattr(src, "parent", None)
+    src = _cut_from(src, "columns")
     return None if src is None else tuple(src.columns)
+
+
+def _cut_from(src, attr):
+    """`src`, or the source a `Subset` of it is cut from, that has `attr` (or `None`)."""
+    while src is not None and not hasattr(src, attr):
+        src = getattr(src, "parent", None)
+    return src
 
 
 class Detector:

@@ -93,8 +93,7 @@ class Ensemble:
             member.fit(x)
             logs.append(np.log(member.train_scores_ + EPS))
         self._log_stats = [(float(v.mean()), float(v.std()) or 1.0) for v in logs]
-        self.train_scores_ = np.mean([(v - m) / sd for v, (m, sd) in
-                                      zip(logs, self._log_stats)], axis=0)
+        self.train_scores_ = self._combined([m.train_scores_ for m in self.members_])
         self.threshold_, self.threshold_rule_ = choose_threshold(self.train_scores_,
                                                                  self.threshold)
         self.threshold_rule_["scores"] = "mean of the members' standardised log scores"
@@ -109,9 +108,12 @@ class Ensemble:
         """One combined score per row (per time step of a series), higher is more
         anomalous."""
         self._check_fitted()
-        parts = [(np.log(member.decision_function(x) + EPS) - m) / sd
-                 for member, (m, sd) in zip(self.members_, self._log_stats)]
-        return np.mean(parts, axis=0)
+        return self._combined([member.decision_function(x) for member in self.members_])
+
+    def _combined(self, scores):
+        """The mean of the members' standardised log scores."""
+        return np.mean([(np.log(s + EPS) - m) / sd
+                        for s, (m, sd) in zip(scores, self._log_stats)], axis=0)
 
     score = decision_function
 
