@@ -12,6 +12,7 @@ from kerasae.presets import (
     read_index,
     zoo_root,
 )
+from kerasae.presets.index import lookup
 
 
 def fmt(value):
@@ -124,7 +125,17 @@ def _cli_info(args):
     return 0
 
 
+def _converts(name, root):
+    """Whether preset `name` has a file made from upstream checkpoints (needs the models)."""
+    if name.startswith("hf://"):
+        return False
+    _, entry = lookup(read_index(root), name)
+    return any("converted_from" in spec for spec in entry["files"].values())
+
+
 def _cli_pull(args):
+    if _converts(args.name, args.root):
+        import kerasae.models  # noqa: F401  # lazy: registers the converters (loads TensorFlow)
     folder = pull(args.name, mirrors=args.mirror, cache_dir=args.cache_dir, root=args.root)
     print(f"{args.name}: verified files in {folder}")
     return 0

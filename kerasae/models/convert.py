@@ -17,6 +17,7 @@ import numpy as np
 
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models.families.tiny import TinyAE
+from kerasae.presets.converted import register_converter
 from kerasae.presets.torch_state import read_state_dict
 
 _CONV = ("kernel", "bias")
@@ -171,3 +172,12 @@ def tiny_ae_from_pth(encoder_path, decoder_path, **kwargs):
     encoder_state, decoder_state = read_state_dict(encoder_path), read_state_dict(decoder_path)
     model = TinyAE(**{**taesd_layout(encoder_state), **kwargs})
     return load_taesd_weights(model, encoder_state, decoder_state)
+
+
+@register_converter("taesd")
+def write_taesd_weights(sources, kwargs, out_path):
+    """The zoo's converter `"taesd"`: the `"encoder"` and `"decoder"` checkpoints of
+    `sources` written as the `.weights.h5` of a `TinyAE(**kwargs)` (a preset's
+    `config.json` arguments) at `out_path` (`kerasae.presets.converted`)."""
+    model = tiny_ae_from_pth(sources["encoder"], sources["decoder"], **kwargs)
+    model.save_weights(out_path)

@@ -7,7 +7,9 @@ circle. Modules: `places` (where presets live), `index` (`index.json`),
 copy -> mirrors), `hub` (`hf://` presets from the Hugging Face Hub, verified by
 their manifest; `hub_http` talks to the endpoint, `hub_cache` lays out the
 Hugging Face cache), `lookup` (`get_preset`, `pull`, `info` for either), `weights`
-(strict loading), `names` (file or preset?).
+(strict loading), `names` (file or preset?), `converted` (a file made here from pinned
+upstream files by a converter the model code registers), `torch_state` (PyTorch state
+dicts as numpy, no pickled code run).
 """
 
 from kerasae.presets.index import (

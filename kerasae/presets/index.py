@@ -7,6 +7,7 @@ import re
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae._util.files import sha256_file
 from kerasae._util.names import did_you_mean
+from kerasae.presets.converted import origin_problem
 from kerasae.presets.places import INDEX_FILE, zoo_root
 
 INDEX_FORMAT = 1
@@ -135,6 +136,12 @@ def verify_index(root=None):
         for version in [entry] + list(entry.get("previous_versions", [])):
             for filename, spec in sorted(version["files"].items()):
                 path = os.path.join(root, *version["path"].split("/"), filename)
+                if "converted_from" in spec:  # made on the user's machine, not shipped
+                    problem = origin_problem(spec["converted_from"])
+                    if problem:
+                        problems.append(f"{name}@{version['version']}: {filename}: {problem}")
+                    if not os.path.isfile(path):
+                        continue
                 if not os.path.isfile(path):
                     problems.append(f"{name}@{version['version']}: {filename} is missing ({path})")
                     continue

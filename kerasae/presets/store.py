@@ -5,7 +5,9 @@ A preset is a folder `<name>/v<version>/` under a zoo root, holding
 `metadata.json` (versions, dataset, training recipe, measured metrics) and
 `README.md` (the model card). A file is used only when its sha256 matches the
 index; published folders never change, so `name@version` still loads an older
-one.
+one. A file pinned with `converted_from` (weights converted from a third party's
+checkpoint) is not shipped: when no cache or mirror has it, it is made from its pinned
+upstream files (`kerasae.presets.converted`).
 """
 
 import dataclasses
@@ -14,7 +16,8 @@ import os
 import urllib.parse
 
 from kerasae._util.errors import InvalidValue, KerasaeError
-from kerasae._util.files import sha256_file
+from kerasae._util.files import atomic_write, sha256_file
+from kerasae.presets import converted as _converted
 from kerasae.presets import download as _download
 from kerasae.presets.index import lookup, read_index
 from kerasae.presets.places import MIRRORS_ENV, mirror_list, resolve_cache_dir, zoo_root
@@ -229,6 +232,11 @@ def resolve_file(preset, filename, use_shipped=True):
             return cached
         except _download.DownloadFailure as e:
             tried.append(f"{url}: {e}")
+    if "converted_from" in spec:  # made here from its pinned upstream files
+        try:
+            return _converted.convert_file(preset, filename, spec, cached)
+        except _converted.SourceUnavailable as e:
+            raise PresetNotAvailableError(str(e)) from None
     raise _not_available(preset, filename, tried)
 
 
@@ -268,9 +276,28 @@ def pull(name, mirrors=None, cache_dir=None, *, root=None, progress=True):
             f"works offline. To fill the cache from a copy of the zoo, set "
             f"${MIRRORS_ENV} or pass --mirror URL. Received: name={name!r}"
         )
-    for filename in sorted(preset.entry["files"]):
-        preset.file(filename, use_shipped=False)
+    files = preset.entry["files"]  # converted files first: a refusal leaves the cache as it was
+    converts = any("converted_from" in spec for spec in files.values())
+    for filename in sorted(files, key=lambda f: ("converted_from" not in files[f], f)):
+        try:
+            preset.file(filename, use_shipped=False)
+        except PresetNotAvailableError:
+            # A preset converted here has its card, config and metadata shipped (verified).
+            if not (converts and "converted_from" not in files[filename]
+                    and _copy_shipped(preset, filename)):
+                raise
     return os.path.join(preset.cache, *preset.path.split("/"))
+
+
+def _copy_shipped(preset, filename):
+    """Copies the verified shipped copy of `filename` into the cache; whether it did."""
+    spec = preset.entry["files"][filename]
+    shipped = os.path.join(preset.root or "", preset.relpath(filename))
+    if not preset.root or not os.path.isfile(shipped) or sha256_file(shipped) != spec["sha256"]:
+        return False
+    with open(shipped, "rb") as f:
+        atomic_write(os.path.join(preset.cache, preset.relpath(filename)), f.read())
+    return True
 
 
 def info(name, *, root=None, cache_dir=None, mirrors=None):
