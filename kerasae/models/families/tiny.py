@@ -13,7 +13,7 @@ from keras import ops
 
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.losses import RECONSTRUCTIONS
-from kerasae.models import _validate
+from kerasae.models import _validate, tiles
 from kerasae.models.base import Autoencoder
 from kerasae.models.builder import register_builder
 from kerasae.models.parts import corruption_layer
@@ -21,6 +21,7 @@ from kerasae.models.parts import corruption_layer
 UPSAMPLING = ("nearest", "bilinear")
 NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, which the published weights were trained with
 NORM_EXPANSION = 4  # hidden width of the global branch, in multiples of `width`
+TILE_OVERLAP = 64  # pixels shared by neighbouring tiles in tiled mode
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -79,9 +80,74 @@ class TinyAutoencoder(Autoencoder):
         x_hat, z_mean, z_log_var = super().forward(x, training=training, **kwargs)
         return crop_like(x_hat, x), z_mean, z_log_var
 
-    def reconstruct(self, x):
-        """Deterministic reconstructions `decode(encode(x))`, cropped to the size of `x`."""
-        return crop_like(super().reconstruct(x), x)
+    @property
+    def factor(self):
+        """Pixels per code cell along each axis (8 for TAESD's layout)."""
+        return 2 ** (len(self.builder_config["blocks"]) - 1)
+
+    def _parts(self):
+        """`(encoder head, encoder tail, decoder head, decoder tail)` for tiled mode: the
+        lowest resolution's blocks (with the global branches, whose GroupNorm needs the
+        whole map) are the encoder's tail and the decoder's head, run on the whole code
+        grid (1/64 of the pixels); the rest runs in tiles. Tails and heads are `None`
+        without global branches."""
+        if "_tile_parts" not in self.__dict__:
+            enc, dec, stages = self.encoder, self.decoder, len(self.builder_config["blocks"]) - 1
+            if not self.builder_config["midblock_norm"] or stages == 0:
+                parts = (enc, None, None, dec)
+            else:
+                enc_mid = enc.get_layer(f"down_{stages}").output
+                dec_mid = dec.get_layer(f"upsample_{stages}").input
+                parts = (keras.Model(enc.input, enc_mid), keras.Model(enc_mid, enc.output),
+                         keras.Model(dec.input, dec_mid), keras.Model(dec_mid, dec.output))
+            self.__dict__["_tile_parts"] = parts
+        return self.__dict__["_tile_parts"]
+
+    def encode(self, x, tile=None, overlap=TILE_OVERLAP):
+        """Codes of images `x` of any size; with `tile` (pixels, a multiple of `factor`),
+        each image is encoded in overlapping tiles, blended (`kerasae.models.tiles`), and
+        the codes come back as float32 numpy."""
+        if tile is None:
+            return super().encode(x)
+        tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
+        head, tail, _, _ = self._parts()
+        codes = []
+        for image in np.asarray(self._checked(x, "encode"), "float32"):
+            mid = tiles.tiled(head.predict_on_batch,
+                              _edge_padded(image, self.factor), tile, overlap,
+                              1 / self.factor, align=self.factor)
+            codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
+        return np.stack(codes)
+
+    def decode(self, z, tile=None, overlap=TILE_OVERLAP):
+        """Images decoded from codes `z`; with `tile` (pixels of the image, a multiple of
+        `factor`), decoded in overlapping tiles of the code, blended, as float32 numpy."""
+        if tile is None:
+            return super().decode(z)
+        tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
+        _, _, head, tail = self._parts()
+        f, out = self.factor, []
+        for code in np.asarray(z, "float32"):
+            mid = code if head is None else head.predict_on_batch(code[None])[0]
+            out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
+                                   overlap // f, f))
+        return np.stack(out)
+
+    def reconstruct(self, x, tile=None, overlap=TILE_OVERLAP):
+        """Deterministic reconstructions `decode(encode(x))`, cropped to the size of `x`;
+        with `tile`, both run in overlapping tiles (memory follows the tile, not the image:
+        a 4000x3000 photo needs well under 2 GB) and the result is float32 numpy."""
+        if tile is None:
+            return crop_like(super().reconstruct(x), x)
+        out = self.decode(self.encode(x, tile, overlap), tile, overlap)
+        return out[:, :np.shape(x)[1], :np.shape(x)[2]]
+
+
+def _edge_padded(image, multiple):
+    """`image` (H, W, C) padded at the bottom and the right to multiples of `multiple` by
+    repeating its last row and column (as `EdgePad` does inside the model)."""
+    pad = [(0, -s % multiple) for s in image.shape[:2]] + [(0, 0)]
+    return np.pad(image, pad, mode="edge")
 
 
 def crop_like(images, reference):
