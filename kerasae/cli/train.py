@@ -46,7 +46,9 @@ def add_parsers(sub):
     table_options(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
-    p.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
+    p.add_argument("--learning-rate", "--lr", type=float, default=None,
+                   help="default: 1e-3, or the fine-tune rate of the --weights preset's "
+                        "recipe (tae_flux2: 1e-5)")
     p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES)
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--weights", default=None, metavar="PRESET_OR_FILE",
@@ -96,13 +98,16 @@ def _size_to_start_point(args):
     if args.image_size is not None or not os.path.isdir(os.path.expanduser(str(args.dataset))) \
             or not shape or len(shape) != 3:
         return start
-    args.image_size = f"{shape[0]}x{shape[1]}"
+    open_size = None in tuple(shape[:2])  # a model of any size: the images keep theirs
+    if not open_size:
+        args.image_size = f"{shape[0]}x{shape[1]}"
     mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(shape[2])
     if args.color_mode is None and mode:
         args.color_mode = mode
     if args.verbose:
-        print(f"Reading {args.dataset!r} as {shape[0]}x{shape[1]} {args.color_mode} images, the "
-              f"input of {start.label} (--image-size / --color-mode to choose).")
+        size = "at their own size" if open_size else f"as {shape[0]}x{shape[1]}"
+        print(f"Reading {args.dataset!r} {size}, {args.color_mode}, the input of "
+              f"{start.label} (--image-size / --color-mode to choose).")
     return start
 
 

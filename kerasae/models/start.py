@@ -174,13 +174,23 @@ def _function_name(builder):
         return None
 
 
+def _fixes_open_size(key, trained, value):
+    """Whether `value` only fixes the open (`None`) axes of a trained `input_shape`: the
+    weights of a model of any size fit every size (e.g. crops of 64 to fine-tune TAEF2)."""
+    if key != "input_shape" or not isinstance(trained, (list, tuple)) or not isinstance(
+            value, (list, tuple)) or len(trained) != len(value) or None not in trained:
+        return False
+    return all(t is None or t == v for t, v in zip(trained, value))
+
+
 def merge_config(start, builder_name, kwargs):
     """The caller's builder `kwargs` merged over what `start`'s weights were trained with.
 
     `start` is a `kerasae.models.resolve.ModelRef` (its `builder`, `kwargs`,
     `preset`, `label` and `what`).
 
-    Only `SAFE_OVERRIDES` may differ; an argument the start point does not set
+    Only `SAFE_OVERRIDES` may differ (and an `input_shape` that fixes the open axes of
+    a model of any size); an argument the start point does not set
     may not be added (it could change the architecture). Without a recorded
     config (a `.weights.h5` file) the caller's arguments are used as given.
 
@@ -205,7 +215,8 @@ def merge_config(start, builder_name, kwargs):
     merged = dict(start.kwargs)
     safe = ", ".join(sorted(SAFE_OVERRIDES))
     for key, value in kwargs.items():
-        if key in merged and not _same(merged[key], value) and key not in SAFE_OVERRIDES:
+        if key in merged and not _same(merged[key], value) and key not in SAFE_OVERRIDES \
+                and not _fixes_open_size(key, merged[key], value):
             raise InvalidValue(
                 f"{start.what} was trained with {key}={merged[key]!r}; its weights do not fit "
                 f"{key}={value!r}, so the override is refused. Drop the argument to use "

@@ -35,7 +35,7 @@ class FitOptions:
 
     epochs: int = 10
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = None  # None: 1e-3, or the start preset's fine-tune rate
     lr_schedule: str = "constant"
     optimizer: object = "adam"
     seed: int = 0
@@ -61,6 +61,8 @@ class FitOptions:
         if self.steps_per_epoch is not None:
             self.steps_per_epoch = _whole(self.steps_per_epoch, "steps_per_epoch")
         self.callbacks = list(self.callbacks or [])
+        if self.learning_rate is None:  # resolved by `kerasae.fit` from the start point
+            return
         if isinstance(self.learning_rate, bool) or not isinstance(
                 self.learning_rate, numbers.Real) or not 0 < self.learning_rate < float("inf"):
             raise InvalidValue(

@@ -12,6 +12,7 @@ layer-wise pretraining, the training loop and the `reconstructions.png` picture 
 read the sources it returns, so a folder is listed once per run.
 """
 
+import dataclasses
 import inspect
 import numbers
 import os
@@ -23,8 +24,9 @@ import tensorflow as tf
 
 from kerasae import data as data_lib
 from kerasae import plots
-from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError
 from kerasae.models import build, get_builder, get_contract, pretrain_layerwise, scaling
+from kerasae.presets import get_preset
 from kerasae.training.lock import hold_run_directory
 from kerasae.training.loop import Trainer
 from kerasae.training.options import FitOptions
@@ -37,7 +39,7 @@ def fit(
     *,
     epochs=10,
     batch_size=128,
-    learning_rate=1e-3,
+    learning_rate=None,
     lr_schedule="constant",
     optimizer="adam",
     split="train",
@@ -84,7 +86,9 @@ def fit(
         epochs: total epochs (a resumed run continues up to this). Defaults to `10`.
         batch_size: GLOBAL batch size, split over replicas; must be divisible by
             the replica count. Defaults to `128`.
-        learning_rate: Defaults to `1e-3`.
+        learning_rate: Defaults to `None`: `1e-3`, or, for a model that starts from a
+            preset whose recipe names a `fine_tune_learning_rate` (`tae_flux2`:
+            `1e-5`), that rate.
         lr_schedule: `"constant"` or `"cosine"` (decays to 0 over all epochs;
             resumes correctly since it follows the optimizer's step count).
             Defaults to `"constant"`.
@@ -242,6 +246,8 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
     try:
         keras.utils.set_random_seed(options.seed)
         built = _as_model(model, builder_kwargs, train_src.image_shape, strat)
+        if options.learning_rate is None:
+            options = dataclasses.replace(options, learning_rate=_default_rate(built))
         scaling.adapt_unless_adapted(built, train_src)
         if tuple(built.image_shape) != tuple(train_src.image_shape):
             raise InvalidValue(
@@ -252,6 +258,23 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
         return Trainer(strat, built, train_src, val_src, options).run()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+def _default_rate(model):
+    """`1e-3`, or the `fine_tune_learning_rate` in the recipe of the preset `model` starts
+    from (a pretrained model that a rate of 1e-3 would throw off: measured per preset)."""
+    start = getattr(model, "start_point", None) or {}
+    if start.get("kind") != "preset":
+        return DEFAULT_LEARNING_RATE
+    try:
+        recipe = get_preset(f"{start['name']}@{start['version']}").metadata()["recipe"]
+    except KerasaeError:  # not in the default zoo (loaded from another root)
+        return DEFAULT_LEARNING_RATE
+    rate = recipe.get("fine_tune_learning_rate")
+    return float(rate) if isinstance(rate, (int, float)) and rate > 0 else DEFAULT_LEARNING_RATE
 
 
 def _as_model(model, builder_kwargs, image_shape, strategy):

@@ -10,7 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, photo_crops, run_cli, run_json, sha256
+from tests.helpers import ENV, REPO, photo_crops, run_cli, run_json, sha256
+from tests.models.test_convert import DECODER, ENCODER, needs_taef2
 
 PRESET = "conv_ae_fashion_mnist"
 PRESET_WEIGHTS = os.path.join(REPO, "zoo", PRESET, "v1", "model.weights.h5")
@@ -92,3 +93,40 @@ def test_a_runs_model_is_a_start_point_and_shapes_are_not_overridden(runs, grey_
     proc = _train(runs, "scratch", grey_photos, "--weights", PRESET, check=False)
     assert proc.returncode == 1 and "holds another run" in proc.stderr
     assert "--no-resume" in proc.stderr
+
+
+@pytest.mark.slow
+@needs_taef2
+def test_tae_flux2_fine_tunes_on_colour_crops_at_its_own_rate_and_lowers_the_loss(tmp_path):
+    from PIL import Image
+
+    from kerasae.models import load_keras_file
+    from kerasae.models.convert import tiny_ae_from_pth
+    from kerasae.presets.converted import SOURCES_DIR
+
+    crops = np.stack(photo_crops(48, seed=5, size=(64, 64)))
+    (tmp_path / "crops").mkdir()
+    for i, crop in enumerate(crops):
+        Image.fromarray(crop).save(tmp_path / "crops" / f"{i:03d}.png")
+    # A file:// mirror holding the upstream files: the preset is converted on first use.
+    origin = json.load(open(os.path.join(REPO, "zoo", "index.json")))["presets"]["tae_flux2"][
+        "files"]["model.weights.h5"]["converted_from"]
+    sources = tmp_path / "mirror" / SOURCES_DIR / origin["repository"] / origin["commit"]
+    sources.mkdir(parents=True)
+    for role, path in (("encoder", ENCODER), ("decoder", DECODER)):
+        os.symlink(path, sources / origin["files"][role]["name"])
+    env = dict(ENV, KERASAE_ZOO_MIRRORS=f"file://{tmp_path / 'mirror'}",
+               KERASAE_CACHE=str(tmp_path / "cache"))
+    run_cli(["train", "tiny_ae", "--dataset", "crops", "--weights", "tae_flux2", "--epochs", "1",
+             "--batch-size", "8", "--validation", "none", "--verbose", "0", "--out", "tuned"],
+            tmp_path, env=env)
+    run = run_json(tmp_path / "tuned")
+    assert run["learning_rate"] == 1e-5  # the preset's recipe: 1e-3 and 1e-4 raise the loss
+    x = crops.astype("float32") / 255
+
+    def mse(model):
+        return float(np.mean((np.clip(np.asarray(model.reconstruct(x)), 0, 1) - x) ** 2))
+
+    before = mse(tiny_ae_from_pth(ENCODER, DECODER))
+    after = mse(load_keras_file(str(tmp_path / "tuned" / "model.keras")))
+    assert after < before, (before, after)
