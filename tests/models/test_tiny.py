@@ -127,3 +127,17 @@ def test_bad_arguments_are_refused_by_name(kwargs, phrase):
     with pytest.raises(KerasaeError, match=phrase) as caught:
         kerasae.TinyAE(**kwargs)
     assert "Received:" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_kerasae_fit_trains_a_model_of_any_size_on_photos_of_one_size(open_size, tmp_path):
+    from kerasae.training import fit
+
+    x = _photos(24, 40, n=16)
+    before = [w.copy() for w in open_size.get_weights()]
+    result = fit(open_size, x, epochs=1, batch_size=8, validation=None, verbose=0,
+                 out_dir=str(tmp_path / "run"))
+    assert tuple(result.model.image_shape) == (None, None, 3)  # still any size
+    assert np.isfinite(result.history[-1]["loss"])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, result.model.get_weights()))
+    assert result.model.reconstruct(_photos(17, 30, n=1)).shape == (1, 17, 30, 3)
