@@ -2,6 +2,7 @@
 
     python -m kerasae.benchmarks.photos [--weights tae_flux2 | --pth DIR] [--json]
     python -m kerasae.benchmarks.photos --tiled [--tile 512 --overlap 64]
+    python -m kerasae.benchmarks.photos --codec
     python -m kerasae.benchmarks.photos --pth DIR --publish   # zoo/tae_flux2 (maintainers)
 
 The photos: scikit-image's astronaut, chelsea, coffee, rocket, hubble_deep_field and
@@ -17,6 +18,12 @@ clamped to [0, 1]. PSNR is per image from the float MSE, then the mean of the 20
 MATE photo resized with LANCZOS) round-trips in tiles, with the process's peak RSS
 before and after; and on the 20 photos, in tiles of 256 (overlap 64) beside whole.
 
+`--codec` measures the model as a photo codec beside JPEG, per photo: the 8-bit code
+above, range coded by kerasae's `.kae` coder (`kerasae.uses.codec.rangecoder`, one
+adaptive context per code channel) -> bits per pixel of the payload and PSNR; JPEG
+(Pillow, optimised Huffman tables) at the quality whose PSNR is nearest ->
+bits per pixel of its file and of its entropy-coded scan alone.
+
 scikit-image, scikit-learn and Pillow are read here only (test and benchmark tools,
 not kerasae's dependencies).
 """
@@ -28,6 +35,8 @@ import os
 import numpy as np
 
 from kerasae.models.convert import tiny_ae_from_pth
+from kerasae.uses._compress import jpeg_at_psnr
+from kerasae.uses.codec import rangecoder
 from kerasae.zoo import load_model
 from kerasae.zoo.converted import publish_converted
 
@@ -206,6 +215,26 @@ def tiled_figures(model, images, tile, overlap, big=(3000, 4000), source="Garden
         "largest_difference_db": float(max(diffs, key=abs))}}
 
 
+def codec_figures(model, images):
+    """`{name: {...}}` of `--codec` (see the module docstring), and the means."""
+    rows = {}
+    for name, x in images:
+        z = np.asarray(model.encode(x[None]))
+        q = np.round(255 * np.clip(z / LATENT_RANGE + 0.5, 0, 1)).astype("int64")
+        payload = rangecoder.encode(q.reshape(-1, q.shape[-1]).tolist(), 256)
+        decoded = np.clip(np.asarray(model.decode(((q / 255 - 0.5) * LATENT_RANGE)
+                                                  .astype("float32"))), 0, 1)[0]
+        pixels, ae_psnr = x.shape[0] * x.shape[1], psnr(decoded[:x.shape[0], :x.shape[1]], x)
+        jpeg, _ = jpeg_at_psnr(x[None], ae_psnr)
+        rows[name] = {"psnr": ae_psnr, "bpp": len(payload) * 8 / pixels,
+                      "jpeg_quality": jpeg["quality"], "jpeg_psnr": jpeg["psnr_db"],
+                      "jpeg_bpp": jpeg["bits_per_image"] / pixels,
+                      "jpeg_scan_bpp": jpeg["scan_bits_per_image"] / pixels}
+    means = {k: float(np.mean([r[k] for r in rows.values()]))
+             for k in ("psnr", "bpp", "jpeg_psnr", "jpeg_bpp", "jpeg_scan_bpp")}
+    return {"images": rows, "mean": means}
+
+
 def _model(args):
     if args.pth:
         return tiny_ae_from_pth(os.path.join(args.pth, "taef2_encoder.pth"),
@@ -221,6 +250,7 @@ def main(argv=None):
     parser.add_argument("--mate", default=MATE_NATURE, help="the MATE nature photos' folder")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--tiled", action="store_true", help="measure tiled mode")
+    parser.add_argument("--codec", action="store_true", help="measure the codec beside JPEG")
     parser.add_argument("--tile", type=int, default=512, help="tile side for --tiled")
     parser.add_argument("--overlap", type=int, default=64, help="overlap for --tiled")
     parser.add_argument("--publish", action="store_true",
@@ -228,6 +258,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.publish:
         print(publish(args))
+        return 0
+    if args.codec:
+        print(json.dumps(codec_figures(_model(args), photos(args.mate)), indent=1))
         return 0
     if args.tiled:
         result = tiled_figures(_model(args), photos(args.mate), args.tile, args.overlap,

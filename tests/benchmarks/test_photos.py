@@ -63,3 +63,18 @@ def test_the_card_figures_reproduce_on_three_of_the_photos():
             rows[name], abs=0.002), name
     mean = np.mean([rows[n][0] for n in rows])
     assert mean == pytest.approx(32.95, abs=0.05)  # the figure, measured in PyTorch
+
+
+@pytest.mark.slow
+@needs_taef2
+@needs_photos
+def test_the_codec_decodes_the_cards_eight_bit_figure_beside_jpeg_at_its_psnr():
+    pytest.importorskip("skimage", reason="the photos are scikit-image's and scikit-learn's")
+    from kerasae.models.convert import tiny_ae_from_pth
+
+    images = [(n, x) for n, x in photos.photos() if n == "chelsea"]
+    rows = photos.codec_figures(tiny_ae_from_pth(ENCODER, DECODER), images)["images"]
+    got = rows["chelsea"]
+    assert got["psnr"] == pytest.approx(_card_rows()["chelsea"][1], abs=0.002)
+    assert 0 < got["bpp"] < 8 * 32 / 64  # below the unpacked 8-bit code's 4 bits a pixel
+    assert abs(got["jpeg_psnr"] - got["psnr"]) < 1.0 and got["jpeg_scan_bpp"] < got["jpeg_bpp"]
