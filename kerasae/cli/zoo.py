@@ -116,7 +116,10 @@ def _cli_info(args):
     for key, value in meta["evaluation"]["metrics"].items():
         print(f"  {key:14s} {fmt(value)}")
     for filename, spec in data["files"].items():
-        where = ", ".join(spec["available"]) or "remote only"
+        origin = spec.get("converted_from")
+        where = ", ".join(spec["available"]) or (
+            f"converted on first use from {origin['repository']}@{origin['commit'][:7]} "
+            f"({origin['license']})" if origin else "remote only")
         print(f"  {filename:18s} {spec['bytes']:>10,d} bytes  sha256 {spec['sha256'][:16]}...  "
               f"[{where}]")
     if data["previous_versions"]:

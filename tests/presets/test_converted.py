@@ -169,3 +169,14 @@ def test_an_index_whose_upstream_names_could_leave_the_cache_is_refused(tmp_path
     with pytest.raises(ValueError, match=phrase):
         zoo.load_model(NAME, mirrors=[], cache_dir=cache, root=root)
     _nothing_cached(cache)
+
+
+def test_zoo_info_says_where_the_weights_come_from_before_they_exist(tmp_path, capsys):
+    from kerasae import cli
+
+    root, cache = _client_root(tmp_path), str(tmp_path / "cache")
+    assert cli.main(["zoo", "info", NAME, "--root", root, "--cache-dir", cache]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"model\.weights\.h5 +11,088,160 bytes .*\[converted on first use from "
+                     r"madebyollin/taesd@5cccb12 \(MIT\)\]", out), out
+    _nothing_cached(cache)
