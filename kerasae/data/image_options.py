@@ -43,10 +43,13 @@ def pixel_budget(value=None):
 
 def read_at(shape, resize="crop"):
     """The folder options (`image_size`, `color_mode`, `resize`) that read images at
-    `shape`, a model's `(height, width, channels)` input; `{}` for any other shape."""
+    `shape`, a model's `(height, width, channels)` input (a model of any size, `None`
+    height and width: the images keep their own size); `{}` for any other shape."""
     modes = {c: mode for mode, c in COLOR_MODES.items()}
-    if shape is None or len(shape) != 3 or int(shape[-1]) not in modes:
+    if shape is None or len(shape) != 3 or shape[-1] is None or int(shape[-1]) not in modes:
         return {}
+    if shape[0] is None or shape[1] is None:
+        return {"color_mode": modes[int(shape[-1])], "resize": resize}
     return {"image_size": (int(shape[0]), int(shape[1])),
             "color_mode": modes[int(shape[-1])], "resize": resize}
 

@@ -179,6 +179,22 @@ class ModelRef:
             f"pass a .keras file saved with model.save(...). Received: model={self.label!r}"
         )
 
+    def at_size(self, image_shape):
+        """`model`, or for a model of any size (`None` height and width) a twin built at
+        `image_shape` with the same weights (it is fully convolutional), which then
+        stands for it here: the uses count its code's size."""
+        model = self.model
+        shape = tuple(model.image_shape)
+        if len(shape) != 3 or None not in shape[:2] or len(image_shape) != 3:
+            return model
+        size = (int(image_shape[0]), int(image_shape[1]), shape[2])  # its own channels
+        twin = registry.get_builder(model.builder_name)(
+            **{**model.builder_config, "input_shape": size})
+        twin.set_weights(model.get_weights())
+        twin.start_point = getattr(model, "start_point", None)
+        self.__dict__["model"] = twin
+        return twin
+
     def build(self, **overrides):
         """A new model of a preset, its verified weights loaded; `overrides` may change
         only `kerasae.models.SAFE_OVERRIDES`."""

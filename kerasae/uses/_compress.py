@@ -155,6 +155,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
+    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
     check_images(ref.model, x)
     jpeg_blocker = None
     if jpeg and (x.ndim != 4 or x.shape[-1] not in (1, 3)):

@@ -67,6 +67,7 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
+    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
     check_images(ref.model, x)
     if x.ndim != 4:
         raise InvalidValue(

@@ -112,6 +112,7 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
+    ref.at_size(inputs.images.shape[1:])  # a model of any size: at these images' size
     check_images(ref.model, inputs.images)
     with Output(out) as output:
         codes = predict.encode(ref.model, inputs.images)

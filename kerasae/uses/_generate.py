@@ -89,6 +89,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
+    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
     check_images(ref.model, x)
     chosen = _check_args(x, grid, pairs, steps, between)
     skipped = {}

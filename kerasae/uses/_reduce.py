@@ -137,6 +137,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
+    ref.at_size(inputs.images.shape[1:])  # a model of any size: at these images' size
     check_images(ref.model, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
     with Output(out) as output:

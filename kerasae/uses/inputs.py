@@ -52,6 +52,8 @@ def _is_pathlike_input(value):
 
 
 def _sized_note(sizing):
+    if "image_size" not in sizing:  # a model of any size: the images keep theirs
+        return f"{sizing['color_mode']} at their own size (the model takes any size)"
     h, w = sizing["image_size"]
     return f"{h}x{w} {sizing['color_mode']} (the model's input), {sizing['resize']}"
 
@@ -175,9 +177,10 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
 
 def check_images(model, images, what="images"):
     """Raises a clear ValueError unless `images` fit `model`'s input shape."""
-    expected = tuple(int(d) for d in model.image_shape)
+    expected = tuple(None if d is None else int(d) for d in model.image_shape)
     shape = tuple(images.shape[1:])
-    if shape != expected:
+    if len(shape) != len(expected) or any(e is not None and e != s
+                                          for e, s in zip(expected, shape)):
         hint = ""
         if len(shape) == len(expected) and shape[:-1] == expected[:-1]:
             hint = (f" The channels differ ({shape[-1]} vs {expected[-1]}): convert the "

@@ -73,6 +73,7 @@ def encode_bytes(model, images, *, bits=8, names=None):
     ref = resolve_model(model)
     check_bits(bits)
     images = np.asarray(images, dtype="float32")
+    ref.at_size(np.shape(images)[1:])
     check_images(ref.model, images)
     codes = predict.encode(ref.model, images)
     return encode_codes(ref, codes, bits, names)
@@ -181,7 +182,8 @@ def _local_model(info, source):
 def _model_for(header, model, source):
     info = header.get("model", {})
     ref = resolve_model(_local_model(info, source) if model is None else model)
-    if tuple(int(d) for d in ref.model.code_shape) != tuple(header["code_shape"]):
+    ref.at_size(header.get("image_shape") or ())  # a model of any size: the file's size
+    if tuple(ref.model.code_shape) != tuple(header["code_shape"]):
         raise KaeError(
             f"{source} holds codes of shape {tuple(header['code_shape'])} but {ref.name} "
             f"decodes {tuple(ref.model.code_shape)}. Received: model={ref.name!r}"
