@@ -44,10 +44,11 @@ def check_tiling(tile, overlap, factor):
     """`(tile, overlap)` as ints, refused unless multiples of `factor` with overlap < tile."""
     for name, value in (("tile", tile), ("overlap", overlap)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise InvalidValue(f"{name} is a whole number of pixels. Received: {name}={value!r}")
+            raise InvalidValue(f"{name} must be a whole number of pixels (tile > 0, overlap >= "
+                               f"0). Received: {name}={value!r}")
     if tile < 2 * factor or tile % factor or overlap % factor or overlap >= tile:
         raise InvalidValue(
-            f"tile and overlap are multiples of the model's downsampling factor {factor}, "
+            f"tile and overlap must be multiples of the model's downsampling factor {factor}, "
             f"with tile >= {2 * factor} and overlap < tile (e.g. tile=512, overlap=64). "
             f"Received: tile={tile}, overlap={overlap}")
     return int(tile), int(overlap)

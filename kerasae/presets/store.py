@@ -236,7 +236,10 @@ def resolve_file(preset, filename, use_shipped=True):
         try:
             return _converted.convert_file(preset, filename, spec, cached)
         except _converted.SourceUnavailable as e:
-            raise PresetNotAvailableError(str(e)) from None
+            before = "".join(f"\n  {t}" for t in tried)  # e.g. a damaged cached copy
+            raise PresetNotAvailableError(
+                f"{e}" + (f"\nBefore that, {filename} itself was tried:{before}" if before
+                          else "")) from None
     raise _not_available(preset, filename, tried)
 
 

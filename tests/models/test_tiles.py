@@ -37,7 +37,7 @@ def test_the_weights_fall_linearly_towards_neighbours_only():
 
 @pytest.mark.parametrize("tile, overlap, phrase", [
     (100, 16, "multiples of the model's downsampling factor 8"),
-    (64, 64, "overlap < tile"), (64, -8, "whole number"), (True, 8, "whole number"),
+    (64, 64, "overlap < tile"), (64, -8, "must be a whole number"), (True, 8, "whole number"),
     (8, 0, "tile >= 16")])
 def test_tilings_the_model_cannot_use_are_refused(tile, overlap, phrase):
     with pytest.raises(ValueError, match=phrase):
@@ -70,3 +70,12 @@ def test_taef2_in_tiles_is_within_a_tenth_of_a_db_of_the_whole_photo():
     # Measured: 31.188 dB whole, 31.213 dB in 4 tiles; tiles vs whole 54.6 dB.
     assert abs(psnr(tiled, x[0]) - psnr(whole, x[0])) < 0.1
     assert psnr(tiled, whole) > 50
+
+
+def test_an_overlap_without_a_tile_is_refused():
+    from kerasae.models.families.tiny import TinyAE
+
+    model = TinyAE(input_shape=(None, None, 3), width=8, latent_channels=4, blocks=(1, 1),
+                   norm_groups=2, seed=0)
+    with pytest.raises(ValueError, match="overlap applies to tiled mode only: pass tile="):
+        model.reconstruct(np.zeros((1, 16, 16, 3), "float32"), overlap=32)

@@ -180,3 +180,15 @@ def test_zoo_info_says_where_the_weights_come_from_before_they_exist(tmp_path, c
     assert re.search(r"model\.weights\.h5 +11,088,160 bytes .*\[converted on first use from "
                      r"madebyollin/taesd@5cccb12 \(MIT\)\]", out), out
     _nothing_cached(cache)
+
+
+def test_a_damaged_cached_conversion_is_named_when_nothing_can_remake_it(tmp_path):
+    root, cache = _client_root(tmp_path), tmp_path / "cache"
+    damaged = cache / NAME / "v1" / zoo.WEIGHTS_FILE
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not the converted weights")
+    with pytest.raises(zoo.PresetNotAvailableError,
+                       match=r"(?s)could not be fetched; nothing was cached.*Before that, "
+                             r"model\.weights\.h5 itself was tried:\n  cache: .*\(sha256 "):
+        zoo.load_model(NAME, root=root, cache_dir=str(cache), mirrors=[])
+    assert damaged.read_bytes() == b"not the converted weights"  # left for the user to see

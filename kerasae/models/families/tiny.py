@@ -108,6 +108,7 @@ class TinyAutoencoder(Autoencoder):
         each image is encoded in overlapping tiles, blended (`kerasae.models.tiles`), and
         the codes come back as float32 numpy."""
         if tile is None:
+            _no_overlap_alone(overlap)
             return super().encode(x)
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         head, tail, _, _ = self._parts()
@@ -120,9 +121,12 @@ class TinyAutoencoder(Autoencoder):
         return np.stack(codes)
 
     def decode(self, z, tile=None, overlap=TILE_OVERLAP):
-        """Images decoded from codes `z`; with `tile` (pixels of the image, a multiple of
-        `factor`), decoded in overlapping tiles of the code, blended, as float32 numpy."""
+        """Images decoded from codes `z`, `factor` times the code's size (an image whose
+        size is off a multiple of `factor` comes back padded: `reconstruct` crops it);
+        with `tile` (pixels of the image, a multiple of `factor`), decoded in
+        overlapping tiles of the code, blended, as float32 numpy."""
         if tile is None:
+            _no_overlap_alone(overlap)
             return super().decode(z)
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         _, _, head, tail = self._parts()
@@ -138,9 +142,16 @@ class TinyAutoencoder(Autoencoder):
         with `tile`, both run in overlapping tiles (memory follows the tile, not the image:
         a 4000x3000 photo needs well under 2 GB) and the result is float32 numpy."""
         if tile is None:
+            _no_overlap_alone(overlap)
             return crop_like(super().reconstruct(x), x)
         out = self.decode(self.encode(x, tile, overlap), tile, overlap)
         return out[:, :np.shape(x)[1], :np.shape(x)[2]]
+
+
+def _no_overlap_alone(overlap):
+    if overlap != TILE_OVERLAP:
+        raise InvalidValue("overlap applies to tiled mode only: pass tile= too (e.g. tile=512, "
+                           f"overlap={overlap!r}). Received: tile=None, overlap={overlap!r}")
 
 
 def _edge_padded(image, multiple):
