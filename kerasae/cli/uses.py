@@ -21,6 +21,9 @@ def _inputs(p, images=True, model_required=True):
         p.add_argument("--images", nargs="+", metavar="PATH", default=None,
                        help="image files or directories (searched below too), instead of "
                        "--dataset")
+    p.add_argument("--image-size", default=None, metavar="HxW",
+                   help="for a model of any size (e.g. tae_flux2): read the images at this "
+                   "size (64 or 64x48), by --resize (default: their own, one size for all)")
     p.add_argument("--resize", default="crop", choices=RESIZE_MODES,
                    help="folder and file images are read at the model's input size and "
                    "channels: by center crop (default), pad or stretch")
@@ -34,6 +37,30 @@ def _inputs(p, images=True, model_required=True):
 def _out(p, use):
     p.add_argument("--out", default=None,
                    help=f"output directory (default: runs/{use}); written all or nothing")
+
+
+def _model(args):
+    """`--model`, or with `--image-size` the model of any size it names, fixed to that
+    size (the same weights: a fully convolutional model fits every size)."""
+    if getattr(args, "image_size", None) is None or args.model is None:
+        return args.model
+    # lazy: resolving a model loads Keras
+    from kerasae.data.image_options import parse_image_size
+    from kerasae.models.resolve import resolve_model
+
+    ref = resolve_model(args.model)
+    shape = tuple(ref.model.image_shape)
+    if len(shape) != 3 or None not in shape[:2]:
+        raise UsageError(
+            f"--image-size applies to a model of any size; {args.model} takes images of "
+            f"{'x'.join(map(str, shape[:2]))} already (folder images are read at that size, "
+            f"by --resize). Received: --image-size {args.image_size}")
+    try:
+        size = parse_image_size(args.image_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ref.at_size((*size, shape[2]))
+    return ref
 
 
 def _data_kwargs(args):
@@ -263,7 +290,7 @@ def _features(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import features
 
-    r = features(args.model, **_data_kwargs(args), out=_out_dir(args, "features"),
+    r = features(_model(args), **_data_kwargs(args), out=_out_dir(args, "features"),
                  probe=not args.no_probe, seed=args.seed, max_iter=args.max_iter)
     lines = [f"codes: {r['count']} x {r['code_shape']}"]
     if r["probe"]:
@@ -277,7 +304,7 @@ def _reduce(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import reduce
 
-    r = reduce(args.model, **_data_kwargs(args), out=_out_dir(args, "reduce"),
+    r = reduce(_model(args), **_data_kwargs(args), out=_out_dir(args, "reduce"),
                dims=args.dims, embedding=args.embedding,
                bottleneck_epochs=args.bottleneck_epochs, fit_split=args.fit_split,
                seed=args.seed)
@@ -306,7 +333,7 @@ def _compress(args):
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")
-    r = compress(args.model, **_data_kwargs(args), bits=args.bits,
+    r = compress(_model(args), **_data_kwargs(args), bits=args.bits,
                  out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
                  sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name)
     lines = [f"autoencoder: {r['bits_per_image']:.1f} bits/image, PSNR {r['psnr_db']:.2f} dB"]
@@ -322,7 +349,7 @@ def _denoise(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import denoise
 
-    r = denoise(args.model, **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
+    r = denoise(_model(args), **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
                 noise_std=args.noise_std, seed=args.seed, out=_out_dir(args, "denoise"))
     lines = []
     if r["results"]:
@@ -340,7 +367,7 @@ def _anomaly(args):
                if getattr(args, k) is not None}
     if records or args.per_step != "mean":
         records["per_step"] = args.per_step
-    r = anomaly(args.model, held_out=args.held_out, dataset=args.dataset,
+    r = anomaly(_model(args), held_out=args.held_out, dataset=args.dataset,
                 train_split=args.train_split, test_split=args.split, resize=args.resize,
                 skip_bad=args.skip_bad, max_pixels=args.max_pixels, train=not args.no_train,
                 epochs=args.epochs, batch_size=args.batch_size,
@@ -373,7 +400,7 @@ def _generate(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import generate
 
-    r = generate(args.model, **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
+    r = generate(_model(args), **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
                  between=args.between,
                  steps=args.steps,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),

@@ -40,3 +40,20 @@ def test_features_compress_and_denoise_take_images_of_the_size_given(open_model,
 def test_another_channel_count_is_still_refused(open_model, photos):
     with pytest.raises(ValueError, match="The images are 24x40x1 but .* expects"):
         kerasae.uses.features(open_model[1], photos[..., :1])
+
+
+def test_cli_image_size_reads_a_folder_of_mixed_sizes_for_a_model_of_any_size(open_model,
+                                                                            tmp_path, capsys):
+    from PIL import Image
+
+    from kerasae import cli
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, crop in enumerate(photo_crops(4, seed=6, sizes=(30, 60))):
+        Image.fromarray(crop).save(folder / f"{i}.png")
+    args = ["features", "--model", open_model[1], "--dataset", str(folder)]
+    assert cli.main(args + ["--out", str(tmp_path / "a")]) != 0
+    assert "--image-size" in capsys.readouterr().err
+    assert cli.main(args + ["--image-size", "24x40", "--out", str(tmp_path / "b")]) == 0
+    assert np.load(tmp_path / "b" / "codes.npy").shape == (4, 6, 10, 4)  # 1/4 of 24x40
