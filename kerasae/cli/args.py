@@ -56,3 +56,27 @@ def table_options(p):
     p.add_argument("--impute", default=None, choices=IMPUTE,
                    help="fill missing cells (empty, NA, NaN, inf) with the column's mean, "
                    "median or zero (default: refuse them, naming the row and column)")
+
+
+def sized_model(args):
+    """`--model`, or with `--image-size` the model of any size it names, fixed to that
+    size (the same weights: a fully convolutional model fits every size)."""
+    if getattr(args, "image_size", None) is None or args.model is None:
+        return args.model
+    # lazy: resolving a model loads Keras
+    from kerasae.data.image_options import parse_image_size
+    from kerasae.models.resolve import resolve_model
+
+    ref = resolve_model(args.model)
+    shape = tuple(ref.model.image_shape)
+    if len(shape) != 3 or None not in shape[:2]:
+        raise UsageError(
+            f"--image-size applies to a model of any size; {args.model} takes images of "
+            f"{'x'.join(map(str, shape[:2]))} already (folder images are read at that size, "
+            f"by --resize). Received: --image-size {args.image_size}")
+    try:
+        size = parse_image_size(args.image_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ref.at_size((*size, shape[2]))
+    return ref

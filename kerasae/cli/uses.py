@@ -2,7 +2,7 @@
 
 import os
 
-from kerasae.cli.args import table_options
+from kerasae.cli.args import sized_model, table_options
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
 from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
@@ -37,30 +37,6 @@ def _inputs(p, images=True, model_required=True):
 def _out(p, use):
     p.add_argument("--out", default=None,
                    help=f"output directory (default: runs/{use}); written all or nothing")
-
-
-def _model(args):
-    """`--model`, or with `--image-size` the model of any size it names, fixed to that
-    size (the same weights: a fully convolutional model fits every size)."""
-    if getattr(args, "image_size", None) is None or args.model is None:
-        return args.model
-    # lazy: resolving a model loads Keras
-    from kerasae.data.image_options import parse_image_size
-    from kerasae.models.resolve import resolve_model
-
-    ref = resolve_model(args.model)
-    shape = tuple(ref.model.image_shape)
-    if len(shape) != 3 or None not in shape[:2]:
-        raise UsageError(
-            f"--image-size applies to a model of any size; {args.model} takes images of "
-            f"{'x'.join(map(str, shape[:2]))} already (folder images are read at that size, "
-            f"by --resize). Received: --image-size {args.image_size}")
-    try:
-        size = parse_image_size(args.image_size)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    ref.at_size((*size, shape[2]))
-    return ref
 
 
 def _data_kwargs(args):
@@ -290,7 +266,7 @@ def _features(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import features
 
-    r = features(_model(args), **_data_kwargs(args), out=_out_dir(args, "features"),
+    r = features(sized_model(args), **_data_kwargs(args), out=_out_dir(args, "features"),
                  probe=not args.no_probe, seed=args.seed, max_iter=args.max_iter)
     lines = [f"codes: {r['count']} x {r['code_shape']}"]
     if r["probe"]:
@@ -304,7 +280,7 @@ def _reduce(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import reduce
 
-    r = reduce(_model(args), **_data_kwargs(args), out=_out_dir(args, "reduce"),
+    r = reduce(sized_model(args), **_data_kwargs(args), out=_out_dir(args, "reduce"),
                dims=args.dims, embedding=args.embedding,
                bottleneck_epochs=args.bottleneck_epochs, fit_split=args.fit_split,
                seed=args.seed)
@@ -333,7 +309,7 @@ def _compress(args):
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")
-    r = compress(_model(args), **_data_kwargs(args), bits=args.bits,
+    r = compress(sized_model(args), **_data_kwargs(args), bits=args.bits,
                  out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
                  sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name)
     lines = [f"autoencoder: {r['bits_per_image']:.1f} bits/image, PSNR {r['psnr_db']:.2f} dB"]
@@ -349,7 +325,7 @@ def _denoise(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import denoise
 
-    r = denoise(_model(args), **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
+    r = denoise(sized_model(args), **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
                 noise_std=args.noise_std, seed=args.seed, out=_out_dir(args, "denoise"))
     lines = []
     if r["results"]:
@@ -367,7 +343,7 @@ def _anomaly(args):
                if getattr(args, k) is not None}
     if records or args.per_step != "mean":
         records["per_step"] = args.per_step
-    r = anomaly(_model(args), held_out=args.held_out, dataset=args.dataset,
+    r = anomaly(sized_model(args), held_out=args.held_out, dataset=args.dataset,
                 train_split=args.train_split, test_split=args.split, resize=args.resize,
                 skip_bad=args.skip_bad, max_pixels=args.max_pixels, train=not args.no_train,
                 epochs=args.epochs, batch_size=args.batch_size,
@@ -400,7 +376,7 @@ def _generate(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import generate
 
-    r = generate(_model(args), **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
+    r = generate(sized_model(args), **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
                  between=args.between,
                  steps=args.steps,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
