@@ -153,26 +153,31 @@ def convert_file(preset, filename, spec, dest):
     suffix = ".weights.h5" if filename.endswith(".weights.h5") else os.path.splitext(filename)[1]
     os.makedirs(preset.cache, exist_ok=True)
     # Downloads wait in a hidden folder: nothing reaches the cache unless all of it converts.
-    with tempfile.TemporaryDirectory(dir=preset.cache, prefix=".converting-") as staging, \
-            staged_file(dest, suffix=suffix) as tmp:
+    with tempfile.TemporaryDirectory(dir=preset.cache, prefix=".converting-") as staging:
         sources = {role: fetch_source(preset, origin, role, staging)
                    for role in sorted(origin["files"])}
-        try:
-            convert(sources, dict(preset.config["kwargs"]), tmp)
-        except (KerasaeError, ValueError) as e:  # the readers refused the files
-            raise ConversionFailed(
-                f"The upstream files of preset {preset.label} ({origin['repository']} at "
-                f"commit {origin['commit'][:12]}) match their pins but were refused when "
-                f"read; nothing was cached: {e}") from None
-        got = sha256_file(tmp)
-        if got != spec["sha256"]:
-            raise ConversionFailed(
-                f"{filename} of preset {preset.label}, converted from {origin['repository']} "
-                f"at commit {origin['commit'][:12]} by {origin['converter']!r}, has sha256 "
-                f"{got[:12]}..., not the pinned {spec['sha256'][:12]}...; it was discarded "
-                f"and nothing was cached. The upstream files matched their pins, so the "
-                f"conversion itself differs (another Keras or h5py writes other bytes: "
-                f"versions in the preset's metadata.json). Install those versions, or use a "
-                f"mirror that serves the converted file. Received: name={preset.name!r}")
+        with staged_file(dest, suffix=suffix) as tmp:
+            _convert(preset, filename, spec, origin, convert, sources, tmp)
         _keep_sources(preset, origin, sources)
     return dest
+
+
+def _convert(preset, filename, spec, origin, convert, sources, tmp):
+    """Runs the converter into `tmp` and checks the result against the pin."""
+    try:
+        convert(sources, dict(preset.config["kwargs"]), tmp)
+    except (KerasaeError, ValueError) as e:  # the readers refused the files
+        raise ConversionFailed(
+            f"The upstream files of preset {preset.label} ({origin['repository']} at "
+            f"commit {origin['commit'][:12]}) match their pins but were refused when "
+            f"read; nothing was cached: {e}") from None
+    got = sha256_file(tmp)
+    if got != spec["sha256"]:
+        raise ConversionFailed(
+            f"{filename} of preset {preset.label}, converted from {origin['repository']} "
+            f"at commit {origin['commit'][:12]} by {origin['converter']!r}, has sha256 "
+            f"{got[:12]}..., not the pinned {spec['sha256'][:12]}...; it was discarded "
+            f"and nothing was cached. The upstream files matched their pins, so the "
+            f"conversion itself differs (another Keras or h5py writes other bytes: "
+            f"versions in the preset's metadata.json). Install those versions, or use a "
+            f"mirror that serves the converted file. Received: name={preset.name!r}")
