@@ -12,6 +12,7 @@ from kerasae.presets import (
     read_index,
     zoo_root,
 )
+from kerasae.presets.converted import has_converted
 from kerasae.presets.index import lookup
 
 
@@ -133,7 +134,7 @@ def _converts(name, root):
     if name.startswith("hf://"):
         return False
     _, entry = lookup(read_index(root), name)
-    return any("converted_from" in spec for spec in entry["files"].values())
+    return has_converted(entry["files"])
 
 
 def _cli_pull(args):

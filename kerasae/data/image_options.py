@@ -41,6 +41,12 @@ def pixel_budget(value=None):
     return int(value)
 
 
+def shape_fits(expected, shape):
+    """Whether data of `shape` fit a model's input `expected` (`None`: any size there)."""
+    return len(expected) == len(shape) and all(
+        e is None or e == s for e, s in zip(expected, shape))
+
+
 def read_at(shape, resize="crop"):
     """The folder options (`image_size`, `color_mode`, `resize`) that read images at
     `shape`, a model's `(height, width, channels)` input (a model of any size, `None`

@@ -19,6 +19,7 @@ import keras
 
 from kerasae import presets
 from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError, MissingFile
+from kerasae.data.image_options import shape_fits
 from kerasae.models import registry
 from kerasae.models.base import Autoencoder
 from kerasae.presets.weights import load_archive_weights
@@ -177,10 +178,9 @@ def _function_name(builder):
 def _fixes_open_size(key, trained, value):
     """Whether `value` only fixes the open (`None`) axes of a trained `input_shape`: the
     weights of a model of any size fit every size (e.g. crops of 64 to fine-tune TAEF2)."""
-    if key != "input_shape" or not isinstance(trained, (list, tuple)) or not isinstance(
-            value, (list, tuple)) or len(trained) != len(value) or None not in trained:
-        return False
-    return all(t is None or t == v for t, v in zip(trained, value))
+    return (key == "input_shape" and isinstance(trained, (list, tuple))
+            and isinstance(value, (list, tuple)) and None in trained
+            and shape_fits(tuple(trained), tuple(value)))
 
 
 def merge_config(start, builder_name, kwargs):

@@ -59,6 +59,11 @@ def register_converter(name):
     return register
 
 
+def has_converted(files):
+    """Whether an index entry's `files` hold one made here from upstream files."""
+    return any("converted_from" in spec for spec in files.values())
+
+
 def _converter(name, label):
     if name not in _CONVERTERS:
         raise InvalidValue(

@@ -280,7 +280,7 @@ def pull(name, mirrors=None, cache_dir=None, *, root=None, progress=True):
             f"${MIRRORS_ENV} or pass --mirror URL. Received: name={name!r}"
         )
     files = preset.entry["files"]  # converted files first: a refusal leaves the cache as it was
-    converts = any("converted_from" in spec for spec in files.values())
+    converts = _converted.has_converted(files)
     for filename in sorted(files, key=lambda f: ("converted_from" not in files[f], f)):
         try:
             preset.file(filename, use_shipped=False)

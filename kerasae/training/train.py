@@ -25,6 +25,7 @@ import tensorflow as tf
 from kerasae import data as data_lib
 from kerasae import plots
 from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError
+from kerasae.data.image_options import shape_fits
 from kerasae.models import build, get_builder, get_contract, pretrain_layerwise, scaling
 from kerasae.presets import get_preset
 from kerasae.training.lock import hold_run_directory
@@ -249,7 +250,7 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
         if options.learning_rate is None:
             options = dataclasses.replace(options, learning_rate=_default_rate(built))
         scaling.adapt_unless_adapted(built, train_src)
-        if not _fits(built.image_shape, train_src.image_shape):
+        if not shape_fits(tuple(built.image_shape), tuple(train_src.image_shape)):
             raise InvalidValue(
                 f"The data has images of shape {train_src.image_shape} but the model "
                 f"expects {built.image_shape}. Build the model with input_shape="
@@ -261,12 +262,6 @@ def _train(strat, model, builder_kwargs, train_src, val_src, options):
 
 
 DEFAULT_LEARNING_RATE = 1e-3
-
-
-def _fits(model_shape, data_shape):
-    """Whether data of `data_shape` fit a model's input (`None`: any size on that axis)."""
-    return len(model_shape) == len(data_shape) and all(
-        m is None or m == d for m, d in zip(model_shape, data_shape))
 
 
 def _default_rate(model):

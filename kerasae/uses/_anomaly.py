@@ -27,7 +27,8 @@ from kerasae.uses._scores import (
     roc_auc,
     roc_curve,
 )
-from kerasae.uses.inputs import check_applies, check_images, label_name, load_inputs
+from kerasae.uses.inputs import (check_applies, check_images, label_name, load_inputs,
+                                 model_for_images)
 from kerasae.uses.options import DEFAULT_THRESHOLD
 from kerasae.uses.result import Output, Result
 
@@ -128,8 +129,7 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
                            shape=shape, resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
     test_in = load_inputs(None, dataset=dataset, split=test_split, limit=limit, shape=shape,
                           resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
-    ref.at_size(train_in.images.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, train_in.images, "training images")
+    model_for_images(ref, train_in.images, "training images")
     check_images(ref.model, test_in.images, "test images")
     settings = {"train": train, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "threshold": threshold, "seed": seed,

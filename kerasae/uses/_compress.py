@@ -28,7 +28,7 @@ from kerasae.uses.codec.kae import (
     encode_codes,
     fit_quantization,
 )
-from kerasae.uses.inputs import check_applies, check_images, load_inputs
+from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
 from kerasae.uses.result import Output, Result, save_png, skip, to_uint8
 
 JPEG_QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -155,8 +155,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
-    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, x)
+    model_for_images(ref, x)
     jpeg_blocker = None
     if jpeg and (x.ndim != 4 or x.shape[-1] not in (1, 3)):
         jpeg_blocker = ("JPEG takes images of 1 or 3 channels; these are "

@@ -8,7 +8,7 @@ from kerasae.metrics import gaussian_noise, image_quality
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses.codec.container import output_names
-from kerasae.uses.inputs import check_applies, check_images, load_inputs
+from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
 from kerasae.uses.result import Output, Result, skip, save_png
 
 GAUSSIAN_SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -67,8 +67,7 @@ def denoise(model, images=None, labels=None, *, clean=None, add_noise=None, nois
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
-    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, x)
+    model_for_images(ref, x)
     if x.ndim != 4:
         raise InvalidValue(
             f"denoise works on images (n, H, W, C): its filter baselines and SSIM are 2-D. "

@@ -7,7 +7,7 @@ import numpy as np
 from kerasae import plots as _plots
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_applies, check_images, load_inputs
+from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
 from kerasae.uses.result import Output, Result, skip
 
 PROBE_CS = (0.01, 0.1, 1.0)
@@ -112,8 +112,7 @@ def features(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
-    ref.at_size(inputs.images.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, inputs.images)
+    model_for_images(ref, inputs.images)
     with Output(out) as output:
         codes = predict.encode(ref.model, inputs.images)
         metrics = {"use": "features", "model": ref.info(), "inputs": inputs.description,

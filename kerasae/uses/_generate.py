@@ -7,7 +7,8 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
-from kerasae.uses.inputs import check_applies, check_images, label_name, load_inputs, need_labels
+from kerasae.uses.inputs import (check_applies, label_name, load_inputs, model_for_images,
+                                 need_labels)
 from kerasae.uses.options import DEFAULT_ARITHMETIC
 from kerasae.uses.result import Output, Result, skip
 
@@ -89,8 +90,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
-    ref.at_size(x.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, x)
+    model_for_images(ref, x)
     chosen = _check_args(x, grid, pairs, steps, between)
     skipped = {}
     if isinstance(arithmetic, str) and arithmetic == "auto":

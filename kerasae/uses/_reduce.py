@@ -7,7 +7,7 @@ from kerasae._util.errors import InvalidValue
 from kerasae.metrics import mean_mse, mse_per_image, psnr
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_applies, check_images, load_inputs
+from kerasae.uses.inputs import check_applies, check_images, load_inputs, model_for_images
 from kerasae.uses.options import EMBEDDINGS
 from kerasae.uses.result import Output, Result, skip
 
@@ -137,8 +137,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
-    ref.at_size(inputs.images.shape[1:])  # a model of any size: at these images' size
-    check_images(ref.model, inputs.images)
+    model_for_images(ref, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
     with Output(out) as output:
         x = inputs.images

@@ -12,7 +12,7 @@ import numpy as np
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.folders import has_split_folders
-from kerasae.data.image_options import IMAGE_SUFFIXES, read_at
+from kerasae.data.image_options import IMAGE_SUFFIXES, read_at, shape_fits
 from kerasae.models import registry
 
 
@@ -77,7 +77,7 @@ def read_images(paths, *, shape=None, resize="crop", limit=None, skip_bad=False,
 
 
 def _shape_text(shape):
-    return "x".join(str(int(d)) for d in shape)
+    return "x".join("any" if d is None else str(int(d)) for d in shape)
 
 
 def _positive_limit(limit):
@@ -175,12 +175,19 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
     return inputs
 
 
+def model_for_images(ref, images, what="images"):
+    """`ref`'s model for `images`: a model of any size is fixed to their size first
+    (`ModelRef.at_size`); raises a clear ValueError unless they fit it."""
+    ref.at_size(np.shape(images)[1:])
+    check_images(ref.model, images, what)
+    return ref.model
+
+
 def check_images(model, images, what="images"):
     """Raises a clear ValueError unless `images` fit `model`'s input shape."""
     expected = tuple(None if d is None else int(d) for d in model.image_shape)
     shape = tuple(images.shape[1:])
-    if len(shape) != len(expected) or any(e is not None and e != s
-                                          for e, s in zip(expected, shape)):
+    if not shape_fits(expected, shape):
         hint = ""
         if len(shape) == len(expected) and shape[:-1] == expected[:-1]:
             hint = (f" The channels differ ({shape[-1]} vs {expected[-1]}): convert the "

@@ -35,7 +35,7 @@ from kerasae.models.resolve import resolve_model, resolve_preset
 from kerasae.uses.codec import rangecoder
 from kerasae.uses.codec.container import CODER, KaeError, pack, parse  # noqa: F401
 from kerasae.uses.codec.container import quantization
-from kerasae.uses.inputs import check_images
+from kerasae.uses.inputs import model_for_images
 
 SUFFIX = ".kae"
 
@@ -73,8 +73,7 @@ def encode_bytes(model, images, *, bits=8, names=None):
     ref = resolve_model(model)
     check_bits(bits)
     images = np.asarray(images, dtype="float32")
-    ref.at_size(np.shape(images)[1:])
-    check_images(ref.model, images)
+    model_for_images(ref, images)
     codes = predict.encode(ref.model, images)
     return encode_codes(ref, codes, bits, names)
 
