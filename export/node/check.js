@@ -35,14 +35,15 @@ async function main(argv) {
     const images = readImages(args.images);
     const expected = client.imageShape;
     if (images.shape.length !== expected.length + 1
-        || images.shape.slice(1).some((d, i) => d !== expected[i])) {
+        || images.shape.slice(1).some((d, i) => expected[i] !== null && d !== expected[i])) {
       usage(`--images has shape [${images.shape}] but the model expects [n, ${expected}]`);
     }
     const n = images.shape[0];
     const data = images.data instanceof Float32Array ? images.data : Float32Array.from(images.data);
-    const scores = Array.from(await client.scores(data, n));
+    const size = client.anySize ? images.shape.slice(1, 3) : undefined; // a model of any size
+    const scores = Array.from(await client.scores(data, n, size));
     report.images = { file: args.images, n, scores };
-    const anomaly = await client.anomalies(data, n);
+    const anomaly = await client.anomalies(data, n, size);
     if (anomaly) report.images.flags = anomaly.flags;
   }
 

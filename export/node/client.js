@@ -154,6 +154,21 @@ function toFloat32(array) {
   return array.data instanceof Float32Array ? array.data : Float32Array.from(array.data);
 }
 
+/** An NHWC tensor ({dims, data}) cut at the bottom and the right to `size` ([height, width]). */
+function cropTo(tensor, size) {
+  const [n, h, w, c] = tensor.dims;
+  const [th, tw] = size;
+  if (th === h && tw === w) return tensor;
+  const data = new Float32Array(n * th * tw * c);
+  for (let i = 0; i < n; i += 1) {
+    for (let y = 0; y < th; y += 1) {
+      const from = ((i * h + y) * w) * c;
+      data.set(tensor.data.subarray(from, from + tw * c), ((i * th + y) * tw) * c);
+    }
+  }
+  return { dims: [n, th, tw, c], data };
+}
+
 function sliceBatch(array, n) {
   const per = array.shape.slice(1).reduce((a, b) => a * b, 1);
   return { shape: [n, ...array.shape.slice(1)], data: toFloat32(array).subarray(0, n * per) };
@@ -187,9 +202,22 @@ class KerasaeExport {
 
   get codeShape() { return this.manifest.latent.shape.slice(1); }
 
-  /** images: Float32Array of n images (NHWC, scaled to input.value_range). */
-  async encode(images, n) {
-    const feeds = { image: new ort.Tensor('float32', images, [n, ...this.imageShape]) };
+  /** True for a model of any height and width (null in the input shape). */
+  get anySize() { return this.imageShape.includes(null); }
+
+  /** [n, ...shape] with a model of any size's null height and width set to `size`. */
+  dimsOf(shape, n, size, what) {
+    if (!shape.includes(null)) return [n, ...shape];
+    if (!size) throw new Error(`this model takes ${what} of any height and width: pass their [height, width]`);
+    return [n, size[0], size[1], ...shape.slice(2)];
+  }
+
+  /**
+   * images: Float32Array of n images (NHWC, scaled to input.value_range); `size`:
+   * their [height, width], for a model of any size.
+   */
+  async encode(images, n, size) {
+    const feeds = { image: new ort.Tensor('float32', images, this.dimsOf(this.imageShape, n, size, 'images')) };
     const out = await this.encoder.run(feeds);
     const result = {};
     for (const name of this.encoder.outputNames) result[name] = out[name];
@@ -197,19 +225,22 @@ class KerasaeExport {
   }
 
   /** The decoder input: `code`, or `z_mean` for a VAE (decodes the mean). */
-  async codeOf(images, n) {
-    const out = await this.encode(images, n);
+  async codeOf(images, n, size) {
+    const out = await this.encode(images, n, size);
     return this.variational ? out.z_mean : out.code;
   }
 
-  async decode(code, n) {
-    const feeds = { code: new ort.Tensor('float32', code, [n, ...this.codeShape]) };
+  /** `grid`: the code's [height, width], for a model of any size (its decoder returns the padded grid). */
+  async decode(code, n, grid) {
+    const feeds = { code: new ort.Tensor('float32', code, this.dimsOf(this.codeShape, n, grid, 'codes')) };
     return (await this.decoder.run(feeds)).reconstruction;
   }
 
-  async reconstruct(images, n) {
-    const code = await this.codeOf(images, n);
-    return this.decode(code.data, n);
+  /** Reconstructions, cut to `size` ([height, width]) for a model of any size. */
+  async reconstruct(images, n, size) {
+    const code = await this.codeOf(images, n, size);
+    const out = await this.decode(code.data, n, code.dims.slice(1, 3));
+    return size ? cropTo(out, size) : out;
   }
 
   /**
@@ -217,8 +248,8 @@ class KerasaeExport {
    * each error divided by the anomaly block's `scale` of its feature (the last axis)
    * where the model scales its input (records, series).
    */
-  async scores(images, n) {
-    const recon = (await this.reconstruct(images, n)).data;
+  async scores(images, n, size) {
+    const recon = (await this.reconstruct(images, n, size)).data;
     const per = images.length / n;
     const scale = (this.manifest.anomaly && this.manifest.anomaly.scale) || [1];
     const out = new Float64Array(n);
@@ -234,11 +265,11 @@ class KerasaeExport {
   }
 
   /** Scores and flags (score > threshold) when the manifest has an `anomaly` block. */
-  async anomalies(images, n) {
+  async anomalies(images, n, size) {
     const block = this.manifest.anomaly;
     if (!block) return null;
     if ((block.score || 'mse') !== 'mse') throw new Error(`unknown anomaly score ${block.score}`);
-    const scores = Array.from(await this.scores(images, n));
+    const scores = Array.from(await this.scores(images, n, size));
     return { score: 'mse', threshold: block.threshold, scores,
       flags: scores.map((s) => s > block.threshold) };
   }
@@ -258,20 +289,27 @@ class KerasaeExport {
       report.max_error[key] = Math.max(report.max_error[key] || 0, Number.isNaN(d) ? Infinity : d);
       if (!(d <= tolerance)) report.failures.push(`${key} at batch ${b}: max error ${d} > ${tolerance}`);
     };
-    for (const b of info.batch_sizes) {
-      const image = sliceBatch(ref.image, b);
-      const enc = await this.encode(image.data, b);
-      for (const [out, arrayName] of Object.entries(info.endpoints.encode.outputs)) {
-        note(`encode/${out}`, maxError(enc[out].data, sliceBatch(ref[arrayName], b).data), b);
+    // a model of any size has references at several sizes, each with its arrays
+    const sizes = [info.endpoints, ...(info.more_sizes || []).map((m) => m.endpoints)];
+    for (const ends of sizes) {
+      for (const b of info.batch_sizes) {
+        const image = sliceBatch(ref[ends.encode.inputs.image], b);
+        const size = this.anySize ? image.shape.slice(1, 3) : undefined;
+        const at = size ? `${b}, size ${size[0]}x${size[1]}` : b;
+        const enc = await this.encode(image.data, b, size);
+        for (const [out, arrayName] of Object.entries(ends.encode.outputs)) {
+          note(`encode/${out}`, maxError(enc[out].data, sliceBatch(ref[arrayName], b).data), at);
+        }
+        const code = sliceBatch(ref[ends.decode.inputs.code], b);
+        const dec = await this.decode(code.data, b, code.shape.slice(1, 3));
+        note('decode/reconstruction', maxError(dec.data, sliceBatch(ref[ends.decode.outputs.reconstruction], b).data), at);
+        const rec = await this.reconstruct(image.data, b, size);
+        note('reconstruct/reconstruction', maxError(rec.data, sliceBatch(ref[ends.reconstruct.outputs.reconstruction], b).data), at);
       }
-      const code = sliceBatch(ref[info.endpoints.decode.inputs.code], b);
-      const dec = await this.decode(code.data, b);
-      note('decode/reconstruction', maxError(dec.data, sliceBatch(ref.reconstruction, b).data), b);
-      const rec = await this.reconstruct(image.data, b);
-      note('reconstruct/reconstruction', maxError(rec.data, sliceBatch(ref.reconstruction, b).data), b);
     }
     const n = ref.image.shape[0];
-    const anomaly = await this.anomalies(toFloat32(ref.image), n);
+    const anomaly = await this.anomalies(toFloat32(ref.image), n,
+      this.anySize ? ref.image.shape.slice(1, 3) : undefined);
     if (anomaly) {
       report.anomaly = anomaly;
       if (ref.score) {

@@ -87,7 +87,13 @@ class KerasaeExport:
         return self.decoder.run(["reconstruction"], {"code": codes})[0]
 
     def reconstruct(self, images):
-        return self.decode(self.code(images))
+        """Reconstructions, cut to the images' height and width (the decoder of a model of
+        any size returns the padded grid)."""
+        images = self._batch(images, self.image_shape, "images")
+        recon = self.decode(self.code(images))
+        if recon.ndim == 4:
+            recon = recon[:, :images.shape[1], :images.shape[2]]
+        return recon
 
     def scores(self, images):
         """Per-example mean squared error between inputs and reconstructions, each error
@@ -158,10 +164,17 @@ class KerasaeExport:
         last = np.searchsorted(starts + width - 1, t, side="right")
         return np.where(covered & (last > 0), s[np.maximum(last - 1, 0)], np.nan)
 
+    @property
+    def any_size(self):
+        """True for a model of any height and width (`None` in the input shape)."""
+        return None in self.image_shape
+
     def _batch(self, x, shape, what):
         x = np.ascontiguousarray(x, dtype="float32")
-        if x.shape[1:] != shape:
-            raise ValueError(f"{what} must have shape (n, {', '.join(map(str, shape))}); got {x.shape}")
+        if len(x.shape) != len(shape) + 1 or any(
+                want is not None and got != want for got, want in zip(x.shape[1:], shape)):
+            want = ", ".join("any" if d is None else str(d) for d in shape)
+            raise ValueError(f"{what} must have shape (n, {want}); got {x.shape}")
         return x
 
     # --------------------------------------------------------------- images
@@ -171,7 +184,7 @@ class KerasaeExport:
 
         if len(self.image_shape) != 3:
             raise ValueError(f"images need an (H, W, C) input; this model takes {self.image_shape}")
-        height, width, channels = self.image_shape
+        height, width, channels = self.image_shape  # None, None: any size (read as they are)
         mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
         if mode is None:
             raise ValueError(f"cannot read images for {channels} channels")
@@ -180,10 +193,14 @@ class KerasaeExport:
         for path in paths:
             with Image.open(path) as image:
                 image = image.convert(mode)
-                if image.size != (width, height):
+                if width is not None and image.size != (width, height):
                     image = image.resize((width, height), Image.BILINEAR)
                 pixels = np.asarray(image, dtype="float32") / 255.0
-            out.append(low + (high - low) * pixels.reshape(height, width, channels))
+            out.append(low + (high - low) * pixels.reshape(image.size[1], image.size[0], channels))
+        if len({x.shape for x in out}) > 1:
+            sizes = sorted({f"{x.shape[1]}x{x.shape[0]}" for x in out})
+            raise ValueError(f"images of several sizes ({', '.join(sizes)}) make no batch: "
+                             "read one size at a time")
         return np.stack(out).astype("float32")
 
     def save_images(self, images, out_dir, names):
@@ -243,14 +260,19 @@ class KerasaeExport:
 
         with np.load(os.path.join(self.directory, info["file"]), allow_pickle=False) as ref:
             ref = dict(ref)
-        for b in info["batch_sizes"]:
-            image = ref["image"][:b]
-            encoded = self.encode(image)
-            for out, array in info["endpoints"]["encode"]["outputs"].items():
-                note(f"encode/{out}", encoded[out], ref[array][:b], b)
-            code = ref[info["endpoints"]["decode"]["inputs"]["code"]][:b]
-            note("decode/reconstruction", self.decode(code), ref["reconstruction"][:b], b)
-            note("reconstruct/reconstruction", self.reconstruct(image), ref["reconstruction"][:b], b)
+        # a model of any size has references at several sizes, each with its arrays
+        for ends in [info["endpoints"]] + [m["endpoints"] for m in info.get("more_sizes", [])]:
+            for b in info["batch_sizes"]:
+                image = ref[ends["encode"]["inputs"]["image"]][:b]
+                where = f"{b}, size {image.shape[1]}x{image.shape[2]}" if self.any_size else b
+                encoded = self.encode(image)
+                for out, array in ends["encode"]["outputs"].items():
+                    note(f"encode/{out}", encoded[out], ref[array][:b], where)
+                code = ref[ends["decode"]["inputs"]["code"]][:b]
+                note("decode/reconstruction", self.decode(code),
+                     ref[ends["decode"]["outputs"]["reconstruction"]][:b], where)
+                note("reconstruct/reconstruction", self.reconstruct(image),
+                     ref[ends["reconstruct"]["outputs"]["reconstruction"]][:b], where)
         report = {"dir": self.directory, "model": self.manifest["model"]["name"],
                   "runtime": f"onnxruntime {ort.__version__}", "max_error": diffs}
         scores, flags = self.anomaly(ref["image"])
@@ -333,6 +355,13 @@ def main(argv=None):
         _print_scores(model, "rows", "row", range(first, first + len(scores)), scores, flags,
                       args.json, name=lambda row: f"row {row}")
         return 0
+    if args.command == "reconstruct" and model.any_size:  # each image at its own size
+        written = []
+        for path in args.images:
+            written += model.save_images(model.reconstruct(model.load_images([path])),
+                                         args.out_dir, [f"{_stem(path)}_reconstruction.png"])
+        print(json.dumps({"written": written}) if args.json else "\n".join(written))
+        return 0
     images = model.load_images(args.images)
     if args.command == "encode":
         out = model.encode(images)
@@ -368,4 +397,8 @@ def _print_scores(model, group, key, keys, scores, flags, as_json, name):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as e:  # bad input: said in one line
+        print(f"kerasae_client: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -167,7 +167,10 @@ def publish(args):
                     "settings": {"mate_size": MATE_SIZE, "crop_multiple": 16,
                                  "latent_range": LATENT_RANGE}},
         recipe={"command": "kerasae zoo pull tae_flux2  # converted from upstream (see Source)",
-                "fine_tune_learning_rate": 1e-5},
+                "fine_tune_learning_rate": 1e-5,
+                # float32 sums of a 2.7M-parameter model differ by up to ~1.4e-5 between
+                # runtimes on the export's default inputs: the export checks against 1e-4
+                "export_tolerance": 1e-4},
         reference_metrics={"psnr": {"value": 32.95, "source": (
             "TAEF2 in PyTorch on the same 20 photos, measured outside this project (issue 22)")},
             "psnr_8bit": {"value": 32.90, "source": "the same, 8-bit latents"}})

@@ -54,9 +54,9 @@ def add_parsers(subparsers):
                    help="input value range (default: 0,1)")
     p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),
                    help="parity-check batch sizes (default: 1,7)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    p.add_argument("--tolerance", type=float, default=None,
                    help="max |runtime - keras| / max(1, max |keras|) per output (default: "
-                        f"{DEFAULT_TOLERANCE:g})")
+                        f"{DEFAULT_TOLERANCE:g}, or the preset's own: tae_flux2 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     p.set_defaults(func=_cli_export)
@@ -117,7 +117,9 @@ def _cli_export(args):
         print(f"  {rel:48s} {info['bytes']:>10d}  sha256 {info['sha256'][:16]}...")
     parity = manifest.get("parity")
     if parity:
-        print(f"parity vs Keras at batch sizes {parity['batch_sizes']}: max error "
+        sizes = "".join(f" and sizes {', '.join(f'{h}x{w}' for h, w in parity['sizes'])}"
+                        for _ in [0] if parity.get("sizes"))  # a model of any size
+        print(f"parity vs Keras at batch sizes {parity['batch_sizes']}{sizes}: max error "
               f"{parity['max']:.3g} (tolerance {parity['tolerance']:g})")
     int8 = (manifest.get("litert") or {}).get("int8")
     if int8:

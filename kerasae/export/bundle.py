@@ -45,10 +45,17 @@ def _resolve(model):
     return ref, ref.model
 
 
+def _tolerance(ref):
+    """The parity tolerance of a preset's recipe (`export_tolerance`), else the default."""
+    if ref is None or ref.preset is None:
+        return DEFAULT_TOLERANCE
+    return ref.preset.metadata()["recipe"].get("export_tolerance", DEFAULT_TOLERANCE)
+
+
 def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
            autoencoder_onnx=False, metadata=None, value_range=(0.0, 1.0),
            reference_inputs=None, batch_sizes=DEFAULT_BATCH_SIZES,
-           tolerance=DEFAULT_TOLERANCE, check=True, force=False, quantize=None,
+           tolerance=None, check=True, force=False, quantize=None,
            representative=None, quality_images=None):
     """Exports an autoencoder as a SavedModel, ONNX and LiteRT files with a manifest.
 
@@ -81,7 +88,9 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
         tolerance: max error allowed between Keras and each reloaded runtime,
             where the error is `max |runtime - keras| / max(1, max |keras|)`
             per output tensor (absolute for values within [-1, 1], relative to the
-            tensor's scale above). Defaults to `1e-5`.
+            tensor's scale above). Defaults to `None`: the preset's own
+            (`recipe.export_tolerance` in its metadata: `tae_flux2`'s is 1e-4, a deep
+            model whose float32 sums differ more between runtimes), else `1e-5`.
         check: run the parity check. Defaults to `True`.
         force: replace an existing `out_dir`. Defaults to `False`.
         quantize: `None`, `"int8"` or `"int8-full"`: also write
@@ -121,7 +130,7 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
             "quantize=None"
         )
     opset = checks.check_opset(opset) if "onnx" in formats else None
-    tolerance = checks.check_tolerance(tolerance)
+    tolerance = None if tolerance is None else checks.check_tolerance(tolerance)
     batch_sizes = checks.check_batch_sizes(batch_sizes)
     value_range = checks.check_value_range(value_range)
     extra = checks.check_metadata(metadata)
@@ -129,8 +138,15 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     checks.check_out_dir(out_dir, force)
 
     ref, model = _resolve(model)
+    tolerance = _tolerance(ref) if tolerance is None else tolerance
     source = ref.manifest_source() if ref is not None else {"kind": "object"}
     parts = graphs.inference_parts(model)
+    if quantize and parts.open_size:
+        raise InvalidValue(
+            "An int8 export calibrates at one image size, and this model takes any size: "
+            "export a copy of fixed size, e.g. kerasae.models.resolve.resolve_model(model)"
+            ".at_size((H, W, C)). Received: "
+            f"image_shape={parts.image_shape}, quantize={quantize!r}")
     extra, reference_inputs = _scaled(model, parts, extra, reference_inputs, batch_sizes)
     x_ref = manifest.reference_inputs(reference_inputs, parts, batch_sizes, value_range)
     meta = manifest.describe(model, parts, source, extra, formats, opset, value_range,

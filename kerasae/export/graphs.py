@@ -16,7 +16,12 @@ from kerasae.export.formats import is_random_op, random_ops_error
 
 
 class Parts:
-    """Float32 inference encoder/decoder plus what the export needs to know."""
+    """Float32 inference encoder/decoder plus what the export needs to know.
+
+    `image_shape` and `code_shape` may hold `None` for the height and width of a model
+    of any size (`open_size`): its graphs take any size, its encoder pads to a multiple
+    of the code's cell and `reconstruct` crops back to the input's size.
+    """
 
     def __init__(self, encoder, decoder, variational, image_shape, code_shape,
                  policy, converted):
@@ -27,6 +32,11 @@ class Parts:
         self.code_shape = code_shape
         self.policy = policy
         self.converted = converted
+
+    @property
+    def open_size(self):
+        """True for a model of any height and width (`None` in `image_shape`)."""
+        return None in self.image_shape
 
     @property
     def code_outputs(self):
@@ -58,11 +68,7 @@ def inference_parts(model):
         )
     image_shape = tuple(encoder.inputs[0].shape[1:])
     code_shape = tuple(decoder.inputs[0].shape[1:])
-    if any(d is None for d in image_shape + code_shape):
-        raise InvalidValue(
-            "Export needs fixed image and code shapes (only the batch axis may be "
-            f"dynamic). Received: image_shape={image_shape}, code_shape={code_shape}"
-        )
+    _check_shapes(image_shape, code_shape)
     policies = sorted({layer.dtype_policy.name for m in (encoder, decoder)
                        for layer in _all_layers(m)})
     mixed = [p for p in policies if p != "float32"]
@@ -74,6 +80,27 @@ def inference_parts(model):
         converted = True
     policy = mixed[0] if mixed else "float32"
     return Parts(encoder, decoder, variational, image_shape, code_shape, policy, converted)
+
+
+def _check_shapes(image_shape, code_shape):
+    """Fixed shapes, or an image model of any height and width with known channels."""
+    fixed = None not in image_shape + code_shape
+    open_image = (len(image_shape) == 3 == len(code_shape) and None not in
+                  (image_shape[2], code_shape[2]))
+    if not (fixed or open_image):
+        raise InvalidValue(
+            "Export needs fixed shapes, except the height and width of an image model "
+            "of any size (its channels, and every axis of records and series, must be "
+            "known): build the model with a fixed input_shape. "
+            f"Received: image_shape={image_shape}, code_shape={code_shape}"
+        )
+
+
+def crop_to(images, reference):
+    """`images` (a decoded grid) cut at the bottom and the right to the height and width
+    of `reference` (the input it came from), in the graph."""
+    shape = tf.shape(reference)
+    return images[:, :shape[1], :shape[2], :]
 
 
 def _has_inputs(functional):
@@ -117,6 +144,7 @@ def _float32_policy():
 def endpoints(parts):
     """The three signatures as Python functions of named tensors -> dicts."""
     encoder, decoder, variational = parts.encoder, parts.decoder, parts.variational
+    open_size = parts.open_size
 
     def encode(image):
         out = encoder(image, training=False)
@@ -130,7 +158,10 @@ def endpoints(parts):
     def reconstruct(image):
         out = encoder(image, training=False)
         # A VAE decodes the mean: deterministic, no sampler in the graph.
-        return decode(out[0] if variational else out)
+        recon = decode(out[0] if variational else out)
+        if open_size:  # the decoder returns the padded grid: back to the input's size
+            recon = {"reconstruction": crop_to(recon["reconstruction"], image)}
+        return recon
 
     return {"encode": encode, "decode": decode, "reconstruct": reconstruct}
 

@@ -30,7 +30,7 @@ from kerasae._util.errors import InvalidValue, MissingDependency
 from kerasae._util.quiet import held_stderr
 from kerasae.export.formats import LITERT_FILES, LITERT_INT8_FILES, ROLE_SIGNATURE, ExportError
 from kerasae.export.manifest import to_numpy
-from kerasae.export.parity import max_error
+from kerasae.export.parity import cropped, max_error
 from kerasae.metrics import psnr
 
 ROLE_INPUT = {"encoder": "image", "decoder": "code"}
@@ -161,7 +161,8 @@ def runners(folder, code_name, files=LITERT_FILES, name="litert"):
     dec = signature_runner(os.path.join(folder, files["decoder"]), "decode")
     return {name: {"encode": lambda image: enc(image=image),
                    "decode": lambda code: dec(code=code),
-                   "reconstruct": lambda image: dec(code=enc(image=image)[code_name])}}
+                   "reconstruct": lambda image: cropped(
+                       dec(code=enc(image=image)[code_name]), image)}}
 
 
 def measure_int8(folder, fns, parts, images, note, chunk=250):

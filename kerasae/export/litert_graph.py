@@ -93,7 +93,8 @@ class ZeroInsertionConv2D(keras.layers.Layer):
 class RepeatUpSampling2D(keras.layers.Layer):
     """`UpSampling2D(size, interpolation="nearest")` with every shape but the batch
     known in the graph (see the module docstring). Export-only: it runs in
-    TensorFlow graphs, has no weights, and needs a known height, width and channels."""
+    TensorFlow graphs, has no weights, and needs known channels; an unknown height or
+    width (a model of any size) is read from the input at run time."""
 
     def __init__(self, size, **kwargs):
         super().__init__(**kwargs)
@@ -102,15 +103,23 @@ class RepeatUpSampling2D(keras.layers.Layer):
     def call(self, x):
         _, h, w, c = x.shape
         sh, sw = self.size
+        if h is None or w is None:  # a model of any size: the shapes come from the input,
+            # with the channels a constant so that the next convolution knows them
+            dims = tf.shape(x)
+            b, h, w = dims[0], dims[1], dims[2]
+            row, out = tf.stack([-1, 1, w * sw * c]), tf.stack([b, h * sh, w * sw, c])
+        else:
+            row, out = (-1, 1, w * sw * c), (-1, h * sh, w * sw, c)
         # Each pixel repeated sw times along the width, then each row sh times: RESHAPE
         # and CONCATENATION (kernels for int8 and int16 activations), rank 3 at most.
         x = tf.concat([tf.reshape(x, (-1, 1, c))] * sw, axis=1)
-        x = tf.concat([tf.reshape(x, (-1, 1, w * sw * c))] * sh, axis=1)
-        return tf.reshape(x, (-1, h * sh, w * sw, c))
+        x = tf.concat([tf.reshape(x, row)] * sh, axis=1)
+        return tf.reshape(x, out)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
-        return (b, h * self.size[0], w * self.size[1], c)
+        times = lambda d, s: None if d is None else d * s  # noqa: E731
+        return (b, times(h, self.size[0]), times(w, self.size[1]), c)
 
 
 class ZeroInsertionConv1D(keras.layers.Layer):

@@ -22,23 +22,52 @@ from kerasae.export.formats import (
 )
 
 
+# The sizes a model of any height and width is checked at, when no reference inputs
+# are given: one a multiple of 8, one odd on both axes (padded inside, cropped back).
+OPEN_SIZES = ((64, 64), (45, 71))
+
+
+def _fits(shape, image_shape):
+    return len(shape) == len(image_shape) and all(
+        want is None or got == want for got, want in zip(shape, image_shape))
+
+
 def reference_inputs(reference_inputs, parts, batch_sizes, value_range):
+    """The parity inputs: an array `(n,) + image_shape`; for a model of any size, a list
+    of such arrays, one per size (`OPEN_SIZES`, or the given ones)."""
     n = max(batch_sizes)
     if reference_inputs is None:
         # Seeded so that re-exports of one model carry identical references.
         rng = np.random.default_rng(0)
-        x = rng.uniform(value_range[0], value_range[1], size=(n,) + parts.image_shape)
-        return x.astype("float32")
-    x = np.asarray(reference_inputs, dtype="float32")
-    if x.shape[1:] != parts.image_shape or x.shape[0] < n:
+        sizes = OPEN_SIZES if parts.open_size else [parts.image_shape[:-1]]
+        xs = [rng.uniform(value_range[0], value_range[1],
+                          size=(n,) + tuple(size) + parts.image_shape[-1:]).astype("float32")
+              for size in sizes]
+        return xs if parts.open_size else xs[0]
+    given = list(reference_inputs) if parts.open_size and isinstance(
+        reference_inputs, (list, tuple)) else [reference_inputs]
+    xs = [_checked_reference(x, parts, n) for x in given]
+    return xs if parts.open_size else xs[0]
+
+
+def _checked_reference(x, parts, n):
+    x = np.asarray(x, dtype="float32")
+    if not _fits(x.shape[1:], parts.image_shape) or x.shape[0] < n:
+        want = ", ".join("any" if d is None else str(d) for d in parts.image_shape)
+        more = (" (a model of any size: one array, or a list of arrays of several sizes)"
+                if parts.open_size else "")
         raise InvalidValue(
-            f"reference_inputs must have shape (n, {', '.join(map(str, parts.image_shape))}) "
-            f"with n >= {n} (the largest parity batch size). "
-            f"Received: shape={x.shape}"
+            f"reference_inputs must have shape (n, {want}) with n >= {n} (the largest "
+            f"parity batch size){more}. Received: shape={x.shape}"
         )
     if not np.all(np.isfinite(x)):
         raise InvalidValue("reference_inputs contain NaN or infinity. Received: non-finite values")
     return np.ascontiguousarray(x[:n])
+
+
+def size_key(x):
+    """`"HxW"`: the name of an image size in the reference file of a model of any size."""
+    return f"{x.shape[1]}x{x.shape[2]}"
 
 
 def to_numpy(structure):
@@ -46,11 +75,26 @@ def to_numpy(structure):
 
 
 def keras_reference(fns, parts, x, extra):
+    """The reference arrays: Keras's outputs on the parity inputs `x` (a list of arrays of
+    several sizes for a model of any size: the first under the plain names, the others
+    with their size appended, e.g. `image_45x71`)."""
+    if not parts.open_size:
+        return _arrays(fns, parts, x, extra, "")
+    arrays = {}
+    for i, xi in enumerate(x):
+        arrays.update(_arrays(fns, parts, xi, extra, "" if i == 0 else "_" + size_key(xi)))
+    return arrays
+
+
+def _arrays(fns, parts, x, extra, suffix):
     codes = to_numpy(fns["encode"](x))
     code = codes["z_mean"] if parts.variational else codes["code"]
-    recon = to_numpy(fns["decode"](code))["reconstruction"]
+    decoded = to_numpy(fns["decode"](code))["reconstruction"]
+    recon = to_numpy(fns["reconstruct"](x))["reconstruction"] if parts.open_size else decoded
     arrays = {"image": x, **codes}
     arrays["code"] = code
+    if parts.open_size:  # the padded grid the decoder returns; reconstruct crops it
+        arrays["decoded"] = decoded
     arrays["reconstruction"] = recon
     if "anomaly" in extra:
         axes = tuple(range(1, x.ndim))
@@ -58,25 +102,41 @@ def keras_reference(fns, parts, x, extra):
         scale = np.asarray(extra["anomaly"].get("scale") or [1.0], dtype="float64")
         err = (x.astype("float64") - recon) / scale
         arrays["score"] = np.mean(err ** 2, axis=axes).astype("float32")
-    return arrays
+    return {name + suffix: value for name, value in arrays.items()}
+
+
+def _endpoints(parts, suffix=""):
+    """signature -> {"inputs": {tensor name: array}, "outputs": {...}}"""
+    n = lambda name: name + suffix  # noqa: E731
+    return {
+        "encode": {"inputs": {"image": n("image")},
+                   "outputs": {name: n(name) for name in parts.code_outputs}},
+        "decode": {"inputs": {"code": n("code")}, "outputs": {
+            "reconstruction": n("decoded" if parts.open_size else "reconstruction")}},
+        "reconstruct": {"inputs": {"image": n("image")},
+                        "outputs": {"reconstruction": n("reconstruction")}},
+    }
 
 
 def reference_info(parts, arrays, batch_sizes, tolerance):
-    encode_out = {name: name for name in parts.code_outputs}
     info = {
         "file": REFERENCE,
         "batch_sizes": list(batch_sizes),
         "tolerance": tolerance,
         "arrays": {k: list(v.shape) for k, v in arrays.items()},
-        # signature -> {"inputs": {tensor name: array}, "outputs": {...}}
-        "endpoints": {
-            "encode": {"inputs": {"image": "image"}, "outputs": encode_out},
-            "decode": {"inputs": {"code": "code"},
-                       "outputs": {"reconstruction": "reconstruction"}},
-            "reconstruct": {"inputs": {"image": "image"},
-                            "outputs": {"reconstruction": "reconstruction"}},
-        },
+        "endpoints": _endpoints(parts),
     }
+    if parts.open_size:
+        # Further sizes of a model of any size, each with its arrays (the first size is
+        # `endpoints`): a client checks every one.
+        info["sizes"] = [list(arrays["image"].shape[1:3])]
+        info["more_sizes"] = []
+        for name, value in arrays.items():
+            if name.startswith("image_"):
+                suffix = name[len("image"):]
+                info["sizes"].append(list(value.shape[1:3]))
+                info["more_sizes"].append({"size": list(value.shape[1:3]),
+                                           "endpoints": _endpoints(parts, suffix)})
     if "score" in arrays:
         info["score"] = "score"
     return info
@@ -84,7 +144,7 @@ def reference_info(parts, arrays, batch_sizes, tolerance):
 
 def describe(model, parts, source, extra, formats, opset, value_range, autoencoder_onnx,
              quantize=None, scaled=None):
-    shape = lambda s: [None] + [int(d) for d in s]  # noqa: E731
+    shape = lambda s: [None] + [None if d is None else int(d) for d in s]  # noqa: E731
     encode_outputs = {name: shape(parts.code_shape) for name in parts.code_outputs}
     image = {"image": shape(parts.image_shape)}
     meta = {"format": "kerasae-export", "format_version": FORMAT_VERSION}
@@ -117,9 +177,18 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
             f"raw values of any range; the model scales each feature itself ({scaled}: "
             "(x - center) / scale, fitted on the training data) and its reconstruction "
             "is in the raw units too"))
+    if parts.open_size:
+        f = getattr(model, "factor", None)
+        meta["input"]["size"] = (
+            "any height and width (and batch)" + (
+                f": the encoder pads them to multiples of {f} (repeated edge pixels), the "
+                f"code grid is ceil(H / {f}) x ceil(W / {f}), `decode` returns {f} times the "
+                "code's size (the padded grid) and `reconstruct` crops it back to the "
+                "input's size; the ONNX decoder and the LiteRT decoder return the padded "
+                "grid too: crop it to the input's height and width" if f else ""))
     meta["latent"] = {
         "name": "code", "shape": shape(parts.code_shape),
-        "size": int(math.prod(parts.code_shape)),
+        "size": None if parts.open_size else int(math.prod(parts.code_shape)),
         "variational": parts.variational,
         "encoder_outputs": parts.code_outputs,
         "decoder_input": "code" + (" (z_mean, or a sample z_mean + exp(z_log_var / 2) * eps)"

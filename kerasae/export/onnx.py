@@ -25,7 +25,7 @@ from kerasae.export.formats import (
     is_random_op,
     random_ops_error,
 )
-from kerasae.export.graphs import specs
+from kerasae.export.graphs import crop_to, specs
 
 
 @contextlib.contextmanager
@@ -50,8 +50,21 @@ def role_model(role, parts):
     image = keras.Input(shape=parts.image_shape, name="image")
     code = parts.encoder(image, training=False)
     # A VAE decodes the mean: deterministic, no sampler in the graph.
-    return keras.Model(image, parts.decoder(code[0] if parts.variational else code,
-                                            training=False), name="autoencoder")
+    recon = parts.decoder(code[0] if parts.variational else code, training=False)
+    if parts.open_size:
+        recon = _CropTo(name="crop")(recon, image)
+    return keras.Model(image, recon, name="autoencoder")
+
+
+class _CropTo(keras.layers.Layer):
+    """The decoded grid cut to the input's height and width (a model of any size).
+    Export-only: it runs in the TensorFlow graph the ONNX file is converted from."""
+
+    def call(self, images, reference):
+        return crop_to(images, reference)
+
+    def compute_output_shape(self, images_shape, reference_shape):
+        return tuple(images_shape[:1]) + tuple(reference_shape[1:3]) + tuple(images_shape[3:])
 
 
 def write_onnx(path, role, parts, meta, opset):
@@ -133,6 +146,14 @@ def _finish_graph(proto, role, output_order, meta):
         if dims:
             dims[0].Clear()
             dims[0].dim_param = "batch"
+        if len(dims) == 4 and not (dims[1].dim_value or dims[2].dim_value):
+            # a model of any size: the image's height and width, the code's grid, and the
+            # decoder's padded grid get names, not the converter's numbered ones
+            prefix = {"image": "", "reconstruction": "" if role == "autoencoder" else
+                      "decoded_"}.get(value.name, "code_")
+            for dim, axis in zip(dims[1:3], ("height", "width")):
+                dim.Clear()
+                dim.dim_param = prefix + axis
     graph.name = f"kerasae_{role}"
     graph.doc_string = "converted by tf2onnx"  # not the traced function's numbered name
     proto.doc_string = (f"kerasae {role} of {meta['model']['name']!r} "

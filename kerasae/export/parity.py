@@ -42,6 +42,15 @@ def max_error(got, want):
     return float("nan") if np.isnan(error).any() else float(error.max())
 
 
+def cropped(outputs, image):
+    """`outputs` with its `reconstruction` cut to the height and width of `image`: the
+    decoder of a model of any size returns the padded grid (no-op for fixed sizes)."""
+    recon = outputs.get("reconstruction")
+    if recon is None or np.ndim(image) != 4 or np.ndim(recon) != 4:
+        return outputs
+    return dict(outputs, reconstruction=recon[:, :image.shape[1], :image.shape[2]])
+
+
 def _run(session, feeds):
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds)))
@@ -54,7 +63,8 @@ def onnx_runners(folder, code_name, autoencoder_onnx):
     runners = {"onnx": {
         "encode": lambda image: _run(enc, {"image": image}),
         "decode": lambda code: _run(dec, {"code": code}),
-        "reconstruct": lambda image: _run(dec, {"code": _run(enc, {"image": image})[code_name]}),
+        "reconstruct": lambda image: cropped(
+            _run(dec, {"code": _run(enc, {"image": image})[code_name]}), image),
     }}
     if autoencoder_onnx:
         full = _ort_session(os.path.join(folder, ONNX_FILES["autoencoder"]))
@@ -104,12 +114,17 @@ def check_parity(runners, fns, parts, x_ref, batch_sizes, tolerance):
     code_name = "z_mean" if parts.variational else "code"
     results = {runtime: {} for runtime in runners}
     worst = []
-    for b in batch_sizes:
-        _compare(runners, fns, x_ref[:b], code_name, results, worst, tolerance, b)
+    xs = x_ref if isinstance(x_ref, list) else [x_ref]  # several sizes: a model of any size
+    for x in xs:
+        for b in batch_sizes:
+            where = f"{b}, size {x.shape[1]}x{x.shape[2]}" if len(xs) > 1 else b
+            _compare(runners, fns, x[:b], code_name, results, worst, tolerance, where)
     overall = max((v for r in results.values() for v in r.values()), default=0.0)
     reference = "keras (float32 copy of the mixed-precision model)" if parts.converted else "keras"
     parity = {"reference": reference, "tolerance": tolerance, "batch_sizes": list(batch_sizes),
               "max_error": results, "max": overall, "passed": not worst}
+    if len(xs) > 1:
+        parity["sizes"] = [list(x.shape[1:3]) for x in xs]
     if worst:
         lines = "; ".join(f"{r} {k} at batch {b}: {d:.3g}" for r, k, b, d in worst[:6])
         raise ParityError(

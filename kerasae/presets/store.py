@@ -112,10 +112,11 @@ METADATA_FIELDS = (
     ("evaluation.split", str, False),
     ("recipe", dict, True),
     ("recipe.command", str, True),
+    ("recipe.export_tolerance", float, False),
     ("license", str, False),
     ("reference_metrics", dict, False),
 )
-_JSON_TYPES = {dict: "an object", str: "a string", list: "a list", bool: "a boolean",
+_JSON_TYPES = {dict: "an object", str: "a string", float: "a number", list: "a list", bool: "a boolean",
                type(None): "null"}
 
 

@@ -102,6 +102,21 @@ def test_node_client_detects_a_tampered_file(exports, tmp_path):
     assert any(p.startswith("reference.npz: sha256") for p in report["files"])
 
 
+def client_script(calls):
+    """Python code that runs the Python client once per argv of `calls`, with TensorFlow,
+    Keras, kerasae and tf2onnx unimportable, printing `@@` after each call's output."""
+    return BLOCKER.format(blocked=["tensorflow", "keras", "kerasae", "tf2onnx"]) + f"""
+import json, runpy
+for argv in {calls!r}:
+    sys.argv = ["kerasae_client.py"] + argv
+    try:
+        runpy.run_path({PY_CLIENT!r}, run_name="__main__")
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+    print("@@")
+"""
+
+
 def test_python_client_runs_without_tensorflow(exports, tmp_path):
     from PIL import Image
 
@@ -116,16 +131,7 @@ def test_python_client_runs_without_tensorflow(exports, tmp_path):
     calls = [["check", path, "--json"], ["score", path, *files, "--json"],
              ["encode", path, *files, "--out", str(tmp_path / "codes.npz"), "--json"],
              ["reconstruct", path, *files[:2], "--out-dir", str(tmp_path / "recon"), "--json"]]
-    code = BLOCKER.format(blocked=["tensorflow", "keras", "kerasae", "tf2onnx"]) + f"""
-import json, runpy
-outputs = []
-for argv in {calls!r}:
-    sys.argv = ["kerasae_client.py"] + argv
-    try:
-        runpy.run_path({PY_CLIENT!r}, run_name="__main__")
-    except SystemExit as e:
-        assert e.code in (0, None), e.code
-    print("@@")
+    code = client_script(calls) + """
 print(json.dumps(sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -58,8 +58,11 @@ class EdgePad(keras.layers.Layer):
         return x
 
     def _round(self, size):
-        """`size` rounded up to the multiple (an int, a tensor, or None)."""
-        return None if size is None else -(-size // self.multiple) * self.multiple
+        """`size` rounded up to the multiple (an int, a tensor, or None). Non-negative
+        operands only: ONNX converters write an integer floor division as `Div`, which
+        truncates, so `-(-size // m)` would round down there."""
+        m = self.multiple
+        return None if size is None else (size + m - 1) // m * m
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
@@ -344,7 +347,8 @@ def TinyAE(
         seed: seed of the corruption layer. Defaults to `None`.
         input_shape: `(height, width, channels)`; height and width may be `None`
             (any size; the reconstruction is cropped by the model, the decoder alone
-            returns the padded grid). Exports need them fixed.
+            returns the padded grid). Exports keep them dynamic (`kerasae.export`:
+            SavedModel, ONNX and float LiteRT; int8 needs a fixed size).
             Defaults to `(256, 256, 3)`.
         weights: `None`, a zoo preset name, or a `.weights.h5` / `.keras` path.
             Defaults to `None`.
