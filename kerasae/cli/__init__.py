@@ -30,7 +30,33 @@ COMMAND_GROUPS = (train, data, export, zoo, uses)
 DEBUG_ENV = "KERASAE_DEBUG"
 
 
+class _Defaults(argparse.HelpFormatter):
+    """Every option's default in `--help`, where it has one that says something (not
+    None or False) and its help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return f"{text} (default: %(default)s)".lstrip() if _says_default(action, text) \
+            else text
+
+
+def _says_default(action, text):
+    default = action.default
+    return not ("default" in text or default is None or default is False
+                or default == argparse.SUPPRESS
+                or not action.option_strings or isinstance(default, (list, tuple)))
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Defaults)  # sub-commands' parsers too
+        super().__init__(*args, **kwargs)
+
+    def _add_action(self, action):
+        if not action.help and _says_default(action, ""):  # argparse shows no line otherwise
+            action.help = "(default: %(default)s)"
+        return super()._add_action(action)
+
     def error(self, message):
         # argparse lists the valid commands; name the closest one too.
         if "invalid choice: '" in message:

@@ -50,7 +50,8 @@ def add_parsers(sub):
                    help="default: 1e-3, or the fine-tune rate of the --weights preset's "
                         "recipe (tae_flux2: 1e-5)")
     p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES)
-    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--latent-dim", type=int, default=None,
+                   help="code size (default: the builder's own)")
     p.add_argument("--weights", default=None, metavar="PRESET_OR_FILE",
                    help="fine-tune: start from a zoo preset (e.g. conv_ae_fashion_mnist) or a "
                    ".keras / .weights.h5 file. The builder arguments its weights were trained "

@@ -31,6 +31,7 @@ SPLIT_DIRS = {"train": ("train",), "test": ("test", "val", "validation"),
               "val": ("val", "validation", "test"), "validation": ("validation", "val", "test")}
 _HEADER_THREADS = 8
 _DECODE_THREADS = 4
+_DECODE_CHECK = 20_000  # files decoded to list every bad one once some header is bad
 
 
 def _is_image(folder, name):
@@ -281,11 +282,10 @@ def _from_files(files, labels, classes, *, name, split, image_size, color_mode, 
     max_pixels = opts.pixel_budget(max_pixels)
     headers = read_headers(files, max_pixels)
     unreadable = [h for h in headers if isinstance(h, image_ops.BadImageFile)]
-    if unreadable and not skip_bad:
-        raise bad_files_error(unreadable, name, len(files))
     keep = [i for i, h in enumerate(headers) if not isinstance(h, image_ops.BadImageFile)]
     if not keep:
-        raise DataError(f"No image of {_what(name)} can be read. Received: files={len(files)}")
+        raise (bad_files_error(unreadable, name, len(files)) if not skip_bad else
+               DataError(f"No image of {_what(name)} can be read. Received: files={len(files)}"))
     files, headers = [files[i] for i in keep], [headers[i] for i in keep]
     labels = None if labels is None else labels[keep]
     channels = _channels(headers, color_mode)
@@ -293,6 +293,10 @@ def _from_files(files, labels, classes, *, name, split, image_size, color_mode, 
     options = dict(image_shape=hw + (channels,), resize=resize, image_size=size, name=name,
                    split=split, label_names=classes, max_pixels=max_pixels)
     src = FolderSource(files, labels, **options)
+    if unreadable and not skip_bad:  # all of them in one message (decoded up to a limit)
+        found = src.bad_files(np.arange(min(len(src), _DECODE_CHECK)))
+        raise bad_files_error(unreadable + [e for _, e in found], name,
+                              len(files) + len(unreadable))
     if skip_bad:
         found = src.bad_files()  # decoded once: what the headers did not show
         bad = {i for i, _ in found}
@@ -341,6 +345,7 @@ def folder(path, split="train", *, image_size=None, color_mode=None, resize="cro
     if not os.path.isdir(path):
         raise MissingFile(f"No such folder: {path!r}. Received: dataset={path!r}")
     files, labels, classes = scan(path, split)
+    opts.note_other_files(path)
     return _from_files(files, labels, classes, name=path, split=split, image_size=image_size,
                        color_mode=color_mode, resize=resize, skip_bad=skip_bad,
                        max_pixels=max_pixels)
@@ -357,6 +362,7 @@ def expand_files(paths):
         p = os.fsdecode(p)
         if os.path.isdir(p):
             found = _images_below(p)
+            opts.note_other_files(p)
             if not found:
                 raise DataError(
                     f"The folder {p!r} holds no image files "

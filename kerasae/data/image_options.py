@@ -21,6 +21,28 @@ def is_image_name(name):
     return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
 
 
+_NOTED = set()  # folders whose other files were said once in this process
+
+
+def note_other_files(folder):
+    """Says once, in one line, which files below `folder` (hidden ones aside) are left
+    out because they are not images (a README, an SVG, a labels file)."""
+    key = os.path.abspath(folder)
+    if key in _NOTED:
+        return
+    _NOTED.add(key)
+    others = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        others += [os.path.relpath(os.path.join(root, f), folder) for f in sorted(files)
+                   if not f.startswith(".") and not is_image_name(f)]
+    if others:
+        shown = ", ".join(repr(o) for o in others[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        print(f"kerasae: left out {len(others)} file(s) of {folder!r} that are not images "
+              f"({shown}{more}); images end in {', '.join(IMAGE_SUFFIXES)}.")
+
+
 def pixel_budget(value=None):
     """The largest image (height x width) that may be decoded: `value`, else
     `$KERASAE_MAX_PIXELS`, else `MAX_PIXELS` (100 megapixels)."""

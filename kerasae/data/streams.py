@@ -167,6 +167,8 @@ def _batched(shape):
     if rank == 4:
         return True
     if rank == 3:
+        if shape[-1] in (1, 3, 4) and shape[1] is None:
+            return False  # one image of unknown size, e.g. tf.io.decode_png's (None, None, 3)
         return first is None or shape[-1] not in (1, 3, 4)
     if rank == 2:
         return first is None

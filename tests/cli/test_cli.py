@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -126,6 +127,21 @@ def test_help_version_and_a_typo_need_no_tensorflow(tmp_path):
     assert run(["--version"], tmp_path).stdout.strip() == f"kerasae {kerasae.__version__}"
     typo = run(["trian"], tmp_path, check=False).stderr
     assert "invalid choice: 'trian'" in typo and "Did you mean 'train'?" in typo
+
+
+def test_help_shows_the_defaults_the_parser_uses():
+    """`--help` shows each default that says something, read from the parser itself."""
+    from kerasae.cli import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    text = " ".join(train.format_help().split())
+    for option in ("epochs", "batch_size", "seed", "lr_schedule", "precision", "verbose"):
+        default = train.get_default(option)
+        flag = "--" + option.replace("_", "-")
+        assert re.search(rf"{flag} \S+ .*?\(default: {re.escape(str(default))}\)", text), flag
+    assert "--latent-dim LATENT_DIM code size (default: the builder's own)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
 
 
 @pytest.fixture(scope="module")

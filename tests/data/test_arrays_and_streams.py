@@ -75,8 +75,14 @@ def test_a_pipeline_without_a_fixed_size_or_a_repeating_one_is_refused():
     ragged = tf.data.Dataset.from_generator(
         lambda: (np.zeros((h, h, 3), "uint8") for h in (4, 5)),
         output_signature=tf.TensorSpec((None, None, 3), tf.uint8))
-    with pytest.raises(DataError, match="no fixed size"):
+    with pytest.raises(DataError, match=r"no fixed size \(\(None, None, 3\)\)"):
         data.get_source(ragged)
+    # PNGs decoded in the pipeline: one image of unknown size each, said as such
+    pngs = tf.data.Dataset.from_tensor_slices(IMAGES[:4]).map(tf.io.encode_png)
+    with pytest.raises(DataError, match=r"no fixed size \(\(None, None, 3\)\).*resize"):
+        data.get_source(pngs.map(lambda b: tf.io.decode_png(b, channels=3)))
+    decoded = pngs.map(lambda b: tf.ensure_shape(tf.io.decode_png(b, channels=3), IMAGES.shape[1:]))
+    np.testing.assert_allclose(data.get_source(decoded).numpy(), IMAGES[:4] / 255, atol=1e-6)
     with pytest.raises(DataError, match="infinite"):
         data.get_source(tf.data.Dataset.from_tensor_slices(IMAGES).repeat())
 

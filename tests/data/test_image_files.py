@@ -142,6 +142,35 @@ def test_every_bad_file_is_listed_with_its_reason(tmp_path):
         data.folder(tmp_path)
 
 
+def test_bad_headers_and_truncated_data_are_listed_together_in_one_run(tmp_path):
+    """A damaged header is found when the folder is opened, a truncated JPEG only when it
+    is decoded: both in one message, not one per run."""
+    for i in range(3):
+        Image.fromarray(_pattern(64, 64)).save(tmp_path / f"{i}.png")
+    (tmp_path / "b.png").write_text("not a png")
+    whole = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype="uint8")
+    Image.fromarray(noise).save(whole, "JPEG", quality=90)
+    (tmp_path / "cut.jpg").write_bytes(whole.getvalue()[:len(whole.getvalue()) * 2 // 3])
+    with pytest.raises(DataError, match=r"2 image file\(s\).*b\.png' is not an image file.*"
+                                        r"cut\.jpg' could not be decoded.*Received: files=5"):
+        data.folder(tmp_path)
+
+
+def test_files_that_are_not_images_are_said_once(tmp_path, capsys):
+    for i in range(2):
+        Image.fromarray(_pattern(8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "README.md").write_text("photos of the garden")
+    (tmp_path / "logo.svg").write_text("<svg/>")
+    (tmp_path / ".DS_Store").write_text("hidden")
+    assert len(data.folder(tmp_path)) == 2
+    data.folder(tmp_path)  # again: not said twice
+    out = capsys.readouterr().out
+    assert out.count("kerasae: left out") == 1
+    assert "left out 2 file(s)" in out and "'README.md', 'logo.svg'" in out
+    assert "DS_Store" not in out
+
+
 def test_a_deleted_file_is_named_as_missing_not_undecodable(tmp_path):
     for i in range(3):
         Image.fromarray(_pattern(8, 8)).save(tmp_path / f"{i}.png")
