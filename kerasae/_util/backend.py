@@ -6,8 +6,9 @@ Read without importing Keras or TensorFlow, so that light paths stay light.
 import importlib.util
 import json
 import os
+import sys
 
-from kerasae._util.errors import MissingDependency
+from kerasae._util.errors import MissingDependency, NeedsTensorFlow
 
 INSTALL_HINT = (
     "Install it with one of:\n"
@@ -56,3 +57,43 @@ def check_backend():
     """Fails early and clearly when the TensorFlow backend is chosen but not installed."""
     if keras_backend_name() == "tensorflow":
         require_tensorflow()
+
+
+# What runs under Keras's JAX or PyTorch backend, and what does not: said in one line.
+OTHER_BACKENDS = (
+    "the builders, keras.Model.fit on them, .keras save and load and zoo presets work under "
+    "any backend (model.fit under jax; the torch backend does not train kerasae's models); "
+    "kerasae.fit, the exports, the uses and the command line need TensorFlow")
+
+
+def require_tensorflow_backend(feature):
+    """Raises `NeedsTensorFlow` in one line when Keras runs another backend than
+    TensorFlow. Uncaught in a script (`python -c ...`), it prints that line alone and
+    exits with status 1: a traceback would only show kerasae's own frames."""
+    import keras  # only callers that already use Keras get here
+
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        return
+    _one_line_when_uncaught(NeedsTensorFlow)
+    raise NeedsTensorFlow(
+        f"{feature} needs Keras's TensorFlow backend, and this process runs {name!r} "
+        f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', name)}): run it with "
+        f"KERAS_BACKEND=tensorflow, or train with model.fit(...) yourself; {OTHER_BACKENDS}.")
+
+
+def _one_line_when_uncaught(error_type):
+    """A `sys.excepthook` that prints an uncaught `error_type` as one line (others go to
+    the hook that was there)."""
+    previous = sys.excepthook
+    if getattr(previous, "kerasae_one_line", None) is error_type:
+        return
+
+    def hook(kind, value, tb):
+        if issubclass(kind, error_type):
+            print(f"{kind.__name__}: {value}", file=sys.stderr)
+            return
+        previous(kind, value, tb)
+
+    hook.kerasae_one_line = error_type
+    sys.excepthook = hook

@@ -37,3 +37,8 @@ class NotWritable(KerasaeError, PermissionError):
 
 class MissingDependency(KerasaeError, ImportError):
     """An optional dependency is not installed; the message names the install command."""
+
+
+class NeedsTensorFlow(KerasaeError, RuntimeError):
+    """A part of kerasae that runs on TensorFlow only (tf.distribute, tf.data, the
+    exporters) was called under another Keras backend; the message says what works."""

@@ -14,6 +14,7 @@ import shutil
 
 import numpy as np
 
+from kerasae._util.backend import require_tensorflow_backend
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import staged_directory
 from kerasae.export import checks, graphs, litert, manifest, parity
@@ -121,6 +122,7 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     >>> sorted(manifest["signatures"])
     ['decode', 'encode', 'reconstruct']
     """
+    require_tensorflow_backend("kerasae.export.export")
     formats = checks.check_formats(formats)
     quantize = checks.check_quantize(quantize, formats)
     if not quantize and (representative is not None or quality_images is not None):

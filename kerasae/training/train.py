@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from kerasae import data as data_lib
 from kerasae import plots
+from kerasae._util.backend import require_tensorflow_backend
 from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError
 from kerasae.data.image_options import shape_fits
 from kerasae.models import build, get_builder, get_contract, pretrain_layerwise, scaling
@@ -51,6 +52,7 @@ def fit(
     precision="float32",
     jit_compile=False,
     out_dir=None,
+    out=None,
     resume=True,
     early_stopping=None,
     tensorboard=True,
@@ -113,6 +115,8 @@ def fit(
         out_dir: where to write the model, checkpoints, logs and `run.json`;
             `None` writes nothing. One run at a time: the run holds an exclusive
             lock on it until `fit` returns or raises. Defaults to `None`.
+        out: the same as `out_dir`, by the name the uses give it (`out=`); pass one
+            of the two. Defaults to `None`.
         resume: continue from the last checkpoint in `out_dir`. Defaults to `True`.
         early_stopping: patience in epochs on the monitored loss, or `None`.
         tensorboard: write TensorBoard logs under `out_dir/logs`. Defaults to `True`.
@@ -173,6 +177,8 @@ def fit(
             between two compiled calls; `out_dir` keeps the last finished epoch
             and a call with the same arguments resumes from it.
     """
+    require_tensorflow_backend("kerasae.fit")
+    out_dir = _one_out(out_dir, out)
     options = FitOptions(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         lr_schedule=lr_schedule, optimizer=optimizer, seed=seed, precision=precision,
@@ -328,6 +334,13 @@ def _pretrained(model, builder_kwargs, train_src, options, epochs):
             print(f"pretrained {s['layer']} ({s['units']} units): loss "
                   + " -> ".join(f"{v:.5f}" for v in s["loss"]))
     return built, None
+
+
+def _one_out(out_dir, out):
+    if out_dir is not None and out is not None and os.fspath(out_dir) != os.fspath(out):
+        raise InvalidValue("out= and out_dir= name the same folder: pass one of them. "
+                           f"Received: out_dir={out_dir!r}, out={out!r}")
+    return out_dir if out_dir is not None else out
 
 
 def _picture(model, train_src, val_src, out_dir):

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from kerasae import data as data_lib
+from kerasae._util.backend import require_tensorflow_backend
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.folders import has_split_folders
 from kerasae.data.image_options import IMAGE_SUFFIXES, read_at, shape_fits
@@ -136,6 +137,7 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
     Returns:
         `Inputs`.
     """
+    require_tensorflow_backend("kerasae's uses")
     sizing = read_at(shape, resize)
     reading = {"skip_bad": skip_bad, "max_pixels": max_pixels}
     if images is None:

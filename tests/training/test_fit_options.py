@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import kerasae
+from kerasae._util.errors import InvalidValue
 from kerasae.cli import main
 from kerasae.data import folders
 from tests.helpers import digits_batch, photo_crops, run_json
@@ -87,8 +88,11 @@ def test_fit_reads_a_photo_folder_at_image_size_and_draws_the_picture(tmp_path, 
     64x64; the picture Python users get, as the command line does."""
     photos = _photos(tmp_path / "photos", 20, sizes=(50, 140))
     model = kerasae.ConvAE(input_shape=(64, 64, 3), **TINY_CONV)
+    with pytest.raises(InvalidValue, match="pass one of them"):
+        kerasae.fit(model, str(photos), out_dir=str(tmp_path / "a"), out=str(tmp_path / "b"))
+    # out=, the uses' name for it, is out_dir=
     result = kerasae.fit(model, str(photos), image_size=64, validation=0.25,
-                         out_dir=str(tmp_path / "run"), **QUICK)
+                         out=str(tmp_path / "run"), **QUICK)
     data = result.run["dataset"]
     assert data["image_shape"] == [64, 64, 3]
     assert data["examples"] == 15 and data["validation"]["examples"] == 5
