@@ -3,7 +3,8 @@
 `representative` is an array, a `kerasae.data.Source`, or a dataset (a name, a
 folder, a `.npz` / `.npy` file); `None` means the model's own training data: a
 preset's `dataset` (its train split), or the dataset of the `run.json` beside a
-`.keras` file. The first 500 images calibrate. The loss is measured on
+`.keras` file; a folder with `train/` and `test/` folders calibrates on `train/` and is
+measured on `test/`. The first 500 images calibrate. The loss is measured on
 `quality_images` if given, else on the dataset's test split (a named dataset),
 else on the next 1,000 images of `representative`, else (fewer than 100 left) on
 the calibration images themselves, which the manifest says.
@@ -15,6 +16,7 @@ import numpy as np
 
 from kerasae import data as data_lib
 from kerasae._util.errors import InvalidValue
+from kerasae.data.folders import has_split_folders
 from kerasae.data.image_options import read_at
 from kerasae.export.litert import CALIBRATION_IMAGES, QUALITY_IMAGES, as_images
 
@@ -49,7 +51,10 @@ def quantization_images(representative, quality_images, ref, parts):
             )
         spec, split, resize, options = found
     named = isinstance(spec, str) and not os.path.exists(os.path.expanduser(spec))
-    if named and split == "all":
+    # a folder with train/ and test/ (val/) folders: calibrate on train, measure on test
+    split_folders = isinstance(spec, (str, os.PathLike)) and os.path.isdir(
+        os.path.expanduser(spec)) and has_split_folders(os.path.expanduser(spec))
+    if (named or split_folders) and split == "all":
         split = "train"
     pool = _read(spec, split, parts, CALIBRATION_IMAGES + QUALITY_IMAGES, resize, options)
     calibration = pool[:CALIBRATION_IMAGES]
@@ -59,8 +64,8 @@ def quantization_images(representative, quality_images, ref, parts):
         quality = _read(quality_images, "all" if not isinstance(quality_images, str) or
                         os.path.exists(quality_images) else "test", parts, 10 ** 9, resize)
         notes["quality"] = f"{len(quality)} given images"
-    elif named:
-        quality = _read(spec, "test", parts, QUALITY_IMAGES)
+    elif named or split_folders:
+        quality = _read(spec, "test", parts, QUALITY_IMAGES, resize, options)
         notes["quality"] = f"the first {len(quality)} images of {spec} (test)"
     elif len(pool) - len(calibration) >= 100:
         quality = pool[len(calibration):]

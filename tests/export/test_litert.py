@@ -89,6 +89,26 @@ def test_zero_insertion_conv_is_the_transposed_conv(kernel, stride, padding):
     assert tuple(copy.output.shape) == tuple(model.output.shape)
 
 
+@pytest.mark.parametrize("size", [(2, 2), (3, 2)])
+def test_repeat_upsampling_of_any_size_reads_the_size_at_run_time(size):
+    """A model of any height and width: the rewrite computes Keras's layer at every size,
+    and the traced graph still knows the channels (the next convolution needs them)."""
+    import keras
+    import tensorflow as tf
+
+    from kerasae.export.litert_graph import _rewrite
+
+    inp = keras.Input((None, None, 3))
+    model = keras.Model(inp, keras.layers.UpSampling2D(size)(inp))
+    copy, _ = _rewrite(model)
+    for hw in ((5, 6), (1, 9)):
+        x = np.random.default_rng(hw[0]).normal(size=(2, *hw, 3)).astype("float32")
+        np.testing.assert_array_equal(np.asarray(copy(x)), np.asarray(model(x)))
+    traced = tf.function(lambda t: copy(t)).get_concrete_function(
+        tf.TensorSpec((None, None, None, 3), tf.float32))
+    assert traced.outputs[0].shape.as_list() == [None, None, None, 3]
+
+
 @pytest.mark.parametrize("size", [(2, 2), (3, 2), (1, 3)])
 def test_repeat_upsampling_is_keras_upsampling_with_static_shapes(size):
     """The LiteRT rewrite of UpSampling2D computes Keras's own layer (the reference), and
@@ -265,6 +285,24 @@ def test_int8_calibrates_on_the_runs_own_folder_at_the_models_input(tmp_path):
     assert "in-sample" in int8["quality"]["source"]  # 140 images: none left to measure on
     parity = manifest["parity"]["litert_int8"]
     assert parity["passed"] and parity["inputs"].startswith("the quality images")
+
+
+@pytest.mark.slow
+def test_int8_representative_folder_with_split_folders_calibrates_on_train(tmp_path):
+    """`--representative photos/` where photos/ holds train/ and test/: calibration on
+    train, the int8 loss measured on test (it used to ask for a split 'all')."""
+    from PIL import Image
+
+    for split, n, seed in (("train", 40, 6), ("test", 12, 7)):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i, crop in enumerate(photo_crops(n, seed=seed, sizes=(9, 30))):
+            Image.fromarray(crop).convert("L").save(tmp_path / "photos" / split / f"{i}.png")
+    manifest = export(build_tiny("conv_ae"), tmp_path / "e", formats=("litert",),
+                      quantize="int8", representative=str(tmp_path / "photos"))
+    int8 = manifest["litert"]["int8"]
+    assert int8["calibration"]["images"] == 40 and "(train)" in int8["calibration"]["source"]
+    assert int8["quality"]["images"] == 12 and "(test)" in int8["quality"]["source"]
+    assert manifest["parity"]["litert_int8"]["passed"]
 
 
 def test_int8_needs_litert_and_real_images(tmp_path):
