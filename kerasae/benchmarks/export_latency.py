@@ -1,7 +1,10 @@
-"""Encoder latency of an export: onnxruntime vs SavedModel vs LiteRT vs Keras, one run.
+"""Encoder (or decoder) latency of an export: onnxruntime vs SavedModel vs LiteRT vs Keras.
 
     python -m kerasae.benchmarks.export_latency [--builder conv_ae | --preset NAME]
-        [--repeats 50] [--batch-sizes 1,256] [--arg latent_dim=32] [--no-litert] [--json]
+        [--repeats 50] [--batch-sizes 1,256] [--arg latent_dim=32] [--no-litert]
+        [--part encoder|decoder] [--json]
+
+`--part decoder` times the decoder on the codes of the same images (a VAE's z_mean).
 
 Builds the model (default: `conv_ae` with its default config, 28x28x1) or loads
 a preset, exports it with `kerasae.export.export` (parity check included) to a
@@ -45,11 +48,12 @@ def _median_ms(samples):
 
 
 def _first(output):
-    """The code (VAE: z_mean) from any runtime's output structure, as numpy."""
+    """The code (VAE: z_mean), or the decoder's reconstruction, from any runtime's output
+    structure, as numpy."""
     import numpy as np
 
     if isinstance(output, dict):
-        output = output["code"] if "code" in output else output["z_mean"]
+        output = next(output[k] for k in ("code", "z_mean", "reconstruction") if k in output)
     elif isinstance(output, (list, tuple)):
         output = output[0]
     return np.asarray(output)
@@ -63,19 +67,26 @@ def _has_litert():
     return True
 
 
-def _litert_runners(out, threads):
+# part -> (signature, its input)
+PARTS = {"encoder": ("encode", "image"), "decoder": ("decode", "code")}
+
+
+def _litert_runners(out, threads, part):
     # lazy: the benchmark's --help stays light
     from kerasae.export.litert import signature_runner
 
+    signature, arg = PARTS[part]
+
     def runner(name):
-        sig = signature_runner(os.path.join(out, name), "encode", num_threads=threads)
-        return lambda x: sig(image=x)
+        sig = signature_runner(os.path.join(out, name), signature, num_threads=threads)
+        return lambda x: sig(**{arg: x})
 
-    return {"litert": runner("encoder.tflite"), "litert_int8": runner("encoder.int8.tflite")}
+    return {"litert": runner(f"{part}.tflite"), "litert_int8": runner(f"{part}.int8.tflite")}
 
 
-def _runners(model, out, threads, litert):
-    """`{runtime: fn(x)}` for the exported encoder in `out` and the Keras model."""
+def _runners(model, out, threads, litert, part="encoder"):
+    """`{runtime: fn(x)}` for the exported encoder (or decoder) in `out` and the Keras
+    model."""
     import keras
     import numpy as np
     import onnxruntime as ort
@@ -85,20 +96,20 @@ def _runners(model, out, threads, litert):
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = int(threads)
-    session = ort.InferenceSession(os.path.join(out, "encoder.onnx"), options,
+    session = ort.InferenceSession(os.path.join(out, f"{part}.onnx"), options,
                                    providers=["CPUExecutionProvider"])
-    encode_sig = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["encode"]
-    encoder = model.encoder
+    signature, arg = PARTS[part]
+    sig = tf.saved_model.load(os.path.join(out, "saved_model")).signatures[signature]
+    net = getattr(model, part)
     out_names = [o.name for o in session.get_outputs()]
     runners = {
-        "onnxruntime": lambda x: session.run(out_names, {"image": x}),
-        "saved_model": lambda x: {k: v.numpy() for k, v in
-                                  encode_sig(image=tf.constant(x)).items()},
-        "keras_call": lambda x: keras.tree.map_structure(np.asarray, encoder(x, training=False)),
-        "keras_predict": lambda x: encoder.predict(x, batch_size=len(x), verbose=0),
+        "onnxruntime": lambda x: session.run(out_names, {arg: x}),
+        "saved_model": lambda x: {k: v.numpy() for k, v in sig(**{arg: tf.constant(x)}).items()},
+        "keras_call": lambda x: keras.tree.map_structure(np.asarray, net(x, training=False)),
+        "keras_predict": lambda x: net.predict(x, batch_size=len(x), verbose=0),
     }
     if litert:
-        runners.update(_litert_runners(out, threads or os.cpu_count()))
+        runners.update(_litert_runners(out, threads or os.cpu_count(), part))
     return runners
 
 
@@ -143,7 +154,7 @@ def _targets(by, batch_sizes, litert):
 
 
 def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50,
-        warmup=5, seed=0, threads=None, preset=None, litert=True):
+        warmup=5, seed=0, threads=None, preset=None, litert=True, part="encoder"):
     """Returns `{"rows": [...], "targets": [...], ...}`; see the module docstring."""
     import keras
     import numpy as np
@@ -168,10 +179,13 @@ def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50
                     rng.random((64,) + tuple(model.image_shape), dtype=np.float32)}
         manifest = export(preset or model, out, **lite)
         export_s = time.perf_counter() - t0
-        runners = _runners(model, out, threads, litert)
+        runners = _runners(model, out, threads, litert, part)
         rows, int8_error = [], {}
         for b in batch_sizes:
             x = rng.random((b,) + tuple(model.image_shape), dtype=np.float32)
+            if part == "decoder":  # the codes of those images (a VAE's z_mean)
+                x = keras.tree.flatten(model.encoder(x, training=False))[0]
+                x = np.asarray(x, dtype=np.float32)
             medians, error = _time(runners, x, repeats, warmup)
             if error is not None:
                 int8_error[b] = error
@@ -184,7 +198,8 @@ def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50
     if litert:
         versions["ai_edge_litert"] = manifest["litert"]["interpreter"].split()[-1]
     by = {(r["runtime"], r["batch"]): r for r in rows}
-    return {"builder": preset or builder, "config": model.builder_config, "repeats": repeats,
+    return {"builder": preset or builder, "part": part, "config": model.builder_config,
+            "repeats": repeats,
             "export_seconds": export_s, "parity_max_error": manifest["parity"]["max"],
             "int8_max_abs_error": int8_error, "versions": versions,
             "cpu_count": os.cpu_count(), "rows": rows,
@@ -192,7 +207,7 @@ def run(builder="conv_ae", builder_kwargs=None, batch_sizes=(1, 256), repeats=50
 
 
 def format_table(result):
-    lines = [f"encoder latency, {result['builder']} "
+    lines = [f"{result.get('part', 'encoder')} latency, {result['builder']} "
              f"(input {tuple(result['config']['input_shape'])}), median of "
              f"{result['repeats']} interleaved calls, {result['cpu_count']} CPUs; "
              + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
@@ -226,11 +241,14 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="onnxruntime intra-op threads (default: onnxruntime's choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part", default="encoder", choices=sorted(PARTS),
+                   help="time the encoder (images in) or the decoder (codes in)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     result = run(args.builder, parse_kwargs(args.arg),
                  [int(b) for b in args.batch_sizes.split(",")], args.repeats,
-                 args.warmup, args.seed, args.threads, args.preset, not args.no_litert)
+                 args.warmup, args.seed, args.threads, args.preset, not args.no_litert,
+                 args.part)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

@@ -57,6 +57,9 @@ def add_parsers(subparsers):
     p.add_argument("--tolerance", type=float, default=None,
                    help="max |runtime - keras| / max(1, max |keras|) per output (default: "
                         f"{DEFAULT_TOLERANCE:g}, or the preset's own: tae_flux2 1e-4)")
+    p.add_argument("--int8-tolerance", type=float, default=None, metavar="TOLERANCE",
+                   help="max error of the int8 files, every output (default: per output, "
+                        "1.5x the worst image measured on the quality images)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     p.set_defaults(func=_cli_export)
@@ -111,6 +114,7 @@ def _cli_export(args):
         batch_sizes=_cli_list(args.batch_sizes, "batch-sizes", int),
         tolerance=args.tolerance, check=not args.no_check, force=args.force,
         quantize=args.quantize, representative=args.representative,
+        int8_tolerance=args.int8_tolerance,
     )
     print(f"exported {manifest['model']['name']} to {os.path.abspath(args.out_dir)}")
     for rel, info in manifest["files"].items():
@@ -137,4 +141,19 @@ def _cli_export(args):
               f"int8 parity {parity['litert_int8']['max']:.3g}, within its per-output "
               f"tolerances (up to {max(int8['tolerance'].values()):g})"
               if parity and "litert_int8" in parity else "")
+        print(_int8_latency(int8.get("latency_ms_batch_1")))
     return 0
+
+
+def _int8_latency(ms):
+    """The int8 files' latency beside the float ones, and what to do when int8 is slower."""
+    if not ms:
+        return ""
+    line = "LiteRT latency at batch 1 (ms, float -> int8): " + ", ".join(
+        f"{part} {v['float']:.2f} -> {v['int8']:.2f}" for part, v in ms.items())
+    slow = [part for part, v in ms.items() if v["int8"] > 1.2 * v["float"]]
+    if slow:
+        line += (f"; the int8 {' and '.join(slow)} runs slower than float here (LiteRT has "
+                 "no optimised kernels for its 16-bit activations): --quantize int8-full is "
+                 "8-bit throughout, or ship the float file where speed matters")
+    return line

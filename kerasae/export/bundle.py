@@ -57,7 +57,7 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
            autoencoder_onnx=False, metadata=None, value_range=(0.0, 1.0),
            reference_inputs=None, batch_sizes=DEFAULT_BATCH_SIZES,
            tolerance=None, check=True, force=False, quantize=None,
-           representative=None, quality_images=None):
+           representative=None, quality_images=None, int8_tolerance=None):
     """Exports an autoencoder as a SavedModel, ONNX and LiteRT files with a manifest.
 
     Every exported graph is deterministic (a VAE encoder returns `z_mean` and
@@ -103,6 +103,10 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
             training run). See `kerasae.export.samples`.
         quality_images: real images the int8 loss is measured on. Defaults to
             `None` (see `kerasae.export.samples`).
+        int8_tolerance: max error of the int8 files against Keras, for every output,
+            checked on real images. Defaults to `None`: per output, 1.5x the largest
+            error of one image measured on the quality images (the manifest states
+            the rule and the values); `tolerance` applies to the float files only.
 
     Returns:
         The manifest, as a dict (also written to `out_dir/manifest.json`).
@@ -125,14 +129,17 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     require_tensorflow_backend("kerasae.export.export")
     formats = checks.check_formats(formats)
     quantize = checks.check_quantize(quantize, formats)
-    if not quantize and (representative is not None or quality_images is not None):
+    if not quantize and (representative is not None or quality_images is not None
+                         or int8_tolerance is not None):
         raise InvalidValue(
-            "representative= and quality_images= are the real images of an int8 export: "
+            "representative=, quality_images= and int8_tolerance= are for an int8 export: "
             "add quantize='int8' (--quantize int8) and 'litert' to the formats. Received: "
             "quantize=None"
         )
     opset = checks.check_opset(opset) if "onnx" in formats else None
     tolerance = None if tolerance is None else checks.check_tolerance(tolerance)
+    if int8_tolerance is not None:
+        int8_tolerance = checks.check_tolerance(int8_tolerance)
     batch_sizes = checks.check_batch_sizes(batch_sizes)
     value_range = checks.check_value_range(value_range)
     extra = checks.check_metadata(metadata)
@@ -167,7 +174,8 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
         if "onnx" in formats:
             for role in roles:
                 write_onnx(os.path.join(tmp, ONNX_FILES[role]), role, parts, meta, opset)
-        lite = _litert(tmp, traced, fns, parts, meta, formats, quantize, samples)
+        lite = _litert(tmp, traced, fns, parts, meta, formats, quantize, samples,
+                       int8_tolerance)
         result = dict(meta)
         if lite is not None:
             result["litert"] = lite
@@ -195,7 +203,8 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     return result
 
 
-def _litert(folder, traced, fns, parts, meta, formats, quantize, samples):
+def _litert(folder, traced, fns, parts, meta, formats, quantize, samples,
+            int8_tolerance=None):
     """The LiteRT files (from the export's SavedModel, or a temporary one) and their entry."""
     if "litert" not in formats:
         return None
@@ -221,7 +230,9 @@ def _litert(folder, traced, fns, parts, meta, formats, quantize, samples):
                   "LiteRT's XNNPACK delegate on resized inputs (kerasae.export.litert_graph)"}
     if quantize:
         calibration, quality, notes = samples
-        info["int8"].update(litert.measure_int8(folder, fns, parts, quality, notes["quality"]),
+        info["int8"].update(litert.measure_int8(folder, fns, parts, quality, notes["quality"],
+                                                given=int8_tolerance),
+                            latency_ms_batch_1=litert.latency(folder, parts, quality[:1]),
                             calibration={"images": int(len(calibration)),
                                          "source": notes["calibration"]})
     return info

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -165,9 +166,9 @@ def runners(folder, code_name, files=LITERT_FILES, name="litert"):
                        dec(code=enc(image=image)[code_name]), image)}}
 
 
-def measure_int8(folder, fns, parts, images, note, chunk=250):
+def measure_int8(folder, fns, parts, images, note, chunk=250, given=None):
     """Quality of the int8 files against Keras and the float files on real `images`,
-    and the parity tolerance that follows from it."""
+    and the parity tolerance that follows from it (`given`: the user's, for every output)."""
     code_name = parts.code_outputs[0]
     floats = runners(folder, code_name)["litert"]
     int8 = runners(folder, code_name, LITERT_INT8_FILES, "litert_int8")["litert_int8"]
@@ -196,7 +197,11 @@ def measure_int8(folder, fns, parts, images, note, chunk=250):
     mse = {k: float(np.mean((v.astype("float64") - images) ** 2)) for k, v in recon.items()}
     track("reconstruct/reconstruction", recon["litert_int8"], keras)
     tolerance = {k: max(float(f"{TOLERANCE_MARGIN * v:.2g}"), MIN_TOLERANCE)
-                 for k, v in worst.items()}
+                 if given is None else float(given) for k, v in worst.items()}
+    rule = (f"per output, {TOLERANCE_MARGIN} x the largest error of one image "
+            f"(max |int8 - keras| / max(1, max |keras|)) measured on those images, at least "
+            f"{MIN_TOLERANCE:g}" if given is None else
+            f"given: {float(given):g} for every output (int8_tolerance=, --int8-tolerance)")
     sizes = {kind: sum(os.path.getsize(os.path.join(folder, f)) for f in files.values())
              for kind, files in (("float", LITERT_FILES), ("int8", LITERT_INT8_FILES))}
     keras_mse = mse["keras"]
@@ -210,12 +215,29 @@ def measure_int8(folder, fns, parts, images, note, chunk=250):
                     "int8_vs_keras_mse": float(np.mean((recon["litert_int8"] - keras) ** 2))},
         "bytes": sizes, "size_ratio": sizes["int8"] / sizes["float"],
         "tolerance": tolerance,
-        "tolerance_rule": f"per output, {TOLERANCE_MARGIN} x the largest error of one image "
-                          f"(max |int8 - keras| / max(1, max |keras|)) measured on those "
-                          f"images, at least {MIN_TOLERANCE:g}; the parity check runs on real "
-                          f"images too",
+        "tolerance_rule": rule + "; the parity check runs on real images too",
         "max_error_measured": worst,
     }
+
+
+def latency(folder, parts, image, repeats=15):
+    """Median ms of one call at batch 1 of each float and int8 file, interleaved (the
+    manifest's figure; `kerasae.benchmarks.export_latency` measures more carefully)."""
+    code_name = parts.code_outputs[0]
+    calls = {}
+    for kind, files in (("float", LITERT_FILES), ("int8", LITERT_INT8_FILES)):
+        run = runners(folder, code_name, files, kind)[kind]
+        code = run["encode"](image)[code_name]
+        calls[("encoder", kind)] = lambda run=run: run["encode"](image)
+        calls[("decoder", kind)] = lambda run=run, code=code: run["decode"](code)
+    times = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(1e3 * (time.perf_counter() - start))
+    return {part: {kind: round(float(np.median(times[(part, kind)])), 3)
+                   for kind in ("float", "int8")} for part in ("encoder", "decoder")}
 
 
 def _worst_image(got, want):

@@ -305,6 +305,28 @@ def test_int8_representative_folder_with_split_folders_calibrates_on_train(tmp_p
     assert manifest["parity"]["litert_int8"]["passed"]
 
 
+@pytest.mark.slow
+def test_int8_tolerance_given_replaces_the_measured_one(tmp_path):
+    """int8_tolerance= (--int8-tolerance): every output's tolerance, stated as given; one
+    below what int8 reaches fails the export and writes nothing."""
+    from kerasae.export.formats import ParityError
+
+    x_train, x_test = _train_test(1)
+    model = build_tiny("conv_vae")
+    kwargs = dict(formats=("litert",), quantize="int8", representative=x_train,
+                  quality_images=x_test[:100])
+    manifest = export(model, tmp_path / "loose", int8_tolerance=0.5, **kwargs)
+    int8 = manifest["litert"]["int8"]
+    assert set(int8["tolerance"].values()) == {0.5}
+    assert int8["tolerance_rule"].startswith("given: 0.5 for every output")
+    assert manifest["parity"]["litert_int8"]["passed"]
+    with pytest.raises(ParityError, match="litert_int8"):
+        export(model, tmp_path / "tight", int8_tolerance=1e-9, **kwargs)
+    assert not (tmp_path / "tight").exists()
+    with pytest.raises(ValueError, match="int8_tolerance= are for an int8 export"):
+        export(model, tmp_path / "float", int8_tolerance=0.1)
+
+
 def test_int8_needs_litert_and_real_images(tmp_path):
     model = build_tiny("conv_ae")
     with pytest.raises(ValueError, match="add 'litert' to the formats"):
