@@ -8,6 +8,7 @@
 | `denoise`  | clean images from noisy ones                  | gaussian and median filters      |
 | `anomaly`  | reconstruction error, threshold on train data | PCA reconstruction error         |
 | `generate` | VAE samples, interpolation, latent arithmetic | PCA-Gaussian, pixel-space ops    |
+| `colorize` | grey photos -> colour (a `Colorizer`, no AE)   | grey as RGB, training mean chroma |
 
 Every use takes a model (an `Autoencoder`, a `.keras` path or a zoo preset
 name) and images (default: the Fashion-MNIST test split; or an array, or image
@@ -34,6 +35,7 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "Result": "kerasae.uses.result:Result",
     "anomaly": "kerasae.uses._anomaly:anomaly",
     "check_applies": "kerasae.uses.inputs:check_applies",
+    "colorize": "kerasae.uses._colorize:colorize",
     "compress": "kerasae.uses._compress:compress",
     "decode_file": "kerasae.uses.codec.kae:decode_file",
     "decompress": "kerasae.uses._compress:decompress",
@@ -45,7 +47,9 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
     "rangecoder": "kerasae.uses.codec.rangecoder",
     "read_header": "kerasae.uses.codec.kae:read_header",
     "reduce": "kerasae.uses._reduce:reduce",
+    "train_colorizer": "kerasae.uses._colortrain:train_colorizer",
 })
 
-__all__ = ["Detector", "Ensemble", "Result", "anomaly", "check_applies", "compress", "decode_file", "decompress", "denoise",
-           "encode_file", "features", "generate", "kae", "rangecoder", "read_header", "reduce"]
+__all__ = ["Detector", "Ensemble", "Result", "anomaly", "check_applies", "colorize", "compress",
+           "decode_file", "decompress", "denoise", "encode_file", "features", "generate", "kae",
+           "rangecoder", "read_header", "reduce", "train_colorizer"]
