@@ -82,7 +82,7 @@ def _conv(x, filters, name, strides=1):
                                activation="relu", name=name)(x)
 
 
-def _unet(x, width, depth):
+def _unet(x, width, depth, global_context=False):
     """Two convolutions per level (the first of stride 2 below the top), three at the
     bottom, transposed-convolution upsampling with skips."""
     skips = []
@@ -95,6 +95,10 @@ def _unet(x, width, depth):
     x = _conv(x, filters, "bottom_a", strides=2)
     x = _conv(x, filters, "bottom_b")
     x = _conv(x, filters, "bottom_c")
+    if global_context:  # the whole image's mean features, added everywhere (a scene prior)
+        g = keras.layers.GlobalAveragePooling2D(keepdims=True, name="context_pool")(x)
+        g = keras.layers.Conv2D(filters, 1, activation="relu", name="context")(g)
+        x = keras.layers.Add(name="context_add")([x, g])
     for level in reversed(range(depth)):
         filters = width * 2 ** min(level, 3)
         # a learned x2 upsampling: UpSampling2D(nearest) blocks a LiteRT conversion at an
@@ -108,8 +112,8 @@ def _unet(x, width, depth):
 
 
 @register_model_builder("colorizer")
-def Colorizer(*, width=8, depth=4, chroma_gain=1.0, input_shape=(None, None, 1),
-              weights=None, name="colorizer"):
+def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0,
+              input_shape=(None, None, 1), weights=None, name="colorizer"):
     """Instantiates a colorizer: a U-Net from luminance to RGB.
 
     The U-Net predicts the chroma (Cb, Cr) of BT.601's YCbCr from the luminance Y;
@@ -120,6 +124,8 @@ def Colorizer(*, width=8, depth=4, chroma_gain=1.0, input_shape=(None, None, 1),
             Defaults to `8`.
         depth: stride-2 stages down to the bottom (each halves the size); inputs are
             padded to a multiple of `2 ** depth`. Defaults to `4`.
+        global_context: add the image's mean bottom features to every position (a
+            scene-level prior). Defaults to `False`.
         chroma_gain: factor on the predicted chroma (`YCbCrToRGB`). Defaults to `1.0`.
         input_shape: `(height, width, 1)`, `None` for an open size. Defaults to
             `(None, None, 1)` (any size).
@@ -149,7 +155,7 @@ def Colorizer(*, width=8, depth=4, chroma_gain=1.0, input_shape=(None, None, 1),
     grey = keras.Input(tuple(input_shape), name="grey")
     x = EdgePad(2 ** depth, name="pad")(grey)
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
-    x = _unet(x, width, depth)
+    x = _unet(x, width, depth, bool(global_context))
     cbcr = keras.layers.Conv2D(2, 1, name="chroma", dtype="float32")(x)
     cbcr = CropLike(name="crop")([cbcr, grey])
     rgb = YCbCrToRGB(chroma_gain, name="rgb")([grey, cbcr])

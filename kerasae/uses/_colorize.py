@@ -162,7 +162,8 @@ def read_inputs(images_or_folder, max_pixels=None):
 
 def colorize_one(model, grey):
     """The colorizer's RGB (h, w, 3) for one luminance image (h, w, 1)."""
-    return np.asarray(model.predict(grey[None], verbose=0)[0], "float32")
+    # a direct call: predict() would trace a new graph for every size, warning each time
+    return np.asarray(model(grey[None], training=False)[0], "float32")
 
 
 def _summary(rows):

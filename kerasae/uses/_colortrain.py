@@ -97,8 +97,8 @@ def _check(steps, batch_size, crop, short_side):
 
 
 def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,
-                    learning_rate=2e-3, width=8, chroma_gain=1.0, seed=0, verbose=2,
-                    max_pixels=None):
+                    learning_rate=2e-3, width=8, global_context=False, chroma_gain=1.0, seed=0,
+                    verbose=2, max_pixels=None):
     """Trains a `Colorizer` on random crops and flips of the colour photos in `folder`.
 
     Args:
@@ -112,7 +112,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
             factor in [0.75, 1]), the scale the model learns. Defaults to `256`.
         learning_rate: AdamW's initial rate, cosine-decayed to 5% of it. Defaults to
             `2e-3`.
-        width: the `Colorizer`'s width. Defaults to `8`.
+        width, global_context: the `Colorizer`'s. Defaults to `8`, `False`.
         chroma_gain: the saved model's `chroma_gain` (training does not use it).
             Defaults to `1.0`.
         seed: seed of the weights and the crops. Defaults to `0`.
@@ -138,7 +138,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
             f"colour photos. Received: folder={folder!r} ({len(files)} grey images)")
     keras.utils.set_random_seed(seed)
-    model = Colorizer(width=width, chroma_gain=chroma_gain)
+    model = Colorizer(width=width, global_context=global_context, chroma_gain=chroma_gain)
     train = keras.Model(model.input, model.get_layer("crop").output)  # shares the weights
     epochs = min(10, steps)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
@@ -156,6 +156,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
                    "recipe": {"steps": steps // epochs * epochs, "batch_size": batch_size,
                               "crop": crop, "short_side": short_side,
                               "learning_rate": learning_rate, "width": width,
+                              "global_context": global_context,
                               "chroma_gain": chroma_gain, "seed": seed},
                    "versions": versions("keras", "numpy", "tensorflow")}
         output.json(RUN_FILE, metrics)
