@@ -16,9 +16,9 @@ def _reference_rgb(y, cb, cr):
     return np.clip(np.stack([r, g, b], axis=-1), 0, 1)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return Colorizer(width=2, depth=3)
+@pytest.fixture(scope="module", params=[False, True], ids=["local", "global_context"])
+def model(request):
+    return Colorizer(width=2, depth=3, global_context=request.param)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (17, 23), (64, 48), (33, 130)],
@@ -53,7 +53,7 @@ def test_saves_and_loads_as_keras_in_safe_mode_and_as_weights_h5(model, tmp_path
     loaded = keras.saving.load_model(tmp_path / "c.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(grey, verbose=0), want, atol=1e-6)
     model.save_weights(tmp_path / "c.weights.h5")
-    again = Colorizer(width=2, depth=3, weights=str(tmp_path / "c.weights.h5"))
+    again = Colorizer(**model.builder_config, weights=str(tmp_path / "c.weights.h5"))
     np.testing.assert_allclose(again.predict(grey, verbose=0), want, atol=1e-6)
     assert again.builder_name == "colorizer" and again.builder_config["width"] == 2
 
@@ -66,5 +66,5 @@ def test_is_no_family_but_a_preset_may_name_it():
 
 
 def test_refuses_colour_input_shape():
-    with pytest.raises(ValueError, match=r"luminance only.*Received: input_shape=\(None, None, 3\)"):
+    with pytest.raises(ValueError, match=r"luminance only.*input_shape=\(None, None, 3\)"):
         Colorizer(input_shape=(None, None, 3))
