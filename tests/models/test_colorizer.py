@@ -58,6 +58,18 @@ def test_saves_and_loads_as_keras_in_safe_mode_and_as_weights_h5(model, tmp_path
     assert again.builder_name == "colorizer" and again.builder_config["width"] == 2
 
 
+def test_exports_to_onnx_with_an_open_height_and_width(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = Colorizer(width=2, depth=3)
+    model.predict(np.zeros((1, 8, 8, 1), "float32"), verbose=0)
+    model.export(str(tmp_path / "c.onnx"), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(tmp_path / "c.onnx"))
+    for size in [(37, 53), (1, 1)]:  # 37: padded to 40 and cropped back
+        grey = np.random.default_rng(3).uniform(0, 1, (1, *size, 1)).astype("float32")
+        got = session.run(None, {session.get_inputs()[0].name: grey})[0]
+        np.testing.assert_allclose(got, model.predict(grey, verbose=0), atol=1e-5)
+
+
 def test_is_no_family_but_a_preset_may_name_it():
     assert "colorizer" not in list_builders()  # the family-wide contracts skip it
     assert registry.model_builder("colorizer") is Colorizer

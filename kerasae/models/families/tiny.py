@@ -59,7 +59,8 @@ class EdgePad(keras.layers.Layer):
 
     def _round(self, size):
         """`size` rounded up to the multiple (an int, a tensor, or None)."""
-        return None if size is None else -(-size // self.multiple) * self.multiple
+        # (size + m - 1) // m, not -(-size // m): ONNX truncates a negative division
+        return None if size is None else (size + self.multiple - 1) // self.multiple * self.multiple
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
