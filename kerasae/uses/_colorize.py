@@ -90,7 +90,7 @@ def _keras_colorizer(path):
     import kerasae.models  # noqa: F401  # lazy: registers the colorizer's layers with Keras
 
     check_keras_path(path)
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model = _checked(keras.saving.load_model(path, compile=False, safe_mode=True), path)
     run = os.path.join(os.path.dirname(os.path.abspath(path)), RUN_FILE)
     mean = (0.0, 0.0)
     if os.path.isfile(run):
@@ -99,11 +99,27 @@ def _keras_colorizer(path):
     return model, mean, {"name": path, "source": "file"}
 
 
+def _checked(model, given):
+    """`model` if it maps (h, w, 1) luminance to (h, w, 3) RGB, as a colorizer does."""
+    try:  # a subclassed model (e.g. an Autoencoder) has no symbolic inputs
+        shapes = [tuple(t.shape) for t in (*model.inputs, *model.outputs)]
+    except (AttributeError, TypeError, ValueError):
+        shapes = [f"{type(model).__name__} with input_shape "
+                  f"{getattr(model, 'image_shape', '?')}"]
+    if len(shapes) != 2 or len(shapes[0]) != 4 or shapes[0][-1] != 1 or shapes[1][-1] != 3:
+        raise InvalidValue(
+            f"{given!r} is not a colorizer: a colorizer maps (batch, h, w, 1) luminance to "
+            f"(batch, h, w, 3) RGB (kerasae.models.colorizer.Colorizer, or train_colorizer's "
+            f"model.keras), this model maps {' -> '.join(map(str, shapes))}. "
+            f"Received: model={given!r}")
+    return model
+
+
 def load_colorizer(model=DEFAULT_MODEL):
     """`(keras model, training mean chroma (cb, cr), info)` for a preset name, a
     `.keras` file written by `train_colorizer`, or a colorizer `keras.Model`."""
-    if hasattr(model, "predict") and hasattr(model, "inputs"):
-        return model, tuple(getattr(model, "mean_chroma", (0.0, 0.0))), {
+    if hasattr(model, "predict"):
+        return _checked(model, model.name), tuple(getattr(model, "mean_chroma", (0.0, 0.0))), {
             "name": model.name, "source": "memory"}
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidType(

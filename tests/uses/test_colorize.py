@@ -92,6 +92,9 @@ def test_bad_inputs_say_what_and_how(tmp_path):
         colorize(np.full((8, 8, 3), 200.0, "float32"))
     with pytest.raises(ValueError, match="not a colorizer"):
         colorize(np.zeros((8, 8, 3), "float32"), model="conv_ae_fashion_mnist")
+    autoencoder = zoo.load_model("conv_ae_fashion_mnist")
+    with pytest.raises(ValueError, match=r"not a colorizer.*Autoencoder with input_shape \(28"):
+        colorize(np.zeros((8, 8, 3), "float32"), model=autoencoder)
 
 
 def _tiny_folder(folder, n=3, size=80):
