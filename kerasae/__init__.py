@@ -20,6 +20,7 @@ _quiet.quiet_tensorflow()
 __getattr__, __dir__ = _lazy.exports(__name__, {
     # builders and the model API
     "Autoencoder": "kerasae.models:Autoencoder",
+    "Colorizer": "kerasae.models.colorizer:Colorizer",
     "ConvAE": "kerasae.models:ConvAE",
     "ConvVAE": "kerasae.models:ConvVAE",
     "DenoisingConvAE": "kerasae.models:DenoisingConvAE",
@@ -54,7 +55,7 @@ __getattr__, __dir__ = _lazy.exports(__name__, {
 _lazy.after_import("keras", "kerasae.models")
 
 __all__ = [
-    "Autoencoder", "ConvAE", "ConvVAE", "DenoisingConvAE", "DenoisingStackedAE", "DenseVAE",
-    "KerasaeError", "SparseStackedAE", "StackedAE", "build", "data", "fit", "get_builder",
-    "layers", "list_builders", "losses", "pretrain_layerwise", "register_builder",
+    "Autoencoder", "Colorizer", "ConvAE", "ConvVAE", "DenoisingConvAE", "DenoisingStackedAE",
+    "DenseVAE", "KerasaeError", "SparseStackedAE", "StackedAE", "build", "data", "fit",
+    "get_builder", "layers", "list_builders", "losses", "pretrain_layerwise", "register_builder",
 ]

@@ -151,7 +151,7 @@ def test_wheel_in_a_fresh_venv_loads_presets_without_network(tmp_path):
                     refused[name] = str(e).splitlines()[0]
                 continue
             model = zoo.load_model(name)
-            builder = kerasae.get_builder(model.builder_name)
+            builder = kerasae.models.registry.model_builder(model.builder_name)
             again = builder(weights=name)  # the builders' weights="<preset>" route
             loaded[name] = [model.builder_name, model.count_params(), again.count_params()]
         print(json.dumps({"file": kerasae.__file__, "shipped": zoo.shipped_root(),

@@ -5,6 +5,7 @@
     kerasae zoo list | info | pull | evaluate  presets (`zoo`)
     kerasae export                             deployment directories (`export`)
     kerasae features | reduce | compress | denoise | anomaly | generate   the uses (`uses`)
+    kerasae colorize                           grey photos to colour, or --train (`colorize`)
 
 Choices come from the library's own constants; every command imports the
 library only when it runs, so `kerasae --help` costs no TensorFlow import.
@@ -21,12 +22,12 @@ import threading
 
 from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
-from kerasae.cli import data, export, train, uses, zoo
+from kerasae.cli import colorize, data, export, train, uses, zoo
 from kerasae.cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, explain
 from kerasae.data.image_options import MAX_PIXELS_ENV
 from kerasae.training.interrupt import raise_terminated
 
-COMMAND_GROUPS = (train, data, export, zoo, uses)
+COMMAND_GROUPS = (train, data, export, zoo, uses, colorize)
 DEBUG_ENV = "KERASAE_DEBUG"
 
 

@@ -20,6 +20,7 @@ from kerasae.models.builder import register_builder  # noqa: E402
 from kerasae.models import families  # noqa: E402, F401 - registers every builder
 from kerasae.models import convert  # noqa: E402, F401 - registers the zoo's "taesd" converter
 from kerasae.models.families.conv import ConvAE, DenoisingConvAE  # noqa: E402
+from kerasae.models import colorizer  # noqa: E402, F401 - registers the "colorizer" builder
 from kerasae.models.resolve import load_model, resolve_model  # noqa: E402
 from kerasae.models.start import SAFE_OVERRIDES, load_keras_file  # noqa: E402
 from kerasae.models.families.stacked import (  # noqa: E402

@@ -16,7 +16,7 @@ from kerasae.models import registry
 from kerasae.models.resolve import ModelRef, resolve_weights
 from kerasae.models.start import SAFE_OVERRIDES, merge_config
 
-__all__ = ["SAFE_OVERRIDES", "merge_preset_config", "register_builder"]
+__all__ = ["SAFE_OVERRIDES", "merge_preset_config", "register_builder", "register_model_builder"]
 
 
 def _defaults(fn):
@@ -63,27 +63,46 @@ def register_builder(name, *, example, exports=registry.EXPORT_FORMATS, uses=Non
                                  None if uses is None else tuple(uses))
 
     def decorator(fn):
-        defaults = _defaults(fn)
-
-        @functools.wraps(fn)
-        def builder(*args, weights=None, **kwargs):
-            _check_kwargs(fn, args, kwargs, defaults)
-            start = resolve_weights(weights)
-            if start is not None:
-                kwargs = merge_config(start, name, kwargs)
-            config = {k: v for k, v in defaults.items() if k != "weights"}
-            config.update(kwargs)
-            model = fn(**kwargs)
-            model.builder_name = name
-            model.builder_config = _jsonable(config)
-            model.start_point = None
-            if start is not None:
-                start.load_into(model)
-            return model
-
-        return registry.register(name, builder, contract)
+        return registry.register(name, _recording(name, fn), contract)
 
     return decorator
+
+
+def register_model_builder(name):
+    """Registers the builder of a model that is not an autoencoder (e.g. `colorizer`).
+
+    The builder takes `weights=` and records `builder_name` / `builder_config` as
+    `register_builder`'s do, so a preset can name it; it has no contract, and the
+    family-wide tests and `list_builders()` leave it out (`registry.register_model`).
+    """
+
+    def decorator(fn):
+        return registry.register_model(name, _recording(name, fn))
+
+    return decorator
+
+
+def _recording(name, fn):
+    """`fn` wrapped: keyword-only, `weights=` resolved and loaded, its config recorded."""
+    defaults = _defaults(fn)
+
+    @functools.wraps(fn)
+    def builder(*args, weights=None, **kwargs):
+        _check_kwargs(fn, args, kwargs, defaults)
+        start = resolve_weights(weights)
+        if start is not None:
+            kwargs = merge_config(start, name, kwargs)
+        config = {k: v for k, v in defaults.items() if k != "weights"}
+        config.update(kwargs)
+        model = fn(**kwargs)
+        model.builder_name = name
+        model.builder_config = _jsonable(config)
+        model.start_point = None
+        if start is not None:
+            start.load_into(model)
+        return model
+
+    return builder
 
 
 def merge_preset_config(preset, builder_name, kwargs):

@@ -29,6 +29,9 @@ USES_BY_KIND = {"image": USES, "vector": ("features", "reduce", "anomaly"),
 
 _BUILDERS = {}
 _CONTRACTS = {}
+# Builders of models that are not autoencoders (`colorizer`): presets may name them, the
+# family-wide contracts do not run on them (`register_model`).
+_MODEL_BUILDERS = {}
 
 
 def input_kind(shape):
@@ -123,6 +126,25 @@ def register(name, builder, contract):
                            f"{contract.exports!r}")
     _BUILDERS[name], _CONTRACTS[name] = builder, contract
     return builder
+
+
+def register_model(name, builder):
+    """Adds the builder of a model that is not an autoencoder family (no contract: the
+    family-wide tests do not run on it), so that a preset's `config.json` can name it."""
+    if name in _BUILDERS or name in _MODEL_BUILDERS:
+        raise InvalidValue(f"Builder {name!r} is already registered. Received: name={name!r}")
+    _MODEL_BUILDERS[name] = builder
+    return builder
+
+
+def model_builder(name):
+    """The builder a preset's `config.json` names: a family's, else another model's
+    (`register_model`), suggesting the closest name."""
+    if name in _MODEL_BUILDERS:
+        return _MODEL_BUILDERS[name]
+    if name not in _BUILDERS:
+        raise unknown_name_error("builder", name, [*_BUILDERS, *_MODEL_BUILDERS])
+    return _BUILDERS[name]
 
 
 def list_builders():

@@ -46,7 +46,7 @@ _SOURCES = {"preset": "preset", "hub": "preset", "keras": "file", "weights.h5": 
 
 def from_config(config, **overrides):
     """A fresh model from `{"builder": name, "kwargs": {...}}` (a preset's `config.json`)."""
-    return registry.get_builder(config["builder"])(**dict(config["kwargs"], **overrides))
+    return registry.model_builder(config["builder"])(**dict(config["kwargs"], **overrides))
 
 
 def fresh_copy(model):
@@ -199,7 +199,7 @@ class ModelRef:
         """A new model of a preset, its verified weights loaded; `overrides` may change
         only `kerasae.models.SAFE_OVERRIDES`."""
         kwargs = merge_config(self, self.builder, overrides)
-        model = registry.get_builder(self.builder)(**kwargs)
+        model = registry.model_builder(self.builder)(**kwargs)
         presets.load_weights_strict(model, self.weights_file, self.preset.label)
         return model
 

@@ -170,7 +170,7 @@ def _same(a, b):
 
 def _function_name(builder):
     try:
-        return registry.get_builder(builder).__name__
+        return registry.model_builder(builder).__name__
     except ValueError:
         return None
 

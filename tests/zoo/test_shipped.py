@@ -13,10 +13,10 @@ SHIPPED_ROOT = zoo.shipped_root()
 SHIPPED = zoo.list_presets(SHIPPED_ROOT) if SHIPPED_ROOT else []
 
 
-def _is_series(name):
+def _data_kind(name):
     entry = zoo.read_index(SHIPPED_ROOT)["presets"][name]
     with open(os.path.join(SHIPPED_ROOT, *entry["path"].split("/"), "metadata.json")) as f:
-        return json.load(f)["dataset"].get("kind") == "series"
+        return json.load(f)["dataset"].get("kind")
 
 
 def _is_converted(name):
@@ -26,8 +26,11 @@ def _is_converted(name):
 
 # A series preset's card needs its series, which kerasae does not ship:
 # tests/zoo/test_series_preset.py reproduces it from the NAB file. A converted preset's
-# card is measured by a benchmark: tests/benchmarks/test_photos.py reproduces it.
-IMAGE_PRESETS = [name for name in SHIPPED if not _is_series(name) and not _is_converted(name)]
+# card is measured by a benchmark: tests/benchmarks/test_photos.py reproduces it. The
+# colorizer's ("photos") is measured by kerasae.benchmarks.colorize: tests/uses/
+# test_colorize.py checks it on the held-out scikit-image photos.
+IMAGE_PRESETS = [name for name in SHIPPED if _data_kind(name) is None
+                 and not _is_converted(name)]
 
 
 # name: (builder, [(metric, bound, "max" or "min"), ...]) -- issue 5's floors; the PCA

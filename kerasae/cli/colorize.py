@@ -1,0 +1,86 @@
+"""`kerasae colorize IMAGES...` and `kerasae colorize --train FOLDER`: colorization."""
+
+import os
+
+from kerasae.cli.errors import UsageError, max_pixels_option
+
+DEFAULT_MODEL = "colorize_photos"  # kerasae.uses._colorize.DEFAULT_MODEL (light here)
+
+
+def add_parsers(subparsers):
+    """Registers `kerasae colorize`."""
+    p = subparsers.add_parser(
+        "colorize", help="grey photos to colour; or train a colorizer on your photos",
+        description="Colorize photos: each colour photo is made grey first and measured "
+        "against its original (PSNR, colourfulness, hue spread) and two baselines (the grey "
+        "image; the training photos' mean chroma); writes grey | colorized | original PNGs. "
+        "With --train FOLDER, train a colorizer on the colour photos in FOLDER instead.")
+    p.add_argument("images", nargs="*", metavar="IMAGES",
+                   help="image files or folders (searched below too)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"a colorizer preset or a .keras file from --train "
+                   f"(default: {DEFAULT_MODEL})")
+    p.add_argument("--out", default=None,
+                   help="output directory (default: runs/colorize; with --train required)")
+    p.add_argument("--train", default=None, metavar="FOLDER",
+                   help="train a colorizer on the colour photos in FOLDER, writing "
+                   "OUT/model.keras and OUT/run.json")
+    p.add_argument("--steps", type=int, default=2400,
+                   help="with --train: optimizer steps (default: 2400)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="with --train: crops per step (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="with --train (default: 0)")
+    max_pixels_option(p)
+    p.set_defaults(func=_cli_colorize)
+
+
+def _train(args):
+    # lazy: training loads TensorFlow
+    from kerasae.uses._colortrain import train_colorizer
+
+    if args.images:
+        raise UsageError(f"--train FOLDER trains on that folder and takes no IMAGES. "
+                         f"Received: {' '.join(args.images)}")
+    if args.out is None:
+        raise UsageError("--train needs --out DIR, the folder for model.keras and run.json. "
+                         f"Received: --train {args.train}")
+    r = train_colorizer(args.train, args.out, steps=args.steps, batch_size=args.batch_size,
+                        seed=args.seed, max_pixels=args.max_pixels)
+    loss = r.metrics["loss"]
+    print(f"trained on {r.metrics['photos']} photos in {r.metrics['seconds']:.0f} s: loss "
+          f"{loss[0]:.5f} (first tenth) -> {loss[-1]:.5f} (last tenth)")
+    for path in r.files:
+        print(f"wrote {path}")
+    print(f"colorize with: kerasae colorize IMAGES --model "
+          f"{os.path.join(args.out, 'model.keras')}")
+    return 0
+
+
+def _cli_colorize(args):
+    if args.train is not None:
+        return _train(args)
+    if not args.images:
+        raise UsageError("Name the photos to colorize (files or folders), or --train FOLDER. "
+                         "Received: no IMAGES")
+    # lazy: colorizing loads TensorFlow
+    from kerasae.uses._colorize import colorize
+
+    r = colorize(args.images, model=args.model, out=args.out or os.path.join("runs", "colorize"),
+                 max_pixels=args.max_pixels)
+    print(f"{'image':28s} {'PSNR':>6s} {'grey':>6s} {'meanC':>6s}  {'M':>5s} {'M orig':>6s} "
+          f"{'hue sd':>6s}")
+    for row in r.metrics["images"]:
+        if "psnr" not in row:
+            print(f"{row['image'][:28]:28s} (grey input: colorized, not measured)")
+            continue
+        print(f"{row['image'][:28]:28s} {row['psnr']:6.2f} {row['psnr_grey']:6.2f} "
+              f"{row['psnr_mean_chroma']:6.2f}  {row['colourfulness']:5.1f} "
+              f"{row['colourfulness_original']:6.1f} {row['hue_spread']:6.1f}")
+    mean = r.metrics["mean"]
+    if mean:
+        print(f"mean over {mean['images']} colour photos: PSNR {mean['psnr']:.2f} dB (grey "
+              f"{mean['psnr_grey']:.2f}, mean chroma {mean['psnr_mean_chroma']:.2f}); beats "
+              f"both baselines on {mean['beats_both_baselines']}")
+    folders = sorted({os.path.dirname(f) for f in r.files})
+    print(f"wrote {len(r.files)} files in {', '.join(folders)}")
+    return 0

@@ -1,0 +1,162 @@
+"""`Colorizer`: a U-Net from an image's luminance to its colours (not an autoencoder).
+
+The model predicts the two chroma channels (Cb, Cr) of the YCbCr split of JPEG (ITU-R
+BT.601, full range) from the luminance Y, and recombines them with Y into RGB inside the
+model (`YCbCrToRGB`), so its input is a grey image and its output a colour image, both in
+[0, 1]. It is fully convolutional: any height and width, padded inside the model to a
+multiple of `2 ** depth` (`EdgePad`: repeated edges) and cropped back (`CropLike`).
+
+It is no autoencoder family (no encoder, no code): `register_model_builder` lets a preset
+name it (`colorize_photos`) while the family-wide contracts leave it out.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasae._util.errors import InvalidValue
+from kerasae.models import _validate
+from kerasae.models.builder import register_model_builder
+from kerasae.models.families.tiny import EdgePad
+
+# RGB -> YCbCr of JPEG (BT.601, full range), on [0, 1] values (chroma centred on 0).
+RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
+                         [-0.168736, -0.331264, 0.5],
+                         [0.5, -0.418688, -0.081312]], "float64")
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)  # R = Y + 1.402 Cr, ...
+
+
+def rgb_to_ycbcr(rgb):
+    """`(..., 3)` RGB in [0, 1] -> `(..., 3)` Y, Cb, Cr (numpy, float32)."""
+    return (np.asarray(rgb, "float32") @ RGB_TO_YCBCR.T.astype("float32")).astype("float32")
+
+
+def ycbcr_to_rgb(ycc):
+    """`(..., 3)` Y, Cb, Cr -> `(..., 3)` RGB (numpy, float32, not clipped)."""
+    return (np.asarray(ycc, "float32") @ YCBCR_TO_RGB.T.astype("float32")).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class YCbCrToRGB(keras.layers.Layer):
+    """`[Y (..., 1), CbCr (..., 2)]` -> RGB clipped to [0, 1] (BT.601, full range).
+
+    Args:
+        chroma_gain: factor on the chroma before the recombination; above 1 undoes part
+            of the fading of a model trained on squared error. Defaults to `1.0`.
+    """
+
+    def __init__(self, chroma_gain=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.chroma_gain = float(chroma_gain)
+        self._matrix = YCBCR_TO_RGB.T.astype("float32")  # a constant, not a weight
+
+    def call(self, inputs):
+        y, cbcr = inputs
+        ycc = ops.concatenate([y, cbcr * self.chroma_gain], axis=-1)
+        return ops.clip(ops.matmul(ycc, ops.convert_to_tensor(self._matrix)), 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (3,)
+
+    def get_config(self):
+        return {**super().get_config(), "chroma_gain": self.chroma_gain}
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class CropLike(keras.layers.Layer):
+    """`[x, reference]` -> `x` cropped at the bottom and the right to the reference's
+    height and width (undoes `EdgePad`)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return x[:, :shape[1], :shape[2]]
+
+    def compute_output_shape(self, input_shape):
+        x, reference = input_shape
+        return (x[0], reference[1], reference[2], x[3])
+
+
+def _conv(x, filters, name, strides=1):
+    return keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                               activation="relu", name=name)(x)
+
+
+def _unet(x, width, depth, global_context=False):
+    """Two convolutions per level (the first of stride 2 below the top), three at the
+    bottom, transposed-convolution upsampling with skips."""
+    skips = []
+    for level in range(depth):
+        filters = width * 2 ** min(level, 3)
+        x = _conv(x, filters, f"enc_{level}_a", strides=2 if level else 1)
+        x = _conv(x, filters, f"enc_{level}_b")
+        skips.append(x)
+    filters = width * 2 ** min(depth, 3)
+    x = _conv(x, filters, "bottom_a", strides=2)
+    x = _conv(x, filters, "bottom_b")
+    x = _conv(x, filters, "bottom_c")
+    if global_context:  # the whole image's mean features, added everywhere (a scene prior)
+        g = keras.layers.GlobalAveragePooling2D(keepdims=True, name="context_pool")(x)
+        g = keras.layers.Conv2D(filters, 1, activation="relu", name="context")(g)
+        x = keras.layers.Add(name="context_add")([x, g])
+    for level in reversed(range(depth)):
+        filters = width * 2 ** min(level, 3)
+        # a learned x2 upsampling: UpSampling2D(nearest) blocks a LiteRT conversion at an
+        # open size and (bilinear) predict() on partly unknown shapes
+        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, activation="relu",
+                                         name=f"up_{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip_{level}")([x, skips[level]])
+        x = _conv(x, filters, f"dec_{level}_a")
+        x = _conv(x, filters, f"dec_{level}_b")
+    return x
+
+
+@register_model_builder("colorizer")
+def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0,
+              input_shape=(None, None, 1), weights=None, name="colorizer"):
+    """Instantiates a colorizer: a U-Net from luminance to RGB.
+
+    The U-Net predicts the chroma (Cb, Cr) of BT.601's YCbCr from the luminance Y;
+    `YCbCrToRGB` recombines them with Y, so the output's luminance is the input's.
+
+    Args:
+        width: filters of the first level; each level below doubles them (up to 8x).
+            Defaults to `8`.
+        depth: stride-2 stages down to the bottom (each halves the size); inputs are
+            padded to a multiple of `2 ** depth`. Defaults to `4`.
+        global_context: add the image's mean bottom features to every position (a
+            scene-level prior). Defaults to `False`.
+        chroma_gain: factor on the predicted chroma (`YCbCrToRGB`). Defaults to `1.0`.
+        input_shape: `(height, width, 1)`, `None` for an open size. Defaults to
+            `(None, None, 1)` (any size).
+        weights: `None`, a `.weights.h5` / `.keras` file or a preset name
+            (`"colorize_photos"`). Defaults to `None`.
+        name: the model's name. Defaults to `"colorizer"`.
+
+    Returns:
+        A functional `keras.Model` from `(batch, height, width, 1)` luminance in [0, 1]
+        to `(batch, height, width, 3)` RGB in [0, 1].
+
+    Example:
+
+    ```python
+    model = kerasae.models.colorizer.Colorizer(weights="colorize_photos")
+    rgb = model.predict(grey[None, ..., None])[0]  # grey: (h, w) in [0, 1]
+    ```
+    """
+    width = _validate.positive_int(width, "width")
+    depth = _validate.positive_int(depth, "depth")
+    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3 \
+            or input_shape[2] != 1:
+        raise InvalidValue(
+            "A colorizer reads luminance only: input_shape is (height, width, 1), None "
+            "for an open size, e.g. (None, None, 1). Received: "
+            f"input_shape={input_shape!r}")
+    grey = keras.Input(tuple(input_shape), name="grey")
+    x = EdgePad(2 ** depth, name="pad")(grey)
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
+    x = _unet(x, width, depth, bool(global_context))
+    cbcr = keras.layers.Conv2D(2, 1, name="chroma", dtype="float32")(x)
+    cbcr = CropLike(name="crop")([cbcr, grey])
+    rgb = YCbCrToRGB(chroma_gain, name="rgb")([grey, cbcr])
+    return keras.Model(grey, rgb, name=name)

@@ -1,0 +1,241 @@
+"""colorize: grey photos to colour (`Colorizer`), measured against two baselines.
+
+A colour photo is made grey (its BT.601 luminance), colorized, and compared with its
+original; a grey photo is only colorized. The baselines: the grey image as RGB, and
+the grey image with the training set's mean chroma (the best single colour cast). The
+statistics: PSNR against the original, the colourfulness M of Hasler & Suesstrunk
+(2003), and the hue spread (the chroma-weighted circular standard deviation of the hue,
+in degrees: near 0 for a sepia or any single tint).
+Training a colorizer on one's own photos is `kerasae.uses._colortrain`.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from kerasae import presets
+from kerasae._util.errors import InvalidType, InvalidValue
+from kerasae.data import images as _images
+from kerasae.data.folders import expand_files
+from kerasae.data.image_options import pixel_budget
+from kerasae.models.colorizer import rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.models.resolve import resolve_preset
+from kerasae.models.start import check_keras_path
+from kerasae.uses.result import Output, Result, jsonable, save_png
+
+DEFAULT_MODEL = "colorize_photos"
+RUN_FILE = "run.json"  # what train_colorizer writes beside its model.keras
+_GREY_TOLERANCE = 2  # 8-bit levels: an RGB file whose channels differ less is grey
+
+
+def psnr(a, b):
+    """PSNR in dB of two images in [0, 1] (over every pixel and channel)."""
+    mse = float(np.mean((np.asarray(a, "float64") - np.asarray(b, "float64")) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
+def colourfulness(rgb):
+    """Hasler & Suesstrunk's colourfulness M of an RGB image in [0, 1], on the 0..255
+    scale of their paper (about 0 for grey, 33 'moderately', 59 'quite', 82 'highly'
+    colourful).
+
+    Reference:
+        D. Hasler and S. Suesstrunk, "Measuring colourfulness in natural images",
+        Proc. SPIE 5007, 2003.
+    """
+    rgb = np.asarray(rgb, "float64") * 255.0
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def hue_spread(rgb):
+    """The chroma-weighted circular standard deviation of the hue (degrees) of an RGB
+    image in [0, 1]: near 0 when every pixel has one hue (sepia, a tint), larger when
+    the image holds several colours; 0 for a grey image."""
+    c = rgb_to_ycbcr(rgb)[..., 1:].reshape(-1, 2).astype("float64")
+    total = np.hypot(c[:, 0], c[:, 1]).sum()
+    if total <= 1e-9:
+        return 0.0
+    resultant = np.hypot(*c.sum(axis=0)) / total  # mean of unit hue vectors, chroma-weighted
+    return float(np.degrees(np.sqrt(-2.0 * np.log(max(resultant, 1e-12)))))
+
+
+def mean_chroma_baseline(y, mean_chroma):
+    """The grey image `y` (h, w, 1) with one chroma `(cb, cr)` everywhere, as RGB."""
+    cbcr = np.broadcast_to(np.asarray(mean_chroma, "float32"), y.shape[:2] + (2,))
+    return np.clip(ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1)), 0, 1)
+
+
+def measure(colorized, original, mean_chroma):
+    """Per-image statistics of `colorized` (h, w, 3) against `original` and the two
+    baselines (see the module docstring)."""
+    y = rgb_to_ycbcr(original)[..., :1]
+    grey = np.repeat(y, 3, axis=-1).clip(0, 1)
+    flat = mean_chroma_baseline(y, mean_chroma)
+    return {"psnr": psnr(colorized, original), "psnr_grey": psnr(grey, original),
+            "psnr_mean_chroma": psnr(flat, original),
+            "colourfulness": colourfulness(colorized),
+            "colourfulness_mean_chroma": colourfulness(flat),
+            "colourfulness_original": colourfulness(original),
+            "hue_spread": hue_spread(colorized), "hue_spread_original": hue_spread(original)}
+
+
+def _keras_colorizer(path):
+    """A colorizer saved by `train_colorizer` (`.keras`, loaded in safe mode) and the
+    training set's mean chroma from the `run.json` beside it ((0, 0) without one)."""
+    import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
+
+    import kerasae.models  # noqa: F401  # lazy: registers the colorizer's layers with Keras
+
+    check_keras_path(path)
+    model = _checked(keras.saving.load_model(path, compile=False, safe_mode=True), path)
+    run = os.path.join(os.path.dirname(os.path.abspath(path)), RUN_FILE)
+    mean = (0.0, 0.0)
+    if os.path.isfile(run):
+        with open(run, encoding="utf-8") as f:
+            mean = tuple(json.load(f).get("mean_chroma", mean))
+    return model, mean, {"name": path, "source": "file"}
+
+
+def _checked(model, given):
+    """`model` if it maps (h, w, 1) luminance to (h, w, 3) RGB, as a colorizer does."""
+    try:  # a subclassed model (e.g. an Autoencoder) has no symbolic inputs
+        shapes = [tuple(t.shape) for t in (*model.inputs, *model.outputs)]
+    except (AttributeError, TypeError, ValueError):
+        shapes = [f"{type(model).__name__} with input_shape "
+                  f"{getattr(model, 'image_shape', '?')}"]
+    if len(shapes) != 2 or len(shapes[0]) != 4 or shapes[0][-1] != 1 or shapes[1][-1] != 3:
+        raise InvalidValue(
+            f"{given!r} is not a colorizer: a colorizer maps (batch, h, w, 1) luminance to "
+            f"(batch, h, w, 3) RGB (kerasae.models.colorizer.Colorizer, or train_colorizer's "
+            f"model.keras), this model maps {' -> '.join(map(str, shapes))}. "
+            f"Received: model={given!r}")
+    return model
+
+
+def load_colorizer(model=DEFAULT_MODEL):
+    """`(keras model, training mean chroma (cb, cr), info)` for a preset name, a
+    `.keras` file written by `train_colorizer`, or a colorizer `keras.Model`."""
+    if hasattr(model, "predict"):
+        return _checked(model, model.name), tuple(getattr(model, "mean_chroma", (0.0, 0.0))), {
+            "name": model.name, "source": "memory"}
+    if not isinstance(model, (str, os.PathLike)):
+        raise InvalidType(
+            "model must be a colorizer preset name (e.g. 'colorize_photos'), a .keras file "
+            f"written by train_colorizer, or a keras.Model. Received: model={model!r}")
+    text = os.fspath(model)
+    if presets.names_a_file(text):
+        return _keras_colorizer(text)
+    ref = resolve_preset(text)
+    if ref.builder != "colorizer":
+        raise InvalidValue(
+            f"Preset {ref.label!r} is a {ref.builder!r} model, not a colorizer. Use "
+            f"'{DEFAULT_MODEL}' or a .keras file written by train_colorizer. "
+            f"Received: model={text!r}")
+    built = ref.build()
+    mean = tuple(ref.metadata()["dataset"].get("mean_chroma", (0.0, 0.0)))
+    return built, mean, {"name": ref.label, "source": "preset", "sha256": ref.sha256}
+
+
+def _as_image(array, name):
+    """A float32 (h, w, 1 or 3) image in [0, 1] from an array of one image."""
+    a = np.asarray(array)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3) or min(a.shape[:2]) < 1:
+        raise InvalidValue(
+            f"colorize takes one image of shape (height, width), (height, width, 1) or "
+            f"(height, width, 3), or a batch (n, height, width, 1 or 3). Pass x[..., :3] "
+            f"for an image with alpha. Received: shape={np.shape(array)} ({name})")
+    if a.dtype == np.uint8:
+        return a.astype("float32") / 255.0
+    if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all() \
+            or a.min() < 0 or a.max() > 1:
+        raise InvalidValue(
+            f"Image arrays are uint8, or floats in [0, 1] without NaN. Scale with x / 255. "
+            f"Received: dtype={a.dtype}, range=[{a.min()}, {a.max()}] ({name})")
+    return a.astype("float32")
+
+
+def read_inputs(images_or_folder, max_pixels=None):
+    """`[(name, float32 (h, w, 1 or 3) image)]`: files and folders of images (read at
+    their own size), one array image or a batch of them."""
+    if isinstance(images_or_folder, np.ndarray):
+        a = images_or_folder
+        batch = a if a.ndim == 4 else [a]
+        return [(f"image_{i:04d}", _as_image(x, f"image {i}")) for i, x in enumerate(batch)]
+    out, budget = [], pixel_budget(max_pixels)
+    for path, name in expand_files(images_or_folder):
+        rgb = _images.read(path, 3, None, "crop", budget)
+        spread = rgb.max(axis=-1).astype(int) - rgb.min(axis=-1)
+        grey = int(spread.max(initial=0)) < _GREY_TOLERANCE
+        image = rgb[..., :1] if grey else rgb
+        out.append((os.path.splitext(name)[0], image.astype("float32") / 255.0))
+    return out
+
+
+def colorize_one(model, grey):
+    """The colorizer's RGB (h, w, 3) for one luminance image (h, w, 1)."""
+    # a direct call: predict() would trace a new graph for every size, warning each time
+    return np.asarray(model(grey[None], training=False)[0], "float32")
+
+
+def _summary(rows):
+    measured = [r for r in rows if "psnr" in r]
+    if not measured:
+        return {}
+    keys = [k for k in measured[0] if k != "image"]
+    mean = {k: float(np.mean([r[k] for r in measured])) for k in keys}
+    mean["images"] = len(measured)
+    mean["beats_both_baselines"] = sum(
+        r["psnr"] > max(r["psnr_grey"], r["psnr_mean_chroma"]) for r in measured)
+    return mean
+
+
+def colorize(images_or_folder, model=DEFAULT_MODEL, out=None, *, max_pixels=None):
+    """Colorizes grey (or greyed colour) photos; measured where the original is colour.
+
+    Each colour image is made grey (BT.601 luminance) first, so its colorization can
+    be compared with the original; a grey image is colorized as it is.
+
+    Args:
+        images_or_folder: image files and folders (their images, below them too), or
+            an array of one image `(h, w)`, `(h, w, 1)`, `(h, w, 3)` or a batch
+            `(n, h, w, 1 or 3)`, uint8 or floats in [0, 1].
+        model: a colorizer preset name, a `.keras` file written by `train_colorizer`,
+            or a colorizer `keras.Model`. Defaults to `"colorize_photos"`.
+        out: folder for `<name>.png` (grey | colorized | original side by side; grey |
+            colorized for a grey input) and `colorize.json`. Defaults to `None` (none).
+        max_pixels: pixel budget per image file (see `kerasae.data.images`).
+
+    Returns:
+        A `Result`: `metrics["images"]` one row per image (PSNR, colourfulness and hue
+        spread of the colorization, of the two baselines and of the original, for a
+        colour input), `metrics["mean"]` their means; `arrays["colorized"]` the RGB
+        images (a list, as their sizes may differ).
+
+    Example:
+        >>> r = kerasae.uses.colorize("photos/", out="runs/colour")  # doctest: +SKIP
+    """
+    inputs = read_inputs(images_or_folder, max_pixels)  # bad inputs fail before the model loads
+    colorizer, mean_chroma, info = load_colorizer(model)
+    rows, colorized = [], []
+    with Output(out) as output:
+        for name, image in inputs:
+            colour = image.shape[-1] == 3
+            grey = rgb_to_ycbcr(image)[..., :1] if colour else image
+            rgb = colorize_one(colorizer, grey)
+            colorized.append(rgb)
+            row = {"image": name, **(measure(rgb, image, mean_chroma) if colour else {})}
+            rows.append(row)
+            if output.enabled:
+                panels = [np.repeat(grey, 3, axis=-1), rgb] + ([image] if colour else [])
+                save_png(output.path(f"{name}.png"), np.concatenate(panels, axis=1))
+        metrics = {"model": info, "mean_chroma": list(mean_chroma), "images": rows,
+                   "mean": _summary(rows)}
+        if output.enabled:
+            output.json("colorize.json", metrics)
+        files = output.commit()
+    return Result("colorize", jsonable(metrics), {"colorized": colorized}, files, colorizer)

@@ -1,0 +1,166 @@
+"""train_colorizer: a `Colorizer` trained on random crops and flips of one's colour photos.
+
+The photos are read one at a time (each resized so that its short side is `short_side`
+times a random factor in [0.75, 1]), several random crops with random horizontal flips
+are cut from each, and `tf.data` streams the batches; nothing but one photo is held
+at full size. The loss is the mean squared error of the chroma (Cb, Cr of BT.601's
+YCbCr, in [-0.5, 0.5]) predicted from the luminance.
+"""
+
+import time
+
+import numpy as np
+
+from kerasae._util.errors import InvalidValue
+from kerasae._util.versions import versions
+from kerasae.data import images as _images
+from kerasae.data.folders import expand_files
+from kerasae.data.image_options import pixel_budget
+from kerasae.models.colorizer import Colorizer, rgb_to_ycbcr
+from kerasae.uses._colorize import RUN_FILE
+from kerasae.uses.result import Output, Result, jsonable
+
+CROPS_PER_PHOTO = 4  # crops cut from each photo read (fewer decodes per step)
+MIN_SCALE = 0.75  # photos are read at short_side times a random factor in [MIN_SCALE, 1]
+
+
+def _resized(rgb, short):
+    """uint8 `rgb` resized (Pillow, antialiased) so that its short side is `short`."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    s = short / min(h, w)
+    size = (max(short, round(w * s)), max(short, round(h * s)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+
+
+def _read(path, short, max_pixels):
+    rgb = _images.read(path, 3, None, "crop", max_pixels)
+    return _resized(rgb, short)
+
+
+def mean_chroma(files, short_side, max_pixels=None):
+    """The mean (Cb, Cr) over every pixel of the photos at `short_side` (the baseline's
+    colour cast), and the number of grey photos among them."""
+    total, count, grey = np.zeros(2), 0, 0
+    for path in files:
+        rgb = _read(path, short_side, max_pixels)
+        cbcr = rgb_to_ycbcr(rgb.astype("float32") / 255.0)[..., 1:].reshape(-1, 2)
+        grey += int(np.abs(cbcr).max() < 2 / 255)
+        total += cbcr.sum(axis=0, dtype="float64")
+        count += len(cbcr)
+    return (total / count).tolist(), grey
+
+
+def batches(files, batch_size, crop, short_side, seed=0, max_pixels=None):
+    """Endless `(luminance (b, crop, crop, 1), chroma (b, crop, crop, 2))` float32
+    batches of random crops and flips of the photos (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    pending = []
+    while True:
+        x = np.empty((batch_size, crop, crop, 3), "float32")
+        for i in range(batch_size):
+            if not pending:
+                path = files[rng.integers(len(files))]
+                short = max(crop, round(short_side * rng.uniform(MIN_SCALE, 1.0)))
+                rgb = _read(path, short, max_pixels)
+                for _ in range(CROPS_PER_PHOTO):
+                    top = rng.integers(rgb.shape[0] - crop + 1)
+                    left = rng.integers(rgb.shape[1] - crop + 1)
+                    c = rgb[top:top + crop, left:left + crop]
+                    pending.append(c[:, ::-1] if rng.random() < 0.5 else c)
+            x[i] = pending.pop() / 255.0
+        ycc = rgb_to_ycbcr(x)
+        yield ycc[..., :1], ycc[..., 1:]
+
+
+def _dataset(files, batch_size, crop, short_side, seed, max_pixels):
+    import tensorflow as tf  # lazy: keeps TensorFlow out of `import kerasae.uses`
+
+    spec = (tf.TensorSpec((batch_size, crop, crop, 1), tf.float32),
+            tf.TensorSpec((batch_size, crop, crop, 2), tf.float32))
+    return tf.data.Dataset.from_generator(
+        lambda: batches(files, batch_size, crop, short_side, seed, max_pixels),
+        output_signature=spec).prefetch(2)
+
+
+def _check(steps, batch_size, crop, short_side):
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("crop", crop),
+                        ("short_side", short_side)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidValue(f"{name} must be a positive integer. Received: {name}={value!r}")
+    if crop % 16 or crop > short_side * MIN_SCALE:
+        raise InvalidValue(
+            f"crop must be a multiple of 16 and at most {MIN_SCALE} x short_side "
+            f"({int(short_side * MIN_SCALE)}), so every crop fits a photo read at its "
+            f"smallest scale. Received: crop={crop}, short_side={short_side}")
+
+
+def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,
+                    learning_rate=2e-3, width=8, global_context=False, chroma_gain=1.0, seed=0,
+                    verbose=2, max_pixels=None):
+    """Trains a `Colorizer` on random crops and flips of the colour photos in `folder`.
+
+    Args:
+        folder: a folder of colour photos (found below it too), or a list of files.
+        out: folder for `model.keras` (the colorizer, for `colorize(model=...)`) and
+            `run.json` (the recipe, the loss curve, the photos' mean chroma).
+        steps: optimizer steps. Defaults to `2400` (about 8 minutes on one CPU thread).
+        batch_size: crops per step. Defaults to `16`.
+        crop: crop size in pixels (a multiple of 16). Defaults to `96`.
+        short_side: photos are read with their short side at this size (times a random
+            factor in [0.75, 1]), the scale the model learns. Defaults to `256`.
+        learning_rate: AdamW's initial rate, cosine-decayed to 5% of it. Defaults to
+            `2e-3`.
+        width, global_context: the `Colorizer`'s. Defaults to `8`, `False`.
+        chroma_gain: the saved model's `chroma_gain` (training does not use it).
+            Defaults to `1.0`.
+        seed: seed of the weights and the crops. Defaults to `0`.
+        verbose: Keras's `fit` verbosity. Defaults to `2` (a line per tenth).
+        max_pixels: pixel budget per photo (see `kerasae.data.images`).
+
+    Returns:
+        A `Result`: `metrics["loss"]` the mean loss of each tenth of the steps,
+        `metrics["mean_chroma"]`, `metrics["photos"]`, `metrics["seconds"]`;
+        `.model` the trained colorizer.
+    """
+    import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
+
+    _check(steps, batch_size, crop, short_side)
+    if out is None:
+        raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
+                           "run.json. Received: out=None")
+    files = [f for f, _ in expand_files(folder)]
+    max_pixels = pixel_budget(max_pixels)
+    chroma, grey = mean_chroma(files, short_side, max_pixels)
+    if grey == len(files):
+        raise InvalidValue(
+            f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
+            f"colour photos. Received: folder={folder!r} ({len(files)} grey images)")
+    keras.utils.set_random_seed(seed)
+    model = Colorizer(width=width, global_context=global_context, chroma_gain=chroma_gain)
+    train = keras.Model(model.input, model.get_layer("crop").output)  # shares the weights
+    epochs = min(10, steps)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
+    train.compile(keras.optimizers.AdamW(schedule), loss="mse")
+    with Output(out) as output:
+        start = time.perf_counter()
+        history = train.fit(_dataset(files, batch_size, crop, short_side, seed, max_pixels),
+                            steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
+                            shuffle=False)
+        seconds = time.perf_counter() - start
+        model.save(output.path("model.keras"))
+        metrics = {"loss": [float(v) for v in history.history["loss"]],
+                   "mean_chroma": chroma, "photos": len(files), "grey_photos": grey,
+                   "seconds": seconds,
+                   "recipe": {"steps": steps // epochs * epochs, "batch_size": batch_size,
+                              "crop": crop, "short_side": short_side,
+                              "learning_rate": learning_rate, "width": width,
+                              "global_context": global_context,
+                              "chroma_gain": chroma_gain, "seed": seed},
+                   "versions": versions("keras", "numpy", "tensorflow")}
+        output.json(RUN_FILE, metrics)
+        files_written = output.commit()
+    model.mean_chroma = tuple(chroma)
+    return Result("train_colorizer", jsonable(metrics), {}, files_written, model)
+

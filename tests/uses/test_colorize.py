@@ -1,0 +1,141 @@
+"""colorize and train_colorizer: the preset on held-out photos, training, the files, errors."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasae import zoo
+from kerasae.cli import main as cli_main
+from kerasae.models.colorizer import rgb_to_ycbcr
+from kerasae.uses import colorize, train_colorizer
+from kerasae.uses._colorize import colourfulness, hue_spread
+
+PRESET = "colorize_photos"
+# Held out of the preset's training (kerasae.benchmarks.colorphotos.HELDOUT), and
+# installed wherever the tests run.
+SKIMAGE_HELDOUT = ("chelsea", "coffee", "astronaut")
+MIN_COLOURFULNESS = 0.3  # of the original's (measured: 0.38 to 0.91 on these three)
+MIN_HUE_SPREAD = 15.0  # degrees; a sepia (one hue) has about 0
+
+
+def _skimage_photo(name):
+    """A scikit-image photo as the preset's card reads it: short side 256 (LANCZOS)."""
+    import skimage.data
+
+    im = Image.fromarray(getattr(skimage.data, name)()[..., :3])
+    s = 256 / min(im.size)
+    im = im.resize((max(256, round(im.width * s)), max(256, round(im.height * s))),
+                   Image.LANCZOS)
+    return np.asarray(im)
+
+
+def _sepia(rgb):
+    """The classic sepia tone of an image: its luminance in one brown hue."""
+    y = rgb_to_ycbcr(rgb)[..., :1]
+    return np.clip(np.concatenate([y * 1.07, y * 0.74, y * 0.43], axis=-1), 0, 1)
+
+
+def test_hue_spread_tells_sepia_from_colour():
+    photo = _skimage_photo("astronaut").astype("float32") / 255
+    assert hue_spread(_sepia(photo)) < 1.0 < MIN_HUE_SPREAD < hue_spread(photo)
+    assert colourfulness(np.repeat(photo[..., :1], 3, axis=-1)) == 0.0
+
+
+@pytest.mark.parametrize("name", SKIMAGE_HELDOUT)
+def test_preset_beats_both_baselines_on_held_out_photos_in_colour_not_sepia(name, tmp_path):
+    photo = _skimage_photo(name)
+    r = colorize(photo, model=PRESET, out=tmp_path)
+    row = r["images"][0]
+    assert row["psnr"] > max(row["psnr_grey"], row["psnr_mean_chroma"]), row
+    assert row["colourfulness"] > MIN_COLOURFULNESS * row["colourfulness_original"], row
+    assert row["hue_spread"] > MIN_HUE_SPREAD, row  # several hues: not a sepia tint
+    sheet = np.asarray(Image.open(tmp_path / "image_0000.png"))
+    h, w = photo.shape[:2]
+    assert sheet.shape == (h, 3 * w, 3)  # grey | colorized | original
+    np.testing.assert_array_equal(sheet[:, 2 * w:], photo)
+
+
+def test_preset_loads_through_the_store_sha256_checked(tmp_path):
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_root(), root)
+    model = zoo.load_model(PRESET, root=str(root), cache_dir=str(tmp_path / "c"), mirrors=[])
+    entry = zoo.read_index(str(root))["presets"][PRESET]
+    assert model.builder_name == "colorizer" and model.count_params() == entry["params"]
+    weights = root / entry["path"] / zoo.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(zoo.PresetNotAvailableError, match="sha256"):
+        zoo.load_model(PRESET, root=str(root), cache_dir=str(tmp_path / "c"), mirrors=[])
+
+
+def test_grey_input_is_colorized_without_measures(tmp_path):
+    grey = (_skimage_photo("coffee")[..., 0]).astype("uint8")
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png")
+    r = colorize(str(tmp_path / "grey.png"), out=tmp_path / "out")
+    assert r["images"] == [{"image": "grey"}] and r["mean"] == {}
+    sheet = np.asarray(Image.open(tmp_path / "out" / "grey.png"))
+    assert sheet.shape == (grey.shape[0], 2 * grey.shape[1], 3)  # grey | colorized
+
+
+def test_bad_inputs_say_what_and_how(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.png"):
+        colorize(str(tmp_path / "notes.png"))
+    with pytest.raises(ValueError, match=r"x\[\.\.\., :3\].*Received: shape=\(8, 8, 4\)"):
+        colorize(np.zeros((8, 8, 4), "float32"))
+    with pytest.raises(ValueError, match="Scale with x / 255"):
+        colorize(np.full((8, 8, 3), 200.0, "float32"))
+    with pytest.raises(ValueError, match="not a colorizer"):
+        colorize(np.zeros((8, 8, 3), "float32"), model="conv_ae_fashion_mnist")
+    autoencoder = zoo.load_model("conv_ae_fashion_mnist")
+    with pytest.raises(ValueError, match=r"not a colorizer.*Autoencoder with input_shape \(28"):
+        colorize(np.zeros((8, 8, 3), "float32"), model=autoencoder)
+
+
+def _tiny_folder(folder, n=3, size=80):
+    """Colour photos where the colour follows the luminance (so a few steps learn it)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(n):
+        y = np.clip(rng.uniform(0, 1, (size // 8, size // 8)).repeat(8, 0).repeat(8, 1), 0, 1)
+        rgb = np.stack([y, y ** 2, 1 - y], axis=-1)
+        Image.fromarray((rgb * 255).astype("uint8")).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_train_colorizer_lowers_the_loss_and_its_model_colorizes(tmp_path):
+    folder = _tiny_folder(tmp_path / "photos")
+    r = train_colorizer(str(folder), str(tmp_path / "run"), steps=60, batch_size=4, crop=32,
+                        short_side=64, verbose=0)
+    loss = r["loss"]
+    assert len(loss) == 10 and loss[-1] < 0.7 * loss[0], loss
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["photos"] == 3 and len(run["mean_chroma"]) == 2
+    c = colorize(str(folder / "p0.png"), model=str(tmp_path / "run" / "model.keras"))
+    assert c["mean_chroma"] == pytest.approx(run["mean_chroma"])
+    assert c["images"][0]["psnr"] > c["images"][0]["psnr_grey"]
+
+
+def test_train_colorizer_refuses_grey_photos_and_bad_crops(tmp_path):
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 64), 90, "uint8"), "L").save(folder / "g.png")
+    with pytest.raises(ValueError, match="no colour to learn"):
+        train_colorizer(str(folder), str(tmp_path / "run"), steps=2)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        train_colorizer(str(folder), str(tmp_path / "run"), crop=50)
+
+
+def test_cli_colorizes_and_prints_the_table(tmp_path, capsys):
+    Image.fromarray(_skimage_photo("chelsea")).save(tmp_path / "cat.png")
+    code = cli_main(["colorize", str(tmp_path / "cat.png"), "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0 and "beats both baselines on 1" in out, out
+    assert os.path.isfile(tmp_path / "o" / "cat.png")
+    assert cli_main(["colorize", "--train", str(tmp_path)]) == 2  # no --out
