@@ -33,6 +33,11 @@ async function main(argv) {
   const report = await client.check();
   if (args.images) {
     const images = readImages(args.images);
+    if (!/f4$|f8$/.test(images.dtype)) {
+      const range = client.manifest.input.value_range;
+      usage(`--images holds ${images.dtype} values; the model takes float32 `
+        + (range ? `scaled to [${range}] (divide 8-bit pixels by 255 first)` : 'raw values'));
+    }
     const expected = client.imageShape;
     if (images.shape.length !== expected.length + 1
         || images.shape.slice(1).some((d, i) => expected[i] !== null && d !== expected[i])) {

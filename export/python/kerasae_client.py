@@ -198,9 +198,9 @@ class KerasaeExport:
                 pixels = np.asarray(image, dtype="float32") / 255.0
             out.append(low + (high - low) * pixels.reshape(image.size[1], image.size[0], channels))
         if len({x.shape for x in out}) > 1:
-            sizes = sorted({f"{x.shape[1]}x{x.shape[0]}" for x in out})
-            raise ValueError(f"images of several sizes ({', '.join(sizes)}) make no batch: "
-                             "read one size at a time")
+            sizes = sorted({f"{x.shape[0]}x{x.shape[1]}" for x in out})
+            raise ValueError(f"images of several sizes ({', '.join(sizes)}, height x width) make "
+                             "no batch: read one size at a time")
         return np.stack(out).astype("float32")
 
     def save_images(self, images, out_dir, names):
@@ -329,14 +329,7 @@ def main(argv=None):
         return 0 if report["passed"] else 1
 
     if args.command == "decode":
-        if args.codes.endswith(".npz"):
-            with np.load(args.codes, allow_pickle=False) as data:
-                codes = data["code"]
-        else:
-            codes = np.load(args.codes, allow_pickle=False)
-        images = model.decode(codes)
-        written = model.save_images(images, args.out_dir,
-                                    [f"decoded_{i:04d}.png" for i in range(len(images))])
+        written = _decode(model, args.codes, args.out_dir)
         print(json.dumps({"written": written}) if args.json else "\n".join(written))
         return 0
 
@@ -362,6 +355,9 @@ def main(argv=None):
                                          args.out_dir, [f"{_stem(path)}_reconstruction.png"])
         print(json.dumps({"written": written}) if args.json else "\n".join(written))
         return 0
+    args.images = _image_paths(args.images)
+    if args.command in ("encode", "score") and model.any_size:  # each image at its size
+        return _each_image(model, args)
     images = model.load_images(args.images)
     if args.command == "encode":
         out = model.encode(images)
@@ -378,6 +374,66 @@ def main(argv=None):
         _print_scores(model, "images", "file", args.images, scores, flags, args.json,
                       name=str)
     return 0
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _image_paths(paths):
+    """Files as given; a folder stands for its image files (sorted, hidden ones aside)."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, f) for f in os.listdir(path)
+                           if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
+            if not found:
+                raise ValueError(f"the folder {path!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def _each_image(model, args):
+    """`encode` / `score` for a model of any size: each image at its own size. `encode`
+    writes `code_0000`, ... (one per image), `sizes` (height, width) and `files`."""
+    codes, sizes, rows = {}, [], []
+    for i, path in enumerate(args.images):
+        image = model.load_images([path])
+        sizes.append(image.shape[1:3])
+        if args.command == "encode":
+            codes[f"code_{i:04d}"] = model.code(image)
+        else:
+            rows.append(model.anomaly(image))
+    if args.command == "score":
+        scores = np.concatenate([r[0] for r in rows])
+        flags = None if rows[0][1] is None else np.concatenate([r[1] for r in rows])
+        _print_scores(model, "images", "file", args.images, scores, flags, args.json, name=str)
+        return 0
+    np.savez(args.out, files=np.array(args.images), sizes=np.array(sizes, "int64"), **codes)
+    summary = {"out": args.out, "n": len(codes),
+               "arrays": {k: list(v.shape) for k, v in codes.items()}}
+    print(json.dumps(summary) if args.json else f"wrote {args.out}: {summary['arrays']}")
+    return 0
+
+
+def _decode(model, path, out_dir):
+    """PNGs of the codes in `path`: a `.npy`, or an `.npz` of `encode` (its `code`, or for
+    a model of any size one `code_0000`, ... per image, cropped to its `sizes`)."""
+    if not path.endswith(".npz"):
+        images = model.decode(np.load(path, allow_pickle=False))
+        return model.save_images(images, out_dir, [f"decoded_{i:04d}.png" for i in range(len(images))])
+    with np.load(path, allow_pickle=False) as data:
+        data = dict(data)
+    if "sizes" not in data:
+        images = model.decode(data["code"])
+        return model.save_images(images, out_dir, [f"decoded_{i:04d}.png" for i in range(len(images))])
+    written = []
+    for i, (h, w) in enumerate(data["sizes"]):
+        image = model.decode(data[f"code_{i:04d}"])[:, :h, :w]
+        stem = _stem(str(data["files"][i])) if "files" in data else f"{i:04d}"
+        written += model.save_images(image, out_dir, [f"{stem}_decoded.png"])
+    return written
 
 
 def _print_scores(model, group, key, keys, scores, flags, as_json, name):

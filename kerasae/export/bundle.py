@@ -35,6 +35,7 @@ from kerasae.export.samples import quantization_images
 from kerasae.export.saved_model import write_saved_model
 from kerasae.models import scaling
 from kerasae.models.resolve import ModelRef, resolve_model
+from kerasae.models.start import start_recipe
 
 
 def _resolve(model):
@@ -46,11 +47,12 @@ def _resolve(model):
     return ref, ref.model
 
 
-def _tolerance(ref):
-    """The parity tolerance of a preset's recipe (`export_tolerance`), else the default."""
-    if ref is None or ref.preset is None:
-        return DEFAULT_TOLERANCE
-    return ref.preset.metadata()["recipe"].get("export_tolerance", DEFAULT_TOLERANCE)
+def _tolerance(ref, model):
+    """The parity tolerance of the recipe of the preset the model is or starts from
+    (`export_tolerance`; a copy made by `at_size` keeps it), else the default."""
+    if ref is not None and ref.preset is not None:
+        return ref.preset.metadata()["recipe"].get("export_tolerance", DEFAULT_TOLERANCE)
+    return start_recipe(model).get("export_tolerance", DEFAULT_TOLERANCE)
 
 
 def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
@@ -147,7 +149,7 @@ def export(model, out_dir, *, formats=DEFAULT_FORMATS, opset=DEFAULT_OPSET,
     checks.check_out_dir(out_dir, force)
 
     ref, model = _resolve(model)
-    tolerance = _tolerance(ref) if tolerance is None else tolerance
+    tolerance = _tolerance(ref, model) if tolerance is None else tolerance
     source = ref.manifest_source() if ref is not None else {"kind": "object"}
     parts = graphs.inference_parts(model)
     if quantize and parts.open_size:

@@ -67,6 +67,12 @@ def _convert(jobs, tmp):
     missing = [out for _, _, out, _, _ in jobs if not os.path.isfile(out)]
     if proc.returncode or missing:
         why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        if "16x8-bit not yet supported" in why:  # the int8 scheme's 16-bit decoder
+            raise ExportError(
+                f"Converting to LiteRT failed: {why}. The 'int8' scheme's 16-bit "
+                "activations have no LiteRT kernel for these ops (GroupNorm's, for one): "
+                "export with quantize='int8-full' (--quantize int8-full, 8-bit "
+                "throughout) or without quantize. Received: quantize='int8'")
         raise ExportError(
             f"Converting to LiteRT failed: {why}. LiteRT exports use built-in ops only; "
             f"export with formats=('saved_model', 'onnx') for layers outside them. "
@@ -124,7 +130,8 @@ def write_litert(folder, saved_model, fns, parts, quantize=None, calibration=Non
     info = {"converter": f"tf.lite.TFLiteConverter (TensorFlow {tf.__version__}), built-in "
                          "ops only, in a subprocess",
             "interpreter": f"ai_edge_litert {_litert_version()}",
-            "batch": "dynamic: resize the input tensor (signature runners do it themselves)",
+            "batch": ("dynamic batch, height and width" if parts.open_size else "dynamic") +
+                     ": resize the input tensor (signature runners do it themselves)",
             "io": "float32 inputs and outputs", "files": dict(LITERT_FILES), "ops": {}}
     with tempfile.TemporaryDirectory(prefix="kerasae-litert-") as tmp:
         jobs = [(saved_model, role, os.path.join(folder, name), "float", None)

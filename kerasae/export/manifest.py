@@ -154,7 +154,9 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
         found = versions("tf2onnx", "onnx")
         meta["tf2onnx_version"], meta["onnx_version"] = found["tf2onnx"], found["onnx"]
     meta["model"] = {
-        "name": getattr(model, "name", None),
+        # a preset's name where the model is one (the Keras model is named by its builder)
+        "name": source.get("preset") or getattr(model, "name", None),
+        "keras_name": getattr(model, "name", None),
         "builder": getattr(model, "builder_name", None),
         "config": json.loads(json.dumps(getattr(model, "builder_config", None), default=str)),
         "variational": parts.variational,

@@ -231,3 +231,17 @@ def merge_config(start, builder_name, kwargs):
             )
         merged[key] = value
     return merged
+
+
+def start_recipe(model):
+    """The `recipe` of the zoo preset `model` is or starts from (its `start_point`: kept
+    by fine-tuning and by `ModelRef.at_size`), or `{}`: what the preset's publisher
+    measured for it (`fine_tune_learning_rate`, `export_tolerance`)."""
+    start = getattr(model, "start_point", None) or {}
+    if start.get("kind") != "preset":
+        return {}
+    try:
+        meta = presets.get_preset(f"{start['name']}@{start['version']}").metadata()
+    except KerasaeError:  # not in the default zoo (loaded from another root)
+        return {}
+    return dict(meta["recipe"])

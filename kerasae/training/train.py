@@ -25,10 +25,10 @@ import tensorflow as tf
 from kerasae import data as data_lib
 from kerasae import plots
 from kerasae._util.backend import require_tensorflow_backend
-from kerasae._util.errors import InvalidType, InvalidValue, KerasaeError
+from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.image_options import shape_fits
 from kerasae.models import build, get_builder, get_contract, pretrain_layerwise, scaling
-from kerasae.presets import get_preset
+from kerasae.models.start import start_recipe
 from kerasae.training.lock import hold_run_directory
 from kerasae.training.loop import Trainer
 from kerasae.training.options import FitOptions
@@ -273,14 +273,7 @@ DEFAULT_LEARNING_RATE = 1e-3
 def _default_rate(model):
     """`1e-3`, or the `fine_tune_learning_rate` in the recipe of the preset `model` starts
     from (a pretrained model that a rate of 1e-3 would throw off: measured per preset)."""
-    start = getattr(model, "start_point", None) or {}
-    if start.get("kind") != "preset":
-        return DEFAULT_LEARNING_RATE
-    try:
-        recipe = get_preset(f"{start['name']}@{start['version']}").metadata()["recipe"]
-    except KerasaeError:  # not in the default zoo (loaded from another root)
-        return DEFAULT_LEARNING_RATE
-    rate = recipe.get("fine_tune_learning_rate")
+    rate = start_recipe(model).get("fine_tune_learning_rate")
     return float(rate) if isinstance(rate, (int, float)) and rate > 0 else DEFAULT_LEARNING_RATE
 
 

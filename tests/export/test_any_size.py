@@ -130,12 +130,45 @@ def test_python_client_checks_every_size_and_reconstructs_photos_at_their_size(a
         assert got.shape == x.shape[1:]  # at the photo's own size
         assert np.abs(got - want).max() <= 0.5 / 255 + 1e-5
 
-    # Photos of two sizes make no batch for `encode`: one line, exit 2, no traceback.
-    proc = subprocess.run([sys.executable, PY_CLIENT, "encode", out, *files, "--out",
-                           str(tmp_path / "codes.npz")], capture_output=True, text=True,
-                          timeout=120)
+    # `encode` of a folder of two sizes: one code per image, with its size; `decode` of
+    # that file crops each one back and names it after its photo.
+    codes, decoded = tmp_path / "codes.npz", tmp_path / "decoded"
+    for argv in (["encode", out, str(tmp_path), "--out", str(codes)],
+                 ["decode", out, str(codes), "--out-dir", str(decoded)]):
+        proc = subprocess.run([sys.executable, PY_CLIENT, *argv], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(codes) as data:
+        assert [list(s) for s in data["sizes"]] == [list(x.shape[:2]) for x in
+                                                    _read_all(files)]
+        for i, x in enumerate(_read_all(files)):
+            np.testing.assert_allclose(data[f"code_{i:04d}"],
+                                       np.asarray(model.encode(x[None])), atol=ATOL)
+    for source in files:
+        x = _read_all([source])[0][None]
+        with Image.open(decoded / (os.path.basename(source)[:-4] + "_decoded.png")) as image:
+            got = np.asarray(image, dtype="float32") / 255.0
+        assert got.shape == x.shape[1:]
+        assert np.abs(got - np.clip(np.asarray(model.reconstruct(x))[0], 0, 1)).max() \
+            <= 0.5 / 255 + 1e-5
+
+    # A wrong argument: one line, exit 2, no traceback.
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, PY_CLIENT, "encode", out, str(tmp_path / "empty"),
+                           "--out", "x.npz"], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "several sizes" in proc.stderr and "one size at a time" in proc.stderr
+    assert "holds no image files" in proc.stderr
+
+
+def _read_all(files):
+    from PIL import Image
+
+    out = []
+    for path in files:
+        with Image.open(path) as image:
+            out.append(np.asarray(image, dtype="float32") / 255.0)
+    return out
 
 
 @pytest.mark.slow
@@ -150,6 +183,12 @@ def test_node_client_checks_every_size(any_size, tmp_path):
     report = json.loads(proc.stdout)
     assert report["passed"] and max(report["max_error"].values()) <= ATOL
     assert len(report["images"]["scores"]) == 2
+    # 8-bit pixels are refused, not scored as values up to 255
+    np.save(tmp_path / "u8.npy", (_photos((33, 41)) * 255).astype("uint8"))
+    proc = subprocess.run([node, os.path.join(NODE_DIR, "check.js"), out,
+                           "--images", str(tmp_path / "u8.npy")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "divide 8-bit pixels by 255" in proc.stderr
 
 
 def test_int8_and_bad_references_are_refused_with_nothing_written(any_size, tmp_path):
@@ -162,3 +201,17 @@ def test_int8_and_bad_references_are_refused_with_nothing_written(any_size, tmp_
         export(model, target, reference_inputs=[_photos((32, 32), n=7),
                                                 np.zeros((7, 32, 32, 1), "float32")])
     assert not target.exists()
+
+
+def test_a_fixed_size_copy_of_a_preset_keeps_its_export_tolerance():
+    """`at_size` keeps the preset a model starts from, so its recipe's tolerance (and
+    fine-tuning rate) still apply: read from the shipped metadata, no weights needed."""
+    from kerasae.export.bundle import _tolerance
+    from kerasae.export.formats import DEFAULT_TOLERANCE
+    from kerasae.models.start import start_recipe
+
+    model = kerasae.build("tiny_ae", **CONFIG)
+    assert _tolerance(None, model) == DEFAULT_TOLERANCE
+    model.start_point = {"kind": "preset", "name": "tae_flux2", "version": 1}
+    assert start_recipe(model)["fine_tune_learning_rate"] == 1e-5
+    assert _tolerance(None, model) == 1e-4
