@@ -180,14 +180,7 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
             "(x - center) / scale, fitted on the training data) and its reconstruction "
             "is in the raw units too"))
     if parts.open_size:
-        f = getattr(model, "factor", None)
-        meta["input"]["size"] = (
-            "any height and width (and batch)" + (
-                f": the encoder pads them to multiples of {f} (repeated edge pixels), the "
-                f"code grid is ceil(H / {f}) x ceil(W / {f}), `decode` returns {f} times the "
-                "code's size (the padded grid) and `reconstruct` crops it back to the "
-                "input's size; the ONNX decoder and the LiteRT decoder return the padded "
-                "grid too: crop it to the input's height and width" if f else ""))
+        meta["input"]["size"] = _any_size(getattr(model, "factor", None))
     meta["latent"] = {
         "name": "code", "shape": shape(parts.code_shape),
         "size": None if parts.open_size else int(math.prod(parts.code_shape)),
@@ -224,6 +217,16 @@ def describe(model, parts, source, extra, formats, opset, value_range, autoencod
     meta["artifacts"] = artifacts
     meta.update(extra)
     return meta
+
+
+def _any_size(f):
+    """The manifest's words for a model of any size whose code cell is `f` pixels."""
+    return "any height and width (and batch)" + (
+        f": the encoder pads them to multiples of {f} (repeated edge pixels), the code grid "
+        f"is ceil(H / {f}) x ceil(W / {f}), `decode` returns {f} times the code's size (the "
+        "padded grid) and `reconstruct` crops it back to the input's size; the ONNX decoder "
+        "and the LiteRT decoder return the padded grid too: crop it to the input's height "
+        "and width" if f else "")
 
 
 def hash_files(directory):
