@@ -111,6 +111,25 @@ def _on_sigterm():
     return signal.signal(signal.SIGTERM, raise_terminated)
 
 
+def _interruption(error):
+    """The Ctrl-C or SIGTERM an error was raised while handling, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _interrupted(args, e):
+    # Training says where it stopped and what was kept (kerasae.training.interrupt).
+    said = str(e) or ("rerunning the same command resumes from the last finished "
+                      "epoch, if one was saved." if args.command == "train" else "stopped.")
+    print(f"kerasae {args.command}: interrupted: {said}", file=sys.stderr)
+    return EXIT_TERMINATED if getattr(e, "cause", None) == "SIGTERM" else EXIT_INTERRUPTED
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -125,12 +144,13 @@ def main(argv=None):
             previous = None
         if debug:
             raise
-        # Training says where it stopped and what was kept (kerasae.training.interrupt).
-        said = str(e) or ("rerunning the same command resumes from the last finished "
-                          "epoch, if one was saved." if args.command == "train" else "stopped.")
-        print(f"kerasae {args.command}: interrupted: {said}", file=sys.stderr)
-        return EXIT_TERMINATED if getattr(e, "cause", None) == "SIGTERM" else EXIT_INTERRUPTED
+        return _interrupted(args, e)
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
+        cause = _interruption(e)
+        if cause is not None and not debug:
+            # The interrupt landed inside a library (TensorFlow tracing a tf.data
+            # function), which raised an error of its own while unwinding: an interrupt.
+            return _interrupted(args, cause)
         explained = None if debug else explain(e)
         if explained is None:
             raise

@@ -170,3 +170,22 @@ def test_train_on_a_folder_of_photos_of_different_sizes(photo_folders, tmp_path,
     assert info["epochs_run"] == 2
     with Image.open(tmp_path / "out" / "reconstructions.png") as png:
         assert png.size[0] > 600
+
+
+def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt(
+        monkeypatch, capsys):
+    """SIGTERM landing inside TensorFlow while it traces a tf.data function made it raise
+    an AttributeError of its own while unwinding: the command still stops as interrupted
+    (exit 143, one line), not as a bug."""
+    import kerasae.cli as cli
+    from kerasae.training.interrupt import Terminated
+
+    def run(args):
+        try:
+            raise Terminated("stopped by SIGTERM")
+        except KeyboardInterrupt:
+            raise AttributeError("'list' object has no attribute '_type_spec'") from None
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["list"]) == 143
+    assert capsys.readouterr().err.strip().endswith("kerasae list: interrupted: stopped by SIGTERM")
