@@ -21,16 +21,22 @@ import json
 import os
 
 import keras
-import numpy as np
 
 from kerasae import presets
-from kerasae._util.files import atomic_write, sha256_file, staged_directory
+from kerasae._util.files import sha256_file, staged_directory
 from kerasae._util.versions import versions
 from kerasae.benchmarks.colorphotos import PHOTOS, SHORT_SIDE
 from kerasae.models.colorizer import Colorizer
 from kerasae.presets.store import metadata_problem
 from kerasae.uses._colorize import colorize
-from kerasae.zoo.publishing import _check_new_version, _index_entry, _publish_root, write_json
+from kerasae.zoo.publishing import (
+    _check_new_version,
+    _index_entry,
+    _publish_root,
+    folder_files,
+    write_entry,
+    write_json,
+)
 
 NAME = "colorize_photos"
 GAINS = (1.0, 1.2, 1.4, 1.6, 1.8)
@@ -249,13 +255,8 @@ def publish(photos, run_dir, root=None):
             f.write(card(meta, sha256_file(path), os.path.getsize(path), sources))
         with open(os.path.join(tmp, "train.sh"), "w", encoding="utf-8") as f:
             f.write(TRAIN_SH)
-        files = {f: {"sha256": sha256_file(os.path.join(tmp, f)),
-                     "bytes": os.path.getsize(os.path.join(tmp, f))}
-                 for f in sorted(os.listdir(tmp))}
-    index["presets"][NAME] = _index_entry(meta, entry, files)
-    index["presets"] = dict(sorted(index["presets"].items()))
-    atomic_write(os.path.join(root, presets.INDEX_FILE),
-                 json.dumps(index, indent=2, sort_keys=True) + "\n")
+        files = folder_files(tmp)
+    write_entry(root, index, NAME, _index_entry(meta, entry, files))
     return folder
 
 

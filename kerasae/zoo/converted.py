@@ -17,12 +17,19 @@ import keras
 
 from kerasae import presets
 from kerasae._util.errors import InvalidValue
-from kerasae._util.files import atomic_write, sha256_file, staged_directory
+from kerasae._util.files import sha256_file, staged_directory
 from kerasae._util.versions import versions
 from kerasae.presets.converted import origin_problem
 from kerasae.presets.store import metadata_problem
 from kerasae.zoo.card import model_card
-from kerasae.zoo.publishing import _check_new_version, _index_entry, _publish_root, write_json
+from kerasae.zoo.publishing import (
+    _check_new_version,
+    _index_entry,
+    _publish_root,
+    folder_files,
+    write_entry,
+    write_json,
+)
 
 
 def _source_section(origin, weights_spec):
@@ -95,12 +102,7 @@ def publish_converted(model, name, *, version, description, converted_from, data
         write_json(os.path.join(tmp, "metadata.json"), meta)
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(model_card(meta, model, weights["sha256"], weights["bytes"], text))
-        files = {f: {"sha256": sha256_file(os.path.join(tmp, f)),
-                     "bytes": os.path.getsize(os.path.join(tmp, f))}
-                 for f in sorted(os.listdir(tmp))}
+        files = folder_files(tmp)
     files[presets.WEIGHTS_FILE] = weights
-    index["presets"][name] = _index_entry(meta, entry, dict(sorted(files.items())))
-    index["presets"] = dict(sorted(index["presets"].items()))
-    atomic_write(os.path.join(root, presets.INDEX_FILE),
-                 json.dumps(index, indent=2, sort_keys=True) + "\n")
+    write_entry(root, index, name, _index_entry(meta, entry, dict(sorted(files.items()))))
     return folder

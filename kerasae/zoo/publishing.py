@@ -277,11 +277,21 @@ def publish(model, name, *, version, description, dataset, recipe, license="Apac
         for fname, body in [("README.md", card), *(extra_files or {}).items()]:
             with open(os.path.join(tmp, fname), "w", encoding="utf-8") as f:
                 f.write(body)
-        files = {f: {"sha256": sha256_file(os.path.join(tmp, f)),
-                     "bytes": os.path.getsize(os.path.join(tmp, f))}
-                 for f in sorted(os.listdir(tmp))}
-    index["presets"][name] = _index_entry(meta, entry, files)
+        files = folder_files(tmp)
+    write_entry(root, index, name, _index_entry(meta, entry, files))
+    return folder
+
+
+def folder_files(folder):
+    """`{name: {"sha256", "bytes"}}` of the files of a preset folder (an index entry's)."""
+    return {f: {"sha256": sha256_file(os.path.join(folder, f)),
+                "bytes": os.path.getsize(os.path.join(folder, f))}
+            for f in sorted(os.listdir(folder))}
+
+
+def write_entry(root, index, name, entry):
+    """`index` with `name`'s entry set, written to `root` atomically (presets sorted)."""
+    index["presets"][name] = entry
     index["presets"] = dict(sorted(index["presets"].items()))
     atomic_write(os.path.join(root, presets.INDEX_FILE),
                  json.dumps(index, indent=2, sort_keys=True) + "\n")
-    return folder
