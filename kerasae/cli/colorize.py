@@ -47,6 +47,10 @@ def _train(args):
     r = train_colorizer(args.train, args.out, steps=args.steps, batch_size=args.batch_size,
                         seed=args.seed, max_pixels=args.max_pixels)
     loss = r.metrics["loss"]
+    grey = r.metrics.get("grey_photos") or 0
+    if grey:  # they teach the model grey: said, not hidden in run.json
+        print(f"kerasae: {grey} of the {r.metrics['photos']} photos are grey: they pull the "
+              "colours towards grey; leave them out for a more colourful model")
     print(f"trained on {r.metrics['photos']} photos in {r.metrics['seconds']:.0f} s: loss "
           f"{loss[0]:.5f} (first tenth) -> {loss[-1]:.5f} (last tenth)")
     for path in r.files:

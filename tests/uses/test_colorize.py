@@ -139,3 +139,36 @@ def test_cli_colorizes_and_prints_the_table(tmp_path, capsys):
     assert code == 0 and "beats both baselines on 1" in out, out
     assert os.path.isfile(tmp_path / "o" / "cat.png")
     assert cli_main(["colorize", "--train", str(tmp_path)]) == 2  # no --out
+
+
+def test_trial_findings_names_flat_images_lists_and_large_photos(tmp_path):
+    """Two files of one stem keep two outputs; a flat image has a hue spread of 0 (not
+    NaN); a list of arrays of several sizes is read; a photo with a short side above 512
+    is colorized at 256 and its chroma scaled up (the same luminance, its own size)."""
+    from PIL import Image
+
+    from kerasae.uses._colorize import colorize_one, hue_spread, read_inputs
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((8, 9, 3), (193, 243, 8), "uint8")).save(
+            tmp_path / folder / "x.png")
+    names = [n for n, _ in read_inputs([str(tmp_path / "a" / "x.png"),
+                                        str(tmp_path / "b" / "x.png")])]
+    assert names == ["x", "x_2"]
+    flat = np.full((31, 28, 3), (193 / 255, 243 / 255, 8 / 255), "float32")
+    assert hue_spread(flat) == 0.0
+    arrays = [np.zeros((5, 7, 3), "uint8"), np.ones((4, 4), "float32")]
+    assert [x.shape for _, x in read_inputs(arrays)] == [(5, 7, 3), (4, 4, 1)]
+
+    calls = []
+
+    def model(x, training=False):  # records the size it is given; a reddish cast
+        calls.append(x.shape)
+        return np.concatenate([x, x * 0.9, x * 0.8], axis=-1)
+
+    grey = np.random.default_rng(0).uniform(0.2, 0.8, (600, 900, 1)).astype("float32")
+    rgb = colorize_one(model, grey)
+    assert calls == [(1, 256, 384, 1)] and rgb.shape == (600, 900, 3)
+    y = rgb @ np.array([0.299, 0.587, 0.114], "float32")
+    assert np.abs(y - grey[..., 0]).max() < 0.02  # the photo's own luminance, full size
