@@ -12,25 +12,52 @@ from kerasae.uses.options import EMBEDDINGS
 from kerasae.uses.result import Output, Result, skip
 
 
+# PCA is fitted on at most this many values (images x pixels; 400 MB of float64): all of
+# Fashion-MNIST's 60,000 training images, 4,069 colour images of 64x64. Beyond it, on images
+# spread evenly over the fitting set, so memory and time stay flat as the set grows.
+PCA_FIT_VALUES = 50_000_000
+_BLOCK = 1000  # images projected at a time
+
+
+def fitting_subset(fit_x):
+    """`fit_x`, or evenly spaced images of it within `PCA_FIT_VALUES`."""
+    most = max(2, PCA_FIT_VALUES // max(1, int(np.prod(fit_x.shape[1:]))))
+    if len(fit_x) <= most:
+        return fit_x
+    return fit_x[np.linspace(0, len(fit_x) - 1, most).round().astype("int64")]
+
+
 def pca_mse_curve(fit_x, x, max_components, seed=0):
-    """Reconstruction MSE of `x` by PCA fitted on `fit_x`, for 1..max_components.
+    """Reconstruction MSE of `x` by PCA fitted on `fit_x` (`fitting_subset` of it), for
+    1..max_components.
 
     Unclipped linear reconstructions, MSE averaged over pixels and images. Uses
     `||x - mu||^2 - sum_j (v_j . (x - mu))^2` per image, which is exact for the
-    orthonormal components `v_j`.
+    orthonormal components `v_j`; `x` is projected a block of images at a time.
     """
     from sklearn.decomposition import PCA
 
+    fit_x = fitting_subset(fit_x)
     fit_x = fit_x.reshape(len(fit_x), -1).astype("float64")
-    x = x.reshape(len(x), -1).astype("float64")
     k = int(min(max_components, fit_x.shape[1], len(fit_x)))
     pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(fit_x)
-    centred = x - pca.mean_
-    proj = centred @ pca.components_.T
-    total = (centred ** 2).sum(axis=1)
-    residual = total[:, None] - np.cumsum(proj ** 2, axis=1)
-    mse = np.maximum(residual, 0).mean(axis=0) / x.shape[1]
+    del fit_x
+    sums = np.zeros(k)
+    for i in range(0, len(x), _BLOCK):
+        centred = x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64") - pca.mean_
+        proj = centred @ pca.components_.T
+        residual = (centred ** 2).sum(axis=1)[:, None] - np.cumsum(proj ** 2, axis=1)
+        sums += np.maximum(residual, 0).sum(axis=0)
+    mse = sums / len(x) / pca.mean_.size
     return pca, mse
+
+
+def pca_transform(pca, x, k=2):
+    """The first `k` principal coordinates of images `x`, a block at a time (float64)."""
+    comps = pca.components_[:k]
+    return np.concatenate([
+        (x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64") - pca.mean_) @ comps.T
+        for i in range(0, len(x), _BLOCK)])
 
 
 def knn_accuracy(points, labels, seed=0, k=5):
@@ -120,7 +147,8 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
         out: directory for `codes.npy`, `codes_2d.npy`, `reduce.json`,
             `reduce_scatter.png`, `reduce_mse.png`. Defaults to `None`.
         seed: seed of the bottleneck, t-SNE and the k-NN split. Defaults to `0`.
-        max_components: longest PCA curve. Defaults to all pixels.
+        max_components: longest PCA curve. Defaults to all pixels (at most the number
+            of images PCA is fitted on, see `PCA_FIT_VALUES`).
 
     Returns:
         A `Result` with arrays `codes`, `codes_2d` (the `dims`-D codes),
@@ -139,6 +167,9 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
                          skip_bad=skip_bad, max_pixels=max_pixels)
     model_for_images(ref, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
+    used = len(fitting_subset(fit_x))
+    if used < len(fit_x):
+        fit_note += f"; PCA on {used} of them, evenly spaced (PCA_FIT_VALUES)"
     with Output(out) as output:
         x = inputs.images
         codes = predict.encode(ref.model, x)
@@ -170,7 +201,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
                       "psnr_db": _pca_psnr(pca, x, k_low)})
         # Components PCA needs to match the autoencoder's MSE (None: not within kmax).
         match = np.nonzero(curve <= ae_mse.mean())[0]
-        pixels_2d = pca.transform(x.reshape(len(x), -1).astype("float64"))[:, :2]
+        pixels_2d = pca_transform(pca, x, 2)
         view = low if low.shape[1] >= 2 else np.pad(low, ((0, 0), (0, 2 - low.shape[1])))
         metrics = {
             "use": "reduce", "model": ref.info(), "inputs": inputs.description,
@@ -241,10 +272,12 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
 
 
 def _pca_psnr(pca, x, k):
-    flat = x.reshape(len(x), -1).astype("float64")
-    comps = pca.components_[:k]
-    recon = (flat - pca.mean_) @ comps.T @ comps + pca.mean_
-    return psnr(mean_mse(flat.reshape(x.shape), recon.reshape(x.shape)))
+    comps, total = pca.components_[:k], 0.0
+    for i in range(0, len(x), _BLOCK):
+        flat = x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64")
+        recon = (flat - pca.mean_) @ comps.T @ comps + pca.mean_
+        total += float(((flat - recon) ** 2).sum())
+    return psnr(total / (len(x) * pca.mean_.size))
 
 
 def _fit_images(pca_fit, inputs, fit_split, model):
