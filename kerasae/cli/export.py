@@ -121,8 +121,9 @@ def _cli_export(args):
         print(f"  {rel:48s} {info['bytes']:>10d}  sha256 {info['sha256'][:16]}...")
     parity = manifest.get("parity")
     if parity:
-        sizes = "".join(f" and sizes {', '.join(f'{h}x{w}' for h, w in parity['sizes'])}"
-                        for _ in [0] if parity.get("sizes"))  # a model of any size
+        sizes = ""  # a model of any size is checked at several
+        if parity.get("sizes"):
+            sizes = " and sizes " + ", ".join(f"{h}x{w}" for h, w in parity["sizes"])
         print(f"parity vs Keras at batch sizes {parity['batch_sizes']}{sizes}: max error "
               f"{parity['max']:.3g} (tolerance {parity['tolerance']:g})")
     int8 = (manifest.get("litert") or {}).get("int8")

@@ -19,6 +19,7 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
+from kerasae.metrics import psnr as psnr_of_mse
 from kerasae.models.colorizer import rgb_to_ycbcr, ycbcr_to_rgb
 from kerasae.models.resolve import resolve_preset
 from kerasae.models.start import check_keras_path
@@ -31,8 +32,7 @@ _GREY_TOLERANCE = 2  # 8-bit levels: an RGB file whose channels differ less is g
 
 def psnr(a, b):
     """PSNR in dB of two images in [0, 1] (over every pixel and channel)."""
-    mse = float(np.mean((np.asarray(a, "float64") - np.asarray(b, "float64")) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+    return psnr_of_mse(np.mean((np.asarray(a, "float64") - np.asarray(b, "float64")) ** 2))
 
 
 def colourfulness(rgb):
