@@ -72,5 +72,49 @@ def test_l1_penalty_matches_numpy():
 
 
 def test_unknown_loss_names_the_fix():
-    with pytest.raises(ValueError, match="Use one of mse, bce. Received: reconstruction='l2'"):
+    with pytest.raises(ValueError, match="Use one of mse, bce, ssim_l1. Received: reconstruction='l2'"):
         losses.reconstruction_loss(np.zeros((1, 2)), np.zeros((1, 2)), "l2")
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 1), (2, 32, 24, 3), (1, 11, 13, 2)],
+                         ids=["16x16x1", "32x24x3", "11x13x2"])
+def test_ssim_matches_scikit_image(shape):
+    from skimage.metrics import structural_similarity
+
+    x = rng.uniform(size=shape).astype("float32")
+    y = np.clip(x + rng.normal(0, 0.1, size=shape), 0, 1).astype("float32")
+    expected = [structural_similarity(a, b, data_range=1.0, channel_axis=-1,
+                                      gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False) for a, b in zip(x, y)]
+    np.testing.assert_allclose(losses.ssim(x, y), expected, atol=1e-5)
+
+
+def test_ssim_of_images_smaller_than_the_window_follows_the_metric():
+    from kerasae.metrics import ssim_per_image
+
+    x = rng.uniform(size=(3, 8, 8, 1)).astype("float32")
+    y = rng.uniform(size=x.shape).astype("float32")
+    np.testing.assert_allclose(losses.ssim(x, y), ssim_per_image(x, y), atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_ssim_l1_loss_is_the_weighted_sum_of_its_terms(reduction):
+    from skimage.metrics import structural_similarity
+
+    x = rng.uniform(size=(2, 12, 12, 3)).astype("float32")
+    x_hat = rng.uniform(size=x.shape).astype("float32")
+    ssim = np.array([structural_similarity(a, b, data_range=1.0, channel_axis=-1,
+                                           gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False)
+                     for a, b in zip(x, x_hat)])
+    expected = 0.84 * (1 - ssim) + 0.16 * np.abs(x - x_hat).reshape(2, -1).mean(1)
+    if reduction == "sum":
+        expected = expected * 12 * 12 * 3
+    got = losses.reconstruction_loss(x, x_hat, "ssim_l1", reduction)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert np.all(np.asarray(losses.reconstruction_loss(x, x, "ssim_l1")) < 1e-5)
+
+
+def test_ssim_l1_on_records_names_the_fix():
+    with pytest.raises(ValueError, match="use 'mse' for records.*Received: shape=\\(2, 5\\)"):
+        losses.reconstruction_loss(np.zeros((2, 5)), np.zeros((2, 5)), "ssim_l1")

@@ -27,16 +27,29 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.training import records
 from kerasae.training.checkpoints import RunCheckpoints, save_model
 from kerasae.training.interrupt import StopOnInterrupt
-from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION
+from kerasae.training.options import PROGRESS_SECONDS, STEPS_PER_EXECUTION, WARMUP_FRACTION
 from kerasae.training.strategy import strategy_kind, worker_info
 
 
-def make_optimizer(optimizer, learning_rate, precision, schedule="constant", total_steps=None):
-    """A Keras optimizer (name or instance), with a cosine schedule and loss scaling if asked."""
+def lr_schedule(learning_rate, schedule, total_steps):
+    """The learning rate of `schedule` (`options.LR_SCHEDULES`): the number itself for
+    `"constant"`; a cosine decay to 0 over `total_steps`; for `"warmup_cosine"` a linear
+    rise from 0 over the first `WARMUP_FRACTION` of the steps, then that decay."""
+    total = max(1, int(total_steps or 1))
     if schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            float(learning_rate), decay_steps=max(1, int(total_steps))
-        )
+        return keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps=total)
+    if schedule == "warmup_cosine":
+        warm = max(1, round(total * WARMUP_FRACTION)) if total > 1 else 0
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, total - warm), warmup_target=float(learning_rate),
+            warmup_steps=warm)
+    return learning_rate
+
+
+def make_optimizer(optimizer, learning_rate, precision, schedule="constant", total_steps=None):
+    """A Keras optimizer (name or instance), with a learning-rate schedule
+    (`lr_schedule`) and loss scaling if asked."""
+    learning_rate = lr_schedule(learning_rate, schedule, total_steps)
     if isinstance(optimizer, str):
         opt = keras.optimizers.get({"class_name": optimizer,
                                     "config": {"learning_rate": learning_rate}})
@@ -44,9 +57,9 @@ def make_optimizer(optimizer, learning_rate, precision, schedule="constant", tot
         # Rebuilt in the strategy's scope: an instance made outside it holds variables of
         # another strategy ("Mixing different tf.distribute.Strategy objects").
         config = optimizer.get_config()
-        if schedule == "cosine":
-            config["learning_rate"] = keras.optimizers.schedules.CosineDecay(
-                float(optimizer.learning_rate.numpy()), decay_steps=max(1, int(total_steps)))
+        if schedule != "constant":
+            config["learning_rate"] = lr_schedule(float(optimizer.learning_rate.numpy()),
+                                                  schedule, total_steps)
         opt = type(optimizer).from_config(config)
     else:
         raise InvalidType(

@@ -11,7 +11,9 @@ from kerasae._util.names import unknown_name_error
 
 STRATEGIES = ("auto", "one", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+# Share of the steps over which "warmup_cosine" rises linearly from 0 to the rate.
+WARMUP_FRACTION = 0.05
 VERBOSITY = (0, 1, 2)
 # Steps per call of the compiled loop when no callback of the caller reads
 # per-batch logs (as Keras's steps_per_execution). The cap keeps a Ctrl-C waiting

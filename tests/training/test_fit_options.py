@@ -176,3 +176,18 @@ def test_a_tif_folder_trains_and_a_tif_file_denoises(tmp_path, capsys, no_zoo_en
         assert json.load(f)
     assert sorted(os.listdir(tmp_path / "denoised" / "denoised")) == ["000.png", "001.png"]
     capsys.readouterr()
+
+
+def test_warmup_cosine_rises_then_decays_to_zero():
+    from kerasae.training.loop import lr_schedule
+    from kerasae.training.options import WARMUP_FRACTION
+
+    schedule = lr_schedule(1e-3, "warmup_cosine", 200)
+    warm = round(200 * WARMUP_FRACTION)
+    rates = [float(schedule(step)) for step in range(201)]
+    assert rates[0] == 0.0 and rates[warm] == pytest.approx(1e-3)
+    assert rates[warm // 2] == pytest.approx(1e-3 / 2, rel=1e-4)
+    # Cosine after the warm-up: half the rate half-way through the remaining steps.
+    assert rates[warm + (200 - warm) // 2] == pytest.approx(5e-4, rel=1e-2)
+    assert rates[200] == pytest.approx(0.0, abs=1e-9)
+    assert lr_schedule(1e-3, "constant", 200) == 1e-3
