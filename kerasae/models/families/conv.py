@@ -1,4 +1,4 @@
-"""Convolutional autoencoders with a transposed-convolution (or upsampling) decoder."""
+"""Convolutional autoencoders with an upsampling (or transposed-convolution) decoder."""
 
 import keras
 
@@ -9,6 +9,28 @@ from kerasae.models.parts import latent_heads, make_autoencoder
 from kerasae.models.builder import register_builder
 
 DECODER_MODES = ("transpose", "upsample")
+# Values per code number of `latent_dim="auto"`: a 28x28x1 digit keeps the former 16, a
+# 32x32x3 photo crop gets 64 and a 64x64x3 one 256 (`kerasae.benchmarks.photo_defaults`).
+VALUES_PER_CODE = 48
+MIN_AUTO_CODE = 16
+
+
+def auto_latent_dim(input_shape):
+    """The code size of `latent_dim="auto"`: one number per `VALUES_PER_CODE` input
+    values (height x width x channels), at least `MIN_AUTO_CODE`."""
+    height, width, channels = input_shape
+    return max(MIN_AUTO_CODE, round(height * width * channels / VALUES_PER_CODE))
+
+
+def residual_block(x, kernel_size, activation, name):
+    """`x + conv(conv(x))` at `x`'s width: two convolutions, the second linear (He et
+    al., 2016), then the activation."""
+    f = x.shape[-1]
+    y = keras.layers.Conv2D(f, kernel_size, padding="same", activation=activation,
+                            name=f"{name}_a")(x)
+    y = keras.layers.Conv2D(f, kernel_size, padding="same", name=f"{name}_b")(y)
+    x = keras.layers.Add(name=f"{name}_add")([x, y])
+    return keras.layers.Activation(activation, name=f"{name}_act")(x)
 
 
 def _down(size, stages):
@@ -18,7 +40,8 @@ def _down(size, stages):
 
 
 def conv_encoder(input_shape, filters, kernel_size, latent_dim, activation, *,
-                 convs_per_stage=1, dense_units=(), batch_norm=False, variational=False):
+                 convs_per_stage=1, dense_units=(), batch_norm=False, variational=False,
+                 residual=False):
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for i, f in enumerate(filters):
@@ -30,6 +53,8 @@ def conv_encoder(input_shape, filters, kernel_size, latent_dim, activation, *,
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"bn_{i}_{j}")(x)
                 x = keras.layers.Activation(activation, name=f"act_{i}_{j}")(x)
+        if residual:
+            x = residual_block(x, kernel_size, activation, f"res_{i}")
     if latent_dim is None:
         return keras.Model(inputs, x, name="encoder")
     x = keras.layers.Flatten(name="flatten")(x)
@@ -40,7 +65,7 @@ def conv_encoder(input_shape, filters, kernel_size, latent_dim, activation, *,
 
 def conv_decoder(output_shape, filters, kernel_size, latent_dim, activation, *,
                  output_activation="sigmoid", convs_per_stage=1, dense_units=(),
-                 batch_norm=False, mode="transpose"):
+                 batch_norm=False, mode="transpose", residual=False):
     height, width, channels = output_shape
     h, w = _down(height, len(filters)), _down(width, len(filters))
     if latent_dim is None:
@@ -64,6 +89,8 @@ def conv_decoder(output_shape, filters, kernel_size, latent_dim, activation, *,
 
     act = None if batch_norm else activation
     for i, f in enumerate(reversed(filters)):
+        if residual:
+            x = residual_block(x, kernel_size, activation, f"res_{i}")
         for j in range(convs_per_stage - 1):
             conv(keras.layers.Conv2D(f, kernel_size, padding="same", activation=act,
                                      name=f"conv_{i}_{j}"), f"{i}_{j}")
@@ -93,6 +120,8 @@ def conv_args(input_shape, filters, kernel_size, latent_dim, activation,
     input_shape = _validate.input_shape(input_shape, rank=3)
     filters = _validate.positive_ints(filters, "filters")
     kernel_size = _validate.positive_int(kernel_size, "kernel_size")
+    if isinstance(latent_dim, str) and latent_dim == "auto":
+        latent_dim = auto_latent_dim(input_shape)
     if latent_dim is not None:
         latent_dim = _validate.positive_int(latent_dim, "latent_dim")
     _validate.activation(activation, "activation")
@@ -115,14 +144,15 @@ def conv_args(input_shape, filters, kernel_size, latent_dim, activation,
 def ConvAE(
     *,
     filters=(32, 64),
-    latent_dim=16,
+    latent_dim="auto",
     kernel_size=3,
     activation="relu",
     output_activation="sigmoid",
     convs_per_stage=1,
     dense_units=(),
     batch_norm=False,
-    decoder="transpose",
+    residual=False,
+    decoder="upsample",
     corruption=None,
     corruption_amount=0.2,
     reconstruction="mse",
@@ -134,16 +164,20 @@ def ConvAE(
     """Instantiates a convolutional autoencoder.
 
     Encoder: one stage per entry of `filters`, each a stride-2 `Conv2D` (plus
-    `convs_per_stage - 1` stride-1 convolutions), then `Flatten` and a dense code
-    of size `latent_dim`. With `latent_dim=None` the code is the last feature
-    map (fully convolutional, no dense bottleneck). The decoder mirrors it with
-    `Conv2DTranspose` (or `UpSampling2D` + `Conv2D` with `decoder="upsample"`) and
-    crops when odd sizes were rounded up on the way down, so any input size and
-    channel count works (28x28x1, 32x32x3, 8x8x1, 7x9x2, ...).
+    `convs_per_stage - 1` stride-1 convolutions and, with `residual=True`, a
+    residual block), then `Flatten` and a dense code of size `latent_dim`. With
+    `latent_dim=None` the code is the last feature map (fully convolutional, no
+    dense bottleneck). The decoder mirrors it with nearest-neighbour
+    `UpSampling2D` + `Conv2D` (no checkerboard: Odena et al., 2016), or
+    `Conv2DTranspose` with `decoder="transpose"`, and crops when odd sizes were
+    rounded up on the way down, so any input size and channel count works
+    (28x28x1, 32x32x3, 8x8x1, 7x9x2, ...).
 
     Args:
         filters: filters per stage, outermost first. Defaults to `(32, 64)`.
-        latent_dim: code size, or `None` for a spatial code. Defaults to `16`.
+        latent_dim: code size, `"auto"` (one number per 48 input values, at least
+            16: 16 for 28x28x1, 64 for 32x32x3, 256 for 64x64x3), or `None` for a
+            spatial code. Defaults to `"auto"`.
         kernel_size: convolution kernel size. Defaults to `3`.
         activation: hidden activation. Defaults to `"relu"`.
         output_activation: activation of the reconstruction. Defaults to `"sigmoid"`.
@@ -151,12 +185,18 @@ def ConvAE(
         dense_units: dense layers between the feature map and the code.
             Defaults to `()`.
         batch_norm: batch normalization after each convolution. Defaults to `False`.
-        decoder: `"transpose"` or `"upsample"`. Defaults to `"transpose"`.
+        residual: a residual block (two convolutions and a skip) at each stage of
+            the encoder and the decoder. Defaults to `False`.
+        decoder: `"upsample"` or `"transpose"` (the former default; every saved
+            config and preset names its decoder, so they rebuild as trained).
+            Defaults to `"upsample"`.
         corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`
             train-time corruption (denoising). Defaults to `None`.
         corruption_amount: noise std (gaussian) or corrupted fraction.
             Defaults to `0.2`.
-        reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
+        reconstruction: `"mse"`, `"bce"` or `"ssim_l1"` (`0.84 * (1 - SSIM) +
+            0.16 * L1`, `kerasae.losses.reconstruction_loss`), averaged over
+            pixels. Defaults to `"mse"`.
         seed: seed of the random layers (noise, sampling). The initial weights
             follow Keras's global seed: `keras.utils.set_random_seed`, which
             `kerasae.fit` calls with its own `seed` when it builds the model.
@@ -175,9 +215,11 @@ def ConvAE(
 
     Example:
         >>> import kerasae
-        >>> model = kerasae.ConvAE(latent_dim=8, input_shape=(8, 8, 1))
+        >>> model = kerasae.ConvAE(input_shape=(32, 32, 3))
+        >>> model.code_shape
+        (64,)
         >>> model.decoder.output.shape
-        (None, 8, 8, 1)
+        (None, 32, 32, 3)
     """
     input_shape, filters, kernel_size, latent_dim, convs_per_stage, dense_units = conv_args(
         input_shape, filters, kernel_size, latent_dim, activation, convs_per_stage,
@@ -186,7 +228,7 @@ def ConvAE(
     _validate.choice(reconstruction, "reconstruction", RECONSTRUCTIONS, "reconstruction loss")
     seed = _validate.seed(seed)
     common = dict(convs_per_stage=convs_per_stage, dense_units=dense_units,
-                  batch_norm=bool(batch_norm))
+                  batch_norm=bool(batch_norm), residual=bool(residual))
     enc = conv_encoder(input_shape, filters, kernel_size, latent_dim, activation, **common)
     dec = conv_decoder(input_shape, filters, kernel_size, latent_dim, activation,
                        output_activation=output_activation, mode=decoder, **common)
@@ -203,7 +245,8 @@ def DenoisingConvAE(
     activation="relu",
     convs_per_stage=1,
     batch_norm=False,
-    decoder="transpose",
+    residual=False,
+    decoder="upsample",
     corruption="gaussian",
     corruption_amount=0.2,
     reconstruction="mse",
@@ -225,6 +268,6 @@ def DenoisingConvAE(
     return ConvAE(
         filters=filters, latent_dim=latent_dim, kernel_size=kernel_size,
         activation=activation, convs_per_stage=convs_per_stage, batch_norm=batch_norm,
-        decoder=decoder, corruption=corruption, corruption_amount=corruption_amount,
-        reconstruction=reconstruction, seed=seed, input_shape=input_shape, name=name,
+        residual=residual, decoder=decoder, corruption=corruption,
+        corruption_amount=corruption_amount, reconstruction=reconstruction, seed=seed, input_shape=input_shape, name=name,
     )

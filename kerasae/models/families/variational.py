@@ -90,13 +90,14 @@ def DenseVAE(
 def ConvVAE(
     *,
     filters=(32, 64),
-    latent_dim=16,
+    latent_dim="auto",
     kernel_size=3,
     activation="relu",
     convs_per_stage=1,
     dense_units=(),
     batch_norm=False,
-    decoder="transpose",
+    residual=False,
+    decoder="upsample",
     beta=1.0,
     reconstruction="bce",
     seed=None,
@@ -110,14 +111,15 @@ def ConvVAE(
     the encoder returns `[z_mean, z_log_var]`, a seeded `Sampling` layer draws
     `z` only when training, and the loss is reconstruction (summed over pixels)
     plus `beta` times the analytic KL. See `ConvAE` and `DenseVAE` for the
-    arguments.
+    arguments; `latent_dim="auto"` follows the input as `ConvAE`'s does
+    (16 for 28x28x1, 64 for 32x32x3, 256 for 64x64x3).
 
     Reference:
         Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
 
     Example:
         >>> import kerasae
-        >>> vae = kerasae.ConvVAE(latent_dim=16)
+        >>> vae = kerasae.ConvVAE()
         >>> vae.decoder.output.shape
         (None, 28, 28, 1)
     """
@@ -132,7 +134,7 @@ def ConvVAE(
         )
     beta, seed = _vae_args(beta, reconstruction, seed)
     common = dict(convs_per_stage=convs_per_stage, dense_units=dense_units,
-                  batch_norm=bool(batch_norm))
+                  batch_norm=bool(batch_norm), residual=bool(residual))
     encoder = conv_encoder(input_shape, filters, kernel_size, latent_dim, activation,
                            variational=True, **common)
     dec = conv_decoder(input_shape, filters, kernel_size, latent_dim, activation,
