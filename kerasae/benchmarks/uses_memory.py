@@ -6,8 +6,9 @@
 Writes N 64x64 colour crops of five scikit-image photos (astronaut, coffee, chelsea,
 rocket, immunohistochemistry; random positions, seed 0) as PNGs in five class folders
 (one per photo, so `features` runs its linear probes), once per count. The model is
-`--model`, else an untrained `conv_ae` built for 64x64x3 with its defaults (memory and
-time do not depend on its weights). Each use runs as `kerasae USE --model M --dataset
+`--model`, else an untrained `conv_ae` for 64x64x3 with filters (32, 64), a 16-number code
+and a transposed-convolution decoder (the README's figures; memory and time do not depend
+on its weights). Each use runs as `kerasae USE --model M --dataset
 DIR --out OUT` in a fresh process; its peak RSS is the process's `VmHWM`, its time the
 wall clock. Targets (issue 23): at 1,000 images both uses peak below 1.5 GB, and at
 10,000 within 200 MB of that.
@@ -58,7 +59,8 @@ def write_crops(folder, n, seed=0):
 def default_model(path):
     from kerasae.models.families.conv import ConvAE  # lazy: TensorFlow only when building
 
-    ConvAE(input_shape=(SIZE, SIZE, 3)).save(path)
+    ConvAE(input_shape=(SIZE, SIZE, 3), filters=(32, 64), latent_dim=16,
+           decoder="transpose").save(path)
     return path
 
 
@@ -69,9 +71,10 @@ def run_use(use, model, folder, out):
         [sys.executable, "-c", _RUN, use, "--model", model, "--dataset", folder, "--out", out],
         capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if proc.returncode == 0 and lines else {"code": None}
+    if result["code"] != 0:
         raise RuntimeError(f"kerasae {use} failed:\n{proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     return dict(result, seconds=round(seconds, 1))
 
 
