@@ -235,13 +235,14 @@ def _probe(codes, inputs, test_fraction, cs, seed, max_iter):
     pca_test = _pca.transform(pca, _Pixels(x, test), k)
     used = "" if len(part) == len(train) else (
         f"; trained on {len(part)} of the {len(train)} training images, spread evenly "
-        f"within each class (PROBE_TRAIN_VALUES: memory stays flat)")
+        f"within each class (PROBE_TRAIN_VALUES, 12M values: memory stays flat)")
     result = {
         "protocol": (f"standardised logistic regression (lbfgs; C in {list(cs)} "
                      f"picked on 20% of the training part) on a stratified "
                      f"{1 - test_fraction:.0%} of the images, accuracy on the other "
                      f"{test_fraction:.0%}; PCA fitted on the probe's training part{used}"),
         "train_examples": int(len(part)), "test_examples": int(len(test)),
+        "train_subset": used[2:] if used else None,
         "chance": float(np.max(np.bincount(y[test])) / len(test)),
     }
     pixel_train, pixel_test, scaled = _pixel_probe_rows(train_pixels, _Pixels(x, test))

@@ -1,6 +1,6 @@
 """PCA of images read a block at a time, at memory that does not grow with their number.
 
-Two exact solvers, picked by the number of pixels `d`:
+Two exact solvers, picked by the number of values in an image `d` (height x width x channels):
 - `d <= COVARIANCE_MAX_DIM`: the mean and `X^T X` are summed over every fitting image a
   block at a time (float64), and the covariance's eigenvectors are the components; memory
   is `d^2` floats whatever the number of images (Fashion-MNIST: 784^2).
@@ -17,7 +17,7 @@ import numpy as np
 from kerasae.metrics import psnr
 from kerasae.uses.inputs import blocks
 
-COVARIANCE_MAX_DIM = 4096  # d x d float64: 134 MB at 4,096 pixels
+COVARIANCE_MAX_DIM = 4096  # d x d float64: 134 MB at 4,096 values
 GRAM_MAX_IMAGES = 1536  # images the Gram solver is fitted on: 75 MB of 64x64x3 float32
 BLOCK = 256  # images per float64 product (25 MB of 64x64x3)
 

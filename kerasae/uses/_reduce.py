@@ -269,6 +269,10 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
                                 "encoder and decoder frozen",
                 "trained_on": fit_note.split("; PCA by")[0], "epochs": int(epochs),
                 "loss": history, "mse": float(np.mean(errors)),
+                "reconstructions_returned": (
+                    "all" if len(recon) == len(x) else
+                    f"the first {len(recon)} of {len(x)} (the images were streamed from "
+                    "files; the MSE is over all of them)"),
                 "psnr_db": psnr(float(np.mean(errors))), "reconstruction": recon}
         return low, f"{dims}-D bottleneck trained on the {d}-D codes", info
     if embedding == "tsne":
