@@ -272,7 +272,10 @@ def _features(args):
     if r["probe"]:
         p = r["probe"]
         lines.append("linear probe accuracy: " + ", ".join(
-            f"{k} ({p[k]['dims']}-D) {p[k]['accuracy']:.4f}" for k in ("codes", "pca", "pixels")))
+            f"{k} ({p[k]['dims']}-D) {p[k]['accuracy']:.4f}" for k in ("codes", "pca", "pixels"))
+            + f"; majority class {p['chance']:.4f}")
+        if p.get("train_subset"):
+            lines.append(f"probes trained on {p['train_subset']}")
     return _show(r, lines)
 
 

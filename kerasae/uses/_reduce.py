@@ -4,60 +4,30 @@ import numpy as np
 
 from kerasae import plots as _plots
 from kerasae._util.errors import InvalidValue
-from kerasae.metrics import mean_mse, mse_per_image, psnr
+from kerasae.metrics import mse_per_image, psnr
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
-from kerasae.uses.inputs import check_applies, check_images, load_inputs, model_for_images
+from kerasae.uses import _pca
+from kerasae.uses.inputs import (StreamedImages, blocks, check_applies, check_images,
+                                 load_inputs, model_for_images)
 from kerasae.uses.options import EMBEDDINGS
 from kerasae.uses.result import Output, Result, skip
 
 
-# PCA is fitted on at most this many values (images x pixels; 400 MB of float64): all of
-# Fashion-MNIST's 60,000 training images, 4,069 colour images of 64x64. Beyond it, on images
-# spread evenly over the fitting set, so memory and time stay flat as the set grows.
-PCA_FIT_VALUES = 50_000_000
-_BLOCK = 1000  # images projected at a time
-
-
-def fitting_subset(fit_x):
-    """`fit_x`, or evenly spaced images of it within `PCA_FIT_VALUES`."""
-    most = max(2, PCA_FIT_VALUES // max(1, int(np.prod(fit_x.shape[1:]))))
-    if len(fit_x) <= most:
-        return fit_x
-    return fit_x[np.linspace(0, len(fit_x) - 1, most).round().astype("int64")]
+RECON_KEPT = 256  # low-code reconstructions returned for images streamed from files
 
 
 def pca_mse_curve(fit_x, x, max_components, seed=0):
-    """Reconstruction MSE of `x` by PCA fitted on `fit_x` (`fitting_subset` of it), for
-    1..max_components.
-
-    Unclipped linear reconstructions, MSE averaged over pixels and images. Uses
-    `||x - mu||^2 - sum_j (v_j . (x - mu))^2` per image, which is exact for the
-    orthonormal components `v_j`; `x` is projected a block of images at a time.
-    """
-    from sklearn.decomposition import PCA
-
-    fit_x = fitting_subset(fit_x)
-    fit_x = fit_x.reshape(len(fit_x), -1).astype("float64")
-    k = int(min(max_components, fit_x.shape[1], len(fit_x)))
-    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(fit_x)
-    del fit_x
-    sums = np.zeros(k)
-    for i in range(0, len(x), _BLOCK):
-        centred = x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64") - pca.mean_
-        proj = centred @ pca.components_.T
-        residual = (centred ** 2).sum(axis=1)[:, None] - np.cumsum(proj ** 2, axis=1)
-        sums += np.maximum(residual, 0).sum(axis=0)
-    mse = sums / len(x) / pca.mean_.size
-    return pca, mse
+    """`(pca, mse)`: PCA fitted on `fit_x` (`kerasae.uses._pca.fit_pca`) and the
+    reconstruction MSE of `x` for 1..max_components (unclipped, averaged over pixels and
+    images), both read a block of images at a time."""
+    pca = _pca.fit_pca(fit_x, max_components)
+    return pca, _pca.mse_curve(pca, x)
 
 
 def pca_transform(pca, x, k=2):
     """The first `k` principal coordinates of images `x`, a block at a time (float64)."""
-    comps = pca.components_[:k]
-    return np.concatenate([
-        (x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64") - pca.mean_) @ comps.T
-        for i in range(0, len(x), _BLOCK)])
+    return _pca.transform(pca, x, k)
 
 
 def knn_accuracy(points, labels, seed=0, k=5):
@@ -71,7 +41,7 @@ def knn_accuracy(points, labels, seed=0, k=5):
     return float(np.mean(clf.predict(points[test]) == labels[test]))
 
 
-def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128, seed=0,
+def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=None, hidden=128, seed=0,
                      verbose=0):
     """Trains a `dims`-D bottleneck between a frozen encoder and decoder.
 
@@ -87,6 +57,8 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128
     import keras
 
     codes = predict.encode(model, fit_x)
+    if batch_size is None:  # 128, fewer for large images (`predict.batch_for`)
+        batch_size = min(128, predict.batch_for(model.decoder, codes))
     code_shape = tuple(codes.shape[1:])
     d = int(np.prod(code_shape))
     keras.utils.set_random_seed(seed)
@@ -105,11 +77,53 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=128, hidden=128
         from_low = keras.Model(low_in, model.decoder(back), name="from_low")
         full = keras.Model(z_in, from_low(to_low(z_in)))
         full.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-        fit = full.fit(codes.reshape(len(codes), -1), fit_x, epochs=int(epochs),
-                       batch_size=int(batch_size), shuffle=True, verbose=verbose)
+        flat = codes.reshape(len(codes), -1)
+        if isinstance(fit_x, StreamedImages):  # read a batch at a time, in a new order
+            pairs = _pairs(flat, fit_x, int(batch_size), seed)
+            fit = full.fit(pairs, epochs=int(epochs), verbose=verbose)
+        else:
+            fit = full.fit(flat, fit_x, epochs=int(epochs), batch_size=int(batch_size),
+                           shuffle=True, verbose=verbose)
     finally:
         model.decoder.trainable = was_trainable
     return to_low, from_low, [float(v) for v in fit.history["loss"]]
+
+
+def _pairs(codes, images, batch_size, seed):
+    """A Keras `PyDataset` of `(codes, images)` batches, shuffled each epoch."""
+    import keras
+
+    class Pairs(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(codes))
+
+        def __len__(self):
+            return -(-len(codes) // batch_size)
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            return codes[idx], images[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(codes))
+
+    return Pairs()
+
+
+def _reconstruction_mse(decoder, codes, x):
+    """Per-image MSE of `decoder(codes)` against `x`, a block at a time, and the first
+    reconstructions (all of them when `x` is an array in memory)."""
+    errors, kept = [], []
+    keep = len(x) if isinstance(x, np.ndarray) else RECON_KEPT
+    for first, images in blocks(x, _pca.BLOCK):  # float64 errors: 25 MB a block
+        recon = np.asarray(predict.run_batched(decoder, codes[first:first + len(images)]),
+                           dtype="float32")
+        errors.append(mse_per_image(images, recon))
+        if first < keep:
+            kept.append(recon[:keep - first])
+    return np.concatenate(errors), np.concatenate(kept)
 
 
 def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
@@ -148,11 +162,13 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
             `reduce_scatter.png`, `reduce_mse.png`. Defaults to `None`.
         seed: seed of the bottleneck, t-SNE and the k-NN split. Defaults to `0`.
         max_components: longest PCA curve. Defaults to all pixels (at most the number
-            of images PCA is fitted on, see `PCA_FIT_VALUES`).
+            of images PCA is fitted on; see `kerasae.uses._pca` for the two solvers).
 
     Returns:
         A `Result` with arrays `codes`, `codes_2d` (the `dims`-D codes),
-        `pixels_2d` and, with a bottleneck, `reconstruction_low`.
+        `pixels_2d` and, with a bottleneck, `reconstruction_low` (of every image given
+        as an array; of the first 256 of images read from files or a dataset, which are
+        streamed a block at a time so that memory does not grow with their number).
     """
     if embedding not in EMBEDDINGS:
         raise InvalidValue(
@@ -164,29 +180,26 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
     check_applies("reduce", ref.model)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
-                         skip_bad=skip_bad, max_pixels=max_pixels)
+                         skip_bad=skip_bad, max_pixels=max_pixels, stream=True)
     model_for_images(ref, inputs.images)
     fit_x, fit_note = _fit_images(pca_fit, inputs, fit_split, ref.model)
-    used = len(fitting_subset(fit_x))
-    if used < len(fit_x):
-        fit_note += f"; PCA on {used} of them, evenly spaced (PCA_FIT_VALUES)"
     with Output(out) as output:
         x = inputs.images
         codes = predict.encode(ref.model, x)
-        recon = predict.decode(ref.model, codes)
         flat = codes.reshape(len(codes), -1)
-        d = flat.shape[1]
-        ae_mse = mse_per_image(x, recon)
-        kmax = int(max_components or x[0].size)
-        kmax = max(kmax, min(d, x[0].size), dims, 2)
+        d, pixels = flat.shape[1], int(np.prod(x.shape[1:]))
+        ae_mse, _ = _reconstruction_mse(ref.model.decoder, codes, x)
+        kmax = int(max_components or pixels)
+        kmax = max(kmax, min(d, pixels), dims, 2)
         pca, curve = pca_mse_curve(fit_x, x, kmax, seed)
+        fit_note += f"; PCA by the {pca.solver}"
         k_same = min(d, len(curve))
         k_low = min(dims, len(curve))
         table = [
             {"method": "autoencoder", "dims": d, "mse": float(ae_mse.mean()),
-             "psnr_db": psnr(mean_mse(x, recon))},
+             "psnr_db": psnr(float(ae_mse.mean()))},
             {"method": "pca", "dims": k_same, "mse": float(curve[k_same - 1]),
-             "psnr_db": _pca_psnr(pca, x, k_same)},
+             "psnr_db": _pca.psnr_at(pca, x, k_same)},
         ]
         low, how, bottleneck = _low_codes(ref.model, flat, x, fit_x, dims, embedding,
                                           bottleneck_epochs, seed, fit_note)
@@ -198,7 +211,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
         elif d == dims:
             table.append(dict(table[0], method="autoencoder"))
         table.append({"method": "pca", "dims": k_low, "mse": float(curve[k_low - 1]),
-                      "psnr_db": _pca_psnr(pca, x, k_low)})
+                      "psnr_db": _pca.psnr_at(pca, x, k_low)})
         # Components PCA needs to match the autoencoder's MSE (None: not within kmax).
         match = np.nonzero(curve <= ae_mse.mean())[0]
         pixels_2d = pca_transform(pca, x, 2)
@@ -250,13 +263,17 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
     if embedding == "bottleneck":
         to_low, from_low, history = train_bottleneck(model, fit_x, dims, epochs=epochs,
                                                      seed=seed)
-        low = np.asarray(predict.run_batched(to_low, flat, 256), dtype="float32")
-        recon = np.asarray(predict.run_batched(from_low, low, 256), dtype="float32")
+        low = np.asarray(predict.run_batched(to_low, flat), dtype="float32")
+        errors, recon = _reconstruction_mse(from_low, low, x)
         info = {"architecture": f"code({d}) -> 128 relu -> {dims} -> 128 relu -> code, "
                                 "encoder and decoder frozen",
-                "trained_on": fit_note, "epochs": int(epochs), "loss": history,
-                "mse": float(np.mean(mse_per_image(x, recon))),
-                "psnr_db": psnr(mean_mse(x, recon)), "reconstruction": recon}
+                "trained_on": fit_note.split("; PCA by")[0], "epochs": int(epochs),
+                "loss": history, "mse": float(np.mean(errors)),
+                "reconstructions_returned": (
+                    "all" if len(recon) == len(x) else
+                    f"the first {len(recon)} of {len(x)} (the images were streamed from "
+                    "files; the MSE is over all of them)"),
+                "psnr_db": psnr(float(np.mean(errors))), "reconstruction": recon}
         return low, f"{dims}-D bottleneck trained on the {d}-D codes", info
     if embedding == "tsne":
         from sklearn.manifold import TSNE
@@ -271,15 +288,6 @@ def _low_codes(model, flat, x, fit_x, dims, embedding, epochs, seed, fit_note):
     return z.astype("float32"), f"PCA of the {d}-D codes, {k} components", None
 
 
-def _pca_psnr(pca, x, k):
-    comps, total = pca.components_[:k], 0.0
-    for i in range(0, len(x), _BLOCK):
-        flat = x[i:i + _BLOCK].reshape(-1, pca.mean_.size).astype("float64")
-        recon = (flat - pca.mean_) @ comps.T @ comps + pca.mean_
-        total += float(((flat - recon) ** 2).sum())
-    return psnr(total / (len(x) * pca.mean_.size))
-
-
 def _fit_images(pca_fit, inputs, fit_split, model):
     if isinstance(pca_fit, np.ndarray):
         fit = load_inputs(pca_fit).images
@@ -292,7 +300,7 @@ def _fit_images(pca_fit, inputs, fit_split, model):
             return inputs.images, "the same images (in-sample, favours PCA)"
         name = inputs.description["dataset"]
         fit = load_inputs(None, dataset=name, split=fit_split, shape=model.image_shape,
-                          resize=inputs.description.get("resize", "crop")).images
+                          resize=inputs.description.get("resize", "crop"), stream=True).images
         check_images(model, fit, "PCA fitting images")
         return fit, f"{name} {fit_split} split ({len(fit)} images)"
     raise InvalidValue(

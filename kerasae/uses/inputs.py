@@ -14,7 +14,63 @@ from kerasae._util.backend import require_tensorflow_backend
 from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.data.folders import has_split_folders
 from kerasae.data.image_options import IMAGE_SUFFIXES, read_at, shape_fits
+from kerasae.data.source import to_float
 from kerasae.models import registry
+
+BLOCK = 1000  # images read at a time by the uses that stream
+
+
+class StreamedImages:
+    """A dataset's first `n` images, read from its `Source` when indexed.
+
+    Array-like enough for the uses that stream (`features`, `reduce`): `len`, `shape`,
+    `dtype`, `ndim`, and indexing by an int, a slice or an index array returns float32
+    numpy in [0, 1]. Nothing is kept between reads, so memory does not grow with `n`;
+    `np.asarray` reads them all (only where that is meant).
+    """
+
+    dtype = np.dtype("float32")
+
+    def __init__(self, source, n):
+        self.source = source
+        self.shape = (int(n),) + tuple(int(d) for d in source.image_shape)
+        self.ndim = len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self[[range(len(self))[key]]][0]
+        if isinstance(key, slice):
+            idx = np.arange(len(self), dtype="int64")[key]
+        else:
+            idx = np.asarray(key)
+            idx = np.nonzero(idx)[0] if idx.dtype == bool else idx.astype("int64").ravel()
+        return to_float(self.source.load_batch(idx))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def blocks(self, size=BLOCK):
+        """Yields `(first index, float32 images)`, `size` images at a time."""
+        for first in range(0, len(self), size):
+            yield first, self[first:first + size]
+
+
+def blocks(images, size=BLOCK):
+    """`(first index, float32 images)` of an array or `StreamedImages`, a block at a time."""
+    for first in range(0, len(images), size):
+        yield first, np.asarray(images[first:first + size], dtype="float32")
+
+
+def _images_of(src, n, stream):
+    """`src`'s first `n` images: streamed when asked and `src` reads by index at one size."""
+    fixed = all(d is not None for d in tuple(src.image_shape))
+    if stream and fixed and src.random_access and len(src.image_shape) == 3:
+        return StreamedImages(src, n)
+    return src.take(n)
 
 
 
@@ -60,7 +116,7 @@ def _sized_note(sizing):
 
 
 def read_images(paths, *, shape=None, resize="crop", limit=None, skip_bad=False,
-                max_pixels=None):
+                max_pixels=None, stream=False):
     """Image files (or folders of them) -> `Inputs` with file names.
 
     Files are read by `kerasae.data.image_files` (the decoder of every route): with
@@ -74,7 +130,7 @@ def read_images(paths, *, shape=None, resize="crop", limit=None, skip_bad=False,
     description = {"files": n, "from": src.name if os.path.isdir(src.name) else None}
     if sizing:
         description.update(sized=_sized_note(sizing), resize=resize)
-    return Inputs(src.take(n), None, src.names[:n], description=description)
+    return Inputs(_images_of(src, n, stream), None, src.names[:n], description=description)
 
 
 def _shape_text(shape):
@@ -97,7 +153,7 @@ def default_split(dataset):
     return "all" if text.endswith((".npz", ".npy")) else "test"
 
 
-def _from_dataset(dataset, split, limit, sizing, reading):
+def _from_dataset(dataset, split, limit, sizing, reading, stream=False):
     """A dataset's split as `Inputs`; a folder is read at the model's size (`sizing`)."""
     text = os.fspath(dataset)
     is_folder = os.path.isdir(os.path.expanduser(text))
@@ -111,11 +167,13 @@ def _from_dataset(dataset, split, limit, sizing, reading):
     labels = None if src.labels is None else np.asarray(src.labels)[:n]
     files = getattr(src, "files", None)  # a folder's images, named by their path in it
     names = None if files is None else [os.path.relpath(f, text) for f in files[:n]]
-    return Inputs(src.take(n), labels, names, tuple(src.label_names or ()), description)
+    return Inputs(_images_of(src, n, stream), labels, names, tuple(src.label_names or ()),
+                  description)
 
 
 def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="auto",
-                limit=None, shape=None, resize="crop", skip_bad=False, max_pixels=None):
+                limit=None, shape=None, resize="crop", skip_bad=False, max_pixels=None,
+                stream=False):
     """Resolves what a use runs on.
 
     Args:
@@ -133,6 +191,8 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
         skip_bad: leave out image files that cannot be read. Defaults to `False`.
         max_pixels: the largest image decoded. Defaults to `$KERASAE_MAX_PIXELS`, else
             100 megapixels.
+        stream: images read from files or a dataset stay there (`StreamedImages`,
+            read a block at a time) instead of being loaded. Defaults to `False`.
 
     Returns:
         `Inputs`.
@@ -141,7 +201,7 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
     sizing = read_at(shape, resize)
     reading = {"skip_bad": skip_bad, "max_pixels": max_pixels}
     if images is None:
-        inputs = _from_dataset(dataset, split, limit, sizing, reading)
+        inputs = _from_dataset(dataset, split, limit, sizing, reading, stream)
         limit = None
     elif isinstance(images, Inputs):
         inputs = images
@@ -154,10 +214,11 @@ def load_inputs(images=None, labels=None, *, dataset="fashion_mnist", split="aut
         inputs = Inputs(src.numpy(), src.labels, None, (), {"array": list(images.shape)})
         labels = None
     elif _is_pathlike_input(images):
-        inputs = read_images(images, shape=shape, resize=resize, limit=limit, **reading)
+        inputs = read_images(images, shape=shape, resize=resize, limit=limit, stream=stream,
+                             **reading)
         limit = None
     elif isinstance(images, (str, os.PathLike)):
-        inputs = _from_dataset(images, split, limit, sizing, reading)  # a folder or an array
+        inputs = _from_dataset(images, split, limit, sizing, reading, stream)  # a folder, an array
         limit = None
     else:
         raise InvalidType(

@@ -89,3 +89,32 @@ def test_only_tensorflows_info_and_warning_lines_are_dropped():
         b"/x/y.py:3: UserWarning: a Python warning\n"
         b"E0000 00:00:1796123430.281543   22186 cuda.cc:10] a real error\n"
         b"plain output\n")
+
+
+@pytest.mark.slow
+def test_a_photo_folder_with_a_truncated_jpeg_and_notes_gives_no_log_lines(tmp_path):
+    """The trial's folder: JPEG photos, one cut short, and a README / SVG beside them."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype="uint8")).save(
+            folder / f"p{i}.jpg", quality=90)
+    data = (folder / "p0.jpg").read_bytes()
+    (folder / "p0.jpg").write_bytes(data[:len(data) // 2])  # "Premature end of JPEG data"
+    (folder / "README").write_text("photos\n")
+    (folder / "logo.svg").write_text("<svg/>\n")
+    train = run_cli(["train", "conv_ae", "--dataset", folder, "--image-size", "32",
+                     "--epochs", "1", "--batch-size", "4", "--skip-bad", "--out", tmp_path / "run"],
+                    tmp_path,
+                    env=_env())
+    features = run_cli(["features", "--model", tmp_path / "run" / "model.keras",
+                        "--dataset", folder, "--skip-bad", "--out", tmp_path / "f"],
+                       tmp_path, env=_env())
+    for proc in (train, features):
+        assert not LOG_LINE.search(proc.stderr), proc.stderr
+        assert not re.search(r"^[EWF]\d{4} ", proc.stdout + proc.stderr, re.M)
+    assert "p0.jpg" in train.stdout + train.stderr  # the bad photo is named, not hidden
