@@ -35,6 +35,11 @@ _ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is cal
 # LiteRT's own info line, printed once per process when an interpreter applies its
 # default CPU delegate.
 _LITERT_INFO = b"INFO: Created TensorFlow Lite XNNPACK delegate"
+# TensorFlow's once-per-process note, logged as an error, when a oneDNN-rewritable op meets
+# an integer, bool or half dtype on a CPU without AVX-512 (it falls back to Eigen: nothing
+# is wrong). The upsampling decoder's training step meets it.
+_ONEDNN_DTYPE = re.compile(rb"^E\d{4} [^\]]*\] oneDNN supports DT_\w+ only on platforms with "
+                           rb"AVX-512")
 # Continuation lines of a dropped native line (cpu_feature_guard's second line).
 _CONTINUATION = (b"To enable the following instructions", b"rebuild TensorFlow")
 
@@ -49,7 +54,8 @@ def user_level():
 
 def native_log_line(line):
     """Whether a stderr line (bytes) is TensorFlow's / absl's own info or warning line."""
-    return bool(_NATIVE.match(line)) or line.startswith((_ABSL_PREAMBLE, _LITERT_INFO))
+    return (bool(_NATIVE.match(line)) or bool(_ONEDNN_DTYPE.match(line))
+            or line.startswith((_ABSL_PREAMBLE, _LITERT_INFO)))
 
 
 def filter_native(data):
@@ -88,6 +94,58 @@ class _Held:
         if rest:
             os.write(2, rest)
         return False
+
+
+class _Filtered:
+    """Passes file descriptor 2 through a pipe, line by line, without TensorFlow's own
+    info and warning lines, for as long as it runs (a command's whole run: TensorFlow logs
+    while it trains, not only while it is imported)."""
+
+    def __enter__(self):
+        import threading
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._thread = threading.Thread(target=self._pump, args=(read,), daemon=True,
+                                        name="kerasae-stderr")
+        self._thread.start()
+        return self
+
+    def _pump(self, read):
+        pending = b""
+        try:
+            with os.fdopen(read, "rb", buffering=0) as pipe:
+                for chunk in iter(lambda: pipe.read(1 << 16), b""):
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    if lines:
+                        kept = filter_native(b"".join(line + b"\n" for line in lines))
+                        if kept:
+                            os.write(self._saved, kept)
+            if pending:
+                os.write(self._saved, filter_native(pending))
+        except OSError:  # the real stderr is gone: nothing left to write to
+            pass
+
+    def __exit__(self, *exc):
+        try:
+            sys.stderr.flush()
+        finally:
+            os.dup2(self._saved, 2)  # the pipe's last writer closes: the pump drains it
+            self._thread.join(timeout=10)
+            os.close(self._saved)
+        return False
+
+
+def filtered_stderr():
+    """A context that filters stderr (see `_Filtered`) while it runs; does nothing when the
+    user set `TF_CPP_MIN_LOG_LEVEL`."""
+    import contextlib
+
+    ours = _CHOSEN_BY_KERASAE if _CHOSEN_BY_KERASAE is not None else user_level() is None
+    return _Filtered() if ours else contextlib.nullcontext()
 
 
 # Whether kerasae chose the level (decided once, at `import kerasae`): libraries set

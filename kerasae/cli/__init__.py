@@ -15,11 +15,13 @@ traceback (see `kerasae.cli.errors`).
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 
+from kerasae._util import quiet
 from kerasae._util.names import did_you_mean
 from kerasae._util.versions import __version__
 from kerasae.cli import colorize, data, export, train, uses, zoo
@@ -135,7 +137,10 @@ def main(argv=None):
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     previous = _on_sigterm()
     try:
-        return _run(args)
+        # The command line's own process: TensorFlow's notes while it runs are filtered
+        # too (in-process calls, `main([...])`, leave the caller's stderr alone).
+        with quiet.filtered_stderr() if argv is None else contextlib.nullcontext():
+            return _run(args)
     except KeyboardInterrupt as e:
         if argv is None:
             # The program is ending: another Ctrl-C would only interrupt its clean-up.

@@ -84,6 +84,9 @@ def test_only_tensorflows_info_and_warning_lines_are_dropped():
             b"/x/y.py:3: UserWarning: a Python warning\n"
             b"E0000 00:00:1796123430.281543   22186 cuda.cc:10] a real error\n"
             b"W1201 11:09:42.123456   22186 other.cc:9] a warning\n"
+            b"E0000 00:00:1796396337.898630   23318 util.cc:131] oneDNN supports DT_INT32 "
+            b"only on platforms with AVX-512. Falling back to the default Eigen-based "
+            b"implementation if present.\n"
             b"plain output\n")
     assert quiet.filter_native(held) == (
         b"/x/y.py:3: UserWarning: a Python warning\n"

@@ -28,7 +28,8 @@ PRESET = os.path.join(REPO, "zoo", "conv_ae_fashion_mnist", "v1")
 def _tiny(seed):
     import kerasae
 
-    return kerasae.ConvAE(filters=(8, 16), latent_dim=8, input_shape=(8, 8, 1), seed=seed)
+    return kerasae.ConvAE(filters=(8, 16), latent_dim=8, input_shape=(8, 8, 1), seed=seed,
+                          decoder="transpose")  # BIAS is its reconstruction layer's (1,)
 
 
 @pytest.fixture(scope="module")
