@@ -139,13 +139,17 @@ class _Filtered:
         return False
 
 
+def _ours():
+    """Whether TensorFlow's log level is kerasae's to manage (the user set none)."""
+    return _CHOSEN_BY_KERASAE if _CHOSEN_BY_KERASAE is not None else user_level() is None
+
+
 def filtered_stderr():
     """A context that filters stderr (see `_Filtered`) while it runs; does nothing when the
     user set `TF_CPP_MIN_LOG_LEVEL`."""
     import contextlib
 
-    ours = _CHOSEN_BY_KERASAE if _CHOSEN_BY_KERASAE is not None else user_level() is None
-    return _Filtered() if ours else contextlib.nullcontext()
+    return _Filtered() if _ours() else contextlib.nullcontext()
 
 
 # Whether kerasae chose the level (decided once, at `import kerasae`): libraries set
@@ -158,8 +162,7 @@ def held_stderr():
     runs off stderr; does nothing when the user set `TF_CPP_MIN_LOG_LEVEL`."""
     import contextlib
 
-    ours = _CHOSEN_BY_KERASAE if _CHOSEN_BY_KERASAE is not None else user_level() is None
-    return _Held() if ours else contextlib.nullcontext()
+    return _Held() if _ours() else contextlib.nullcontext()
 
 
 class _QuietLoader:

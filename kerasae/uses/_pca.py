@@ -31,12 +31,11 @@ class Pca:
     explained_variance_: np.ndarray
     fitted_on: int
     solver: str
+    total_variance_: float = 1.0
 
     @property
     def explained_variance_ratio_(self):
         return self.explained_variance_ / self.total_variance_
-
-    total_variance_: float = 1.0
 
 
 def evenly_spaced(n, most):

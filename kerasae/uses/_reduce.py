@@ -17,19 +17,6 @@ from kerasae.uses.result import Output, Result, skip
 RECON_KEPT = 256  # low-code reconstructions returned for images streamed from files
 
 
-def pca_mse_curve(fit_x, x, max_components, seed=0):
-    """`(pca, mse)`: PCA fitted on `fit_x` (`kerasae.uses._pca.fit_pca`) and the
-    reconstruction MSE of `x` for 1..max_components (unclipped, averaged over pixels and
-    images), both read a block of images at a time."""
-    pca = _pca.fit_pca(fit_x, max_components)
-    return pca, _pca.mse_curve(pca, x)
-
-
-def pca_transform(pca, x, k=2):
-    """The first `k` principal coordinates of images `x`, a block at a time (float64)."""
-    return _pca.transform(pca, x, k)
-
-
 def knn_accuracy(points, labels, seed=0, k=5):
     """5-nearest-neighbour accuracy on a stratified 25% hold-out of 2-D points."""
     from sklearn.model_selection import train_test_split
@@ -191,7 +178,8 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
         ae_mse, _ = _reconstruction_mse(ref.model.decoder, codes, x)
         kmax = int(max_components or pixels)
         kmax = max(kmax, min(d, pixels), dims, 2)
-        pca, curve = pca_mse_curve(fit_x, x, kmax, seed)
+        pca = _pca.fit_pca(fit_x, kmax)
+        curve = _pca.mse_curve(pca, x)
         fit_note += f"; PCA by the {pca.solver}"
         k_same = min(d, len(curve))
         k_low = min(dims, len(curve))
@@ -214,7 +202,7 @@ def reduce(model, images=None, labels=None, *, dataset="fashion_mnist", split="a
                       "psnr_db": _pca.psnr_at(pca, x, k_low)})
         # Components PCA needs to match the autoencoder's MSE (None: not within kmax).
         match = np.nonzero(curve <= ae_mse.mean())[0]
-        pixels_2d = pca_transform(pca, x, 2)
+        pixels_2d = _pca.transform(pca, x, 2)
         view = low if low.shape[1] >= 2 else np.pad(low, ((0, 0), (0, 2 - low.shape[1])))
         metrics = {
             "use": "reduce", "model": ref.info(), "inputs": inputs.description,

@@ -55,8 +55,7 @@ class StreamedImages:
 
     def blocks(self, size=BLOCK):
         """Yields `(first index, float32 images)`, `size` images at a time."""
-        for first in range(0, len(self), size):
-            yield first, self[first:first + size]
+        return blocks(self, size)
 
 
 def blocks(images, size=BLOCK):
@@ -71,7 +70,6 @@ def _images_of(src, n, stream):
     if stream and fixed and src.random_access and len(src.image_shape) == 3:
         return StreamedImages(src, n)
     return src.take(n)
-
 
 
 @dataclasses.dataclass
