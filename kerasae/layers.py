@@ -101,6 +101,30 @@ class Sampling(keras.layers.Layer):
 CORRUPTIONS = ("gaussian", "masking", "salt_and_pepper")
 
 
+def amount_of(kind, amount):
+    """A corruption amount checked: a float, or a `(low, high)` tuple of floats drawn per
+    example; a std >= 0 for `"gaussian"`, a fraction in [0, 1] otherwise."""
+    upper = float("inf") if kind == "gaussian" else 1.0
+    ranged = isinstance(amount, (list, tuple))
+    try:
+        values = tuple(float(v) for v in amount) if ranged else (float(amount),)
+    except (TypeError, ValueError):
+        values = ()
+    if (len(values) != (2 if ranged else 1) or not all(0.0 <= v <= upper and v < float("inf") for v in values)
+            or values[0] > values[-1] or any(isinstance(v, bool) for v in
+                                             (amount if ranged else (amount,)))):
+        raise InvalidValue(
+            "Corruption amount must be a number or a range [low, high] with low <= high, "
+            "each >= 0 and finite (the noise std) for 'gaussian' and in [0, 1] (a fraction) "
+            f"for {kind!r}. Received: amount={amount!r}"
+        )
+    return values if ranged else values[0]
+
+
+def _bounds(amount):
+    return amount if isinstance(amount, tuple) else (amount, amount)
+
+
 @keras.saving.register_keras_serializable(package="kerasae")
 class Corruption(keras.layers.Layer):
     """Train-time input corruption for denoising autoencoders.
@@ -113,11 +137,15 @@ class Corruption(keras.layers.Layer):
     - `"salt_and_pepper"`: sets a random fraction `amount` of the values to
       `value_range[0]` or `value_range[1]`, with equal probability.
 
+    `amount` may be a range `(low, high)`: each example then draws its own amount
+    uniformly from it (blind denoising: one model for a range of noise levels, as
+    DnCNN-B's noise std in [0, 55/255]).
+
     Args:
         kind: one of `"gaussian"`, `"masking"`, `"salt_and_pepper"`.
             Defaults to `"gaussian"`.
-        amount: noise standard deviation (gaussian) or corrupted fraction.
-            Defaults to `0.2`.
+        amount: noise standard deviation (gaussian) or corrupted fraction, or a
+            range `(low, high)` of them drawn per example. Defaults to `0.2`.
         clip: whether to clip the corrupted input to `value_range` (the TF
             denoising tutorial clips to [0, 1]). Defaults to `True`.
         value_range: `(low, high)` of the clean data. Defaults to `(0.0, 1.0)`.
@@ -138,38 +166,37 @@ class Corruption(keras.layers.Layer):
                 f"Unknown corruption {kind!r}. Use one of {', '.join(CORRUPTIONS)}. "
                 f"Received: kind={kind!r}"
             )
-        amount = float(amount)
-        upper = float("inf") if kind == "gaussian" else 1.0
-        if not 0.0 <= amount <= upper:
-            raise InvalidValue(
-                "Corruption amount must be >= 0 (the noise std) for 'gaussian' and "
-                f"in [0, 1] (a fraction) for {kind!r}. Received: amount={amount}"
-            )
         self.kind = kind
-        self.amount = amount
+        self.amount = amount_of(kind, amount)
         self.clip = bool(clip)
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None, seed=None, replica_index=0, num_replicas=1):
-        if not training or self.amount == 0.0:
+        least, most = _bounds(self.amount)
+        if not training or most == 0.0:
             return inputs
         shape = ops.shape(inputs)
         low, high = self.value_range
-        draw = lambda fn: _draw(  # noqa: E731
+        draw = lambda fn, shape=shape, seed=seed: _draw(  # noqa: E731
             fn, shape, self, seed, replica_index, num_replicas, self.compute_dtype
         )
+        amount = least
+        if most > least:  # one amount per example, from its own stream
+            per_example = (shape[0],) + (1,) * (len(inputs.shape) - 1)
+            level_seed = None if seed is None else seed + ops.convert_to_tensor([0, 7919], seed.dtype)
+            amount = least + (most - least) * draw(_uniform, per_example, level_seed)
         if self.kind == "gaussian":
-            out = inputs + self.amount * draw(_normal)
+            out = inputs + amount * draw(_normal)
         else:
             u = draw(_uniform)
-            hit = u < self.amount
+            hit = u < amount
             if self.kind == "masking":
                 out = ops.where(hit, ops.cast(low, inputs.dtype), inputs)
             else:
                 # The same uniform decides salt vs pepper: u < amount / 2 -> low.
-                value = ops.where(u < self.amount / 2.0, low, high)
+                value = ops.where(u < amount / 2.0, low, high)
                 out = ops.where(hit, ops.cast(value, inputs.dtype), inputs)
         if self.clip:
             out = ops.clip(out, low, high)
@@ -183,7 +210,7 @@ class Corruption(keras.layers.Layer):
         config.update(
             {
                 "kind": self.kind,
-                "amount": self.amount,
+                "amount": list(self.amount) if isinstance(self.amount, tuple) else self.amount,
                 "clip": self.clip,
                 "value_range": list(self.value_range),
                 "seed": self.seed,

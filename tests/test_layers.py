@@ -84,6 +84,7 @@ def test_sampling_stays_finite_for_huge_log_variance():
 
 @pytest.mark.parametrize("layer", [
     Corruption("salt_and_pepper", amount=0.1, clip=False, value_range=(-1.0, 1.0), seed=9),
+    Corruption("gaussian", amount=(0.0, 0.2), seed=4),
     Sampling(seed=3, log_var_range=(-5.0, 5.0)),
 ])
 def test_layers_round_trip_their_config(layer):
@@ -95,7 +96,46 @@ def test_layers_round_trip_their_config(layer):
     (dict(kind="blur"), "Unknown corruption 'blur'.*Received: kind='blur'"),
     (dict(kind="masking", amount=1.5), "in \\[0, 1\\].*Received: amount=1.5"),
     (dict(kind="gaussian", amount=-0.1), "Received: amount=-0.1"),
+    (dict(kind="gaussian", amount=(0.3, 0.1)), "low <= high.*Received: amount=\\(0.3, 0.1\\)"),
+    (dict(kind="gaussian", amount=float("inf")), "finite.*Received: amount=inf"),
+    (dict(kind="masking", amount=(0.0, 2.0)), "in \\[0, 1\\]"),
 ])
 def test_bad_corruption_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Corruption(**kwargs)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "masking"])
+def test_a_corruption_range_draws_each_examples_amount_uniformly(kind):
+    # Each row's noise std (or masked fraction), measured over its 1,000 values, spreads
+    # uniformly over [0.05, 0.25]: its mean, quartiles and extremes match the uniform's.
+    x = np.zeros((4000, 1000), "float32") if kind == "gaussian" else np.ones((4000, 1000), "float32")
+    layer = Corruption(kind, amount=(0.05, 0.25), clip=False, seed=5)
+    y = np.asarray(layer(x, training=True))
+    per_row = y.std(axis=1) if kind == "gaussian" else (y == 0.0).mean(axis=1)
+    np.testing.assert_allclose(np.quantile(per_row, [0.25, 0.5, 0.75]), [0.10, 0.15, 0.20],
+                               atol=0.01)
+    slack = 0.01 if kind == "gaussian" else 0.045  # a masked fraction of 1,000 is binomial
+    assert abs(per_row.min() - 0.05) < slack and abs(per_row.max() - 0.25) < slack
+    # Under tf.distribute the seed is a tensor: the levels come from a stream of their own.
+    import tensorflow as tf
+
+    y2 = np.asarray(layer(x, training=True, seed=tf.constant([7, 8])))
+    per_row2 = y2.std(axis=1) if kind == "gaussian" else (y2 == 0.0).mean(axis=1)
+    assert abs(np.median(per_row2) - 0.15) < 0.01 and per_row2.std() > 0.05
+
+
+def test_a_builder_takes_a_corruption_range_and_its_keras_file_keeps_it(tmp_path):
+    import kerasae
+
+    model = kerasae.build("denoising_conv_ae", corruption_amount=[0.0, 0.2], filters=(4,),
+                          input_shape=(8, 8, 1))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    assert again.corruption.amount == (0.0, 0.2)
+    x = np.full((64, 8, 8, 1), 0.5, "float32")
+    noisy = np.asarray(again.corruption(x, training=True)) - x
+    assert 0.03 < noisy.std() < 0.2  # some rows nearly clean, some at 0.2
+    with pytest.raises(ValueError, match="low <= high"):
+        kerasae.build("denoising_conv_ae", corruption_amount=[0.3, 0.1], input_shape=(8, 8, 1))

@@ -3,7 +3,7 @@
 import keras
 
 from kerasae._util.errors import InvalidType
-from kerasae.layers import CORRUPTIONS, SCALINGS, Corruption, Scale
+from kerasae.layers import CORRUPTIONS, SCALINGS, Corruption, Scale, amount_of
 from kerasae.losses import RECONSTRUCTIONS
 from kerasae.models import _validate, registry
 from kerasae.models.base import Autoencoder
@@ -35,7 +35,7 @@ def corruption_layer(kind, amount, seed, scaled=False):
     if kind is None:
         return None
     _validate.choice(kind, "corruption", CORRUPTIONS)
-    _validate.non_negative_float(amount, "corruption_amount")
+    amount = amount_of(kind, amount)
     extra = dict(clip=False, value_range=(0.0, 0.0)) if scaled else {}
     return Corruption(kind=kind, amount=amount, seed=seed, name="corruption", **extra)
 

@@ -192,7 +192,8 @@ def ConvAE(
             Defaults to `"upsample"`.
         corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`
             train-time corruption (denoising). Defaults to `None`.
-        corruption_amount: noise std (gaussian) or corrupted fraction.
+        corruption_amount: noise std (gaussian) or corrupted fraction, or a range
+            `(low, high)` each example draws its own from (blind denoising).
             Defaults to `0.2`.
         reconstruction: `"mse"`, `"bce"` or `"ssim_l1"` (`0.84 * (1 - SSIM) +
             0.16 * L1`, `kerasae.losses.reconstruction_loss`), averaged over

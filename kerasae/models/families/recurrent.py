@@ -61,7 +61,8 @@ def RecurrentAE(
         cell: `"lstm"` or `"gru"`. Defaults to `"lstm"`.
         corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`, in the
             scaled units, when training. Defaults to `None`.
-        corruption_amount: noise std or corrupted fraction. Defaults to `0.2`.
+        corruption_amount: noise std or corrupted fraction, or a range `(low, high)`
+            drawn per example. Defaults to `0.2`.
         reconstruction: `"mse"`. Defaults to `"mse"`.
         scaling: `"auto"` (= `"standard"`), `"standard"`, `"minmax"` or `None`.
             Defaults to `"auto"`.

@@ -131,7 +131,8 @@ def StackedAE(
         sparsity_target: target mean activation rho for `"kl"`. Defaults to `0.05`.
         corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`;
             applied to the input only when training. Defaults to `None`.
-        corruption_amount: noise std (gaussian) or corrupted fraction.
+        corruption_amount: noise std (gaussian) or corrupted fraction, or a range
+            `(low, high)` each example draws its own from (blind denoising).
             Defaults to `0.2`.
         reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
         batch_norm: each hidden layer becomes `Dense -> BatchNormalization(momentum

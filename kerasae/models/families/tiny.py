@@ -341,7 +341,8 @@ def TinyAE(
             scratch with `False`. Defaults to `True`.
         corruption: `None`, `"gaussian"`, `"masking"` or `"salt_and_pepper"`
             train-time corruption (denoising). Defaults to `None`.
-        corruption_amount: noise std (gaussian) or corrupted fraction.
+        corruption_amount: noise std (gaussian) or corrupted fraction, or a range
+            `(low, high)` each example draws its own from (blind denoising).
             Defaults to `0.2`.
         reconstruction: `"mse"` or `"bce"`, averaged over pixels. Defaults to `"mse"`.
         seed: seed of the corruption layer. Defaults to `None`.
