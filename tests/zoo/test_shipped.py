@@ -82,3 +82,47 @@ def test_shipped_preset_reproduces_its_card(name, tmp_path):
     with open(preset.file("README.md"), encoding="utf-8") as f:
         card = zoo.card_metrics(f.read())
     assert card == pytest.approx(recorded["metrics"], rel=1e-5)
+
+
+def _recipe_lines(name):
+    entry = zoo.read_index(SHIPPED_ROOT)["presets"][name]
+    path = os.path.join(SHIPPED_ROOT, *entry["path"].split("/"), "train.sh")
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip().startswith("kerasae train ")]
+
+
+@pytest.mark.parametrize("name", [n for n in IMAGE_PRESETS if _recipe_lines(n)])
+def test_every_train_line_of_a_recipe_rebuilds_the_published_config(name):
+    # Each `kerasae train` line (a first run, then a resume with more epochs) must build
+    # the model the preset's config.json holds: a builder default that changed since
+    # publishing would make the line train another model, or refuse to resume.
+    import shlex
+
+    import kerasae
+    from kerasae.cli import build_parser
+    from kerasae.cli.args import parse_kwargs
+
+    entry = zoo.read_index(SHIPPED_ROOT)["presets"][name]
+    with open(os.path.join(SHIPPED_ROOT, *entry["path"].split("/"), "config.json")) as f:
+        published = json.load(f)
+    published_kwargs = dict(published["kwargs"], input_shape=tuple(published["kwargs"]["input_shape"]))
+    for line in _recipe_lines(name):
+        args = build_parser().parse_args(shlex.split(line)[1:])
+        kwargs = parse_kwargs(args.arg)
+        if args.latent_dim is not None:
+            kwargs["latent_dim"] = args.latent_dim
+        kwargs["input_shape"] = tuple(published["kwargs"]["input_shape"])
+        model = kerasae.build(args.builder, **kwargs)
+        assert args.builder == published["builder"]
+        assert _layout(model) == _layout(kerasae.build(args.builder, **published_kwargs)), line
+
+
+def _layout(model):
+    """Each sub-model's layers as (class, config without names), and the corruption's."""
+    def of(layer):
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        return type(layer).__name__, json.dumps(config, sort_keys=True, default=str)
+
+    parts = [model.encoder, model.decoder]
+    layers = [of(layer) for part in parts for layer in part.layers]
+    return layers + ([of(model.corruption)] if model.corruption is not None else [])
