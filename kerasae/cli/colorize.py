@@ -86,5 +86,8 @@ def _cli_colorize(args):
               f"{mean['psnr_grey']:.2f}, mean chroma {mean['psnr_mean_chroma']:.2f}); beats "
               f"both baselines on {mean['beats_both_baselines']}")
     folders = sorted({os.path.dirname(f) for f in r.files})
-    print(f"wrote {len(r.files)} files in {', '.join(folders)}")
+    alpha = r.metrics.get("alpha_images") or 0
+    kept = (f" ({alpha} with transparency: colorized under it, alpha kept in the PNGs, "
+            f"measured on the visible pixels)" if alpha else "")
+    print(f"wrote {len(r.files)} files in {', '.join(folders)}{kept}")
     return 0

@@ -86,8 +86,8 @@ def test_bad_inputs_say_what_and_how(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ValueError, match="notes.png"):
         colorize(str(tmp_path / "notes.png"))
-    with pytest.raises(ValueError, match=r"x\[\.\.\., :3\].*Received: shape=\(8, 8, 4\)"):
-        colorize(np.zeros((8, 8, 4), "float32"))
+    with pytest.raises(ValueError, match=r"4 \(RGBA\).*Received: shape=\(8, 8, 5\)"):
+        colorize(np.zeros((8, 8, 5), "float32"))
     with pytest.raises(ValueError, match="Scale with x / 255"):
         colorize(np.full((8, 8, 3), 200.0, "float32"))
     with pytest.raises(ValueError, match="not a colorizer"):
@@ -95,6 +95,45 @@ def test_bad_inputs_say_what_and_how(tmp_path):
     autoencoder = zoo.load_model("conv_ae_fashion_mnist")
     with pytest.raises(ValueError, match=r"not a colorizer.*Autoencoder with input_shape \(28"):
         colorize(np.zeros((8, 8, 3), "float32"), model=autoencoder)
+
+
+def _visible_psnr(colorized, original, alpha):
+    """PSNR (dB) over the pixels with alpha > 0, from the float MSE (numpy only)."""
+    seen = alpha > 0
+    mse = np.mean((colorized[seen].astype("float64") - original[seen]) ** 2)
+    return 10 * np.log10(1.0 / mse)
+
+
+def test_alpha_is_kept_and_only_visible_pixels_are_measured(tmp_path, capsys):
+    """A PNG with transparency: colorized under it, its alpha re-attached to the
+    colorized image and to every panel of its PNG, measured on its visible pixels (the
+    colours hidden under alpha 0 count for nothing); the same image as an RGBA array
+    gives the same figures; the command line says it once."""
+    photo = _skimage_photo("chelsea")
+    h, w = photo.shape[:2]
+    alpha = np.full((h, w), 255, "uint8")
+    alpha[:, : w // 3] = 0  # a cut-out: the left third transparent
+    alpha[: h // 4] = 128  # and a band half transparent
+    rgba = np.concatenate([photo, alpha[..., None]], axis=-1)
+    rgba[alpha == 0, :3] = (255, 0, 255)  # what a PNG may hold under alpha 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    r = colorize(str(tmp_path / "cut.png"), out=tmp_path / "o")
+    row, out = r["images"][0], r.arrays["colorized"][0]
+    assert row["alpha"] is True and r["alpha_images"] == 1
+    assert out.shape == (h, w, 4)
+    np.testing.assert_array_equal(np.rint(out[..., 3] * 255), alpha)
+    original = rgba[..., :3].astype("float64") / 255
+    assert row["psnr"] == pytest.approx(_visible_psnr(out[..., :3], original, alpha), abs=1e-6)
+    sheet = np.asarray(Image.open(tmp_path / "o" / "cut.png"))
+    assert sheet.shape == (h, 3 * w, 4)  # grey | colorized | original, each with its alpha
+    for k in range(3):
+        np.testing.assert_array_equal(sheet[:, k * w:(k + 1) * w, 3], alpha)
+    np.testing.assert_array_equal(sheet[:, 2 * w:], rgba)
+    same = colorize(rgba)  # an RGBA array: the same
+    assert same["images"][0]["psnr"] == pytest.approx(row["psnr"], abs=1e-4)
+    assert cli_main(["colorize", str(tmp_path / "cut.png"), "--out", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("transparency") == 1 and "alpha kept" in printed, printed
 
 
 def _tiny_folder(folder, n=3, size=80):
