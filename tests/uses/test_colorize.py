@@ -136,6 +136,99 @@ def test_alpha_is_kept_and_only_visible_pixels_are_measured(tmp_path, capsys):
     assert printed.count("transparency") == 1 and "alpha kept" in printed, printed
 
 
+def test_training_options_without_train_are_refused(tmp_path, capsys):
+    Image.fromarray(_skimage_photo("coffee")).save(tmp_path / "cup.png")
+    for flags in (["--steps", "5"], ["--batch-size", "4"], ["--chroma-gain", "1.4"]):
+        code = cli_main(["colorize", str(tmp_path / "cup.png"), *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and "only applies with --train" in err and flags[0] in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert cli_main(["colorize", "--train", str(tmp_path), "--out", str(tmp_path / "r"),
+                     "--model", "colorize_photos"]) == 2
+    assert "takes no --model" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r") and not os.path.exists("runs/colorize/cup.png")
+
+
+def _without_mean_chroma(keras_file, to):
+    """A copy of `keras_file` as a colorizer written before its .keras kept the mean
+    chroma: the key taken out of the layer's config."""
+    import zipfile
+
+    with zipfile.ZipFile(keras_file) as src, zipfile.ZipFile(to, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                rgb = [lay for lay in config["config"]["layers"] if lay["name"] == "rgb"][0]
+                del rgb["config"]["mean_chroma"]
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+
+
+GAINS = (1.0, 1.2, 1.4, 1.6, 1.8)  # train_colorizer's candidates (written out: a check)
+
+
+def _numpy_gain_scores(chroma_model, paths, short_side):
+    """Mean PSNR per gain, by hand: Pillow's LANCZOS to the short side, BT.601 by its
+    coefficients, the gain on the predicted chroma, clipped, PSNR from the MSE."""
+    scores = {g: [] for g in GAINS}
+    for path in paths:
+        im = Image.open(path).convert("RGB")
+        s = short_side / min(im.size)
+        im = im.resize((max(short_side, round(im.width * s)),
+                        max(short_side, round(im.height * s))), Image.LANCZOS)
+        rgb = np.asarray(im, "float64") / 255
+        y = rgb @ np.array([0.299, 0.587, 0.114])
+        cb, cr = np.moveaxis(np.asarray(chroma_model(y[None, ..., None].astype("float32"))[0],
+                                        "float64"), -1, 0)
+        for g in GAINS:
+            out = np.stack([y + 1.402 * g * cr, y - 0.344136 * g * cb - 0.714136 * g * cr,
+                            y + 1.772 * g * cb], axis=-1).clip(0, 1)
+            scores[g].append(10 * np.log10(1 / np.mean((out - rgb) ** 2)))
+    return {g: float(np.mean(v)) for g, v in scores.items()}
+
+
+@pytest.mark.slow
+def test_trained_gain_is_the_best_on_held_out_photos_and_the_file_carries_it(tmp_path):
+    """train_colorizer holds out a tenth of the photos, saves the gain of best mean PSNR
+    on them (checked by hand), and its model.keras alone carries the gain and the mean
+    chroma; an older file reads run.json, and without it refuses to measure."""
+    import keras
+
+    folder = _tiny_folder(tmp_path / "photos", n=15)
+    # 20 steps leave the chroma faded: 1.4 was best here (1.0 0.3 dB below), so a gain
+    # stuck at 1.0 fails
+    r = train_colorizer(str(folder), str(tmp_path / "run"), steps=20, batch_size=4, crop=32,
+                        short_side=64, verbose=0)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["photos"] == 15 and run["train_photos"] == 13 and len(run["gain_photos"]) == 2
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
+    chroma_model = keras.Model(model.input, model.get_layer("crop").output)
+    by_hand = _numpy_gain_scores(chroma_model, [folder / n for n in run["gain_photos"]], 64)
+    assert run["gain_scores"] == pytest.approx({f"{g:g}": v for g, v in by_hand.items()},
+                                               abs=1e-3)
+    best = max(by_hand, key=by_hand.get)
+    assert run["chroma_gain"] == best == r["chroma_gain"] and best > 1.0, by_hand
+    assert model.get_layer("rgb").chroma_gain == best
+
+    alone = tmp_path / "moved" / "model.keras"  # the file alone is enough
+    alone.parent.mkdir()
+    shutil.copy(tmp_path / "run" / "model.keras", alone)
+    c = colorize(str(folder / "p0.png"), model=str(alone))
+    assert c["mean_chroma"] == pytest.approx(run["mean_chroma"])
+    row = c["images"][0]
+    assert row["psnr_mean_chroma"] != row["psnr_grey"]
+
+    _without_mean_chroma(tmp_path / "run" / "model.keras", tmp_path / "run" / "old.keras")
+    old = colorize(str(folder / "p0.png"), model=str(tmp_path / "run" / "old.keras"))
+    assert old["mean_chroma"] == pytest.approx(run["mean_chroma"])  # from run.json beside it
+    shutil.move(tmp_path / "run" / "old.keras", alone)
+    with pytest.raises(ValueError, match="does not carry.*Put the run.json"):
+        colorize(str(folder / "p0.png"), model=str(alone))
+    grey = colorize(np.full((32, 32), 0.5, "float32"), model=str(alone))  # nothing to measure
+    assert grey["mean_chroma"] is None and grey.arrays["colorized"][0].shape == (32, 32, 3)
+
+
 def _tiny_folder(folder, n=3, size=80):
     """Colour photos where the colour follows the luminance (so a few steps learn it)."""
     rng = np.random.default_rng(0)
