@@ -101,16 +101,20 @@ def split_for_gain(files, seed=0):
 def gain_scores(chroma_model, files, short_side, max_pixels=None):
     """`{gain: mean PSNR (dB) over files}` for each of `GAINS`: each photo read at
     `short_side`, made grey, its chroma predicted once by `chroma_model` (luminance ->
-    Cb, Cr) and recombined at each gain (clipped to [0, 1], as `YCbCrToRGB` does)."""
-    scores = {gain: [] for gain in GAINS}
+    Cb, Cr) and recombined at each gain (clipped to [0, 1], as `YCbCrToRGB` does). Grey
+    photos are left out (they have no colour to score a gain by); `{}` if all are."""
+    scores, max_pixels = {gain: [] for gain in GAINS}, pixel_budget(max_pixels)
     for path in files:
         rgb = _read(path, short_side, max_pixels).astype("float32") / 255.0
-        y = rgb_to_ycbcr(rgb)[..., :1]
+        ycc = rgb_to_ycbcr(rgb)
+        if np.abs(ycc[..., 1:]).max() < 2 / 255:
+            continue
+        y = ycc[..., :1]
         cbcr = np.asarray(chroma_model(y[None], training=False)[0], "float32")
         for gain in GAINS:
             out = np.clip(ycbcr_to_rgb(np.concatenate([y, gain * cbcr], axis=-1)), 0, 1)
             scores[gain].append(psnr(out, rgb))
-    return {gain: float(np.mean(v)) for gain, v in scores.items()}
+    return {gain: float(np.mean(v)) for gain, v in scores.items() if v}
 
 
 def _dataset(files, batch_size, crop, short_side, seed, max_pixels):
@@ -147,7 +151,10 @@ def _choose_gain(chroma_gain, model, held, short_side, max_pixels):
 
     chroma_model = keras.Model(model.input, model.get_layer("crop").output)
     scores = gain_scores(chroma_model, [f for f, _ in held], short_side, max_pixels)
-    return max(scores, key=scores.get), scores, f"best mean PSNR on {len(held)} held-out photos"
+    if not scores:
+        return 1.0, {}, f"the {len(held)} held-out photos are grey"
+    return (max(scores, key=scores.get), scores,
+            f"best mean PSNR on the colour photos of {len(held)} held out")
 
 
 def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,

@@ -229,6 +229,20 @@ def test_trained_gain_is_the_best_on_held_out_photos_and_the_file_carries_it(tmp
     assert grey["mean_chroma"] is None and grey.arrays["colorized"][0].shape == (32, 32, 3)
 
 
+def test_grey_held_out_photos_do_not_score_a_gain(tmp_path):
+    from kerasae.uses._colortrain import gain_scores
+
+    Image.fromarray(np.full((64, 64), 90, "uint8"), "L").save(tmp_path / "g.png")
+    Image.fromarray(_skimage_photo("coffee")).save(tmp_path / "c.png")
+
+    def faded(y, training=False):  # a third of the true chroma of the coffee photo
+        return rgb_to_ycbcr(_skimage_photo("coffee")[None] / 255)[..., 1:] / 3
+
+    assert gain_scores(faded, [str(tmp_path / "g.png")], 256) == {}
+    scores = gain_scores(faded, [str(tmp_path / "g.png"), str(tmp_path / "c.png")], 256)
+    assert max(scores, key=scores.get) == 1.8  # the largest gain undoes most of the fading
+
+
 def _tiny_folder(folder, n=3, size=80):
     """Colour photos where the colour follows the luminance (so a few steps learn it)."""
     rng = np.random.default_rng(0)
