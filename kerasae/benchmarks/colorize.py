@@ -10,9 +10,10 @@ Suesstrunk 2003) and hue spread, for the colorization and for the two baselines 
 grey image as RGB; the grey image with the training photos' mean chroma).
 
 `--publish` takes the `model.keras` and `run.json` that `kerasae colorize --train
-photos/train --out RUN` wrote, chooses `chroma_gain` on `photos/val` (the gain of best
-mean PSNR among `GAINS`), measures the held-out photos and publishes
-`zoo/colorize_photos/v<N>`: config, weights, metadata, card and `train.sh`.
+photos/train --out RUN --chroma-gain 1` wrote (a given gain: every photo of photos/train
+trains, none held out), chooses `chroma_gain` on `photos/val` (the gain of best mean PSNR
+among `GAINS`, as `train_colorizer` does on its held-out photos), measures the held-out
+photos and publishes `zoo/colorize_photos/v<N>`: config, weights, metadata, card and `train.sh`.
 """
 
 import argparse
@@ -28,6 +29,7 @@ from kerasae._util.versions import versions
 from kerasae.benchmarks.colorphotos import PHOTOS, SHORT_SIDE
 from kerasae.models.colorizer import Colorizer
 from kerasae.presets.store import metadata_problem
+from kerasae.uses import _colortrain
 from kerasae.uses._colorize import colorize
 from kerasae.zoo.publishing import (
     _check_new_version,
@@ -39,14 +41,14 @@ from kerasae.zoo.publishing import (
 )
 
 NAME = "colorize_photos"
-GAINS = (1.0, 1.2, 1.4, 1.6, 1.8)
+GAINS = _colortrain.GAINS  # one list of candidates: the preset's and train_colorizer's
 STEPS = 2800
 TRAIN_SH = f"""#!/bin/bash
 # The commands that trained and published this preset (run from any directory; 1 CPU thread).
 set -e
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
 python -m kerasae.benchmarks.colorphotos photos
-kerasae colorize --train photos/train --out runs/{NAME} --steps {STEPS}
+kerasae colorize --train photos/train --out runs/{NAME} --steps {STEPS} --chroma-gain 1
 python -m kerasae.benchmarks.colorize photos --run runs/{NAME} --publish
 """
 LICENCES = {  # source -> licences of its photos (the package's copyright file)
@@ -209,7 +211,7 @@ def _metadata(model, run, gain, scores, result, sources):
         "versions": dict(versions("keras", "numpy", "h5py", "tensorflow"),
                          backend=keras.backend.backend()),
         "recipe": {"command": f"kerasae colorize --train photos/train --out runs/{NAME} "
-                              f"--steps {run['recipe']['steps']}",
+                              f"--steps {run['recipe']['steps']} --chroma-gain 1",
                    **{k: v for k, v in run["recipe"].items() if k != "chroma_gain"},
                    "train_seconds": run["seconds"], "loss": run["loss"],
                    "gain_scores": {f"{g:g}": round(s, 4) for g, s in scores.items()}},
@@ -233,7 +235,7 @@ def publish(photos, run_dir, root=None):
     base = Colorizer(**arch)
     base.set_weights(trained.get_weights())
     gain, scores = choose_gain(base, run["mean_chroma"], photos)
-    model = Colorizer(**arch, chroma_gain=gain)
+    model = Colorizer(**arch, chroma_gain=gain, mean_chroma=run["mean_chroma"])
     model.set_weights(trained.get_weights())
     model.mean_chroma = tuple(run["mean_chroma"])
     result = measure(model, photos)

@@ -5,6 +5,8 @@ import os
 from kerasae.cli.errors import UsageError, max_pixels_option
 
 DEFAULT_MODEL = "colorize_photos"  # kerasae.uses._colorize.DEFAULT_MODEL (light here)
+# train_colorizer's (light here); chroma_gain None: chosen on held-out photos
+TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None}
 
 
 def add_parsers(subparsers):
@@ -17,7 +19,7 @@ def add_parsers(subparsers):
         "With --train FOLDER, train a colorizer on the colour photos in FOLDER instead.")
     p.add_argument("images", nargs="*", metavar="IMAGES",
                    help="image files or folders (searched below too)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
+    p.add_argument("--model", default=None,
                    help=f"a colorizer preset or a .keras file from --train "
                    f"(default: {DEFAULT_MODEL})")
     p.add_argument("--out", default=None,
@@ -25,11 +27,16 @@ def add_parsers(subparsers):
     p.add_argument("--train", default=None, metavar="FOLDER",
                    help="train a colorizer on the colour photos in FOLDER, writing "
                    "OUT/model.keras and OUT/run.json")
-    p.add_argument("--steps", type=int, default=2400,
-                   help="with --train: optimizer steps (default: 2400)")
-    p.add_argument("--batch-size", type=int, default=16,
-                   help="with --train: crops per step (default: 16)")
-    p.add_argument("--seed", type=int, default=0, help="with --train (default: 0)")
+    # None when not given, so that colorizing can refuse them (they would do nothing)
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"with --train: optimizer steps (default: {TRAIN_DEFAULTS['steps']})")
+    p.add_argument("--batch-size", type=int, default=None, help="with --train: crops per "
+                   f"step (default: {TRAIN_DEFAULTS['batch_size']})")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"with --train (default: {TRAIN_DEFAULTS['seed']})")
+    p.add_argument("--chroma-gain", type=float, default=None,
+                   help="with --train: the saved model's factor on its chroma (default: "
+                   "the best of 1.0-1.8 on a tenth of the photos held out of training)")
     max_pixels_option(p)
     p.set_defaults(func=_cli_colorize)
 
@@ -41,11 +48,19 @@ def _train(args):
     if args.images:
         raise UsageError(f"--train FOLDER trains on that folder and takes no IMAGES. "
                          f"Received: {' '.join(args.images)}")
+    if args.model is not None:
+        raise UsageError(f"--train FOLDER trains a new colorizer and takes no --model; "
+                         f"colorize with the model it writes afterwards (--model "
+                         f"DIR/model.keras). Received: --model {args.model}")
     if args.out is None:
         raise UsageError("--train needs --out DIR, the folder for model.keras and run.json. "
                          f"Received: --train {args.train}")
-    r = train_colorizer(args.train, args.out, steps=args.steps, batch_size=args.batch_size,
-                        seed=args.seed, max_pixels=args.max_pixels)
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
+    if given.get("chroma_gain", 1.0) <= 0:
+        raise UsageError(f"--chroma-gain is a factor above 0 on the predicted colours. "
+                         f"Received: --chroma-gain {args.chroma_gain}")
+    r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},
+                        max_pixels=args.max_pixels)
     loss = r.metrics["loss"]
     grey = r.metrics.get("grey_photos") or 0
     if grey:  # they teach the model grey: said, not hidden in run.json
@@ -53,6 +68,10 @@ def _train(args):
               "colours towards grey; leave them out for a more colourful model")
     print(f"trained on {r.metrics['photos']} photos in {r.metrics['seconds']:.0f} s: loss "
           f"{loss[0]:.5f} (first tenth) -> {loss[-1]:.5f} (last tenth)")
+    scores = r.metrics.get("gain_scores") or {}
+    print(f"chroma_gain {r.metrics['chroma_gain']:g} ({r.metrics['chroma_gain_from']}"
+          + ("; mean PSNR " + ", ".join(f"{g}: {s:.2f} dB" for g, s in scores.items())
+             if scores else "") + ")")
     for path in r.files:
         print(f"wrote {path}")
     print(f"colorize with: kerasae colorize IMAGES --model "
@@ -66,11 +85,17 @@ def _cli_colorize(args):
     if not args.images:
         raise UsageError("Name the photos to colorize (files or folders), or --train FOLDER. "
                          "Received: no IMAGES")
+    unused = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in TRAIN_DEFAULTS
+              if getattr(args, k) is not None]
+    if unused:
+        raise UsageError(f"{', '.join(unused)} only applies with --train FOLDER (training); "
+                         f"drop it to colorize, or add --train FOLDER --out DIR to train. "
+                         f"Received: {' '.join(unused)}")
     # lazy: colorizing loads TensorFlow
     from kerasae.uses._colorize import colorize
 
-    r = colorize(args.images, model=args.model, out=args.out or os.path.join("runs", "colorize"),
-                 max_pixels=args.max_pixels)
+    r = colorize(args.images, model=args.model or DEFAULT_MODEL,
+                 out=args.out or os.path.join("runs", "colorize"), max_pixels=args.max_pixels)
     print(f"{'image':28s} {'PSNR':>6s} {'grey':>6s} {'meanC':>6s}  {'M':>5s} {'M orig':>6s} "
           f"{'hue sd':>6s}")
     for row in r.metrics["images"]:
@@ -86,5 +111,8 @@ def _cli_colorize(args):
               f"{mean['psnr_grey']:.2f}, mean chroma {mean['psnr_mean_chroma']:.2f}); beats "
               f"both baselines on {mean['beats_both_baselines']}")
     folders = sorted({os.path.dirname(f) for f in r.files})
-    print(f"wrote {len(r.files)} files in {', '.join(folders)}")
+    alpha = r.metrics.get("alpha_images") or 0
+    kept = (f" ({alpha} with transparency: colorized under it, alpha kept in the PNGs, "
+            f"measured on the visible pixels)" if alpha else "")
+    print(f"wrote {len(r.files)} files in {', '.join(folders)}{kept}")
     return 0

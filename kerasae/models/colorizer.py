@@ -43,11 +43,15 @@ class YCbCrToRGB(keras.layers.Layer):
     Args:
         chroma_gain: factor on the chroma before the recombination; above 1 undoes part
             of the fading of a model trained on squared error. Defaults to `1.0`.
+        mean_chroma: the training photos' mean `(cb, cr)`, unused here: kept in the
+            layer's config so that a saved `.keras` file carries the colour cast of
+            `colorize`'s mean-chroma baseline. Defaults to `None` (not known).
     """
 
-    def __init__(self, chroma_gain=1.0, **kwargs):
+    def __init__(self, chroma_gain=1.0, mean_chroma=None, **kwargs):
         super().__init__(**kwargs)
         self.chroma_gain = float(chroma_gain)
+        self.mean_chroma = None if mean_chroma is None else [float(v) for v in mean_chroma]
         self._matrix = YCBCR_TO_RGB.T.astype("float32")  # a constant, not a weight
 
     def call(self, inputs):
@@ -59,7 +63,17 @@ class YCbCrToRGB(keras.layers.Layer):
         return tuple(input_shape[0][:-1]) + (3,)
 
     def get_config(self):
-        return {**super().get_config(), "chroma_gain": self.chroma_gain}
+        return {**super().get_config(), "chroma_gain": self.chroma_gain,
+                "mean_chroma": self.mean_chroma}
+
+
+def rgb_layer(model):
+    """The `YCbCrToRGB` layer of a colorizer (its `chroma_gain` and `mean_chroma`), or
+    `None` for a model without one."""
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, YCbCrToRGB):
+            return layer
+    return None
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -75,6 +89,19 @@ class CropLike(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         x, reference = input_shape
         return (x[0], reference[1], reference[2], x[3])
+
+
+def _mean_chroma(value):
+    """`value` as two finite floats `[cb, cr]` in [-0.5, 0.5], or an error."""
+    try:
+        pair = [float(v) for v in value]
+    except (TypeError, ValueError):
+        pair = []
+    if len(pair) != 2 or not all(np.isfinite(v) and abs(v) <= 0.5 for v in pair):
+        raise InvalidValue(
+            "mean_chroma is the training photos' mean (Cb, Cr): two numbers in [-0.5, 0.5], "
+            f"or None. Received: mean_chroma={value!r}")
+    return pair
 
 
 def _conv(x, filters, name, strides=1):
@@ -112,7 +139,7 @@ def _unet(x, width, depth, global_context=False):
 
 
 @register_model_builder("colorizer")
-def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0,
+def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_chroma=None,
               input_shape=(None, None, 1), weights=None, name="colorizer"):
     """Instantiates a colorizer: a U-Net from luminance to RGB.
 
@@ -127,6 +154,9 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0,
         global_context: add the image's mean bottom features to every position (a
             scene-level prior). Defaults to `False`.
         chroma_gain: factor on the predicted chroma (`YCbCrToRGB`). Defaults to `1.0`.
+        mean_chroma: the training photos' mean `(cb, cr)`, kept in the saved model for
+            `colorize`'s mean-chroma baseline (the model does not use it). Defaults to
+            `None` (not known).
         input_shape: `(height, width, 1)`, `None` for an open size. Defaults to
             `(None, None, 1)` (any size).
         weights: `None`, a `.weights.h5` / `.keras` file or a preset name
@@ -152,11 +182,13 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0,
             "A colorizer reads luminance only: input_shape is (height, width, 1), None "
             "for an open size, e.g. (None, None, 1). Received: "
             f"input_shape={input_shape!r}")
+    if mean_chroma is not None:
+        mean_chroma = _mean_chroma(mean_chroma)
     grey = keras.Input(tuple(input_shape), name="grey")
     x = EdgePad(2 ** depth, name="pad")(grey)
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
     x = _unet(x, width, depth, bool(global_context))
     cbcr = keras.layers.Conv2D(2, 1, name="chroma", dtype="float32")(x)
     cbcr = CropLike(name="crop")([cbcr, grey])
-    rgb = YCbCrToRGB(chroma_gain, name="rgb")([grey, cbcr])
+    rgb = YCbCrToRGB(chroma_gain, mean_chroma, name="rgb")([grey, cbcr])
     return keras.Model(grey, rgb, name=name)

@@ -20,7 +20,7 @@ from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
 from kerasae.metrics import psnr as psnr_of_mse
-from kerasae.models.colorizer import rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.models.colorizer import rgb_layer, rgb_to_ycbcr, ycbcr_to_rgb
 from kerasae.models.resolve import resolve_preset
 from kerasae.models.start import check_keras_path
 from kerasae.uses.result import Output, Result, jsonable, save_png
@@ -85,19 +85,32 @@ def measure(colorized, original, mean_chroma):
 
 def _keras_colorizer(path):
     """A colorizer saved by `train_colorizer` (`.keras`, loaded in safe mode) and the
-    training set's mean chroma from the `run.json` beside it ((0, 0) without one)."""
+    training photos' mean chroma: from the file itself, or for a file written before it
+    kept it there, from the `run.json` beside it (`None` without either)."""
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
     import kerasae.models  # noqa: F401  # lazy: registers the colorizer's layers with Keras
 
     check_keras_path(path)
     model = _checked(keras.saving.load_model(path, compile=False, safe_mode=True), path)
+    mean = _carried_mean(model)
     run = os.path.join(os.path.dirname(os.path.abspath(path)), RUN_FILE)
-    mean = (0.0, 0.0)
-    if os.path.isfile(run):
+    if mean is None and os.path.isfile(run):
         with open(run, encoding="utf-8") as f:
-            mean = tuple(json.load(f).get("mean_chroma", mean))
-    return model, mean, {"name": path, "source": "file"}
+            mean = json.load(f).get("mean_chroma")
+    return model, _pair(mean), {"name": path, "source": "file"}
+
+
+def _carried_mean(model):
+    """The mean chroma a colorizer carries (its `YCbCrToRGB` layer's config, else a
+    `mean_chroma` attribute), or `None`."""
+    layer = rgb_layer(model)
+    mean = getattr(layer, "mean_chroma", None)
+    return getattr(model, "mean_chroma", None) if mean is None else mean
+
+
+def _pair(mean):
+    return None if mean is None else tuple(float(v) for v in mean)
 
 
 def _checked(model, given):
@@ -117,11 +130,14 @@ def _checked(model, given):
 
 
 def load_colorizer(model=DEFAULT_MODEL):
-    """`(keras model, training mean chroma (cb, cr), info)` for a preset name, a
+    """`(keras model, training mean chroma (cb, cr) or None, info)` for a preset name, a
     `.keras` file written by `train_colorizer`, or a colorizer `keras.Model`."""
     if hasattr(model, "predict"):
-        return _checked(model, model.name), tuple(getattr(model, "mean_chroma", (0.0, 0.0))), {
-            "name": model.name, "source": "memory"}
+        mean = _carried_mean(_checked(model, model.name))
+        start = getattr(model, "start_point", None) or {}
+        if mean is None and start.get("kind") == "preset":  # Colorizer(weights="<preset>")
+            mean = resolve_preset(start["name"]).metadata()["dataset"].get("mean_chroma")
+        return model, _pair(mean), {"name": model.name, "source": "memory"}
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidType(
             "model must be a colorizer preset name (e.g. 'colorize_photos'), a .keras file "
@@ -136,20 +152,23 @@ def load_colorizer(model=DEFAULT_MODEL):
             f"'{DEFAULT_MODEL}' or a .keras file written by train_colorizer. "
             f"Received: model={text!r}")
     built = ref.build()
-    mean = tuple(ref.metadata()["dataset"].get("mean_chroma", (0.0, 0.0)))
+    mean = _pair(ref.metadata()["dataset"].get("mean_chroma"))
+    if mean is not None:  # carried by the model, as train_colorizer's are (saved with it)
+        rgb_layer(built).mean_chroma = list(mean)
     return built, mean, {"name": ref.label, "source": "preset", "sha256": ref.sha256}
 
 
 def _as_image(array, name):
-    """A float32 (h, w, 1 or 3) image in [0, 1] from an array of one image."""
+    """A float32 (h, w, c) image in [0, 1] from an array of one image: c is 1 (grey),
+    2 (grey and alpha), 3 (RGB) or 4 (RGBA)."""
     a = np.asarray(array)
     if a.ndim == 2:
         a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3) or min(a.shape[:2]) < 1:
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4) or min(a.shape[:2]) < 1:
         raise InvalidValue(
-            f"colorize takes one image of shape (height, width), (height, width, 1) or "
-            f"(height, width, 3), or a batch (n, height, width, 1 or 3). Pass x[..., :3] "
-            f"for an image with alpha. Received: shape={np.shape(array)} ({name})")
+            f"colorize takes one image of shape (height, width) or (height, width, c) with "
+            f"c = 1 (grey), 2 (grey and alpha), 3 (RGB) or 4 (RGBA), or a batch (n, height, "
+            f"width, c). Received: shape={np.shape(array)} ({name})")
     if a.dtype == np.uint8:
         return a.astype("float32") / 255.0
     if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all() \
@@ -162,8 +181,10 @@ def _as_image(array, name):
 
 
 def read_inputs(images_or_folder, max_pixels=None):
-    """`[(name, float32 (h, w, 1 or 3) image)]`: files and folders of images (read at
-    their own size), one array image or a batch of them."""
+    """`[(name, float32 (h, w, c) image)]`: files and folders of images (read at their
+    own size), one array image or a batch of them. c is 1 (grey), 3 (RGB), or 2 and 4
+    with the alpha channel last for a file with transparency (an opaque alpha is
+    dropped)."""
     given = images_or_folder
     if isinstance(given, (list, tuple)) and given and all(
             isinstance(x, np.ndarray) for x in given):  # images of several sizes
@@ -173,12 +194,22 @@ def read_inputs(images_or_folder, max_pixels=None):
         return [(f"image_{i:04d}", _as_image(x, f"image {i}")) for i, x in enumerate(batch)]
     out, budget, taken = [], pixel_budget(max_pixels), set()
     for path, name in expand_files(given):
-        rgb = _images.read(path, 3, None, "crop", budget)
+        rgba = _images.read(path, 4, None, "crop", budget)  # opaque alpha for RGB files
+        rgb = rgba[..., :3]
         spread = rgb.max(axis=-1).astype(int) - rgb.min(axis=-1)
         grey = int(spread.max(initial=0)) < _GREY_TOLERANCE
-        image = rgb[..., :1] if grey else rgb
+        keep = slice(0, 1) if grey else slice(0, 3)
+        image = np.concatenate([rgb[..., keep], rgba[..., 3:]], axis=-1) \
+            if rgba[..., 3].min(initial=255) < 255 else rgb[..., keep]
         out.append((_unique(os.path.splitext(name)[0], taken), image.astype("float32") / 255.0))
     return out
+
+
+def split_alpha(image):
+    """`(colour (h, w, 1 or 3), alpha (h, w, 1) or None)` of an input image."""
+    if image.shape[-1] in (2, 4):
+        return image[..., :-1], image[..., -1:]
+    return image, None
 
 
 def _unique(name, taken):
@@ -222,7 +253,7 @@ def _summary(rows):
     measured = [r for r in rows if "psnr" in r]
     if not measured:
         return {}
-    keys = [k for k in measured[0] if k != "image"]
+    keys = [k for k, v in measured[0].items() if isinstance(v, float)]
     mean = {k: float(np.mean([r[k] for r in measured])) for k in keys}
     mean["images"] = len(measured)
     mean["beats_both_baselines"] = sum(
@@ -230,47 +261,92 @@ def _summary(rows):
     return mean
 
 
+def _check_mean_known(mean_chroma, inputs, info):
+    """Refuses to measure colour photos against a mean-chroma baseline nobody knows (a
+    `.keras` file written before it carried its mean chroma, moved without `run.json`;
+    a model object built without `mean_chroma=`)."""
+    if mean_chroma is None and any(split_alpha(x)[0].shape[-1] == 3 for _, x in inputs):
+        fix = ("Put the run.json that train_colorizer wrote back beside it" if
+               info["source"] == "file" else "Pass the preset's name or the .keras file as "
+               "model=, or build the model with mean_chroma=(cb, cr)")
+        raise InvalidValue(
+            f"The colorizer {info['name']!r} does not carry its training photos' mean chroma "
+            f"(a model.keras written before kerasae kept it inside, or a model built "
+            f"without mean_chroma=), so the mean-chroma baseline of the colour photos "
+            f"cannot be measured. {fix}; grey photos colorize without it. "
+            f"Received: model={info['name']!r}")
+
+
+def _colorize_image(colorizer, image, mean_chroma):
+    """`(colorized, row, panels)` of one input image; alpha (if any) re-attached to the
+    colorized image and the panels, the measures on its visible pixels (alpha > 0)."""
+    picture, alpha = split_alpha(image)
+    colour = picture.shape[-1] == 3
+    grey = rgb_to_ycbcr(picture)[..., :1] if colour else picture
+    rgb = colorize_one(colorizer, grey)
+    row = {}
+    if colour:
+        seen = np.ones(grey.shape[:2], bool) if alpha is None else alpha[..., 0] > 0
+        seen = seen if seen.any() else ~seen  # an invisible image: measured all the same
+        row = measure(rgb[seen][None], picture[seen][None], mean_chroma)
+    if alpha is not None:
+        row["alpha"] = True
+    panels = [np.repeat(grey, 3, axis=-1), rgb] + ([picture] if colour else [])
+    if alpha is not None:
+        rgb = np.concatenate([rgb, alpha], axis=-1)
+        panels = [np.concatenate([p, alpha], axis=-1) for p in panels]
+    return rgb, row, panels
+
+
 def colorize(images_or_folder, model=DEFAULT_MODEL, out=None, *, max_pixels=None):
     """Colorizes grey (or greyed colour) photos; measured where the original is colour.
 
     Each colour image is made grey (BT.601 luminance) first, so its colorization can
-    be compared with the original; a grey image is colorized as it is.
+    be compared with the original; a grey image is colorized as it is. An image with
+    transparency keeps it: it is colorized as it is stored (its colours under the
+    alpha), its alpha re-attached to the colorized image and to every panel of its PNG,
+    and it is measured on its visible pixels (alpha > 0) only.
 
     Args:
         images_or_folder: image files and folders (their images, below them too), or
-            an array of one image `(h, w)`, `(h, w, 1)`, `(h, w, 3)` or a batch
-            `(n, h, w, 1 or 3)`, uint8 or floats in [0, 1].
+            an array of one image `(h, w)` or `(h, w, c)` (c: 1 grey, 2 grey and
+            alpha, 3 RGB, 4 RGBA) or a batch `(n, h, w, c)`, uint8 or floats in [0, 1].
         model: a colorizer preset name, a `.keras` file written by `train_colorizer`,
             or a colorizer `keras.Model`. Defaults to `"colorize_photos"`.
         out: folder for `<name>.png` (grey | colorized | original side by side; grey |
-            colorized for a grey input) and `colorize.json`. Defaults to `None` (none).
+            colorized for a grey input; RGBA for an input with alpha) and
+            `colorize.json`. Defaults to `None` (none).
         max_pixels: pixel budget per image file (see `kerasae.data.images`).
 
     Returns:
         A `Result`: `metrics["images"]` one row per image (PSNR, colourfulness and hue
         spread of the colorization, of the two baselines and of the original, for a
-        colour input), `metrics["mean"]` their means; `arrays["colorized"]` the RGB
-        images (a list, as their sizes may differ).
+        colour input; `"alpha": true` for an input with alpha), `metrics["mean"]`
+        their means, `metrics["alpha_images"]` how many had alpha;
+        `arrays["colorized"]` the RGB images, RGBA for an input with alpha (a list, as
+        their sizes may differ).
+
+    Raises:
+        ValueError: colour photos to measure, and a model that does not carry its
+            training photos' mean chroma (an old `model.keras` without its `run.json`).
 
     Example:
         >>> r = kerasae.uses.colorize("photos/", out="runs/colour")  # doctest: +SKIP
     """
     inputs = read_inputs(images_or_folder, max_pixels)  # bad inputs fail before the model loads
     colorizer, mean_chroma, info = load_colorizer(model)
+    _check_mean_known(mean_chroma, inputs, info)
     rows, colorized = [], []
     with Output(out) as output:
         for name, image in inputs:
-            colour = image.shape[-1] == 3
-            grey = rgb_to_ycbcr(image)[..., :1] if colour else image
-            rgb = colorize_one(colorizer, grey)
+            rgb, row, panels = _colorize_image(colorizer, image, mean_chroma)
             colorized.append(rgb)
-            row = {"image": name, **(measure(rgb, image, mean_chroma) if colour else {})}
-            rows.append(row)
+            rows.append({"image": name, **row})
             if output.enabled:
-                panels = [np.repeat(grey, 3, axis=-1), rgb] + ([image] if colour else [])
                 save_png(output.path(f"{name}.png"), np.concatenate(panels, axis=1))
-        metrics = {"model": info, "mean_chroma": list(mean_chroma), "images": rows,
-                   "mean": _summary(rows)}
+        metrics = {"model": info, "mean_chroma": None if mean_chroma is None else
+                   list(mean_chroma), "images": rows, "mean": _summary(rows),
+                   "alpha_images": sum(bool(r.get("alpha")) for r in rows)}
         if output.enabled:
             output.json("colorize.json", metrics)
         files = output.commit()

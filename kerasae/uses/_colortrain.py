@@ -5,6 +5,14 @@ times a random factor in [0.75, 1]), several random crops with random horizontal
 are cut from each, and `tf.data` streams the batches; nothing but one photo is held
 at full size. The loss is the mean squared error of the chroma (Cb, Cr of BT.601's
 YCbCr, in [-0.5, 0.5]) predicted from the luminance.
+
+`chroma_gain` (a factor on the predicted chroma that undoes part of the fading of a
+squared-error model) is chosen as the `colorize_photos` preset's was
+(`kerasae.benchmarks.colorize.choose_gain`): about a tenth of the photos (at least 1, at
+most 20, chosen by the seed) are held out of training, and the gain among `GAINS` of
+best mean PSNR on them (read at `short_side`, as the preset's validation photos were)
+is saved in the model. Below `MIN_PHOTOS_FOR_GAIN` photos, all of them train and the
+gain stays 1.0 (`run.json` says so).
 """
 
 import time
@@ -16,12 +24,15 @@ from kerasae._util.versions import versions
 from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
-from kerasae.models.colorizer import Colorizer, rgb_to_ycbcr
-from kerasae.uses._colorize import RUN_FILE
+from kerasae.models.colorizer import Colorizer, rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.uses._colorize import RUN_FILE, psnr
 from kerasae.uses.result import Output, Result, jsonable
 
 CROPS_PER_PHOTO = 4  # crops cut from each photo read (fewer decodes per step)
 MIN_SCALE = 0.75  # photos are read at short_side times a random factor in [MIN_SCALE, 1]
+GAINS = (1.0, 1.2, 1.4, 1.6, 1.8)  # the preset's candidates (kerasae.benchmarks.colorize)
+MIN_PHOTOS_FOR_GAIN = 5  # fewer: every photo trains, the gain stays 1.0
+MAX_GAIN_PHOTOS = 20
 
 
 def _resized(rgb, short):
@@ -74,6 +85,38 @@ def batches(files, batch_size, crop, short_side, seed=0, max_pixels=None):
         yield ycc[..., :1], ycc[..., 1:]
 
 
+def split_for_gain(files, seed=0):
+    """`(training files, held-out files)`: about a tenth of `files` (at least 1, at
+    most `MAX_GAIN_PHOTOS`) held out to choose the gain, none below
+    `MIN_PHOTOS_FOR_GAIN` photos; the order of each part kept."""
+    n = len(files)
+    if n < MIN_PHOTOS_FOR_GAIN:
+        return list(files), []
+    held = set(np.random.default_rng(seed).permutation(n)[:min(MAX_GAIN_PHOTOS,
+                                                                max(1, round(n / 10)))])
+    return ([f for i, f in enumerate(files) if i not in held],
+            [f for i, f in enumerate(files) if i in held])
+
+
+def gain_scores(chroma_model, files, short_side, max_pixels=None):
+    """`{gain: mean PSNR (dB) over files}` for each of `GAINS`: each photo read at
+    `short_side`, made grey, its chroma predicted once by `chroma_model` (luminance ->
+    Cb, Cr) and recombined at each gain (clipped to [0, 1], as `YCbCrToRGB` does). Grey
+    photos are left out (they have no colour to score a gain by); `{}` if all are."""
+    scores, max_pixels = {gain: [] for gain in GAINS}, pixel_budget(max_pixels)
+    for path in files:
+        rgb = _read(path, short_side, max_pixels).astype("float32") / 255.0
+        ycc = rgb_to_ycbcr(rgb)
+        if np.abs(ycc[..., 1:]).max() < 2 / 255:
+            continue
+        y = ycc[..., :1]
+        cbcr = np.asarray(chroma_model(y[None], training=False)[0], "float32")
+        for gain in GAINS:
+            out = np.clip(ycbcr_to_rgb(np.concatenate([y, gain * cbcr], axis=-1)), 0, 1)
+            scores[gain].append(psnr(out, rgb))
+    return {gain: float(np.mean(v)) for gain, v in scores.items() if v}
+
+
 def _dataset(files, batch_size, crop, short_side, seed, max_pixels):
     import tensorflow as tf  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
@@ -96,15 +139,34 @@ def _check(steps, batch_size, crop, short_side):
             f"smallest scale. Received: crop={crop}, short_side={short_side}")
 
 
+def _choose_gain(chroma_gain, model, held, short_side, max_pixels):
+    """`(gain, {gain: mean PSNR}, why)`: `chroma_gain` if given, else the best of
+    `GAINS` on the held-out photos, else 1.0."""
+    if chroma_gain is not None:
+        return float(chroma_gain), {}, "given"
+    if not held:
+        return 1.0, {}, (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos: none held out to "
+                         f"choose it")
+    import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
+
+    chroma_model = keras.Model(model.input, model.get_layer("crop").output)
+    scores = gain_scores(chroma_model, [f for f, _ in held], short_side, max_pixels)
+    if not scores:
+        return 1.0, {}, f"the {len(held)} held-out photos are grey"
+    return (max(scores, key=scores.get), scores,
+            f"best mean PSNR on the colour photos of {len(held)} held out")
+
+
 def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,
-                    learning_rate=2e-3, width=8, global_context=False, chroma_gain=1.0, seed=0,
-                    verbose=2, max_pixels=None):
+                    learning_rate=2e-3, width=8, global_context=False, chroma_gain=None,
+                    seed=0, verbose=2, max_pixels=None):
     """Trains a `Colorizer` on random crops and flips of the colour photos in `folder`.
 
     Args:
         folder: a folder of colour photos (found below it too), or a list of files.
-        out: folder for `model.keras` (the colorizer, for `colorize(model=...)`) and
-            `run.json` (the recipe, the loss curve, the photos' mean chroma).
+        out: folder for `model.keras` (the colorizer, for `colorize(model=...)`; it
+            carries its `chroma_gain` and the training photos' mean chroma) and
+            `run.json` (the recipe, the loss curve, the mean chroma, the gain's scores).
         steps: optimizer steps. Defaults to `2400` (about 8 minutes on one CPU thread).
         batch_size: crops per step. Defaults to `16`.
         crop: crop size in pixels (a multiple of 16). Defaults to `96`.
@@ -113,16 +175,18 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         learning_rate: AdamW's initial rate, cosine-decayed to 5% of it. Defaults to
             `2e-3`.
         width, global_context: the `Colorizer`'s. Defaults to `8`, `False`.
-        chroma_gain: the saved model's `chroma_gain` (training does not use it).
-            Defaults to `1.0`.
-        seed: seed of the weights and the crops. Defaults to `0`.
+        chroma_gain: the saved model's `chroma_gain` (training does not use it), or
+            `None` to choose it among `GAINS` on photos held out of training (see the
+            module docstring). Defaults to `None`.
+        seed: seed of the weights, the crops and the held-out photos. Defaults to `0`.
         verbose: Keras's `fit` verbosity. Defaults to `2` (a line per tenth).
         max_pixels: pixel budget per photo (see `kerasae.data.images`).
 
     Returns:
         A `Result`: `metrics["loss"]` the mean loss of each tenth of the steps,
-        `metrics["mean_chroma"]`, `metrics["photos"]`, `metrics["seconds"]`;
-        `.model` the trained colorizer.
+        `metrics["mean_chroma"]`, `metrics["photos"]`, `metrics["chroma_gain"]`,
+        `metrics["gain_scores"]` (mean PSNR per gain on `metrics["gain_photos"]`),
+        `metrics["seconds"]`; `.model` the trained colorizer.
     """
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
@@ -130,7 +194,9 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     if out is None:
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
-    files = [f for f, _ in expand_files(folder)]
+    found = list(expand_files(folder))
+    train_files, held = split_for_gain(found, seed) if chroma_gain is None else (found, [])
+    files = [f for f, _ in train_files]
     max_pixels = pixel_budget(max_pixels)
     chroma, grey = mean_chroma(files, short_side, max_pixels)
     if grey == len(files):
@@ -138,7 +204,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
             f"colour photos. Received: folder={folder!r} ({len(files)} grey images)")
     keras.utils.set_random_seed(seed)
-    model = Colorizer(width=width, global_context=global_context, chroma_gain=chroma_gain)
+    model = Colorizer(width=width, global_context=global_context)
     train = keras.Model(model.input, model.get_layer("crop").output)  # shares the weights
     epochs = min(10, steps)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
@@ -149,10 +215,16 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
                             steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
                             shuffle=False)
         seconds = time.perf_counter() - start
-        model.save(output.path("model.keras"))
+        gain, scores, why = _choose_gain(chroma_gain, model, held, short_side, max_pixels)
+        final = Colorizer(width=width, global_context=global_context, chroma_gain=gain,
+                          mean_chroma=chroma)
+        final.set_weights(model.get_weights())
+        final.save(output.path("model.keras"))
         metrics = {"loss": [float(v) for v in history.history["loss"]],
-                   "mean_chroma": chroma, "photos": len(files), "grey_photos": grey,
-                   "seconds": seconds,
+                   "mean_chroma": chroma, "photos": len(found), "train_photos": len(files),
+                   "grey_photos": grey, "chroma_gain": gain, "chroma_gain_from": why,
+                   "gain_scores": {f"{g:g}": s for g, s in scores.items()},
+                   "gain_photos": [name for _, name in held], "seconds": seconds,
                    "recipe": {"steps": steps // epochs * epochs, "batch_size": batch_size,
                               "crop": crop, "short_side": short_side,
                               "learning_rate": learning_rate, "width": width,
@@ -161,6 +233,4 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
                    "versions": versions("keras", "numpy", "tensorflow")}
         output.json(RUN_FILE, metrics)
         files_written = output.commit()
-    model.mean_chroma = tuple(chroma)
-    return Result("train_colorizer", jsonable(metrics), {}, files_written, model)
-
+    return Result("train_colorizer", jsonable(metrics), {}, files_written, final)

@@ -86,8 +86,8 @@ def test_bad_inputs_say_what_and_how(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ValueError, match="notes.png"):
         colorize(str(tmp_path / "notes.png"))
-    with pytest.raises(ValueError, match=r"x\[\.\.\., :3\].*Received: shape=\(8, 8, 4\)"):
-        colorize(np.zeros((8, 8, 4), "float32"))
+    with pytest.raises(ValueError, match=r"4 \(RGBA\).*Received: shape=\(8, 8, 5\)"):
+        colorize(np.zeros((8, 8, 5), "float32"))
     with pytest.raises(ValueError, match="Scale with x / 255"):
         colorize(np.full((8, 8, 3), 200.0, "float32"))
     with pytest.raises(ValueError, match="not a colorizer"):
@@ -95,6 +95,152 @@ def test_bad_inputs_say_what_and_how(tmp_path):
     autoencoder = zoo.load_model("conv_ae_fashion_mnist")
     with pytest.raises(ValueError, match=r"not a colorizer.*Autoencoder with input_shape \(28"):
         colorize(np.zeros((8, 8, 3), "float32"), model=autoencoder)
+
+
+def _visible_psnr(colorized, original, alpha):
+    """PSNR (dB) over the pixels with alpha > 0, from the float MSE (numpy only)."""
+    seen = alpha > 0
+    mse = np.mean((colorized[seen].astype("float64") - original[seen]) ** 2)
+    return 10 * np.log10(1.0 / mse)
+
+
+def test_alpha_is_kept_and_only_visible_pixels_are_measured(tmp_path, capsys):
+    """A PNG with transparency: colorized under it, its alpha re-attached to the
+    colorized image and to every panel of its PNG, measured on its visible pixels (the
+    colours hidden under alpha 0 count for nothing); the same image as an RGBA array
+    gives the same figures; the command line says it once."""
+    photo = _skimage_photo("chelsea")
+    h, w = photo.shape[:2]
+    alpha = np.full((h, w), 255, "uint8")
+    alpha[:, : w // 3] = 0  # a cut-out: the left third transparent
+    alpha[: h // 4] = 128  # and a band half transparent
+    rgba = np.concatenate([photo, alpha[..., None]], axis=-1)
+    rgba[alpha == 0, :3] = (255, 0, 255)  # what a PNG may hold under alpha 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    r = colorize(str(tmp_path / "cut.png"), out=tmp_path / "o")
+    row, out = r["images"][0], r.arrays["colorized"][0]
+    assert row["alpha"] is True and r["alpha_images"] == 1
+    assert out.shape == (h, w, 4)
+    np.testing.assert_array_equal(np.rint(out[..., 3] * 255), alpha)
+    original = rgba[..., :3].astype("float64") / 255
+    assert row["psnr"] == pytest.approx(_visible_psnr(out[..., :3], original, alpha), abs=1e-6)
+    sheet = np.asarray(Image.open(tmp_path / "o" / "cut.png"))
+    assert sheet.shape == (h, 3 * w, 4)  # grey | colorized | original, each with its alpha
+    for k in range(3):
+        np.testing.assert_array_equal(sheet[:, k * w:(k + 1) * w, 3], alpha)
+    np.testing.assert_array_equal(sheet[:, 2 * w:], rgba)
+    same = colorize(rgba)  # an RGBA array: the same
+    assert same["images"][0]["psnr"] == pytest.approx(row["psnr"], abs=1e-4)
+    assert cli_main(["colorize", str(tmp_path / "cut.png"), "--out", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("transparency") == 1 and "alpha kept" in printed, printed
+
+
+def test_training_options_without_train_are_refused(tmp_path, capsys):
+    Image.fromarray(_skimage_photo("coffee")).save(tmp_path / "cup.png")
+    for flags in (["--steps", "5"], ["--batch-size", "4"], ["--chroma-gain", "1.4"]):
+        code = cli_main(["colorize", str(tmp_path / "cup.png"), *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and "only applies with --train" in err and flags[0] in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert cli_main(["colorize", "--train", str(tmp_path), "--out", str(tmp_path / "r"),
+                     "--model", "colorize_photos"]) == 2
+    assert "takes no --model" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r") and not os.path.exists("runs/colorize/cup.png")
+
+
+def _without_mean_chroma(keras_file, to):
+    """A copy of `keras_file` as a colorizer written before its .keras kept the mean
+    chroma: the key taken out of the layer's config."""
+    import zipfile
+
+    with zipfile.ZipFile(keras_file) as src, zipfile.ZipFile(to, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                rgb = [lay for lay in config["config"]["layers"] if lay["name"] == "rgb"][0]
+                del rgb["config"]["mean_chroma"]
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+
+
+GAINS = (1.0, 1.2, 1.4, 1.6, 1.8)  # train_colorizer's candidates (written out: a check)
+
+
+def _numpy_gain_scores(chroma_model, paths, short_side):
+    """Mean PSNR per gain, by hand: Pillow's LANCZOS to the short side, BT.601 by its
+    coefficients, the gain on the predicted chroma, clipped, PSNR from the MSE."""
+    scores = {g: [] for g in GAINS}
+    for path in paths:
+        im = Image.open(path).convert("RGB")
+        s = short_side / min(im.size)
+        im = im.resize((max(short_side, round(im.width * s)),
+                        max(short_side, round(im.height * s))), Image.LANCZOS)
+        rgb = np.asarray(im, "float64") / 255
+        y = rgb @ np.array([0.299, 0.587, 0.114])
+        cb, cr = np.moveaxis(np.asarray(chroma_model(y[None, ..., None].astype("float32"))[0],
+                                        "float64"), -1, 0)
+        for g in GAINS:
+            out = np.stack([y + 1.402 * g * cr, y - 0.344136 * g * cb - 0.714136 * g * cr,
+                            y + 1.772 * g * cb], axis=-1).clip(0, 1)
+            scores[g].append(10 * np.log10(1 / np.mean((out - rgb) ** 2)))
+    return {g: float(np.mean(v)) for g, v in scores.items()}
+
+
+@pytest.mark.slow
+def test_trained_gain_is_the_best_on_held_out_photos_and_the_file_carries_it(tmp_path):
+    """train_colorizer holds out a tenth of the photos, saves the gain of best mean PSNR
+    on them (checked by hand), and its model.keras alone carries the gain and the mean
+    chroma; an older file reads run.json, and without it refuses to measure."""
+    import keras
+
+    folder = _tiny_folder(tmp_path / "photos", n=15)
+    # 20 steps leave the chroma faded: 1.4 was best here (1.0 0.3 dB below), so a gain
+    # stuck at 1.0 fails
+    r = train_colorizer(str(folder), str(tmp_path / "run"), steps=20, batch_size=4, crop=32,
+                        short_side=64, verbose=0)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["photos"] == 15 and run["train_photos"] == 13 and len(run["gain_photos"]) == 2
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
+    chroma_model = keras.Model(model.input, model.get_layer("crop").output)
+    by_hand = _numpy_gain_scores(chroma_model, [folder / n for n in run["gain_photos"]], 64)
+    assert run["gain_scores"] == pytest.approx({f"{g:g}": v for g, v in by_hand.items()},
+                                               abs=1e-3)
+    best = max(by_hand, key=by_hand.get)
+    assert run["chroma_gain"] == best == r["chroma_gain"] and best > 1.0, by_hand
+    assert model.get_layer("rgb").chroma_gain == best
+
+    alone = tmp_path / "moved" / "model.keras"  # the file alone is enough
+    alone.parent.mkdir()
+    shutil.copy(tmp_path / "run" / "model.keras", alone)
+    c = colorize(str(folder / "p0.png"), model=str(alone))
+    assert c["mean_chroma"] == pytest.approx(run["mean_chroma"])
+    row = c["images"][0]
+    assert row["psnr_mean_chroma"] != row["psnr_grey"]
+
+    _without_mean_chroma(tmp_path / "run" / "model.keras", tmp_path / "run" / "old.keras")
+    old = colorize(str(folder / "p0.png"), model=str(tmp_path / "run" / "old.keras"))
+    assert old["mean_chroma"] == pytest.approx(run["mean_chroma"])  # from run.json beside it
+    shutil.move(tmp_path / "run" / "old.keras", alone)
+    with pytest.raises(ValueError, match="does not carry.*Put the run.json"):
+        colorize(str(folder / "p0.png"), model=str(alone))
+    grey = colorize(np.full((32, 32), 0.5, "float32"), model=str(alone))  # nothing to measure
+    assert grey["mean_chroma"] is None and grey.arrays["colorized"][0].shape == (32, 32, 3)
+
+
+def test_grey_held_out_photos_do_not_score_a_gain(tmp_path):
+    from kerasae.uses._colortrain import gain_scores
+
+    Image.fromarray(np.full((64, 64), 90, "uint8"), "L").save(tmp_path / "g.png")
+    Image.fromarray(_skimage_photo("coffee")).save(tmp_path / "c.png")
+
+    def faded(y, training=False):  # a third of the true chroma of the coffee photo
+        return rgb_to_ycbcr(_skimage_photo("coffee")[None] / 255)[..., 1:] / 3
+
+    assert gain_scores(faded, [str(tmp_path / "g.png")], 256) == {}
+    scores = gain_scores(faded, [str(tmp_path / "g.png"), str(tmp_path / "c.png")], 256)
+    assert max(scores, key=scores.get) == 1.8  # the largest gain undoes most of the fading
 
 
 def _tiny_folder(folder, n=3, size=80):
