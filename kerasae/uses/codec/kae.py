@@ -19,6 +19,10 @@ The container (magic, version, checksummed header, payload) and its checks are
   `kerasae.uses.codec.rangecoder`): one adaptive frequency table per code
   dimension, each starting flat, so no probability model is stored.
 - `payload_bytes`, `payload_crc32`.
+
+That is version 2, images of one size. A model of any size writes version 3
+(`kerasae.uses.codec.sized`): each image's own size and code shape, quantization
+per code channel, one payload segment per image; `decode_bytes` reads both.
 """
 
 import os
