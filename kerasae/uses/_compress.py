@@ -27,7 +27,7 @@ from kerasae.uses.codec.kae import (
 )
 from kerasae.uses._compress_sizes import (check_tile, compress_sizes, is_open_size,
                                            own_size_images)
-from kerasae.uses._jpeg import jpeg_at_psnr, jpeg_round_trip, jpeg_scan_bytes  # noqa: F401
+from kerasae.uses._jpeg import jpeg_at_psnr, jpeg_round_trip
 from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
 from kerasae.uses.result import Output, Result, save_png, skip
 

@@ -36,7 +36,7 @@ from kerasae._util.files import atomic_write
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model, resolve_preset
 from kerasae.uses.codec import rangecoder
-from kerasae.uses.codec.container import CODER, b64_floats, KaeError, pack, parse  # noqa: F401
+from kerasae.uses.codec.container import CODER, KaeError, b64_floats, pack, parse  # noqa: F401
 from kerasae.uses.codec.container import VERSION_SIZED, parse_versioned, quantization
 from kerasae.uses.codec.sized import decode_sized
 from kerasae.uses.inputs import model_for_images
