@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from kerasae.models.convert import tiny_ae_from_pth
-from kerasae.uses._compress import jpeg_at_psnr
+from kerasae.uses._jpeg import image_psnr, rate_row, rate_summary
 from kerasae.uses.codec import rangecoder
 from kerasae.zoo import load_model
 from kerasae.zoo.converted import publish_converted
@@ -92,9 +92,7 @@ def eight_bit(z):
     return ((q - 0.5) * LATENT_RANGE).astype("float32")
 
 
-def psnr(x, y):
-    """PSNR in dB of two images in [0, 1], from the float MSE."""
-    return float(10 * np.log10(1.0 / np.mean((np.float64(x) - np.float64(y)) ** 2)))
+psnr = image_psnr  # PSNR in dB of two images in [0, 1], from the float MSE
 
 
 def round_trips(model, images):
@@ -219,7 +217,8 @@ def tiled_figures(model, images, tile, overlap, big=(3000, 4000), source="Garden
 
 
 def codec_figures(model, images):
-    """`{name: {...}}` of `--codec` (see the module docstring), and the means."""
+    """`{name: {...}}` of `--codec` (see the module docstring), the means and totals
+    (the rows and sums of `kerasae.uses._jpeg`, as `kerasae compress` reports them)."""
     rows = {}
     for name, x in images:
         z = np.asarray(model.encode(x[None]))
@@ -227,15 +226,8 @@ def codec_figures(model, images):
         payload = rangecoder.encode(q.reshape(-1, q.shape[-1]).tolist(), 256)
         decoded = np.clip(np.asarray(model.decode(((q / 255 - 0.5) * LATENT_RANGE)
                                                   .astype("float32"))), 0, 1)[0]
-        pixels, ae_psnr = x.shape[0] * x.shape[1], psnr(decoded[:x.shape[0], :x.shape[1]], x)
-        jpeg, _ = jpeg_at_psnr(x[None], ae_psnr)
-        rows[name] = {"psnr": ae_psnr, "bpp": len(payload) * 8 / pixels,
-                      "jpeg_quality": jpeg["quality"], "jpeg_psnr": jpeg["psnr_db"],
-                      "jpeg_bpp": jpeg["bits_per_image"] / pixels,
-                      "jpeg_scan_bpp": jpeg["scan_bits_per_image"] / pixels}
-    means = {k: float(np.mean([r[k] for r in rows.values()]))
-             for k in ("psnr", "bpp", "jpeg_psnr", "jpeg_bpp", "jpeg_scan_bpp")}
-    return {"images": rows, "mean": means}
+        rows[name] = rate_row(x, decoded[:x.shape[0], :x.shape[1]], 8 * len(payload))
+    return {"images": rows, **rate_summary(rows.values())}
 
 
 def _model(args):

@@ -149,6 +149,9 @@ def _add_compress(subparsers):
     p.add_argument("--name", default="images", help="stem of the .kae file (default: images)")
     p.add_argument("--decode", metavar="FILE.kae", default=None,
                    help="decode this file (to decoded.npy and images/*.png) instead")
+    p.add_argument("--tile", type=int, default=None, metavar="PIXELS",
+                   help="a model of any size (tae_flux2): encode and decode each photo in "
+                   "overlapping tiles of this side (e.g. 512), so memory follows the tile")
     p.set_defaults(func=_compress)
 
 
@@ -299,9 +302,10 @@ def _reduce(args):
 def _compress(args):
     # lazy: the uses load the model, TensorFlow and scikit-learn
     from kerasae.uses import compress, decompress
+    from kerasae.uses._compress_sizes import summary_lines
 
     if args.decode:
-        r = decompress(args.decode, args.model, out=_out_dir(args, "compress"))
+        r = decompress(args.decode, args.model, out=_out_dir(args, "compress"), tile=args.tile)
         line = f"decoded {r['count']} images from {args.decode}"
         if "png_files" in r.metrics:
             notes = [f"{r['renamed']} renamed: their names collided"] if r["renamed"] else []
@@ -314,14 +318,9 @@ def _compress(args):
                          "Received: model=None")
     r = compress(sized_model(args), **_data_kwargs(args), bits=args.bits,
                  out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
-                 sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name)
-    lines = [f"autoencoder: {r['bits_per_image']:.1f} bits/image, PSNR {r['psnr_db']:.2f} dB"]
-    if "jpeg_at_equal_psnr" in r.metrics:
-        j = r["jpeg_at_equal_psnr"]
-        lines.append(f"JPEG q={j['quality']}: {j['bits_per_image']:.1f} bits/image "
-                     f"({j['scan_bits_per_image']:.1f} scan only), PSNR {j['psnr_db']:.2f} dB"
-                     + (f" ({j['note']})" if "note" in j else ""))
-    return _show(r, lines)
+                 sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name,
+                 tile=args.tile)
+    return _show(r, summary_lines(r.metrics))
 
 
 def _denoise(args):

@@ -251,7 +251,8 @@ class ModelRef:
         return {"name": self.name, "source": self.source, "path": self.path,
                 "file_sha256": self.sha256, "weights_sha256": self.weights_sha256,
                 "builder": getattr(model, "builder_name", None),
-                "latent_dim": int(model.latent_dim),
+                "latent_dim": (None if None in tuple(model.code_shape)  # any size: open
+                               else int(model.latent_dim)),
                 "code_shape": list(model.code_shape),
                 "image_shape": list(model.image_shape),
                 "variational": bool(model.variational)}

@@ -3,17 +3,14 @@
 The file format is `kerasae.uses.kae`.
 """
 
-import io
 import lzma
 import os
-import struct
 import time
 import zlib
 
 import numpy as np
 
 from kerasae import plots as _plots
-from kerasae._util.errors import InvalidValue
 from kerasae.metrics import image_quality, mean_mse, mean_ssim, mse_per_image, psnr
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
@@ -28,98 +25,20 @@ from kerasae.uses.codec.kae import (
     encode_codes,
     fit_quantization,
 )
+from kerasae.uses._compress_sizes import (check_tile, compress_sizes, is_open_size,
+                                           own_size_images)
+from kerasae.uses._jpeg import jpeg_at_psnr, jpeg_round_trip
 from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
-from kerasae.uses.result import Output, Result, save_png, skip, to_uint8
+from kerasae.uses.result import Output, Result, save_png, skip
 
 JPEG_QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-
-
-# ----------------------------------------------------------------------- JPEG
-def jpeg_round_trip(images, quality):
-    """JPEG-encodes every image with Pillow (optimized Huffman tables, baseline).
-
-    Returns `(decoded float32 images, file bytes per image, scan bytes per image)`;
-    scan bytes are the entropy-coded segment alone, without markers and tables.
-    """
-    from PIL import Image
-
-    u8 = to_uint8(images)
-    channels = u8.shape[-1]
-    if channels not in (1, 3):
-        raise InvalidValue(
-            f"JPEG takes 1 or 3 channels. Received: channels={channels}"
-        )
-    decoded = np.empty(u8.shape, dtype="float32")
-    sizes = np.empty(len(u8), dtype="int64")
-    scans = np.empty(len(u8), dtype="int64")
-    for i, img in enumerate(u8):
-        buf = io.BytesIO()
-        pil = Image.fromarray(img[..., 0] if channels == 1 else img,
-                              "L" if channels == 1 else "RGB")
-        pil.save(buf, format="JPEG", quality=int(quality), optimize=True)
-        data = buf.getvalue()
-        sizes[i] = len(data)
-        scans[i] = jpeg_scan_bytes(data)
-        with Image.open(io.BytesIO(data)) as back:
-            arr = np.asarray(back, dtype="float32") / 255.0
-        decoded[i] = arr[..., None] if channels == 1 else arr
-    return decoded, sizes, scans
-
-
-def jpeg_scan_bytes(data):
-    """Bytes of the entropy-coded scan of a baseline JPEG (after SOS, before EOI)."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise InvalidValue(f"Not a JPEG marker at byte {pos}. Received: byte={data[pos]}")
-        marker = data[pos + 1]
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if marker == 0xDA:
-            start = pos + 2 + length
-            end = len(data) - 2 if data[-2:] == b"\xff\xd9" else len(data)
-            return end - start
-        pos += 2 + length
-    raise InvalidValue("No SOS marker in the JPEG data. Received: bytes=" + str(len(data)))
-
-
-def jpeg_at_psnr(images, target_psnr, cache=None):
-    """Pillow quality (1..100) whose PSNR (of the mean MSE) is nearest `target_psnr`.
-
-    PSNR grows with quality, so a binary search brackets the target; the nearer
-    of the two bracketing qualities wins. Returns `(best, cache)`.
-    """
-    cache = {} if cache is None else cache
-
-    def run(q):
-        if q not in cache:
-            dec, sizes, scans = jpeg_round_trip(images, q)
-            cache[q] = {"quality": q, "psnr_db": psnr(mean_mse(images, dec)),
-                        "bits_per_image": float(sizes.mean() * 8),
-                        "scan_bits_per_image": float(scans.mean() * 8), "decoded": dec}
-        return cache[q]
-
-    lo, hi = 1, 100
-    if run(hi)["psnr_db"] <= target_psnr:
-        best = run(hi)
-    elif run(lo)["psnr_db"] >= target_psnr:
-        best = run(lo)
-    else:
-        while hi - lo > 1:  # invariant: psnr(lo) < target <= psnr(hi)
-            mid = (lo + hi) // 2
-            if run(mid)["psnr_db"] >= target_psnr:
-                hi = mid
-            else:
-                lo = mid
-        a, b = run(lo), run(hi)
-        best = a if abs(a["psnr_db"] - target_psnr) < abs(b["psnr_db"] - target_psnr) else b
-    return best, cache
 
 
 # ------------------------------------------------------------------------ use
 def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
              limit=None, resize="crop", skip_bad=False, max_pixels=None,
              bits=8, out=None, jpeg=True, sweep=True, sweep_count=1000,
-             name="images"):
+             name="images", tile=None):
     """Compresses images to a `.kae` file, decodes it back, and compares with JPEG.
 
     Reported from the real file: bits per image (file size x 8 / images), of
@@ -143,14 +62,28 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         sweep: compute the rate-distortion sweep. Defaults to `True`.
         sweep_count: images in the sweep. Defaults to `1000`.
         name: stem of the `.kae` file. Defaults to `"images"`.
+        tile: with a model of any size that has a tiled mode (`tiny_ae`), encode
+            and decode each image in overlapping tiles of this many pixels, so
+            memory follows the tile, not the photo. Defaults to `None` (whole).
+
+    A model of any size (`None` height and width, e.g. `tae_flux2`) codes each image
+    at its own size into a version-3 `.kae` file and reports bits per pixel and PSNR
+    per image and in total, JPEG at equal PSNR per image (`_compress_sizes`); `labels`,
+    `resize` and the sweep do not apply there.
 
     Returns:
         A `Result` with arrays `decoded` (images decoded from the file) and
-        `symbols`.
+        `symbols` (lists, one entry per image, for a model of any size).
     """
     check_bits(bits)
     ref = resolve_model(model)
     check_applies("compress", ref.model)
+    check_tile(ref, tile)
+    if is_open_size(ref.model):
+        return compress_sizes(ref, *own_size_images(
+            ref.model, images, dataset=dataset, split=split, limit=limit, skip_bad=skip_bad,
+            max_pixels=max_pixels), bits=bits, out=out, jpeg=jpeg, sweep=sweep, name=name,
+            tile=tile)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)
@@ -317,7 +250,7 @@ def _plot_rd(path, metrics, ref):
     )
 
 
-def decompress(path, model=None, *, out=None):
+def decompress(path, model=None, *, out=None, tile=None):
     """Decodes a `.kae` file; with `out`, writes `decoded.npy`, `decompress.json` and,
     when the file carries image names, `images/<name>.png`.
 
@@ -331,21 +264,31 @@ def decompress(path, model=None, *, out=None):
         model: the model it was encoded with; defaults to the one its header names
             when that loads without a download (else pass it).
         out: output directory. Defaults to `None`.
+        tile: decode a version-3 file's images in tiles of this many pixels
+            (see `compress`). Defaults to `None`.
+
+    A version-3 file (images of several sizes) decodes to a list of images, each at
+    its own size, written as PNGs only (`images/image<i>.png` when it holds no names).
 
     Returns:
         A `Result` with array `decoded` and the header in `metrics["header"]`.
     """
-    images, header = decode_file(path, model)
+    images, header = decode_file(path, model, tile)
+    sized = isinstance(images, list)  # version 3: each image at its own size
     with Output(out) as output:
         metrics = {"use": "decompress", "file": os.path.abspath(os.fspath(path)),
                    "file_bytes": os.path.getsize(path), "count": int(header["count"]),
                    "header": {k: v for k, v in header.items() if k != "quantization"},
                    "bits": header["quantization"]["bits"],
                    "bits_per_image": os.path.getsize(path) * 8 / max(int(header["count"]), 1)}
+        if sized:
+            metrics["image_shapes"] = header["image_shapes"]
         if output.enabled:
-            output.npy("decoded.npy", images)
-            if header.get("names"):
-                paths, renamed, changed = output_names(header["names"])
+            if not sized:  # images of several sizes make no one array: their PNGs only
+                output.npy("decoded.npy", images)
+            if header.get("names") or sized:
+                paths, renamed, changed = output_names(header.get("names")
+                                                       or [""] * len(images))
                 for rel, img in zip(paths, images):
                     save_png(output.path(f"images/{rel}"), img)
                 # Counted on disk: the files there are, not the names asked for.

@@ -1,7 +1,8 @@
 """The `.kae` container: bytes <-> (header, payload), every field checked before decoding.
 
 Version 2, all integers little-endian (version 1, without the header checksum,
-is still read):
+is still read); version 3 has the same layout and a header of images of several
+sizes (`check_sized_header`), written only for a model of any size:
 
     offset  size  field
     0       8     magic b"\\x89KAE\\r\\n\\x1a\\n" (PNG-style: catches text-mode mangling)
@@ -37,11 +38,13 @@ from kerasae.uses.codec import rangecoder
 
 MAGIC = b"\x89KAE\r\n\x1a\n"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION_SIZED = 3  # images of several sizes: one size and code shape per image
+READABLE_VERSIONS = (1, 2, 3)
 CODER = "adaptive-range-v1"
 MAX_HEADER_BYTES = 1 << 24
 MAX_SIDE = 1 << 16
 MAX_DIMS = 1 << 20
+MAX_IMAGE_VALUES = 1 << 28  # one image's values (a 4000x3000 colour photo: 36M)
 MODEL_SOURCES = ("preset", "file", "memory")
 
 
@@ -49,10 +52,15 @@ class KaeError(KerasaeError, ValueError):
     """A `.kae` file is damaged, truncated, crafted or of an unknown version."""
 
 
-def pack(header, payload):
-    """The bytes of a version-2 file."""
+def pack(header, payload, version=VERSION):
+    """The bytes of a version-2 file (`version=VERSION_SIZED`: a version-3 one)."""
     blob = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return MAGIC + struct.pack("<BII", VERSION, len(blob), zlib.crc32(blob)) + blob + payload
+    return MAGIC + struct.pack("<BII", version, len(blob), zlib.crc32(blob)) + blob + payload
+
+
+def b64_floats(array):
+    """float32 values as base64 of their little-endian bytes (a header's arrays)."""
+    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode("ascii")
 
 
 def _fail(source, what, received):
@@ -74,7 +82,7 @@ def _split(data, source):
             f"{source} is truncated or damaged: its header claims {length} bytes but the file "
             f"has {max(0, len(data) - start)} after the prefix. Received: file_bytes={len(data)}")
     blob = data[start:start + length]
-    if version == 2 and struct.unpack("<I", data[13:17])[0] != zlib.crc32(blob):
+    if version >= 2 and struct.unpack("<I", data[13:17])[0] != zlib.crc32(blob):
         raise KaeError(
             f"{source} has a damaged header: its checksum does not match. "
             f"Received: header_bytes={length}")
@@ -82,7 +90,7 @@ def _split(data, source):
         header = json.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise KaeError(f"{source} has a damaged header ({e}).") from None
-    return header, data[start + length:]
+    return version, header, data[start + length:]
 
 
 def _int(value, lo, hi, name, source):
@@ -172,11 +180,7 @@ def check_header(header, payload, source="<bytes>"):
     _shape(header["image_shape"], "image_shape", source, 1 << 28)
     dims = math.prod(_shape(header["code_shape"], "code_shape", source, MAX_DIMS))
     bits = _quantization(header["quantization"], dims, source)[0]
-    coder = header["coder"]
-    if not isinstance(coder, dict) or coder.get("name") != CODER or \
-            coder.get("increment") != rangecoder.INCREMENT or coder.get("limit") != rangecoder.LIMIT:
-        raise _fail(source, f"the coder must be {CODER} with increment {rangecoder.INCREMENT} "
-                    f"and limit {rangecoder.LIMIT}", f"coder={coder!r}"[:200])
+    _check_coder(header["coder"], source)
     if header["payload_bytes"] != len(payload) or header["payload_crc32"] != zlib.crc32(payload):
         raise KaeError(
             f"{source} is damaged or truncated: the payload does not match the size and "
@@ -185,17 +189,98 @@ def check_header(header, payload, source="<bytes>"):
     if count * dims > max_symbols(len(payload), 1 << bits):
         raise _fail(source, f"{count} images of {dims} codes cannot fit in {len(payload)} "
                     "payload bytes", f"count={count}")
-    names = header.get("names")
+    _check_names(header.get("names"), count, source)
+    return header
+
+
+def _shapes(header, key, count, source):
+    shapes = header[key]
+    if not isinstance(shapes, list) or len(shapes) != count:
+        raise _fail(source, f"{key} must list one shape per image ({count})",
+                    f"{key}={str(shapes)[:80]}")
+    out = [_shape(s, f"{key}[{i}]", source, MAX_IMAGE_VALUES) for i, s in enumerate(shapes)]
+    if any(len(s) != 3 for s in out):
+        raise _fail(source, f"{key} must hold (height, width, channels) per image",
+                    f"{key}={str(shapes)[:80]}")
+    return out
+
+
+def sized_quantization(header, source="<bytes>"):
+    """`(bits, offset, scale)` of a checked version-3 header: one value per code channel."""
+    return _quantization(header["quantization"], header["code_shapes"][0][-1], source)
+
+
+def check_sized_header(header, payload, source="<bytes>"):
+    """Checks a version-3 header (images of several sizes) against `payload`; returns it.
+
+    Beside version 2's `model`, `count`, `coder`, `names` and the payload's size and
+    crc32: `image_shapes` and `code_shapes` (one `[height, width, channels]` each per
+    image, the codes' channels all alike), `quantization` with one `offset` and
+    `scale` per code channel (`per: "channel"`), and `payload_sizes`, the bytes of
+    each image's own range-coded segment (contexts restart per image), which must
+    add up to the payload and each hold its image's symbols.
+    """
+    if not isinstance(header, dict):
+        raise _fail(source, "the header must be a JSON object", f"header={type(header).__name__}")
+    missing = [k for k in ("model", "image_shapes", "code_shapes", "count", "quantization",
+                           "coder", "payload_sizes", "payload_bytes", "payload_crc32")
+               if k not in header]
+    if missing:
+        raise _fail(source, f"the header lacks {', '.join(missing)}", f"keys={sorted(header)}")
+    _model(header["model"], source)
+    count = _int(header["count"], 1, 1 << 24, "count", source)
+    _shapes(header, "image_shapes", count, source)
+    codes = _shapes(header, "code_shapes", count, source)
+    if len({c[-1] for c in codes}) != 1 or codes[0][-1] > MAX_DIMS:
+        raise _fail(source, "code_shapes must share one channel count",
+                    f"channels={sorted({c[-1] for c in codes})[:8]}")
+    q = header["quantization"]
+    if not isinstance(q, dict) or q.get("per") != "channel":
+        raise _fail(source, 'quantization.per must be "channel"', f"quantization={q!r}"[:200])
+    bits = _quantization(q, codes[0][-1], source)[0]
+    _check_coder(header["coder"], source)
+    if header["payload_bytes"] != len(payload) or header["payload_crc32"] != zlib.crc32(payload):
+        raise KaeError(
+            f"{source} is damaged or truncated: the payload does not match the size and "
+            f"crc32 in its header. Received: payload_bytes={len(payload)}")
+    sizes = header["payload_sizes"]
+    if not isinstance(sizes, list) or len(sizes) != count:
+        raise _fail(source, "payload_sizes must list one size per image", "payload_sizes=...")
+    sizes = [_int(n, 0, len(payload), f"payload_sizes[{i}]", source) for i, n in enumerate(sizes)]
+    if sum(sizes) != len(payload):
+        raise _fail(source, f"payload_sizes add up to {sum(sizes)}, not the payload's "
+                    f"{len(payload)} bytes", f"payload_sizes sum={sum(sizes)}")
+    for i, (code, n) in enumerate(zip(codes, sizes)):
+        if math.prod(code) > max_symbols(n, 1 << bits):
+            raise _fail(source, f"image {i}'s {math.prod(code)} codes cannot fit in its {n} "
+                        "payload bytes", f"code_shapes[{i}]={code}")
+    _check_names(header.get("names"), count, source)
+    return header
+
+
+def _check_coder(coder, source):
+    if not isinstance(coder, dict) or coder.get("name") != CODER or \
+            coder.get("increment") != rangecoder.INCREMENT or coder.get("limit") != rangecoder.LIMIT:
+        raise _fail(source, f"the coder must be {CODER} with increment {rangecoder.INCREMENT} "
+                    f"and limit {rangecoder.LIMIT}", f"coder={coder!r}"[:200])
+
+
+def _check_names(names, count, source):
     if names is not None and (not isinstance(names, list) or len(names) != count
                               or not all(isinstance(n, str) for n in names)):
         raise _fail(source, "names must be one string per image", "names=...")
-    return header
 
 
 def parse(data, source="<bytes>"):
     """Splits `.kae` bytes into `(header, payload)`, every field checked (see the module)."""
-    header, payload = _split(bytes(data), source)
-    return check_header(header, payload, source), payload
+    return parse_versioned(data, source)[1:]
+
+
+def parse_versioned(data, source="<bytes>"):
+    """`(version, header, payload)` of `.kae` bytes, every field checked for its version."""
+    version, header, payload = _split(bytes(data), source)
+    check = check_sized_header if version == VERSION_SIZED else check_header
+    return version, check(header, payload, source), payload
 
 
 # ---------------------------------------------------------------- image names

@@ -19,9 +19,12 @@ The container (magic, version, checksummed header, payload) and its checks are
   `kerasae.uses.codec.rangecoder`): one adaptive frequency table per code
   dimension, each starting flat, so no probability model is stored.
 - `payload_bytes`, `payload_crc32`.
+
+That is version 2, images of one size. A model of any size writes version 3
+(`kerasae.uses.codec.sized`): each image's own size and code shape, quantization
+per code channel, one payload segment per image; `decode_bytes` reads both.
 """
 
-import base64
 import os
 import zlib
 
@@ -33,8 +36,9 @@ from kerasae._util.files import atomic_write
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model, resolve_preset
 from kerasae.uses.codec import rangecoder
-from kerasae.uses.codec.container import CODER, KaeError, pack, parse  # noqa: F401
-from kerasae.uses.codec.container import quantization
+from kerasae.uses.codec.container import CODER, KaeError, b64_floats, pack, parse  # noqa: F401
+from kerasae.uses.codec.container import VERSION_SIZED, parse_versioned, quantization
+from kerasae.uses.codec.sized import decode_sized
 from kerasae.uses.inputs import model_for_images
 
 SUFFIX = ".kae"
@@ -64,7 +68,7 @@ def dequantize(symbols, offset, scale, code_shape):
 
 
 def _b64(array):
-    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode("ascii")
+    return b64_floats(array)
 
 
 # ------------------------------------------------------------------ container
@@ -117,15 +121,19 @@ def read_header(path):
         return parse(f.read(), repr(os.fspath(path)))[0]
 
 
-def decode_bytes(data, model=None, source="<bytes>"):
+def decode_bytes(data, model=None, source="<bytes>", tile=None):
     """`.kae` bytes -> `(images, header)`.
 
     `model` defaults to the header's zoo preset when its files are here already
     (or its model file, if it still exists): decoding never downloads a model
     the caller did not name. A model with other weights than the encoder's is
-    refused.
+    refused. A version-3 file (images of several sizes, `kerasae.uses.codec.sized`)
+    gives a list of images, each at its own size; `tile` decodes them in tiles.
     """
-    header, payload = parse(data, source)
+    version, header, payload = parse_versioned(data, source)
+    if version == VERSION_SIZED:
+        ref = _checked_model(header, model, source)
+        return decode_sized(header, payload, ref, source, tile), header
     ref = _model_for(header, model, source)
     bits, offset, scale = quantization(header, source)
     code_shape = tuple(header["code_shape"])
@@ -179,14 +187,21 @@ def _local_model(info, source):
 
 
 def _model_for(header, model, source):
-    info = header.get("model", {})
-    ref = resolve_model(_local_model(info, source) if model is None else model)
+    ref = resolve_model(_local_model(header.get("model", {}), source) if model is None
+                        else model)
     ref.at_size(header.get("image_shape") or ())  # a model of any size: the file's size
     if tuple(ref.model.code_shape) != tuple(header["code_shape"]):
         raise KaeError(
             f"{source} holds codes of shape {tuple(header['code_shape'])} but {ref.name} "
             f"decodes {tuple(ref.model.code_shape)}. Received: model={ref.name!r}"
         )
+    return _checked_model(header, ref, source)
+
+
+def _checked_model(header, model, source):
+    """The model (resolved) whose weights are the encoder's, else a `KaeError`."""
+    info = header.get("model", {})
+    ref = resolve_model(_local_model(info, source) if model is None else model)
     expected = info.get("weights_sha256")
     if expected and ref.weights_sha256 != expected:
         raise KaeError(
@@ -205,12 +220,13 @@ def encode_file(model, images, path, *, bits=8, names=None):
     return dict(header, file_bytes=len(data))
 
 
-def decode_file(path, model=None):
-    """Reads a `.kae` file. Returns `(images, header)`; images float32 in [0, 1]."""
+def decode_file(path, model=None, tile=None):
+    """Reads a `.kae` file. Returns `(images, header)`; images float32 in [0, 1] (a list
+    of them at their own sizes for a version-3 file)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingFile(f"No such .kae file: {path!r}. Received: path={path!r}")
     with open(path, "rb") as f:
         data = f.read()
-    return decode_bytes(data, model, repr(path))
+    return decode_bytes(data, model, repr(path), tile)
 
