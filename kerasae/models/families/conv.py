@@ -249,7 +249,7 @@ def DenoisingConvAE(
     residual=False,
     decoder="upsample",
     corruption="gaussian",
-    corruption_amount=0.2,
+    corruption_amount=(0.0, 0.2),
     reconstruction="mse",
     seed=None,
     input_shape=(28, 28, 1),
@@ -258,9 +258,13 @@ def DenoisingConvAE(
 ):
     """Instantiates a denoising convolutional autoencoder.
 
-    `ConvAE` with train-time gaussian noise (std 0.2, clipped to [0, 1], the TF
-    denoising tutorial's setting) and, by default, a spatial code (no dense
+    `ConvAE` with train-time gaussian noise and, by default, a spatial code (no dense
     bottleneck), which keeps detail for denoising. See `ConvAE` for the arguments.
+    By default each training image draws its noise std uniformly from [0, 0.2]
+    (clipped to [0, 1]): one model for noise up to std 0.2 (blind denoising, as
+    DnCNN-B); `corruption_amount=0.2` trains at the TF denoising tutorial's single level,
+    which over-smooths weaker noise (on held-out 32x32 photo crops at std 0.1: 26.03 dB
+    against 27.83 dB for the range, `kerasae.benchmarks.photo_defaults`).
 
     Reference:
         Vincent et al., "Extracting and composing robust features with denoising
