@@ -79,3 +79,11 @@ def test_an_overlap_without_a_tile_is_refused():
                    norm_groups=2, seed=0)
     with pytest.raises(ValueError, match="overlap applies to tiled mode only: pass tile="):
         model.reconstruct(np.zeros((1, 16, 16, 3), "float32"), overlap=32)
+
+
+def test_the_overlap_follows_the_tile_unless_given():
+    assert tiles.check_tiling(512, None, 8) == (512, 64)
+    assert tiles.check_tiling(64, None, 8) == (64, 16)
+    assert tiles.check_tiling(16, None, 8) == (16, 0)
+    with pytest.raises(ValueError, match=r"^tile must be a multiple .* Received: tile=60$"):
+        tiles.check_tiling(60, None, 8)
