@@ -15,9 +15,29 @@ and, for a model with a global branch (GroupNorm over the whole map, as TAESD's)
 statistics the whole image would have set; the overlap bounds the first.
 """
 
+import contextlib
+import logging
+
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
+
+
+class _NoRetracingNote(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Keeps TensorFlow's "triggered tf.function retracing" warning off the user's screen
+    while it runs: tiles (and images) of several shapes each trace a step once, by design."""
+    logger, note = logging.getLogger("tensorflow"), _NoRetracingNote()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
 
 
 def _starts(size, tile, step, align):

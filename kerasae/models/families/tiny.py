@@ -116,11 +116,12 @@ class TinyAutoencoder(Autoencoder):
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         head, tail, _, _ = self._parts()
         codes = []
-        for image in np.asarray(self._checked(x, "encode"), "float32"):
-            mid = tiles.tiled(head.predict_on_batch,
-                              _edge_padded(image, self.factor), tile, overlap,
-                              1 / self.factor, align=self.factor)
-            codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
+        with tiles.quiet_retracing():
+            for image in np.asarray(self._checked(x, "encode"), "float32"):
+                mid = tiles.tiled(head.predict_on_batch,
+                                  _edge_padded(image, self.factor), tile, overlap,
+                                  1 / self.factor, align=self.factor)
+                codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
         return np.stack(codes)
 
     def decode(self, z, tile=None, overlap=None):
@@ -134,10 +135,11 @@ class TinyAutoencoder(Autoencoder):
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         _, _, head, tail = self._parts()
         f, out = self.factor, []
-        for code in np.asarray(z, "float32"):
-            mid = code if head is None else head.predict_on_batch(code[None])[0]
-            out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
-                                   overlap // f, f))
+        with tiles.quiet_retracing():
+            for code in np.asarray(z, "float32"):
+                mid = code if head is None else head.predict_on_batch(code[None])[0]
+                out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
+                                       overlap // f, f))
         return np.stack(out)
 
     def reconstruct(self, x, tile=None, overlap=None):
