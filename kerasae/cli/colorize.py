@@ -61,13 +61,8 @@ def _train(args):
                          f"Received: --chroma-gain {args.chroma_gain}")
     r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},
                         max_pixels=args.max_pixels)
-    loss = r.metrics["loss"]
-    grey = r.metrics.get("grey_photos") or 0
-    if grey:  # they teach the model grey: said, not hidden in run.json
-        print(f"kerasae: {grey} of the {r.metrics['photos']} photos are grey: they pull the "
-              "colours towards grey; leave them out for a more colourful model")
-    print(f"trained on {r.metrics['photos']} photos in {r.metrics['seconds']:.0f} s: loss "
-          f"{loss[0]:.5f} (first tenth) -> {loss[-1]:.5f} (last tenth)")
+    for line in trained_lines(r.metrics):
+        print(line)
     scores = r.metrics.get("gain_scores") or {}
     print(f"chroma_gain {r.metrics['chroma_gain']:g} ({r.metrics['chroma_gain_from']}"
           + ("; mean PSNR " + ", ".join(f"{g}: {s:.2f} dB" for g, s in scores.items())
@@ -116,3 +111,17 @@ def _cli_colorize(args):
             f"measured on the visible pixels)" if alpha else "")
     print(f"wrote {len(r.files)} files in {', '.join(folders)}{kept}")
     return 0
+
+
+def trained_lines(m):
+    """What `--train` says of its run.json `m`: grey photos, then the photos it trained on
+    and those held out to choose the gain."""
+    trained, loss = m.get("train_photos", m["photos"]), m["loss"]
+    held = len(m.get("gain_photos") or ())
+    grey = m.get("grey_photos") or 0
+    lines = [f"kerasae: {grey} of the {trained} training photos are grey: they pull the "
+             "colours towards grey; leave them out for a more colourful model"] if grey else []
+    return lines + [f"trained on {trained} photos"
+                    + (f", {held} held out to choose the gain" if held else "")
+                    + f" in {m['seconds']:.0f} s: loss {loss[0]:.5f} (first tenth) -> "
+                    f"{loss[-1]:.5f} (last tenth)"]

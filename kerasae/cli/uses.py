@@ -22,8 +22,9 @@ def _inputs(p, images=True, model_required=True):
                        help="image files or directories (searched below too), instead of "
                        "--dataset")
     p.add_argument("--image-size", default=None, metavar="HxW",
-                   help="for a model of any size (e.g. tae_flux2): read the images at this "
-                   "size (64 or 64x48), by --resize (default: their own, one size for all)")
+                   help="for a model of any size (e.g. tae_flux2): read every image at this size "
+                   "(64 or 64x48), by --resize (default: each at its own; compress takes mixed "
+                   "sizes, the other uses need one size for all)")
     p.add_argument("--resize", default="crop", choices=RESIZE_MODES,
                    help="folder and file images are read at the model's input size and "
                    "channels: by center crop (default), pad or stretch")
@@ -40,16 +41,15 @@ def _out(p, use):
 
 
 def _data_kwargs(args):
-    return {"images": getattr(args, "images", None), "dataset": args.dataset,
-            "split": args.split, "limit": args.limit, "resize": args.resize,
-            "skip_bad": args.skip_bad, "max_pixels": args.max_pixels}
+    keys = ("dataset", "split", "limit", "resize", "skip_bad", "max_pixels")
+    return dict({k: getattr(args, k) for k in keys}, images=getattr(args, "images", None))
 
 
 def _out_dir(args, use):
     return args.out or os.path.join("runs", use)
 
 
-def _inputs_line(result):
+def _inputs_line(result, args=None):
     d = result.metrics.get("inputs") or {}
     what = (f"{d['files']} image file(s)" if "files" in d else
             f"{d.get('dataset')!r} split {d.get('split')!r}" if "dataset" in d else None)
@@ -59,11 +59,13 @@ def _inputs_line(result):
     if isinstance(sized, dict):
         sized = (f"{sized['images']} image(s) at {'x'.join(map(str, sized['to']))} "
                  f"({sized['resize']})")
+    elif sized and getattr(args, "image_size", None):  # the size is the user's, not the model's
+        sized = sized.replace("(the model's input)", "(--image-size)")
     return f"inputs: {what}" + (f", read as {sized}" if sized else "")
 
 
-def _show(result, lines):
-    head = _inputs_line(result)
+def _show(result, lines, args=None):
+    head = _inputs_line(result, args)
     for line in ([head] if head else []) + lines:
         print(line)
     for part, why in (result.metrics.get("skipped") or {}).items():
@@ -150,8 +152,9 @@ def _add_compress(subparsers):
     p.add_argument("--decode", metavar="FILE.kae", default=None,
                    help="decode this file (to decoded.npy and images/*.png) instead")
     p.add_argument("--tile", type=int, default=None, metavar="PIXELS",
-                   help="a model of any size (tae_flux2): encode and decode each photo in "
-                   "overlapping tiles of this side (e.g. 512), so memory follows the tile")
+                   help="a model of any size (tae_flux2): code each photo in tiles of this side "
+                   "(e.g. 512), so memory follows the tile; a multiple of the model's factor "
+                   "(8 for tae_flux2), at least twice it; tiles overlap by tile/4, at most 64")
     p.set_defaults(func=_compress)
 
 
@@ -279,7 +282,7 @@ def _features(args):
             + f"; majority class {p['chance']:.4f}")
         if p.get("train_subset"):
             lines.append(f"probes trained on {p['train_subset']}")
-    return _show(r, lines)
+    return _show(r, lines, args)
 
 
 def _reduce(args):
@@ -296,7 +299,7 @@ def _reduce(args):
     if knn:
         lines.append(f"5-NN accuracy in 2-D: codes {knn['codes']:.3f}, PCA of pixels "
                      f"{knn['pca_pixels']:.3f}")
-    return _show(r, lines)
+    return _show(r, lines, args)
 
 
 def _compress(args):
@@ -312,7 +315,7 @@ def _compress(args):
             notes += [f"{r['names_made_safe']} names made safe"] if r["names_made_safe"] else []
             line += (f"; wrote {r['png_files']} PNG files under images/"
                      + (f" ({'; '.join(notes)})" if notes else ""))
-        return _show(r, [line])
+        return _show(r, [line], args)
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")
@@ -320,7 +323,7 @@ def _compress(args):
                  out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
                  sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name,
                  tile=args.tile)
-    return _show(r, summary_lines(r.metrics))
+    return _show(r, summary_lines(r.metrics), args)
 
 
 def _denoise(args):
@@ -333,7 +336,7 @@ def _denoise(args):
     if r["results"]:
         lines.append("PSNR dB / SSIM: " + ", ".join(
             f"{k} {v['psnr_db']:.2f} / {v['ssim']:.3f}" for k, v in r["results"].items()))
-    return _show(r, lines)
+    return _show(r, lines, args)
 
 
 def _anomaly(args):
@@ -354,7 +357,7 @@ def _anomaly(args):
                 out=_out_dir(args, "anomaly"), export=not args.no_export, verbose=args.verbose,
                 **records)
     if r.metrics.get("input") in ("records", "series"):
-        return _show(r, _records_lines(r))
+        return _show(r, _records_lines(r), args)
     if r.metrics.get("sweep"):
         lines = [f"{row['held_out_name']}: ROC-AUC {row['roc_auc']:.4f} "
                  f"(PCA {row['pca_roc_auc']:.4f})" for row in r["per_class"]]
@@ -371,7 +374,7 @@ def _anomaly(args):
                  f"(PCA {r['pca_baseline']['roc_auc']:.4f}); threshold "
                  f"{r['threshold']['value']:.5f}: precision {t['precision']:.3f}, "
                  f"recall {t['recall']:.3f}"]
-    return _show(r, lines)
+    return _show(r, lines, args)
 
 
 def _generate(args):
@@ -393,4 +396,4 @@ def _generate(args):
         j = r["arithmetic"]["judged_as_b"]
         lines.append(f"{r['arithmetic']['expression']}: judged {r['arithmetic']['classes']['b']}"
                      f" VAE {j['vae']:.3f}, pixels {j['pixel_arithmetic']:.3f}")
-    return _show(r, lines)
+    return _show(r, lines, args)

@@ -15,9 +15,29 @@ and, for a model with a global branch (GroupNorm over the whole map, as TAESD's)
 statistics the whole image would have set; the overlap bounds the first.
 """
 
+import contextlib
+import logging
+
 import numpy as np
 
 from kerasae._util.errors import InvalidValue
+
+
+class _NoRetracingNote(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Keeps TensorFlow's "triggered tf.function retracing" warning off the user's screen
+    while it runs: tiles (and images) of several shapes each trace a step once, by design."""
+    logger, note = logging.getLogger("tensorflow"), _NoRetracingNote()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
 
 
 def _starts(size, tile, step, align):
@@ -40,12 +60,30 @@ def _ramp(length, before, after, overlap):
     return w
 
 
+OVERLAP = 64  # the most pixels neighbouring tiles share by default
+
+
+def default_overlap(tile, factor):
+    """The overlap a `tile` gets when none is given: a quarter of it, at most `OVERLAP`,
+    rounded down to a multiple of `factor` (64 for 512-pixel tiles, 16 for 64)."""
+    return min(OVERLAP, tile // 4 // factor * factor)
+
+
 def check_tiling(tile, overlap, factor):
-    """`(tile, overlap)` as ints, refused unless multiples of `factor` with overlap < tile."""
+    """`(tile, overlap)` as ints, refused unless multiples of `factor` with overlap < tile;
+    overlap `None` follows the tile (`default_overlap`) and goes unnamed in errors."""
     for name, value in (("tile", tile), ("overlap", overlap)):
+        if value is None and name == "overlap":
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InvalidValue(f"{name} must be a whole number of pixels (tile > 0, overlap >= "
                                f"0). Received: {name}={value!r}")
+    if overlap is None:
+        if tile < 2 * factor or tile % factor:
+            raise InvalidValue(
+                f"tile must be a multiple of the model's downsampling factor {factor}, at "
+                f"least {2 * factor} (e.g. tile=512). Received: tile={tile}")
+        overlap = default_overlap(tile, factor)
     if tile < 2 * factor or tile % factor or overlap % factor or overlap >= tile:
         raise InvalidValue(
             f"tile and overlap must be multiples of the model's downsampling factor {factor}, "

@@ -206,8 +206,8 @@ def fit(
             stride=stride, impute=impute,
             default_window=_default_window(model, builder_kwargs))
         if val_src is None and isinstance(validation, str) and validation == "auto" and verbose:
-            print(f"No validation: {train_src.name!r} has no test split (validation=0.1, "
-                  "--validation 0.1, holds out a tenth of the training data).")
+            print(f"No validation: {train_src.name!r} has no test split. To hold out a "
+                  "tenth of the training data for it, pass validation=0.1 (--validation 0.1).")
         if pretrain_epochs:
             model, builder_kwargs = _pretrained(model, builder_kwargs, train_src, options,
                                                 pretrain_epochs)

@@ -57,25 +57,35 @@ def own_size_images(model, images=None, *, dataset="fashion_mnist", split="auto"
     if found is None:
         if isinstance(images, (list, tuple)) and all(np.ndim(x) == 3 for x in images):
             out = [np.asarray(x) for x in images][:limit]
-            return out, None, {"arrays": len(out), "sized": "at their own sizes"}
+            return out, None, {"arrays": len(out),
+                               "sized": "each at its own size (the model takes any size)"}
         inputs = load_inputs(images, dataset=dataset, split=split, limit=limit,
                              shape=model.image_shape)
         return list(inputs.images), inputs.names, inputs.description
     pairs, where = found
     pairs = pairs[:limit] if limit else pairs
-    budget, out, names, bad = pixel_budget(max_pixels), [], [], []
+    budget, out, names, bad, see_through = pixel_budget(max_pixels), [], [], [], []
     for path, name in pairs:
         try:
-            out.append(read(path, channels, None, "crop", budget))
-            names.append(name)
+            x = read(path, 4 if channels == 3 else channels, None, "crop", budget)
         except BadImageFile as e:
             bad.append(e)
+            continue
+        if x.shape[-1] == 4:  # opaque alpha for files without transparency
+            if x[..., 3].min(initial=255) < 255:
+                see_through.append(name)
+            x = np.ascontiguousarray(x[..., :3])
+        out.append(x)
+        names.append(name)
     if bad and (not skip_bad or not out):
         raise bad_files_error(bad, where, len(pairs))
     description = {"files": len(out), "from": where if os.path.isdir(where) else None,
-                   "sized": "at their own sizes (the model takes any size)"}
+                   "sized": f"{'rgb' if channels == 3 else 'grayscale'} at their own sizes "
+                            "(the model takes any size)"}
     if bad:
         description["skipped_bad_files"] = len(bad)
+    if channels == 3:
+        description["alpha_dropped"] = {"images": len(see_through), "names": see_through}
     return out, names, description
 
 
@@ -149,6 +159,8 @@ def _metrics(ref, description, header, file_bytes, rows, bits, name):
     summary = rate_summary(rows)
     pixels = summary["total"]["pixels"]
     squared = sum(10 ** (-r["psnr"] / 10) * r["height"] * r["width"] for r in rows)
+    dropped = (description or {}).get("alpha_dropped") if isinstance(description, dict) \
+        else None
     metrics = {
         "use": "compress", "model": ref.info(), "inputs": description, "count": len(rows),
         "sizes": "each image at its own size (.kae version 3)", "bits": bits,
@@ -166,6 +178,9 @@ def _metrics(ref, description, header, file_bytes, rows, bits, name):
         "bpp": "bits over height x width: an image's own payload segment; the total the "
                "whole file (header included) over all the pixels",
     }
+    if dropped is not None:
+        metrics["alpha_dropped"] = dict(dropped, note="images with transparency are coded "
+                                        "as RGB: their alpha is dropped, decoded opaque")
     if "jpeg_bpp" in summary["mean"]:
         metrics["jpeg_at_equal_psnr"] = {
             "quality": "per image (the nearest PSNR)", "psnr_db": summary["mean"]["jpeg_psnr"],
@@ -231,4 +246,10 @@ def summary_lines(m, most=20):
                      f"{m['jpeg_bits_over_ae_bits']:.2f}")
         if any("jpeg_note" in r for r in m["images"]):
             lines.append("* JPEG could not reach equal PSNR there (its nearest quality)")
+    dropped = (m.get("alpha_dropped") or {}).get("images")
+    if dropped:
+        names = m["alpha_dropped"]["names"]
+        lines.append(f"transparency: {dropped} image(s) with transparency coded as RGB, "
+                     f"alpha dropped (decoded opaque): {', '.join(names[:3])}"
+                     + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
     return lines

@@ -1,5 +1,7 @@
 """Tiled mode: overlapping tiles blended (`kerasae.models.tiles`, `TinyAE`'s `tile=`)."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,23 @@ def test_an_overlap_without_a_tile_is_refused():
                    norm_groups=2, seed=0)
     with pytest.raises(ValueError, match="overlap applies to tiled mode only: pass tile="):
         model.reconstruct(np.zeros((1, 16, 16, 3), "float32"), overlap=32)
+
+
+def test_the_overlap_follows_the_tile_unless_given():
+    assert tiles.check_tiling(512, None, 8) == (512, 64)
+    assert tiles.check_tiling(64, None, 8) == (64, 16)
+    assert tiles.check_tiling(16, None, 8) == (16, 0)
+    with pytest.raises(ValueError, match=r"^tile must be a multiple .* Received: tile=60$"):
+        tiles.check_tiling(60, None, 8)
+
+
+def test_tiles_of_several_shapes_keep_tensorflows_retracing_warning_quiet(caplog):
+    from kerasae.models.families.tiny import TinyAE
+
+    model = TinyAE(input_shape=(None, None, 3), width=8, latent_channels=4, blocks=(1, 1),
+                   norm_groups=2, seed=0)
+    with caplog.at_level(logging.WARNING):
+        for side in range(16, 112, 8):  # each image one tile of its own shape
+            x = np.zeros((1, side, side + 8, 3), "float32")
+            model.decode(model.encode(x, tile=128), tile=128)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -318,3 +318,15 @@ def test_trial_findings_names_flat_images_lists_and_large_photos(tmp_path):
     assert calls == [(1, 256, 384, 1)] and rgb.shape == (600, 900, 3)
     y = rgb @ np.array([0.299, 0.587, 0.114], "float32")
     assert np.abs(y - grey[..., 0]).max() < 0.02  # the photo's own luminance, full size
+
+
+def test_train_says_the_photos_trained_on_and_those_held_out_for_the_gain():
+    from kerasae.cli.colorize import trained_lines
+
+    run = {"photos": 7, "train_photos": 6, "gain_photos": ["a.png"], "grey_photos": 0,
+           "seconds": 12.4, "loss": [0.02, 0.01]}
+    assert trained_lines(run) == ["trained on 6 photos, 1 held out to choose the gain in 12 s: "
+                                  "loss 0.02000 (first tenth) -> 0.01000 (last tenth)"]
+    given = dict(run, train_photos=7, gain_photos=[], grey_photos=2)  # --chroma-gain given
+    assert trained_lines(given)[0].startswith("kerasae: 2 of the 7 training photos are grey")
+    assert trained_lines(given)[1].startswith("trained on 7 photos in 12 s: ")

@@ -252,3 +252,52 @@ def test_taef2_codes_photos_of_their_own_sizes_near_its_float_round_trip(tmp_pat
         assert _psnr(whole, x) - 0.3 < row["psnr"] <= _psnr(whole, x) + 0.05
         assert 2.0 < row["bpp"] < 5.0  # 3.35 on the 20 photos
         assert abs(row["jpeg_psnr"] - row["psnr"]) < 1.0
+
+
+def test_dropped_transparency_is_counted_and_said(open_model, folder, tmp_path, capsys):
+    """A PNG with transparency is coded as RGB: compress.json and the summary's last line
+    count it (the decoded image is opaque)."""
+    from kerasae import cli
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    rgba = np.dstack([(folder[1]["a.png"] * 255).astype("uint8"),
+                      np.full((24, 40), 255, "uint8")])
+    rgba[:8, :, 3] = 0  # a transparent band
+    Image.fromarray(rgba, "RGBA").save(root / "see_through.png")
+    Image.fromarray(rgba[..., :3]).save(root / "opaque.png")
+    Image.fromarray(np.dstack([rgba[..., :3], np.full((24, 40), 255, "uint8")]),
+                    "RGBA").save(root / "opaque_rgba.png")  # alpha stored, all opaque
+    out = tmp_path / "c"
+    assert cli.main(["compress", "--model", open_model[1], "--images", str(root),
+                     "--no-sweep", "--no-jpeg", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summary = [ln for ln in lines if not ln.startswith(("wrote ", "skipped ", "note: "))]
+    assert summary[-1] == ("transparency: 1 image(s) with transparency coded as RGB, alpha "
+                           "dropped (decoded opaque): see_through.png")
+    saved = json.loads((out / "compress.json").read_text())
+    assert saved["alpha_dropped"]["images"] == 1
+    assert saved["alpha_dropped"]["names"] == ["see_through.png"]
+    by_name = {row["name"]: row for row in saved["images"]}
+    assert by_name["see_through.png"]["psnr"] == pytest.approx(by_name["opaque.png"]["psnr"])
+
+
+def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
+        open_model, folder, tmp_path, capsys):
+    """Tiles of 32 (the overlap follows the tile); a tile the model cannot use is refused
+    naming the tile only; the size of --image-size is not called the model's."""
+    from kerasae import cli
+
+    args = ["compress", "--model", open_model[1], "--images", folder[0], "--no-sweep",
+            "--no-jpeg"]
+    assert cli.main(args + ["--tile", "32", "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == ("inputs: 4 image file(s), read as rgb at their own sizes "
+                                   "(the model takes any size)")
+    assert cli.main(args + ["--tile", "60", "--out", str(tmp_path / "u")]) != 0
+    err = capsys.readouterr().err
+    assert "tile must be a multiple of the model's downsampling factor 8, at least 16" in err
+    assert "overlap" not in err
+    assert cli.main(args + ["--image-size", "16x24", "--out", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "inputs: 4 image file(s), read as 16x24 rgb (--image-size), crop")

@@ -21,7 +21,6 @@ from kerasae.models.parts import corruption_layer
 UPSAMPLING = ("nearest", "bilinear")
 NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, which the published weights were trained with
 NORM_EXPANSION = 4  # hidden width of the global branch, in multiples of `width`
-TILE_OVERLAP = 64  # pixels shared by neighbouring tiles in tiled mode
 
 
 @keras.saving.register_keras_serializable(package="kerasae")
@@ -106,24 +105,26 @@ class TinyAutoencoder(Autoencoder):
             self.__dict__["_tile_parts"] = parts
         return self.__dict__["_tile_parts"]
 
-    def encode(self, x, tile=None, overlap=TILE_OVERLAP):
+    def encode(self, x, tile=None, overlap=None):
         """Codes of images `x` of any size; with `tile` (pixels, a multiple of `factor`),
         each image is encoded in overlapping tiles, blended (`kerasae.models.tiles`), and
-        the codes come back as float32 numpy."""
+        the codes come back as float32 numpy; `overlap` (pixels) defaults to a quarter of
+        the tile, at most 64 (`tiles.default_overlap`)."""
         if tile is None:
             _no_overlap_alone(overlap)
             return super().encode(x)
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         head, tail, _, _ = self._parts()
         codes = []
-        for image in np.asarray(self._checked(x, "encode"), "float32"):
-            mid = tiles.tiled(head.predict_on_batch,
-                              _edge_padded(image, self.factor), tile, overlap,
-                              1 / self.factor, align=self.factor)
-            codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
+        with tiles.quiet_retracing():
+            for image in np.asarray(self._checked(x, "encode"), "float32"):
+                mid = tiles.tiled(head.predict_on_batch,
+                                  _edge_padded(image, self.factor), tile, overlap,
+                                  1 / self.factor, align=self.factor)
+                codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
         return np.stack(codes)
 
-    def decode(self, z, tile=None, overlap=TILE_OVERLAP):
+    def decode(self, z, tile=None, overlap=None):
         """Images decoded from codes `z`, `factor` times the code's size (an image whose
         size is off a multiple of `factor` comes back padded: `reconstruct` crops it);
         with `tile` (pixels of the image, a multiple of `factor`), decoded in
@@ -134,13 +135,14 @@ class TinyAutoencoder(Autoencoder):
         tile, overlap = tiles.check_tiling(tile, overlap, self.factor)
         _, _, head, tail = self._parts()
         f, out = self.factor, []
-        for code in np.asarray(z, "float32"):
-            mid = code if head is None else head.predict_on_batch(code[None])[0]
-            out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
-                                   overlap // f, f))
+        with tiles.quiet_retracing():
+            for code in np.asarray(z, "float32"):
+                mid = code if head is None else head.predict_on_batch(code[None])[0]
+                out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
+                                       overlap // f, f))
         return np.stack(out)
 
-    def reconstruct(self, x, tile=None, overlap=TILE_OVERLAP):
+    def reconstruct(self, x, tile=None, overlap=None):
         """Deterministic reconstructions `decode(encode(x))`, cropped to the size of `x`;
         with `tile`, both run in overlapping tiles (memory follows the tile, not the image:
         a 4000x3000 photo needs well under 2 GB) and the result is float32 numpy."""
@@ -152,7 +154,7 @@ class TinyAutoencoder(Autoencoder):
 
 
 def _no_overlap_alone(overlap):
-    if overlap != TILE_OVERLAP:
+    if overlap is not None:
         raise InvalidValue("overlap applies to tiled mode only: pass tile= too (e.g. tile=512, "
                            f"overlap={overlap!r}). Received: tile=None, overlap={overlap!r}")
 
