@@ -70,6 +70,12 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
     With `held_out="all"` every class is held out in turn (one training per
     class: slow), without exports.
 
+    Images from a folder or a dataset split are streamed (`StreamedImages`): the
+    detector trains on batches read from the source, the images are scored and
+    PCA fitted a block at a time (`kerasae.uses._pca`; `pca_baseline.solver` in the
+    JSON says how), and the example PNG reads only the images it draws, so memory
+    does not grow with their number.
+
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name; its
             architecture (and, with `train=False`, its weights) is used.
