@@ -1,16 +1,18 @@
-"""Peak memory and time of `kerasae reduce` and `kerasae features` as the images grow 10x.
+"""Peak memory and time of `kerasae reduce`, `features` and `anomaly` as the images grow 10x.
 
-    python -m kerasae.benchmarks.uses_memory [--counts 1000,10000] [--uses reduce,features]
-        [--model FILE.keras] [--workdir DIR] [--json OUT]
+    python -m kerasae.benchmarks.uses_memory [--counts 1000,10000]
+        [--uses reduce,features,anomaly] [--model FILE.keras] [--workdir DIR] [--json OUT]
 
 Writes N 64x64 colour crops of five scikit-image photos (astronaut, coffee, chelsea,
 rocket, immunohistochemistry; random positions, seed 0) as PNGs in five class folders
-(one per photo, so `features` runs its linear probes), once per count. The model is
+(one per photo, so `features` runs its linear probes and `anomaly` holds the last photo's
+crops out of its detector's training: 3 epochs on the other 80%, every crop scored), once
+per count; a `crops_N` folder already in `--workdir` is used as it is. The model is
 `--model`, else an untrained `conv_ae` for 64x64x3 with filters (32, 64), a 16-number code
 and a transposed-convolution decoder (the README's figures; memory and time do not depend
-on its weights). Each use runs as `kerasae USE --model M --dataset
-DIR --out OUT` in a fresh process; its peak RSS is the process's `VmHWM`, its time the
-wall clock. Targets (issue 23): at 1,000 images both uses peak below 1.5 GB, and at
+on its weights; `anomaly` trains a fresh copy of it). Each use runs as `kerasae USE
+--model M --dataset DIR --out OUT` in a fresh process; its peak RSS is the process's `VmHWM`, its time the
+wall clock. Targets (issue 23): at 1,000 images the uses peak below 1.5 GB, and at
 10,000 within 200 MB of that.
 
 scikit-image and Pillow are read here only (benchmark tools, not kerasae's dependencies).
@@ -81,7 +83,7 @@ def run_use(use, model, folder, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", default="1000,10000")
-    parser.add_argument("--uses", default="reduce,features")
+    parser.add_argument("--uses", default="reduce,features,anomaly")
     parser.add_argument("--model", default=None)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None)

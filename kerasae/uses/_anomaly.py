@@ -8,13 +8,14 @@ from kerasae import plots as _plots
 from kerasae._util.errors import InvalidValue
 from kerasae.data.series import array_rank
 from kerasae.data.tables import is_frame
-from kerasae.metrics import mse_per_image
-from kerasae.models import predict, registry
+from kerasae.models import registry
 from kerasae.models.resolve import resolve_model
 from kerasae.uses._outliers import (
     SCORE,
     export_detector,
+    image_scores,
     outliers,
+    same_images,
     train_detector,
     write_scores,
 )
@@ -68,6 +69,12 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
 
     With `held_out="all"` every class is held out in turn (one training per
     class: slow), without exports.
+
+    Images from a folder or a dataset split are streamed (`StreamedImages`): the
+    detector trains on batches read from the source, the images are scored and
+    PCA fitted a block at a time (`kerasae.uses._pca`; `pca_baseline.solver` in the
+    JSON says how), and the example PNG reads only the images it draws, so memory
+    does not grow with their number.
 
     Args:
         model: an `Autoencoder`, a `.keras` path or a zoo preset name; its
@@ -125,15 +132,18 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
     ref = resolve_model(model)
     check_applies("anomaly", ref.model)
     shape = ref.model.image_shape
+    # Streamed where the source reads by index: images are read a block (or a training
+    # batch) at a time, so memory does not grow with their number.
+    reading = {"shape": shape, "resize": resize, "skip_bad": skip_bad,
+               "max_pixels": max_pixels, "stream": True}
     train_in = load_inputs(None, dataset=dataset, split=train_split, limit=train_limit,
-                           shape=shape, resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
-    test_in = load_inputs(None, dataset=dataset, split=test_split, limit=limit, shape=shape,
-                          resize=resize, skip_bad=skip_bad, max_pixels=max_pixels)
+                           **reading)
+    test_in = load_inputs(None, dataset=dataset, split=test_split, limit=limit, **reading)
     model_for_images(ref, train_in.images, "training images")
     check_images(ref.model, test_in.images, "test images")
     settings = {"train": train, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "threshold": threshold, "seed": seed,
-                "verbose": verbose}
+                "verbose": verbose, "same": same_images(train_in, test_in)}
     reason = _no_classes(train_in, test_in)
     if reason is not None:
         if held_out != "auto":
@@ -149,7 +159,7 @@ def anomaly(model=None, *, held_out="auto", dataset="fashion_mnist", train_split
     k = classes[-1] if held_out == "auto" else _class_index(held_out, classes, test_in)
     with Output(out) as output:
         metrics, arrays, detector = _one(ref, train_in, test_in, k, settings)
-        if len(train_in) == len(test_in) and np.array_equal(train_in.images, test_in.images):
+        if settings["same"]:
             metrics.setdefault("notes", []).append(
                 "the dataset has no test split: the detector was trained on its normal "
                 "images and scores those same images (in-sample; the anomaly class was held "
@@ -216,19 +226,21 @@ def _class_index(held_out, classes, inputs):
 
 def _one(ref, train_in, test_in, k, settings):
     normal = train_in.labels != k
-    train_x = train_in.images[normal]
+    train_x = train_in.subset(np.flatnonzero(normal)).images  # streamed: a view, none read
     detector, training = train_detector(ref, train_x, settings)
     if not settings["train"]:
         training["note"] += "; they may have seen the held-out class"
-    seed, threshold = settings["seed"], settings["threshold"]
-    train_scores = mse_per_image(train_x, predict.reconstruct(detector, train_x))
-    value, rule = choose_threshold(train_scores, threshold)
     x, y = test_in.images, test_in.labels == k
-    scores = mse_per_image(x, predict.reconstruct(detector, x))
+    scores = image_scores(detector, x)
+    # Without a test split the test images are the training ones: scored once.
+    train_scores = scores[normal] if settings["same"] else image_scores(detector, train_x)
+    value, rule = choose_threshold(train_scores, settings["threshold"])
+    pca_sets, pca_k, solver = pca_scores(train_x, [x] if settings["same"] else [x, train_x],
+                                         detector.latent_dim)
+    pca_test = pca_sets[0]
+    pca_train = pca_test[normal] if settings["same"] else pca_sets[1]
+    pca_value, pca_rule = choose_threshold(pca_train, settings["threshold"])
     auc = roc_auc(y, scores)
-    pca_train = pca_scores(train_x, train_x, detector.latent_dim, seed)[0]
-    pca_test, pca_k = pca_scores(train_x, x, detector.latent_dim, seed)
-    pca_value, pca_rule = choose_threshold(pca_train, threshold)
     metrics = {
         "use": "anomaly", "model": ref.info(), "labels": True,
         "dataset": train_in.description.get("dataset"), "inputs": test_in.description,
@@ -237,7 +249,8 @@ def _one(ref, train_in, test_in, k, settings):
         "test": {"images": int(len(x)), "anomalies": int(y.sum()), "normal": int((~y).sum())},
         "roc_auc": auc,
         "at_threshold": flag_metrics(y, scores, value),
-        "pca_baseline": {"components": pca_k, "roc_auc": roc_auc(y, pca_test),
+        "pca_baseline": {"components": pca_k, "solver": solver,
+                         "roc_auc": roc_auc(y, pca_test),
                          "threshold": pca_rule,
                          "at_threshold": flag_metrics(y, pca_test, pca_value)},
     }

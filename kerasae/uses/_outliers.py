@@ -18,8 +18,9 @@ from kerasae.export.bundle import export as export_bundle
 from kerasae.metrics import mse_per_image
 from kerasae.models import predict
 from kerasae.models.resolve import fresh_copy
+from kerasae.uses import _pca
 from kerasae.uses._scores import choose_threshold, pca_scores, rank_correlation
-from kerasae.uses.inputs import label_name
+from kerasae.uses.inputs import StreamedImages, blocks, label_name, shuffled_batches
 from kerasae.uses.result import Output, Result, skip
 
 SCORE = "mse: reconstruction MSE per image, averaged over pixels, inputs in [0, 1]"
@@ -39,9 +40,13 @@ def train_detector(ref, train_x, settings, fine_tune=False):
     if fine_tune:
         detector.set_weights(ref.model.get_weights())
     detector.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
-    fit = detector.fit(train_x, epochs=int(settings["epochs"]),
-                       batch_size=int(settings["batch_size"]), shuffle=True,
-                       verbose=settings["verbose"])
+    epochs, batch_size = int(settings["epochs"]), int(settings["batch_size"])
+    if isinstance(train_x, StreamedImages):  # read a batch at a time, in a new order
+        fit = detector.fit(shuffled_batches(batch_size, settings["seed"], train_x),
+                           epochs=epochs, verbose=settings["verbose"])
+    else:
+        fit = detector.fit(train_x, epochs=epochs, batch_size=batch_size, shuffle=True,
+                           verbose=settings["verbose"])
     return detector, {
         "retrained": True, "from": "the given weights (fine-tuned)" if fine_tune else
         "fresh weights", "epochs": int(settings["epochs"]),
@@ -49,6 +54,31 @@ def train_detector(ref, train_x, settings, fine_tune=False):
         "seed": settings["seed"], "images": int(len(train_x)),
         "seconds": round(time.perf_counter() - start, 1),
         "history": {k: [float(v) for v in vs] for k, vs in fit.history.items()}}
+
+
+def image_scores(detector, images):
+    """Each image's reconstruction MSE (the score), a block at a time (`images`: an array
+    or `StreamedImages`)."""
+    return np.concatenate([mse_per_image(x, predict.reconstruct(detector, x))
+                           for _, x in blocks(images, _pca.BLOCK)])
+
+
+def same_images(a, b):
+    """Whether `Inputs` `a` and `b` hold the same images (a dataset without a test split
+    scores its training images), without reading streamed ones: the same files (or, for
+    a dataset without file names, split) of one dataset read the same way."""
+    if len(a) != len(b):
+        return False
+    streamed = [isinstance(i.images, StreamedImages) for i in (a, b)]
+    if not any(streamed):
+        return bool(np.array_equal(a.images, b.images))
+    if not all(streamed) or a.images.index is not None or b.images.index is not None:
+        return False
+    if any(a.description.get(k) != b.description.get(k) for k in ("dataset", "route", "sized")):
+        return False
+    if a.names is not None or b.names is not None:
+        return a.names == b.names
+    return a.description.get("split") == b.description.get("split")
 
 
 def export_detector(detector, output, metrics, reference_images):
@@ -87,19 +117,18 @@ def write_scores(path, inputs, scores, threshold, pca):
 def outliers(ref, train_in, test_in, reason, settings, out, export):
     """The unlabelled `anomaly`: see the module docstring; `reason` says why there are
     no labels to score against."""
-    same = len(train_in) == len(test_in) and np.array_equal(train_in.images, test_in.images)
+    same = same_images(train_in, test_in)
     with Output(out) as output:
-        train_x = train_in.images
+        train_x, x = train_in.images, test_in.images
         # No class is held out, so the given weights may have seen everything: fine-tune
         # them on these images rather than train from scratch on (often few) images.
         detector, training = train_detector(ref, train_x, settings, fine_tune=True)
-        train_scores = mse_per_image(train_x, predict.reconstruct(detector, train_x))
+        train_scores = image_scores(detector, train_x)
         value, rule = choose_threshold(train_scores, settings["threshold"])
-        x = test_in.images
-        scores = train_scores if same else mse_per_image(x, predict.reconstruct(detector, x))
-        pca_train, k = pca_scores(train_x, train_x, detector.latent_dim, settings["seed"])
-        pca_test = pca_train if same else pca_scores(train_x, x, detector.latent_dim,
-                                                     settings["seed"])[0]
+        scores = train_scores if same else image_scores(detector, x)
+        pca_sets, k, solver = pca_scores(train_x, [train_x] if same else [train_x, x],
+                                         detector.latent_dim)
+        pca_train, pca_test = pca_sets[0], pca_sets[-1]
         pca_value, pca_rule = choose_threshold(pca_train, settings["threshold"])
         flagged, pca_flagged = scores > value, pca_test > pca_value
         metrics = {
@@ -111,7 +140,7 @@ def outliers(ref, train_in, test_in, reason, settings, out, export):
             "test": {"images": int(len(x)), "flagged": int(flagged.sum()),
                      "flagged_fraction": float(flagged.mean())},
             "most_anomalous": [_who(test_in, int(i), scores) for i in np.argsort(-scores)[:10]],
-            "pca_baseline": {"components": k, "threshold": pca_rule,
+            "pca_baseline": {"components": k, "solver": solver, "threshold": pca_rule,
                              "flagged": int(pca_flagged.sum()),
                              "flagged_by_both": int((flagged & pca_flagged).sum()),
                              "rank_correlation_with_autoencoder": rank_correlation(scores,

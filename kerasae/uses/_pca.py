@@ -104,6 +104,17 @@ def mse_curve(pca, images):
     return sums / len(images) / pca.mean_.size
 
 
+def errors(pca, images, k):
+    """Each image's reconstruction MSE through `k` components (float64, averaged over its
+    values), a block at a time."""
+    comps = pca.components_[:k]
+    out = []
+    for _, x in blocks(images, BLOCK):
+        centred = x.reshape(len(x), -1).astype("float64") - pca.mean_
+        out.append(((centred - centred @ comps.T @ comps) ** 2).mean(axis=1))
+    return np.concatenate(out)
+
+
 def transform(pca, images, k):
     """The first `k` principal coordinates of `images` (float64), a block at a time."""
     comps = pca.components_[:k]

@@ -9,7 +9,7 @@ from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses import _pca
 from kerasae.uses.inputs import (StreamedImages, blocks, check_applies, check_images,
-                                 load_inputs, model_for_images)
+                                 load_inputs, model_for_images, shuffled_batches)
 from kerasae.uses.options import EMBEDDINGS
 from kerasae.uses.result import Output, Result, skip
 
@@ -66,7 +66,7 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=None, hidden=12
         full.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
         flat = codes.reshape(len(codes), -1)
         if isinstance(fit_x, StreamedImages):  # read a batch at a time, in a new order
-            pairs = _pairs(flat, fit_x, int(batch_size), seed)
+            pairs = shuffled_batches(int(batch_size), seed, flat, fit_x)
             fit = full.fit(pairs, epochs=int(epochs), verbose=verbose)
         else:
             fit = full.fit(flat, fit_x, epochs=int(epochs), batch_size=int(batch_size),
@@ -74,29 +74,6 @@ def train_bottleneck(model, fit_x, dims, *, epochs=2, batch_size=None, hidden=12
     finally:
         model.decoder.trainable = was_trainable
     return to_low, from_low, [float(v) for v in fit.history["loss"]]
-
-
-def _pairs(codes, images, batch_size, seed):
-    """A Keras `PyDataset` of `(codes, images)` batches, shuffled each epoch."""
-    import keras
-
-    class Pairs(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(codes))
-
-        def __len__(self):
-            return -(-len(codes) // batch_size)
-
-        def __getitem__(self, i):
-            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
-            return codes[idx], images[idx]
-
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(codes))
-
-    return Pairs()
 
 
 def _reconstruction_mse(decoder, codes, x):

@@ -13,6 +13,7 @@ from sklearn.metrics import (
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from kerasae._util.errors import InvalidValue
+from kerasae.uses import _pca
 
 _PERCENTILE = re.compile(r"^percentile:(\d+(?:\.\d+)?)$")
 _MEAN_STD = re.compile(r"^mean\+(\d+(?:\.\d+)?)std$")
@@ -90,16 +91,14 @@ def flag_metrics(is_anomaly, scores, threshold):
             "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def pca_scores(train_x, x, components, seed=0):
-    """Per-image PCA reconstruction MSE (the non-autoencoder baseline)."""
-    from sklearn.decomposition import PCA
-
-    flat_train = train_x.reshape(len(train_x), -1)
-    k = int(min(components, flat_train.shape[1], len(flat_train)))
-    pca = PCA(n_components=k, svd_solver="auto", random_state=0).fit(flat_train)
-    flat = x.reshape(len(x), -1)
-    recon = pca.inverse_transform(pca.transform(flat))
-    return ((flat - recon) ** 2).mean(axis=1), k
+def pca_scores(train_x, sets, components):
+    """The non-autoencoder baseline: PCA with `components` components (at most as many as
+    the fitting images allow) fitted on `train_x`, an array or `StreamedImages`, without
+    holding them (`kerasae.uses._pca`), and the per-image reconstruction MSE of each image
+    set in `sets`. Returns `(scores per set, components, solver)`."""
+    pca = _pca.fit_pca(train_x, components)
+    k = len(pca.components_)
+    return [_pca.errors(pca, x, k) for x in sets], k, pca.solver
 
 
 def rank_correlation(a, b):

@@ -23,17 +23,20 @@ BLOCK = 1000  # images read at a time by the uses that stream
 class StreamedImages:
     """A dataset's first `n` images, read from its `Source` when indexed.
 
-    Array-like enough for the uses that stream (`features`, `reduce`): `len`, `shape`,
-    `dtype`, `ndim`, and indexing by an int, a slice or an index array returns float32
-    numpy in [0, 1]. Nothing is kept between reads, so memory does not grow with `n`;
-    `np.asarray` reads them all (only where that is meant).
+    Array-like enough for the uses that stream (`features`, `reduce`, `anomaly`): `len`,
+    `shape`, `dtype`, `ndim`, and indexing by an int, a slice or an index array returns
+    float32 numpy in [0, 1]. Nothing is kept between reads, so memory does not grow with
+    `n`; `np.asarray` reads them all (only where that is meant). `subset` is a view of
+    some of them (the source's images at `index`), read the same way.
     """
 
     dtype = np.dtype("float32")
 
-    def __init__(self, source, n):
+    def __init__(self, source, n, index=None):
         self.source = source
-        self.shape = (int(n),) + tuple(int(d) for d in source.image_shape)
+        self.index = None if index is None else np.asarray(index, dtype="int64")
+        count = int(n) if index is None else len(self.index)
+        self.shape = (count,) + tuple(int(d) for d in source.image_shape)
         self.ndim = len(self.shape)
 
     def __len__(self):
@@ -47,7 +50,15 @@ class StreamedImages:
         else:
             idx = np.asarray(key)
             idx = np.nonzero(idx)[0] if idx.dtype == bool else idx.astype("int64").ravel()
+        if self.index is not None:
+            idx = self.index[idx]
         return to_float(self.source.load_batch(idx))
+
+    def subset(self, index):
+        """A view of the images at `index` (an index or boolean array); none is read."""
+        idx = np.arange(len(self), dtype="int64")[np.asarray(index)]
+        return StreamedImages(self.source, len(idx),
+                              idx if self.index is None else self.index[idx])
 
     def __array__(self, dtype=None, copy=None):
         out = self[:]
@@ -62,6 +73,34 @@ def blocks(images, size=BLOCK):
     """`(first index, float32 images)` of an array or `StreamedImages`, a block at a time."""
     for first in range(0, len(images), size):
         yield first, np.asarray(images[first:first + size], dtype="float32")
+
+
+def shuffled_batches(batch_size, seed, *arrays):
+    """A Keras `PyDataset` of the same rows of `arrays` (numpy or `StreamedImages`), in
+    batches of `batch_size` in a new random order each epoch (one array: its batches;
+    several: tuples), so that streamed images are read a batch at a time."""
+    import keras  # lazy: TensorFlow only when training
+
+    n = len(arrays[0])
+
+    class Shuffled(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(n)
+
+        def __len__(self):
+            return -(-n // batch_size)
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            parts = tuple(a[idx] for a in arrays)
+            return parts[0] if len(parts) == 1 else parts
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(n)
+
+    return Shuffled()
 
 
 def _images_of(src, n, stream):
@@ -87,8 +126,9 @@ class Inputs:
 
     def subset(self, index):
         index = np.asarray(index)
+        images = self.images
         return Inputs(
-            self.images[index],
+            images.subset(index) if isinstance(images, StreamedImages) else images[index],
             None if self.labels is None else self.labels[index],
             None if self.names is None else [self.names[i] for i in index],
             self.label_names, dict(self.description, subset=int(len(index))),

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from kerasae.uses import _pca
-from kerasae.uses.inputs import StreamedImages, load_inputs
+from kerasae.uses.inputs import StreamedImages, load_inputs, shuffled_batches
 
 
 def _images(n, shape, seed=0):
@@ -87,6 +87,29 @@ def test_streamed_images_read_what_the_whole_read_gives(tmp_path):
     pieces = [block for _, block in s.blocks(4)]
     assert [len(p) for p in pieces] == [4, 4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(pieces), whole.images)
+    # A subset is a view: its images are the whole read's at those indices, nested too.
+    odd = streamed.subset(np.arange(1, 14, 2))
+    assert isinstance(odd.images, StreamedImages) and odd.images.shape == (7, 16, 16, 3)
+    np.testing.assert_array_equal(odd.images[:], whole.images[1::2])
+    np.testing.assert_array_equal(odd.images.subset(whole.labels[1::2] == 1)[[1, 0]],
+                                  whole.images[1::2][whole.labels[1::2] == 1][[1, 0]])
+    assert odd.names == whole.names[1::2]
+
+
+def test_shuffled_batches_hold_every_row_once_an_epoch_in_a_new_order():
+    x = np.arange(10, dtype="float32")[:, None]
+    data = shuffled_batches(4, 0, x, -x)
+    assert len(data) == 3
+    orders = []
+    for _ in range(2):
+        batches = [data[i] for i in range(len(data))]
+        assert [len(b[0]) for b in batches] == [4, 4, 2]
+        rows = np.concatenate([b[0] for b in batches])[:, 0]
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in batches])[:, 0], -rows)
+        assert sorted(rows) == list(range(10))
+        orders.append(rows)
+        data.on_epoch_end()
+    assert not np.array_equal(orders[0], orders[1])
 
 
 def test_the_pixel_probe_on_the_training_span_is_the_probe_on_all_pixels():
