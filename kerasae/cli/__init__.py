@@ -27,7 +27,8 @@ from kerasae._util.versions import __version__
 from kerasae.cli import colorize, data, export, train, uses, zoo
 from kerasae.cli.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, explain
 from kerasae.data.image_options import MAX_PIXELS_ENV
-from kerasae.training.interrupt import raise_terminated
+from kerasae._util import signals
+from kerasae._util.signals import raise_terminated
 
 COMMAND_GROUPS = (train, data, export, zoo, uses, colorize)
 DEBUG_ENV = "KERASAE_DEBUG"
@@ -136,12 +137,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     previous = _on_sigterm()
+    if previous is not None and argv is None:
+        signals.lost_raises_are_quiet()
     try:
         # The command line's own process: TensorFlow's notes while it runs are filtered
         # too (in-process calls, `main([...])`, leave the caller's stderr alone).
         with quiet.filtered_stderr() if argv is None else contextlib.nullcontext():
-            return _run(args)
+            code = _run(args)
+        signals.raise_if_terminated()  # a SIGTERM whose raise Python swallowed
+        return code
     except KeyboardInterrupt as e:
+        signals.acted_on()
         if argv is None:
             # The program is ending: another Ctrl-C would only interrupt its clean-up.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,6 +157,7 @@ def main(argv=None):
             raise
         return _interrupted(args, e)
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
+        signals.acted_on()
         cause = _interruption(e)
         if cause is not None and not debug:
             # The interrupt landed inside a library (TensorFlow tracing a tf.data

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from kerasae._util.files import check_writable, remove_stale, staged_file
+from kerasae._util.signals import raise_if_terminated
 from kerasae.data.arrays import NpyFileSource
 from kerasae.data.source import DataError, Source
 
@@ -112,6 +113,7 @@ def _build(source, path):
         np.lib.format.write_array_header_1_0(f, header)
         try:
             for batch in source.dataset(256, shuffle=False, raw=True).as_numpy_iterator():
+                raise_if_terminated()
                 f.write(np.ascontiguousarray(batch, dtype="uint8").tobytes())
         except tf.errors.OpError as e:
             explain = getattr(source, "explain_error", None)

@@ -16,24 +16,15 @@ import os
 import signal
 import threading
 
+from kerasae._util import signals
+from kerasae._util.signals import Terminated, raise_terminated  # noqa: F401 - their home
+
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training was stopped by Ctrl-C (or SIGTERM: `cause`); the last checkpoint holds the
     epochs finished."""
 
     cause = "Ctrl-C"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived while kerasae's command line ran (outside a training loop, which
-    stops at a safe point instead)."""
-
-    cause = "SIGTERM"
-
-
-def raise_terminated(signum, frame):
-    """The command line's SIGTERM handler: stop as Ctrl-C stops, with its own exit code."""
-    raise Terminated("stopped by SIGTERM")
 
 
 class StopOnInterrupt:
@@ -57,6 +48,11 @@ class StopOnInterrupt:
 
     def __enter__(self):
         self.requested, self.cause = False, "Ctrl-C"
+        if signals.terminated():
+            # A SIGTERM whose raise Python swallowed (it landed in a garbage-collector
+            # callback): the run stops at its first safe point.
+            signals.acted_on()
+            self.requested, self.cause = True, "SIGTERM"
         if threading.current_thread() is threading.main_thread():
             for sig, defaults in self._DEFAULTS.items():
                 if signal.getsignal(sig) in defaults:

@@ -184,3 +184,31 @@ def test_a_killed_build_leaves_no_file_behind_the_next_run(folder, tmp_path):
     src = data.get_source(path, cache=str(cache_dir))
     np.testing.assert_array_equal(src.load_batch(np.arange(N)), pixels)
     assert not stale.exists()
+
+
+def test_a_sigterm_whose_raise_python_swallowed_stops_the_build_and_leaves_no_file(
+        folder, tmp_path):
+    """Python drops an exception raised in a `__del__` or a garbage-collector callback:
+    a SIGTERM handled there is remembered, and the cache's block loop stops on it, leaving
+    neither a cache file nor a staging file."""
+    import sys
+
+    from kerasae._util import signals
+
+    class Lost:
+        def __del__(self):
+            signals.raise_terminated(15, None)
+
+    previous = signals.lost_raises_are_quiet()
+    try:
+        Lost()  # its __del__ runs at once; the raise goes to the quiet hook
+        assert signals.terminated()
+        cache_dir = tmp_path / "cache"
+        with pytest.raises(signals.Terminated):
+            data.get_source(folder[0], cache=str(cache_dir))
+    finally:
+        sys.unraisablehook = previous
+        signals.acted_on()
+    assert os.listdir(cache_dir) == []
+    data.get_source(folder[0], cache=str(cache_dir))  # acted on: the next build finishes
+    assert np.array_equal(np.load(_cache_file(cache_dir)), folder[1])

@@ -167,3 +167,47 @@ def test_sigterm_before_training_stops_the_command_cleanly(tmp_path):
     assert err.strip().splitlines()[-1] == "kerasae train: interrupted: stopped by SIGTERM"
     assert "Traceback" not in err
     assert os.listdir(cache) == [] and not out.exists()
+
+
+LOST_RAISE = """
+import gc, os, signal, sys
+from kerasae import cli
+
+def sigterm_inside_a_gc_callback(phase, info):
+    if phase == "start" and not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, inside the callback
+        sum(range(1000))
+
+fired = []
+run = cli._run
+def armed(args):
+    gc.callbacks.append(sigterm_inside_a_gc_callback)
+    return run(args)
+cli._run = armed
+sys.exit(cli.main())
+"""
+
+
+def test_a_sigterm_that_lands_in_a_gc_callback_still_stops_the_command(tmp_path):
+    """Python swallows the exception of a signal handler that runs inside a garbage-collector
+    callback (jax registers one), printing "Exception ignored": the command must still stop
+    at its next safe point with exit 143 and its one line, not run on to exit 0."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, REPO
+
+    script, out = tmp_path / "lost.py", tmp_path / "run"
+    script.write_text(LOST_RAISE)
+    proc = subprocess.run(
+        [sys.executable, str(script), "train", "conv_ae", "--dataset", "digits",
+         "--epochs", "1", "--out", str(out)],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+        preexec_fn=default_child_signals)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("kerasae train: interrupted: Training stopped by SIGTERM"), last
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    record = run_json(out)
+    assert record["status"] == "interrupted" and record["epochs_run"] == 0
