@@ -208,6 +208,8 @@ def fit(
         if val_src is None and isinstance(validation, str) and validation == "auto" and verbose:
             print(f"No validation: {train_src.name!r} has no test split. To hold out a "
                   "tenth of the training data for it, pass validation=0.1 (--validation 0.1).")
+        if verbose and not steps_per_epoch:
+            _say_unused(len(train_src), batch_size, strat.num_replicas_in_sync, shuffle)
         if pretrain_epochs:
             model, builder_kwargs = _pretrained(model, builder_kwargs, train_src, options,
                                                 pretrain_epochs)
@@ -215,6 +217,22 @@ def fit(
         if out_dir and worker_info(strat)[1]:
             result.picture = _picture(result.model, train_src, val_src, out_dir)
         return result
+
+
+def _say_unused(n, batch, replicas=1, shuffle=True):
+    """Says so when an epoch's whole batches leave a tenth or more of the examples out
+    (the run's batches are whole: a different remainder sits out each shuffled epoch)."""
+    left, steps = n % batch, n // batch
+    if n < batch or left < 0.1 * n:
+        return  # fewer than one batch: the Trainer's error says so
+    fits = sorted((abs(b - batch), b) for b in range(batch // 2, 2 * batch + 1)
+                  if n % b == 0 and b % replicas == 0)
+    hint = (f"batch_size={fits[0][1]} (--batch-size {fits[0][1]}) uses them all" if fits else
+            f"a batch size that divides {n:,} uses them all")
+    out = ("change from epoch to epoch" if shuffle else "are the same every epoch (no shuffle)")
+    print(f"Each epoch trains on {n - left:,} of the {n:,} examples ({steps} "
+          f"{'batch' if steps == 1 else 'batches'} of {batch}; the {left:,} left out {out}): "
+          f"{hint}.")
 
 
 def _data_kind(model):

@@ -191,3 +191,31 @@ def test_warmup_cosine_rises_then_decays_to_zero():
     assert rates[warm + (200 - warm) // 2] == pytest.approx(5e-4, rel=1e-2)
     assert rates[200] == pytest.approx(0.0, abs=1e-9)
     assert lr_schedule(1e-3, "constant", 200) == 1e-3
+
+
+@pytest.mark.parametrize("n, batch, shuffle, said", [
+    (40, 32, True, "Each epoch trains on 32 of the 40 examples (1 batch of 32; the 8 left out "
+                   "change from epoch to epoch): batch_size=40 (--batch-size 40) uses them all."),
+    (37, 32, False, "Each epoch trains on 32 of the 37 examples (1 batch of 32; the 5 left out "
+                    "are the same every epoch (no shuffle)): batch_size=37 (--batch-size 37) "
+                    "uses them all."),
+    (47, 16, True, "Each epoch trains on 32 of the 47 examples (2 batches of 16; the 15 left "
+                   "out change from epoch to epoch): a batch size that divides 47 uses them "
+                   "all."),
+    (76, 32, True, "Each epoch trains on 64 of the 76 examples (2 batches of 32; the 12 left "
+                   "out change from epoch to epoch): batch_size=38 (--batch-size 38) uses them "
+                   "all."),
+    (70, 32, True, None),  # 6 of 70 left out: under a tenth, nothing said
+], ids=["40", "37-no-shuffle", "47-prime", "76", "70"])
+def test_a_batch_size_that_leaves_a_tenth_of_the_examples_out_is_said(n, batch, shuffle, said,
+                                                                     capsys):
+    """Batches are whole (exact resume, replicas): when n % batch is a tenth of the data or
+    more, one line says how many examples an epoch uses and a batch size that uses all."""
+    x = np.random.default_rng(0).random((n, 8, 8, 1), dtype="float32")
+    result = kerasae.fit("conv_ae", x, epochs=1, batch_size=batch, validation=None,
+                         shuffle=shuffle, verbose=2, seed=0,
+                         builder_kwargs=dict(filters=(4,), latent_dim=2))
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("Each epoch trains on")]
+    assert lines == ([said] if said else [])
+    assert len(result.history) == 1
