@@ -182,7 +182,8 @@ class ModelRef:
     def at_size(self, image_shape):
         """`model`, or for a model of any size (`None` height and width) a twin built at
         `image_shape` with the same weights (it is fully convolutional), which then
-        stands for it here: the uses count its code's size."""
+        stands for it here: the uses count its code's size. The model of any size stays
+        at `any_size` (compress writes its own file for it)."""
         model = self.model
         shape = tuple(model.image_shape)
         if len(shape) != 3 or None not in shape[:2] or len(image_shape) != 3:
@@ -192,7 +193,7 @@ class ModelRef:
             **{**model.builder_config, "input_shape": size})
         twin.set_weights(model.get_weights())
         twin.start_point = getattr(model, "start_point", None)
-        self.__dict__["model"] = twin
+        self.__dict__["model"], self.__dict__["any_size"] = twin, model
         return twin
 
     def build(self, **overrides):

@@ -93,9 +93,10 @@ def check_tile(ref, tile):
     """Raises unless `tile` is `None` or `ref`'s model is of any size with a tiled mode."""
     if tile is None:
         return
-    if not is_open_size(ref.model) or "tile" not in inspect.signature(ref.model.encode).parameters:
+    model = ref.__dict__.get("any_size") or ref.model  # fixed to a size by --image-size
+    if not is_open_size(model) or "tile" not in inspect.signature(model.encode).parameters:
         raise InvalidValue(f"tile applies to a model of any size with a tiled mode (tiny_ae); "
-                           f"{ref.name} takes {tuple(ref.model.image_shape)}. "
+                           f"{ref.name} takes {tuple(model.image_shape)}. "
                            f"Received: tile={tile!r}")
 
 

@@ -172,6 +172,11 @@ def test_a_version_2_file_of_one_size_still_decodes(open_model, folder, tmp_path
     z = (lo + scale * q).reshape(codes.shape).astype("float32")
     expected = np.asarray(open_model[0].decoder(z))[:, :21, :40]
     np.testing.assert_allclose(r.arrays["decoded"], expected, atol=1e-6)
+    # --tile applies to it too (it was ignored): the model's own tiled decoder
+    tiled = kerasae.uses.decompress(path, open_model[1], tile=16)
+    np.testing.assert_allclose(tiled.arrays["decoded"],
+                               np.asarray(open_model[0].decode(z, tile=16))[:, :21, :40],
+                               atol=1e-6)
 
 
 def test_a_fixed_size_model_keeps_version_2_and_refuses_tiles(folder, tmp_path):
@@ -182,6 +187,8 @@ def test_a_fixed_size_model_keeps_version_2_and_refuses_tiles(folder, tmp_path):
     assert r.arrays["decoded"].shape == (4, 24, 40, 3)  # read at its size (crop), as today
     with pytest.raises(ValueError, match="tile applies to a model of any size"):
         kerasae.uses.compress(fixed, folder[0], tile=64)
+    with pytest.raises(ValueError, match="tile applies to a model of any size"):
+        kerasae.uses.decompress(tmp_path / "c" / "images.kae", fixed, tile=16)
 
 
 def test_tiles_encode_and_decode_each_photo_in_tiles(open_model, folder, tmp_path):
@@ -301,3 +308,38 @@ def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
     assert cli.main(args + ["--image-size", "16x24", "--out", str(tmp_path / "s")]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
         "inputs: 4 image file(s), read as 16x24 rgb (--image-size), crop")
+
+
+def test_image_size_reads_at_that_size_into_a_per_channel_version_3_file(
+        open_model, folder, tmp_path):
+    """`--image-size` fixes a model of any size to one size for reading, but the file is the
+    model's own (version 3: quantization per code channel, not per code number, whose
+    header grew with the image), it decodes with or without tiles, and --tile applies."""
+    from kerasae import cli
+
+    out = tmp_path / "s"
+    assert cli.main(["compress", "--model", open_model[1], "--images", folder[0], "--no-sweep",
+                     "--no-jpeg", "--image-size", "16x24", "--tile", "16", "--out",
+                     str(out)]) == 0
+    data = (out / "images.kae").read_bytes()
+    assert data[8] == 3
+    header, _ = _header_and_payload(data)
+    assert header["image_shapes"] == [[16, 24, 3]] * 4
+    assert header["code_shapes"] == [[2, 3, 4]] * 4
+    # the reference: each image centre-cropped to 16x24 (--resize crop), encoded in tiles
+    # (the largest centred 2:3 window, resized by Pillow's bilinear filter: README's rule)
+    crops = []
+    for name in header["names"]:
+        im = Image.open(os.path.join(folder[0], name))
+        w, h = im.size
+        scale = min(h / 16, w / 24)
+        ch, cw = round(scale * 16), round(scale * 24)
+        box = ((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)
+        im = im.crop(box) if (ch, cw) == (16, 24) else im.resize(
+            (24, 16), Image.BILINEAR, box=box, reducing_gap=3.0)
+        crops.append(np.asarray(im, "float32") / 255)
+    codes = np.stack([np.asarray(open_model[0].encode(c[None], tile=16))[0] for c in crops])
+    np.testing.assert_allclose(_floats(header["quantization"]["offset"]),
+                               codes.min(axis=(0, 1, 2)), atol=1e-5)
+    decoded = kerasae.uses.decompress(out / "images.kae", open_model[0], tile=16)
+    assert [d.shape for d in decoded.arrays["decoded"]] == [(16, 24, 3)] * 4

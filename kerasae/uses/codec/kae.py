@@ -38,7 +38,7 @@ from kerasae.models.resolve import resolve_model, resolve_preset
 from kerasae.uses.codec import rangecoder
 from kerasae.uses.codec.container import CODER, KaeError, b64_floats, pack, parse  # noqa: F401
 from kerasae.uses.codec.container import VERSION_SIZED, parse_versioned, quantization
-from kerasae.uses.codec.sized import decode_sized
+from kerasae.uses.codec.sized import decode_one, decode_sized, is_open_size
 from kerasae.uses.inputs import model_for_images
 
 SUFFIX = ".kae"
@@ -151,7 +151,16 @@ def decode_bytes(data, model=None, source="<bytes>", tile=None):
     if not np.isfinite(codes).all():  # the header check bounds them; this is the guard
         raise KaeError(f"{source} decodes to non-finite codes. Received: "
                        f"quantization.scale max={float(scale.max()):.4g}")
-    images = predict.decode(ref.model, codes)
+    if tile is None:
+        images = predict.decode(ref.model, codes)
+    else:  # a model of any size fixed to the file's size: tiles of the model itself
+        model = ref.__dict__.get("any_size") or ref.model
+        if not is_open_size(model):
+            raise InvalidValue(f"tile applies to a model of any size with a tiled mode "
+                               f"(tiny_ae); {ref.name} takes {tuple(model.image_shape)}: "
+                               f"leave tile out. Received: tile={tile!r}")
+        images = np.stack([decode_one(model, c, header["image_shape"], tile) for c in codes]) \
+            if len(codes) else predict.decode(ref.model, codes)
     if not np.isfinite(images).all():
         raise KaeError(
             f"{source} holds codes (up to {float(np.abs(codes).max()):.4g}) that "
