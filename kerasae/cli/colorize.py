@@ -91,6 +91,10 @@ def _cli_colorize(args):
 
     r = colorize(args.images, model=args.model or DEFAULT_MODEL,
                  out=args.out or os.path.join("runs", "colorize"), max_pixels=args.max_pixels)
+    print("PSNR (dB) against the original: the colorized image, the grey image as RGB (grey), "
+          "the training photos' mean chroma on the grey (meanC); M: colourfulness (Hasler & "
+          "Suesstrunk) colorized / original; hue sd: spread of hues in degrees (near 0: one "
+          "tint, sepia)")
     print(f"{'image':28s} {'PSNR':>6s} {'grey':>6s} {'meanC':>6s}  {'M':>5s} {'M orig':>6s} "
           f"{'hue sd':>6s}")
     for row in r.metrics["images"]:

@@ -283,6 +283,10 @@ def test_cli_colorizes_and_prints_the_table(tmp_path, capsys):
     code = cli_main(["colorize", str(tmp_path / "cat.png"), "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
     assert code == 0 and "beats both baselines on 1" in out, out
+    legend, head, row = out.splitlines()[:3]  # every column is named before the table
+    assert legend.startswith("PSNR (dB) against the original") and "hue sd:" in legend
+    assert head.split() == ["image", "PSNR", "grey", "meanC", "M", "M", "orig", "hue", "sd"]
+    assert row.split()[0] == "cat" and len(row.split()) == 7
     assert os.path.isfile(tmp_path / "o" / "cat.png")
     assert cli_main(["colorize", "--train", str(tmp_path)]) == 2  # no --out
 
