@@ -80,3 +80,22 @@ def sized_model(args):
         raise UsageError(str(e)) from None
     ref.at_size((*size, shape[2]))
     return ref
+
+
+def tile_checked(model, tile):
+    """The model, resolved, once `--tile` was checked against it: a tile the model cannot
+    take is an argument error (exit 2, as --image-size's), before any image is read."""
+    if tile is None:
+        return model
+    # lazy: resolving a model loads Keras
+    from kerasae.models.resolve import resolve_model
+    from kerasae.models.tiles import check_tiling
+    from kerasae.uses._compress_sizes import check_tile
+
+    ref = resolve_model(model)
+    try:
+        check_tile(ref, tile)
+        check_tiling(tile, None, (ref.__dict__.get("any_size") or ref.model).factor)
+    except ValueError as e:
+        raise UsageError(f"--tile: {e}") from None
+    return ref

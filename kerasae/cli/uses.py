@@ -2,7 +2,7 @@
 
 import os
 
-from kerasae.cli.args import sized_model, table_options
+from kerasae.cli.args import sized_model, table_options, tile_checked
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
 from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
@@ -319,8 +319,8 @@ def _compress(args):
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
                          "Received: model=None")
-    r = compress(sized_model(args), **_data_kwargs(args), bits=args.bits,
-                 out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
+    r = compress(tile_checked(sized_model(args), args.tile), **_data_kwargs(args),
+                 bits=args.bits, out=_out_dir(args, "compress"), jpeg=not args.no_jpeg,
                  sweep=not args.no_sweep, sweep_count=args.sweep_count, name=args.name,
                  tile=args.tile)
     return _show(r, summary_lines(r.metrics), args)

@@ -205,11 +205,8 @@ def fit(
             columns=columns, label=label, time_column=time_column, window=window,
             stride=stride, impute=impute,
             default_window=_default_window(model, builder_kwargs))
-        if val_src is None and isinstance(validation, str) and validation == "auto" and verbose:
-            print(f"No validation: {train_src.name!r} has no test split. To hold out a "
-                  "tenth of the training data for it, pass validation=0.1 (--validation 0.1).")
-        if verbose and not steps_per_epoch:
-            _say_unused(len(train_src), batch_size, strat.num_replicas_in_sync, shuffle)
+        if verbose:
+            _say_data_notes(train_src, val_src, validation, options, strat.num_replicas_in_sync)
         if pretrain_epochs:
             model, builder_kwargs = _pretrained(model, builder_kwargs, train_src, options,
                                                 pretrain_epochs)
@@ -217,6 +214,15 @@ def fit(
         if out_dir and worker_info(strat)[1]:
             result.picture = _picture(result.model, train_src, val_src, out_dir)
         return result
+
+
+def _say_data_notes(train_src, val_src, validation, options, replicas):
+    """The notes a verbose run prints on its data before training."""
+    if val_src is None and isinstance(validation, str) and validation == "auto":
+        print(f"No validation: {train_src.name!r} has no test split. To hold out a "
+              "tenth of the training data for it, pass validation=0.1 (--validation 0.1).")
+    if not options.steps_per_epoch:
+        _say_unused(len(train_src), options.batch_size, replicas, options.shuffle)
 
 
 def _say_unused(n, batch, replicas=1, shuffle=True):

@@ -79,19 +79,11 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     ref = resolve_model(model)
     check_applies("compress", ref.model)
     check_tile(ref, tile)
-    any_size = ref.__dict__.get("any_size")
-    if any_size is not None:  # fixed to one size (--image-size): read at it, filed as any size
-        inputs = load_inputs(images, dataset=dataset, split=split, limit=limit,
-                             shape=ref.model.image_shape, resize=resize, skip_bad=skip_bad,
-                             max_pixels=max_pixels)
-        ref.__dict__["model"] = any_size
-        return compress_sizes(ref, list(inputs.images), inputs.names, inputs.description,
-                              bits=bits, out=out, jpeg=jpeg, sweep=sweep, name=name, tile=tile)
-    if is_open_size(ref.model):
+    if is_open_size(ref.model) or ref.__dict__.get("any_size") is not None:
         return compress_sizes(ref, *own_size_images(
-            ref.model, images, dataset=dataset, split=split, limit=limit, skip_bad=skip_bad,
-            max_pixels=max_pixels), bits=bits, out=out, jpeg=jpeg, sweep=sweep, name=name,
-            tile=tile)
+            ref, images, dataset=dataset, split=split, limit=limit, resize=resize,
+            skip_bad=skip_bad, max_pixels=max_pixels), bits=bits, out=out, jpeg=jpeg,
+            sweep=sweep, name=name, tile=tile)
     inputs = load_inputs(images, labels, dataset=dataset, split=split, limit=limit,
                          shape=ref.model.image_shape, resize=resize,
                          skip_bad=skip_bad, max_pixels=max_pixels)

@@ -44,14 +44,23 @@ def _files(images, dataset, split):
     return [(f, os.path.relpath(f, root)) for f in files], root
 
 
-def own_size_images(model, images=None, *, dataset="fashion_mnist", split="auto", limit=None,
-                    skip_bad=False, max_pixels=None):
+def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", limit=None,
+                    resize="crop", skip_bad=False, max_pixels=None):
     """What to compress at each image's own size: `(uint8 or float images, names, description)`.
 
     Image files and folders are read one by one at their own size, converted to the
     model's channels; a list of arrays is taken as it is; anything else (an array,
-    a dataset) is read by `load_inputs`, one size for all.
+    a dataset) is read by `load_inputs`, one size for all. A model of any size fixed
+    to one size (`--image-size`, `ModelRef.at_size`) reads every image at that size
+    by `resize`, and the model of any size codes them.
     """
+    model = ref.model
+    if ref.__dict__.get("any_size") is not None:
+        inputs = load_inputs(images, dataset=dataset, split=split, limit=limit,
+                             shape=model.image_shape, resize=resize, skip_bad=skip_bad,
+                             max_pixels=max_pixels)
+        ref.__dict__["model"] = ref.__dict__["any_size"]
+        return list(inputs.images), inputs.names, inputs.description
     channels = int(model.image_shape[-1])
     found = _files(images, dataset, split)
     if found is None:

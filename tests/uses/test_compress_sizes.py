@@ -301,10 +301,20 @@ def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
     out = capsys.readouterr().out
     assert out.splitlines()[0] == ("inputs: 4 image file(s), read as rgb at their own sizes "
                                    "(the model takes any size)")
-    assert cli.main(args + ["--tile", "60", "--out", str(tmp_path / "u")]) != 0
+    # a tile the model cannot take is an argument error (exit 2), as --image-size's are
+    assert cli.main(args + ["--tile", "60", "--out", str(tmp_path / "u")]) == 2
     err = capsys.readouterr().err
     assert "tile must be a multiple of the model's downsampling factor 8, at least 16" in err
-    assert "overlap" not in err
+    assert "overlap" not in err and not (tmp_path / "u").exists()
+    fixed = tmp_path / "fixed.keras"
+    kerasae.TinyAE(latent_channels=4, width=8, blocks=(1, 1, 1, 1), norm_groups=2,
+                   input_shape=(24, 40, 3), seed=0).save(fixed)
+    assert cli.main(["compress", "--model", str(fixed), "--images", folder[0], "--tile", "16",
+                     "--out", str(tmp_path / "v")]) == 2
+    assert "--tile: tile applies to a model of any size" in capsys.readouterr().err
+    assert cli.main(["compress", "--model", str(fixed), "--images", folder[0],
+                     "--image-size", "16", "--out", str(tmp_path / "w")]) == 2
+    assert "--image-size applies to a model of any size" in capsys.readouterr().err
     assert cli.main(args + ["--image-size", "16x24", "--out", str(tmp_path / "s")]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
         "inputs: 4 image file(s), read as 16x24 rgb (--image-size), crop")
