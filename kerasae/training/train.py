@@ -227,18 +227,20 @@ def _say_data_notes(train_src, val_src, validation, options, replicas):
 
 def _say_unused(n, batch, replicas=1, shuffle=True):
     """Says so when an epoch's whole batches leave a tenth or more of the examples out
-    (the run's batches are whole: a different remainder sits out each shuffled epoch)."""
+    (the run's batches are whole: a different remainder sits out each shuffled epoch),
+    naming the batch size near it that leaves the fewest out."""
     left, steps = n % batch, n // batch
     if n < batch or left < 0.1 * n:
         return  # fewer than one batch: the Trainer's error says so
-    fits = sorted((abs(b - batch), b) for b in range(batch // 2, 2 * batch + 1)
-                  if n % b == 0 and b % replicas == 0)
-    hint = (f"batch_size={fits[0][1]} (--batch-size {fits[0][1]}) uses them all" if fits else
-            f"a batch size that divides {n:,} uses them all")
-    out = ("change from epoch to epoch" if shuffle else "are the same every epoch (no shuffle)")
+    # (examples left out, distance from the batch size asked for, batch size)
+    best = min((n % b, abs(b - batch), b) for b in range(max(replicas, batch // 2),
+                                                          2 * batch + 1, replicas) if b <= n)
+    out = "change from epoch to epoch" if shuffle else "are the same every epoch, unshuffled"
     print(f"Each epoch trains on {n - left:,} of the {n:,} examples ({steps} "
-          f"{'batch' if steps == 1 else 'batches'} of {batch}; the {left:,} left out {out}): "
-          f"{hint}.")
+          f"{'batch' if steps == 1 else 'batches'} of {batch}; the {left:,} left out {out})"
+          + (f": --batch-size {best[2]} (batch_size={best[2]}) "
+             + ("uses them all." if best[0] == 0 else f"leaves {best[0]:,} out.")
+             if best[0] < left else "."))
 
 
 def _data_kind(model):

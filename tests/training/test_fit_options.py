@@ -195,15 +195,17 @@ def test_warmup_cosine_rises_then_decays_to_zero():
 
 @pytest.mark.parametrize("n, batch, shuffle, said", [
     (40, 32, True, "Each epoch trains on 32 of the 40 examples (1 batch of 32; the 8 left out "
-                   "change from epoch to epoch): batch_size=40 (--batch-size 40) uses them all."),
+                   "change from epoch to epoch): --batch-size 40 (batch_size=40) uses them all."),
     (37, 32, False, "Each epoch trains on 32 of the 37 examples (1 batch of 32; the 5 left out "
-                    "are the same every epoch (no shuffle)): batch_size=37 (--batch-size 37) "
+                    "are the same every epoch, unshuffled): --batch-size 37 (batch_size=37) "
                     "uses them all."),
+    # 47 is prime: 23 leaves one out (47 = 2 x 23 + 1), the fewest of the sizes near 16
     (47, 16, True, "Each epoch trains on 32 of the 47 examples (2 batches of 16; the 15 left "
-                   "out change from epoch to epoch): a batch size that divides 47 uses them "
-                   "all."),
+                   "out change from epoch to epoch): --batch-size 23 (batch_size=23) leaves 1 "
+                   "out."),
+    # 76 = 2 x 38 = 4 x 19: 38 is the nearer of the two to 32
     (76, 32, True, "Each epoch trains on 64 of the 76 examples (2 batches of 32; the 12 left "
-                   "out change from epoch to epoch): batch_size=38 (--batch-size 38) uses them "
+                   "out change from epoch to epoch): --batch-size 38 (batch_size=38) uses them "
                    "all."),
     (70, 32, True, None),  # 6 of 70 left out: under a tenth, nothing said
 ], ids=["40", "37-no-shuffle", "47-prime", "76", "70"])
@@ -219,3 +221,14 @@ def test_a_batch_size_that_leaves_a_tenth_of_the_examples_out_is_said(n, batch, 
              if line.startswith("Each epoch trains on")]
     assert lines == ([said] if said else [])
     assert len(result.history) == 1
+
+
+def test_the_batch_size_named_splits_over_the_replicas(capsys):
+    """With 2 replicas the batch named is even: 53 = 2 x 26 + 1 (52 leaves one out too,
+    further from 32)."""
+    from kerasae.training.train import _say_unused
+
+    _say_unused(53, 32, replicas=2)
+    assert capsys.readouterr().out.strip().endswith(
+        "the 21 left out change from epoch to epoch): --batch-size 26 (batch_size=26) "
+        "leaves 1 out.")
