@@ -113,7 +113,9 @@ def _cli_info(args):
     print(f"  data      {data['dataset']} (trained on {data['split']}, evaluated on "
           f"{data['eval_split']})")
     print(f"  licence   {data['license']}")
-    print(f"  trained   {meta['recipe']['command']}")
+    ran, today = meta["recipe"]["command"], " && ".join(data.get("train_sh") or [])
+    print(f"  trained   {ran}" + ("" if not today or today == ran else
+                                  f"\n            (as run; with today's defaults: {today})"))
     for key, value in meta["evaluation"]["metrics"].items():
         print(f"  {key:14s} {fmt(value)}")
     for filename, spec in data["files"].items():

@@ -316,4 +316,17 @@ def info(name, *, root=None, cache_dir=None, mirrors=None):
     entry = {k: v for k, v in preset.entry.items() if k not in ("files", "previous_versions")}
     return {"name": preset.name, **entry, "files": files,
             "previous_versions": [o["version"] for o in preset.entry.get("previous_versions", [])],
-            "metadata": preset.metadata()}
+            "metadata": preset.metadata(), "train_sh": _train_lines(preset, files)}
+
+
+def _train_lines(preset, files):
+    """The command lines of the preset's `train.sh` where a checked copy is here (the
+    recipe as today's defaults need it; `metadata.json` keeps the command as it was run),
+    else `None`."""
+    spec = files.get("train.sh")
+    for where, base in (("cache", preset.cache), ("shipped", preset.root)):
+        path = os.path.join(base or "", preset.relpath("train.sh"))
+        if spec and where in spec["available"] and sha256_file(path) == spec["sha256"]:
+            with open(path, encoding="utf-8") as f:
+                return [line.strip() for line in f if line.startswith("kerasae ")]
+    return None

@@ -126,3 +126,23 @@ def _layout(model):
     parts = [model.encoder, model.decoder]
     layers = [of(layer) for part in parts for layer in part.layers]
     return layers + ([of(model.corruption)] if model.corruption is not None else [])
+
+
+@pytest.mark.parametrize("name", [n for n in IMAGE_PRESETS if _recipe_lines(n)])
+def test_zoo_info_shows_todays_recipe_beside_a_command_that_defaults_outgrew(name, capsys):
+    """`kerasae zoo info` is where a user copies the training command from: where the
+    command as run (metadata.json) lacks flags today's defaults need, train.sh's lines
+    are shown beside it; where they agree, only the command."""
+    from kerasae.cli import main
+
+    entry = zoo.read_index(SHIPPED_ROOT)["presets"][name]
+    with open(os.path.join(SHIPPED_ROOT, *entry["path"].split("/"), "metadata.json")) as f:
+        ran = json.load(f)["recipe"]["command"]
+    assert main(["zoo", "info", name, "--root", SHIPPED_ROOT]) == 0
+    out = capsys.readouterr().out
+    today = " && ".join(_recipe_lines(name))
+    assert f"  trained   {ran}\n" in out
+    if today == ran:
+        assert "as run;" not in out
+    else:
+        assert f"(as run; with today's defaults: {today})" in out
