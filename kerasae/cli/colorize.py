@@ -91,10 +91,10 @@ def _cli_colorize(args):
 
     r = colorize(args.images, model=args.model or DEFAULT_MODEL,
                  out=args.out or os.path.join("runs", "colorize"), max_pixels=args.max_pixels)
-    print("PSNR (dB) against the original: the colorized image, the grey image as RGB (grey), "
-          "the training photos' mean chroma on the grey (meanC); M: colourfulness (Hasler & "
-          "Suesstrunk) colorized / original; hue sd: spread of hues in degrees (near 0: one "
-          "tint, sepia)")
+    print("PSNR (dB) against the original of: the colorized image (PSNR), the grey image as "
+          "RGB (grey), the training photos' mean chroma on the grey (meanC); colourfulness "
+          "(Hasler & Suesstrunk) of the colorized image (M) and of the original (M orig); "
+          "spread of the colorized image's hues in degrees (hue sd; near 0: one tint, sepia)")
     print(f"{'image':28s} {'PSNR':>6s} {'grey':>6s} {'meanC':>6s}  {'M':>5s} {'M orig':>6s} "
           f"{'hue sd':>6s}")
     for row in r.metrics["images"]:
@@ -106,9 +106,10 @@ def _cli_colorize(args):
               f"{row['colourfulness_original']:6.1f} {row['hue_spread']:6.1f}")
     mean = r.metrics["mean"]
     if mean:
-        print(f"mean over {mean['images']} colour photos: PSNR {mean['psnr']:.2f} dB (grey "
-              f"{mean['psnr_grey']:.2f}, mean chroma {mean['psnr_mean_chroma']:.2f}); beats "
-              f"both baselines on {mean['beats_both_baselines']}")
+        n = mean["images"]
+        print(f"mean over {n} colour photo{'s' if n != 1 else ''}: PSNR {mean['psnr']:.2f} dB "
+              f"(grey {mean['psnr_grey']:.2f}, mean chroma {mean['psnr_mean_chroma']:.2f}); "
+              f"beats both baselines on {mean['beats_both_baselines']} of {n}")
     folders = sorted({os.path.dirname(f) for f in r.files})
     alpha = r.metrics.get("alpha_images") or 0
     kept = (f" ({alpha} with transparency: colorized under it, alpha kept in the PNGs, "

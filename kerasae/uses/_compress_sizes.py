@@ -60,6 +60,11 @@ def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", 
                              shape=model.image_shape, resize=resize, skip_bad=skip_bad,
                              max_pixels=max_pixels)
         ref.__dict__["model"] = ref.__dict__["any_size"]
+        found = _files(images, dataset, split) if model.image_shape[-1] == 3 else None
+        if found and inputs.names:
+            kept = set(inputs.names)
+            see = [name for path, name in found[0] if name in kept and _see_through(path)]
+            inputs.description["alpha_dropped"] = {"images": len(see), "names": see}
         return list(inputs.images), inputs.names, inputs.description
     channels = int(model.image_shape[-1])
     found = _files(images, dataset, split)
@@ -96,6 +101,20 @@ def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", 
     if channels == 3:
         description["alpha_dropped"] = {"images": len(see_through), "names": see_through}
     return out, names, description
+
+
+def _see_through(path):
+    """Whether an image file has pixels that are not opaque (its header first: most files
+    have no alpha channel and are not decoded here)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
+                return False
+            return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    except (OSError, ValueError):
+        return False  # the reader has named or skipped it
 
 
 def check_tile(ref, tile):
@@ -156,8 +175,8 @@ def compress_sizes(ref, images, names, description, *, bits=8, out=None, jpeg=Tr
         if not jpeg:
             skip(metrics, "JPEG comparison", "not asked for (--no-jpeg)")
         if sweep:
-            skip(metrics, "rate-distortion sweep", "not measured for images of several "
-                 "sizes (each would be decoded again at every bit depth)")
+            skip(metrics, "rate-distortion sweep", "not measured with a model of any size "
+                 "(each image would be coded again at every bit depth)")
         if output.enabled:
             _plot(output.path("compress.png"), images, decoded, rows, metrics, ref)
             output.json("compress.json", metrics)

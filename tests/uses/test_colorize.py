@@ -282,9 +282,11 @@ def test_cli_colorizes_and_prints_the_table(tmp_path, capsys):
     Image.fromarray(_skimage_photo("chelsea")).save(tmp_path / "cat.png")
     code = cli_main(["colorize", str(tmp_path / "cat.png"), "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
-    assert code == 0 and "beats both baselines on 1" in out, out
+    assert code == 0 and "mean over 1 colour photo: " in out and "baselines on 1 of 1" in out, out
     legend, head, row = out.splitlines()[:3]  # every column is named before the table
-    assert legend.startswith("PSNR (dB) against the original") and "hue sd:" in legend
+    assert legend.startswith("PSNR (dB) against the original")
+    assert all(f"({column})" in legend for column in ("PSNR", "grey", "meanC", "M", "M orig",
+                                                      "hue sd; near 0: one tint, sepia"))
     assert head.split() == ["image", "PSNR", "grey", "meanC", "M", "M", "orig", "hue", "sd"]
     assert row.split()[0] == "cat" and len(row.split()) == 7
     assert os.path.isfile(tmp_path / "o" / "cat.png")

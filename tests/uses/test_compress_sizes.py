@@ -287,6 +287,14 @@ def test_dropped_transparency_is_counted_and_said(open_model, folder, tmp_path, 
     assert saved["alpha_dropped"]["names"] == ["see_through.png"]
     by_name = {row["name"]: row for row in saved["images"]}
     assert by_name["see_through.png"]["psnr"] == pytest.approx(by_name["opaque.png"]["psnr"])
+    # read at one size (--image-size) the same is counted and said
+    assert cli.main(["compress", "--model", open_model[1], "--images", str(root), "--no-jpeg",
+                     "--image-size", "16", "--out", str(tmp_path / "s")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ("transparency: 1 image(s) with transparency coded as RGB, alpha dropped (decoded "
+            "opaque): see_through.png") in lines
+    assert "skipped rate-distortion sweep: not measured with a model of any size (each image " \
+           "would be coded again at every bit depth)" in lines
 
 
 def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
