@@ -139,8 +139,8 @@ def _add_compress(subparsers):
         description="Encode images to a .kae file, decode it back, report bits/image and "
         "PSNR beside JPEG at the same PSNR. Writes <name>.kae, compress.json, compress.png "
         "and compress_rd.png. With --decode FILE.kae, decode a file instead (--model "
-        "defaults to the model named in its header when that needs no download: a zoo "
-        "preset already here or its .keras file; hf:// presets need --model).")
+        "defaults to the zoo preset named in its header when its files are here; a .keras "
+        "file or an hf:// preset is passed with --model).")
     _inputs(p, model_required=False)
     _out(p, "compress")
     p.add_argument("--bits", type=int, default=8, help="quantization bits (default: 8)")

@@ -76,8 +76,9 @@ def check_tiling(tile, overlap, factor):
         if value is None and name == "overlap":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise InvalidValue(f"{name} must be a whole number of pixels (tile > 0, overlap >= "
-                               f"0). Received: {name}={value!r}")
+            rule = "tile > 0" + (", overlap >= 0" if overlap is not None else "")
+            raise InvalidValue(f"{name} must be a whole number of pixels ({rule}). "
+                               f"Received: {name}={value!r}")
     if overlap is None:
         if tile < 2 * factor or tile % factor:
             raise InvalidValue(

@@ -283,7 +283,9 @@ class Trainer:
     def _interrupted(self, epoch, where):
         out_dir, o = self.options.out_dir, self.options
         if epoch is None:
-            return (f"{self._stop.cause} came as training ended: all {len(self.history)} epochs ran"
+            n = len(self.history)
+            return (f"{self._stop.cause} came as training ended: "
+                    + (f"all {n} epochs ran" if n != 1 else "its one epoch ran")
                     + (f" and {out_dir} holds the finished run." if out_dir else "."))
         kept = (f"{out_dir} keeps the checkpoint of epoch {epoch}: run again with the same "
                 "output directory to resume" if out_dir and epoch else

@@ -261,8 +261,9 @@ def decompress(path, model=None, *, out=None, tile=None):
 
     Args:
         path: the `.kae` file.
-        model: the model it was encoded with; defaults to the one its header names
-            when that loads without a download (else pass it).
+        model: the model it was encoded with; defaults to the zoo preset its header
+            names when that loads without a download (a `.keras` file is not stored
+            in the file by its path: pass it).
         out: output directory. Defaults to `None`.
         tile: decode a version-3 file's images in tiles of this many pixels
             (see `compress`). Defaults to `None`.

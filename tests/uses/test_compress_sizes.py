@@ -314,6 +314,9 @@ def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
     err = capsys.readouterr().err
     assert "tile must be a multiple of the model's downsampling factor 8, at least 16" in err
     assert "overlap" not in err and not (tmp_path / "u").exists()
+    assert cli.main(args + ["--tile", "-16", "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err
+    assert "tile must be a whole number of pixels (tile > 0)" in err and "overlap" not in err
     fixed = tmp_path / "fixed.keras"
     kerasae.TinyAE(latent_channels=4, width=8, blocks=(1, 1, 1, 1), norm_groups=2,
                    input_shape=(24, 40, 3), seed=0).save(fixed)
