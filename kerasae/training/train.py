@@ -233,8 +233,9 @@ def _say_unused(n, batch, replicas=1, shuffle=True):
     if n < batch or left < 0.1 * n:
         return  # fewer than one batch: the Trainer's error says so
     # (examples left out, distance from the batch size asked for, batch size)
-    best = min((n % b, abs(b - batch), b) for b in range(max(replicas, batch // 2),
-                                                          2 * batch + 1, replicas) if b <= n)
+    low = -(-max(batch // 2, 1) // replicas) * replicas  # a multiple of the replicas
+    best = min((n % b, abs(b - batch), b) for b in range(low, 2 * batch + 1, replicas)
+               if b <= n)
     out = "change from epoch to epoch" if shuffle else "are the same every epoch, unshuffled"
     print(f"Each epoch trains on {n - left:,} of the {n:,} examples ({steps} "
           f"{'batch' if steps == 1 else 'batches'} of {batch}; the {left:,} left out {out})"

@@ -232,3 +232,6 @@ def test_the_batch_size_named_splits_over_the_replicas(capsys):
     assert capsys.readouterr().out.strip().endswith(
         "the 21 left out change from epoch to epoch): --batch-size 26 (batch_size=26) "
         "leaves 1 out.")
+    _say_unused(50, 34, replicas=2)  # 25 and 50 divide 50; 50 is the even one near 34
+    assert capsys.readouterr().out.strip().endswith(
+        "--batch-size 50 (batch_size=50) uses them all.")
