@@ -24,9 +24,10 @@ MIN_HUE_SPREAD = 15.0  # degrees; a sepia (one hue) has about 0
 
 def _skimage_photo(name):
     """A scikit-image photo as the preset's card reads it: short side 256 (LANCZOS)."""
-    import skimage.data
-
-    im = Image.fromarray(getattr(skimage.data, name)()[..., :3])
+    data = pytest.importorskip(
+        "skimage.data", reason="the photos are scikit-image's (a test tool: pip install "
+        "scikit-image)")
+    im = Image.fromarray(getattr(data, name)()[..., :3])
     s = 256 / min(im.size)
     im = im.resize((max(256, round(im.width * s)), max(256, round(im.height * s))),
                    Image.LANCZOS)
