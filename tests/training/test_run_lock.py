@@ -14,6 +14,7 @@ import time
 
 import keras
 import pytest
+import tensorflow as tf
 
 import kerasae
 from tests.helpers import ENV, REPO, run_json
@@ -54,9 +55,13 @@ def _holder(out_dir):
 
 
 def _saved_epochs(run):
-    """The epochs the last checkpoint of a run directory holds (its number)."""
-    return max(int(p.name[len("ckpt-"):-len(".index")])
-               for p in (run / "checkpoints" / "worker-0").glob("ckpt-*.index"))
+    """The epochs the last recorded checkpoint of a run directory holds (its number).
+
+    TensorFlow's own reading of the directory's `checkpoint` state file: a SIGKILL between
+    a checkpoint's files and that record leaves a newer `ckpt-N.index` that is not (yet)
+    a checkpoint of the run, and resuming rightly starts from the recorded one."""
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints" / "worker-0"))
+    return int(latest.rsplit("ckpt-", 1)[1])
 
 
 def _latent_dim(path):

@@ -202,6 +202,35 @@ def test_killed_run_resumes_and_matches_its_last_checkpoint(route, tmp_path):
             assert value == pytest.approx(uninterrupted[key], rel=1e-6), key
 
 
+def test_a_checkpoint_written_but_not_recorded_is_trained_again(tmp_path):
+    """A kill after a checkpoint's files but before its record (the `checkpoint` state
+    file) leaves `ckpt-2.*` behind the record of `ckpt-1`: the rerun resumes from epoch 1,
+    trains epoch 2 again over the stray files and ends where the uninterrupted run did."""
+    import keras
+    import tensorflow as tf
+
+    run = tmp_path / "run"
+    kwargs = dict(batch_size=64, strategy="one", seed=3, steps_per_epoch=3, validation=None,
+                  verbose=0, out_dir=str(run), builder_kwargs=dict(filters=[8, 16],
+                                                                   latent_dim=8))
+    kerasae.fit("conv_ae", "digits", epochs=1, **kwargs)
+    ckpts = run / "checkpoints" / "worker-0"
+    record_after_one = (ckpts / "checkpoint").read_bytes()
+    kerasae.fit("conv_ae", "digits", epochs=2, **kwargs)
+    whole = keras.saving.load_model(run / "model.keras", safe_mode=True).get_weights()
+    (ckpts / "checkpoint").write_bytes(record_after_one)  # as if killed before the record
+    assert (ckpts / "ckpt-2.index").exists()
+    assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-1")
+
+    again = kerasae.fit("conv_ae", "digits", epochs=2, **kwargs)
+    record = run_json(run)
+    assert record["status"] == "finished" and record["resumed_from_epoch"] == 1
+    assert len(again.history) == 2 == record["epochs_run"]
+    assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-2")
+    for a, b in zip(again.model.get_weights(), whole):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
     args = ["conv_ae", "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
