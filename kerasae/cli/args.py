@@ -95,7 +95,7 @@ def tile_checked(model, tile):
     ref = resolve_model(model)
     try:
         check_tile(ref, tile)
-        check_tiling(tile, None, (ref.__dict__.get("any_size") or ref.model).factor)
+        check_tiling(tile, None, ref.of_any_size().model.factor)
     except ValueError as e:
         raise UsageError(f"--tile: {e}") from None
     return ref

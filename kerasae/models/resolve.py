@@ -17,6 +17,7 @@ trained on (`metadata`: a preset's `metadata.json`, or the `run.json` beside a
 training run's `.keras` file; `input_shape`, `training_data`).
 """
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -195,6 +196,20 @@ class ModelRef:
         twin.start_point = getattr(model, "start_point", None)
         self.__dict__["model"], self.__dict__["any_size"] = twin, model
         return twin
+
+    @property
+    def fixed_from_any_size(self):
+        """Whether `at_size` put a twin of one size in place of a model of any size."""
+        return "any_size" in self.__dict__
+
+    def of_any_size(self):
+        """This reference with its model of any size back in place of `at_size`'s twin
+        (a copy: this one keeps the twin); itself when nothing was fixed."""
+        if not self.fixed_from_any_size:
+            return self
+        ref = copy.copy(self)
+        ref.__dict__["model"] = ref.__dict__.pop("any_size")
+        return ref
 
     def build(self, **overrides):
         """A new model of a preset, its verified weights loaded; `overrides` may change

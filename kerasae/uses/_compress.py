@@ -79,7 +79,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     ref = resolve_model(model)
     check_applies("compress", ref.model)
     check_tile(ref, tile)
-    if is_open_size(ref.model) or ref.__dict__.get("any_size") is not None:
+    if is_open_size(ref.model) or ref.fixed_from_any_size:
         return compress_sizes(ref, *own_size_images(
             ref, images, dataset=dataset, split=split, limit=limit, resize=resize,
             skip_bad=skip_bad, max_pixels=max_pixels), bits=bits, out=out, jpeg=jpeg,

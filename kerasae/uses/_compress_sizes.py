@@ -55,11 +55,10 @@ def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", 
     by `resize`, and the model of any size codes them.
     """
     model = ref.model
-    if ref.__dict__.get("any_size") is not None:
+    if ref.fixed_from_any_size:
         inputs = load_inputs(images, dataset=dataset, split=split, limit=limit,
                              shape=model.image_shape, resize=resize, skip_bad=skip_bad,
                              max_pixels=max_pixels)
-        ref.__dict__["model"] = ref.__dict__["any_size"]
         found = _files(images, dataset, split) if model.image_shape[-1] == 3 else None
         if found and inputs.names:
             kept = set(inputs.names)
@@ -121,7 +120,7 @@ def check_tile(ref, tile):
     """Raises unless `tile` is `None` or `ref`'s model is of any size with a tiled mode."""
     if tile is None:
         return
-    model = ref.__dict__.get("any_size") or ref.model  # fixed to a size by --image-size
+    model = ref.of_any_size().model  # fixed to a size by --image-size or not
     if not is_open_size(model) or "tile" not in inspect.signature(model.encode).parameters:
         raise InvalidValue(f"tile applies to a model of any size with a tiled mode (tiny_ae); "
                            f"{ref.name} takes {tuple(model.image_shape)}. "
@@ -143,9 +142,13 @@ def compress_sizes(ref, images, names, description, *, bits=8, out=None, jpeg=Tr
                    sweep=False, name="images", tile=None):
     """Compresses images of several sizes with `ref`'s model of any size (see the module).
 
+    A reference that `ModelRef.at_size` fixed to one size codes with its model of any
+    size (the images were read at that size).
+
     Returns:
         A `Result` with arrays `decoded` and `symbols` (lists, one entry per image).
     """
+    ref = ref.of_any_size()
     model = ref.model
     check_tile(ref, tile)
     for i, x in enumerate(images):

@@ -135,6 +135,11 @@ def decode_bytes(data, model=None, source="<bytes>", tile=None):
         ref = _checked_model(header, model, source)
         return decode_sized(header, payload, ref, source, tile), header
     ref = _model_for(header, model, source)
+    tiled = None if tile is None else ref.of_any_size().model  # fixed to the file's size
+    if tiled is not None and not is_open_size(tiled):
+        raise InvalidValue(f"tile applies to a model of any size with a tiled mode "
+                           f"(tiny_ae); {ref.name} takes {tuple(tiled.image_shape)}: "
+                           f"leave tile out. Received: tile={tile!r}")
     bits, offset, scale = quantization(header, source)
     code_shape = tuple(header["code_shape"])
     dims = int(np.prod(code_shape))
@@ -151,16 +156,10 @@ def decode_bytes(data, model=None, source="<bytes>", tile=None):
     if not np.isfinite(codes).all():  # the header check bounds them; this is the guard
         raise KaeError(f"{source} decodes to non-finite codes. Received: "
                        f"quantization.scale max={float(scale.max()):.4g}")
-    if tile is None:
+    if tiled is None or not len(codes):
         images = predict.decode(ref.model, codes)
-    else:  # a model of any size fixed to the file's size: tiles of the model itself
-        model = ref.__dict__.get("any_size") or ref.model
-        if not is_open_size(model):
-            raise InvalidValue(f"tile applies to a model of any size with a tiled mode "
-                               f"(tiny_ae); {ref.name} takes {tuple(model.image_shape)}: "
-                               f"leave tile out. Received: tile={tile!r}")
-        images = np.stack([decode_one(model, c, header["image_shape"], tile) for c in codes]) \
-            if len(codes) else predict.decode(ref.model, codes)
+    else:  # tiles of the model of any size itself
+        images = np.stack([decode_one(tiled, c, header["image_shape"], tile) for c in codes])
     if not np.isfinite(images).all():
         raise KaeError(
             f"{source} holds codes (up to {float(np.abs(codes).max()):.4g}) that "
