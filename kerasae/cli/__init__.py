@@ -133,12 +133,22 @@ def _interrupted(args, e):
     return EXIT_TERMINATED if getattr(e, "cause", None) == "SIGTERM" else EXIT_INTERRUPTED
 
 
+def _late(args, e, code):
+    """An interrupt acted on only after the command had done its work (its output is
+    whole): it arrived as the command ended, or Python swallowed its raise."""
+    what = "SIGTERM" if getattr(e, "cause", None) == "SIGTERM" else "Ctrl-C"
+    print(f"kerasae {args.command}: {what} came too late to stop the command: it ran to "
+          f"its end (exit {code} without it) and its output is whole.", file=sys.stderr)
+    return EXIT_TERMINATED if what == "SIGTERM" else EXIT_INTERRUPTED
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     previous = _on_sigterm()
     if previous is not None and argv is None:
         signals.lost_raises_are_quiet()
+    code = None
     try:
         # The command line's own process: TensorFlow's notes while it runs are filtered
         # too (in-process calls, `main([...])`, leave the caller's stderr alone).
@@ -155,6 +165,8 @@ def main(argv=None):
             previous = None
         if debug:
             raise
+        if code is not None:  # too late to stop anything: say so, not "stopped"
+            return _late(args, e, code)
         return _interrupted(args, e)
     except Exception as e:  # noqa: BLE001 - sorted below: expected failures or bugs
         signals.acted_on()

@@ -211,3 +211,25 @@ def test_a_sigterm_that_lands_in_a_gc_callback_still_stops_the_command(tmp_path)
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     record = run_json(out)
     assert record["status"] == "interrupted" and record["epochs_run"] == 0
+
+
+def test_a_sigterm_acted_on_after_the_command_finished_says_so(tmp_path):
+    """A swallowed SIGTERM in a command without safe points (`list`): the command runs to
+    its end, then exits 143 with one line that says its output is whole, not "stopped"."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, REPO
+
+    script = tmp_path / "lost.py"
+    script.write_text(LOST_RAISE)
+    whole = subprocess.run([sys.executable, "-m", "kerasae.cli", "list"], cwd=REPO, env=ENV,
+                           capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(script), "list"], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=default_child_signals)
+    assert whole.returncode == 0 and proc.stdout == whole.stdout != ""
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "kerasae list: SIGTERM came too late to stop the command: it ran to its end (exit 0 "
+        "without it) and its output is whole."]
