@@ -150,7 +150,8 @@ def _add_compress(subparsers):
                    help="images in the rate-distortion sweep (default: 1000)")
     p.add_argument("--name", default="images", help="stem of the .kae file (default: images)")
     p.add_argument("--decode", metavar="FILE.kae", default=None,
-                   help="decode this file (to decoded.npy and images/*.png) instead")
+                   help="decode this file instead (to images/*.png; also decoded.npy when its "
+                   "images share one size)")
     p.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                    help="a model of any size (tae_flux2): code each photo in tiles of this side "
                    "(e.g. 512), so memory follows the tile; a multiple of the model's factor "
@@ -313,8 +314,9 @@ def _compress(args):
         if "png_files" in r.metrics:
             notes = [f"{r['renamed']} renamed: their names collided"] if r["renamed"] else []
             notes += [f"{r['names_made_safe']} names made safe"] if r["names_made_safe"] else []
-            line += (f"; wrote {r['png_files']} PNG files under images/"
-                     + (f" ({'; '.join(notes)})" if notes else ""))
+            if notes or len({os.path.dirname(f) for f in r.files if f.endswith(".png")}) > 1:
+                line += (f"; wrote {r['png_files']} PNG files under images/"
+                         + (f" ({'; '.join(notes)})" if notes else ""))
         return _show(r, [line], args)
     if args.model is None:
         raise UsageError("compress needs --model (a zoo preset name or a .keras file). "
@@ -332,11 +334,9 @@ def _denoise(args):
 
     r = denoise(sized_model(args), **_data_kwargs(args), clean=args.clean, add_noise=args.add_noise,
                 noise_std=args.noise_std, seed=args.seed, out=_out_dir(args, "denoise"))
-    lines = []
-    if r["results"]:
-        lines.append("PSNR dB / SSIM: " + ", ".join(
-            f"{k} {v['psnr_db']:.2f} / {v['ssim']:.3f}" for k, v in r["results"].items()))
-    return _show(r, lines, args)
+    return _show(r, ["PSNR dB / SSIM: " + ", ".join(
+        f"{k} {v['psnr_db']:.2f} / {v['ssim']:.3f}" for k, v in r["results"].items())]
+        if r["results"] else [], args)
 
 
 def _anomaly(args):

@@ -151,10 +151,6 @@ class ModelRef:
             return self.preset.entry.get("files", {}).get(presets.WEIGHTS_FILE, {}).get("sha256")
         return sha256_file(self.path) if self.path else None
 
-    @property
-    def file_sha256(self):
-        return self.sha256
-
     @functools.cached_property
     def weights_file(self):
         """A verified local copy of a preset's weights (fetched and hashed once)."""
@@ -198,8 +194,7 @@ class ModelRef:
         return twin
 
     @property
-    def fixed_from_any_size(self):
-        """Whether `at_size` put a twin of one size in place of a model of any size."""
+    def fixed_from_any_size(self):  # `at_size` put a twin in place of a model of any size
         return "any_size" in self.__dict__
 
     def of_any_size(self):

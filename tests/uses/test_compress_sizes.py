@@ -216,7 +216,20 @@ def test_the_command_prints_each_image_and_the_totals(open_model, folder, tmp_pa
     assert "JPEG at equal PSNR, per image:" in text
     assert cli.main(["compress", "--decode", str(out / "images.kae"), "--model",
                      open_model[1], "--out", str(tmp_path / "d")]) == 0
-    assert "wrote 4 PNG files under images/" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "wrote 4 PNG files under images/" in said  # in two folders: the total is said
+    # One folder of PNGs: its "wrote" lines count them, the first line does not again.
+    flat = [os.path.join(folder[0], n) for n in NAMES if "/" not in n]
+    assert cli.main(["compress", "--model", open_model[1], "--images", *flat, "--no-sweep",
+                     "--no-jpeg", "--out", str(tmp_path / "f")]) == 0
+    capsys.readouterr()
+    assert cli.main(["compress", "--decode", str(tmp_path / "f" / "images.kae"), "--model",
+                     open_model[1], "--out", str(tmp_path / "g")]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"decoded {len(flat)} images from {tmp_path / 'f' / 'images.kae'}"
+    pngs = sorted(os.listdir(tmp_path / "g" / "images"))
+    assert [s for s in said if s.endswith(".png")] == [
+        f"wrote {tmp_path / 'g' / 'images' / p}" for p in pngs]
     assert Image.open(tmp_path / "d" / "images" / "sub" / "d.png").size == (40, 21)
 
 
