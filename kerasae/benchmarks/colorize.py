@@ -10,10 +10,13 @@ Suesstrunk 2003) and hue spread, for the colorization and for the two baselines 
 grey image as RGB; the grey image with the training photos' mean chroma).
 
 `--publish` takes the `model.keras` and `run.json` that `kerasae colorize --train
-photos/train --out RUN --chroma-gain 1` wrote (a given gain: every photo of photos/train
-trains, none held out), chooses `chroma_gain` on `photos/val` (the gain of best mean PSNR
-among `GAINS`, as `train_colorizer` does on its held-out photos), measures the held-out
-photos and publishes `zoo/colorize_photos/v<N>`: config, weights, metadata, card and `train.sh`.
+photos/train --out RUN --temperature 0.38` wrote (a given temperature: every photo of
+photos/train trains, none held out), chooses the temperature on `photos/val` (the one
+whose mean colourfulness is nearest the originals', as `train_colorizer` does on its
+held-out photos), measures the held-out photos and publishes
+`zoo/colorize_photos/v<N>`: config, weights, metadata, card and `train.sh`. Version 1
+regressed the chroma (`--bins 0 --chroma-gain 1`; `chroma_gain` chosen on `photos/val`,
+the gain of best mean PSNR among `GAINS`).
 """
 
 import argparse
@@ -29,7 +32,7 @@ from kerasae._util.versions import versions
 from kerasae.benchmarks.colorphotos import PHOTOS, SHORT_SIDE
 from kerasae.models.colorizer import Colorizer
 from kerasae.presets.store import metadata_problem
-from kerasae.uses import _colortrain
+from kerasae.uses import _colorbins, _colortrain
 from kerasae.uses._colorize import colorize
 from kerasae.zoo.publishing import (
     _check_new_version,
@@ -43,12 +46,23 @@ from kerasae.zoo.publishing import (
 NAME = "colorize_photos"
 GAINS = _colortrain.GAINS  # one list of candidates: the preset's and train_colorizer's
 STEPS = 2800
-TRAIN_SH = f"""#!/bin/bash
+
+
+def train_command(recipe):
+    """The `kerasae colorize --train` command of a run's recipe (its run.json)."""
+    how = "--bins 0 --chroma-gain 1" if recipe.get("bins") is None else \
+        f"--bins {recipe['bins']} --temperature 0.38"
+    return (f"kerasae colorize --train photos/train --out runs/{NAME} "
+            f"--steps {recipe['steps']} {how}")
+
+
+def train_sh(recipe):
+    return f"""#!/bin/bash
 # The commands that trained and published this preset (run from any directory; 1 CPU thread).
 set -e
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
 python -m kerasae.benchmarks.colorphotos photos
-kerasae colorize --train photos/train --out runs/{NAME} --steps {STEPS} --chroma-gain 1
+{train_command(recipe)}
 python -m kerasae.benchmarks.colorize photos --run runs/{NAME} --publish
 """
 LICENCES = {  # source -> licences of its photos (the package's copyright file)
@@ -78,6 +92,20 @@ def choose_gain(model, mean_chroma, photos):
     return max(scores, key=scores.get), scores
 
 
+def choose_temperature(model, mean_chroma, photos):
+    """`(temperature, {temperature: [PSNR, M, M original] on photos/val})`: the
+    temperature whose mean colourfulness is nearest the originals' (`_colorbins`)."""
+    scores = {}
+    for t in _colorbins.TEMPERATURES:
+        twin = Colorizer(**{**model.builder_config, "temperature": t})
+        twin.set_weights(model.get_weights())
+        twin.mean_chroma = mean_chroma
+        rows = [r for r in measure(twin, photos, "val").metrics["images"] if "psnr" in r]
+        scores[t] = [sum(r[k] for r in rows) / len(rows) for k in
+                     ("psnr", "colourfulness", "colourfulness_original")]
+    return _colorbins.choose_temperature(scores), scores
+
+
 def _rows_table(rows):
     head = ("| photo | source | PSNR | PSNR grey | PSNR mean chroma | M | M mean chroma | "
             "M original | hue spread | hue spread original |\n| --- | --- | " + "--- | " * 8)
@@ -98,6 +126,24 @@ def _sources_table(sources):
 
 def _training_section(meta):
     r = meta["recipe"]
+    if r.get("bins") is None:
+        loss = "MSE on the chroma (Cb, Cr of BT.601 YCbCr) predicted from the luminance"
+        chosen = (f"`chroma_gain` {meta['chroma_gain']:g} was then chosen on the validation "
+                  f"photos (mean PSNR per gain: {json.dumps(r['gain_scores'])}).")
+    else:
+        b = r["bins"]
+        loss = (f"a distribution over {b} x {b} bins of the chroma (Cb, Cr of BT.601 YCbCr, "
+                f"steps of 1/{b - 1}) predicted from the luminance; loss: the cross-entropy "
+                f"to each pixel's chroma soft-encoded over the bins, weighted by the rarity "
+                f"of its bin in the training photos (class rebalancing with lambda 0.5, "
+                f"Zhang, Isola & Efros 2016: `kerasae.uses._colorbins`)")
+        scores = "; ".join(f"{t}: {v[0]:.2f} dB / {v[1]:.1f}"
+                           for t, v in r["temperature_scores"].items())
+        original = next(iter(r["temperature_scores"].values()))[2]
+        chosen = (f"The distribution is read as its annealed mean at temperature "
+                  f"{meta['temperature']:g}, chosen on the validation photos as the one whose "
+                  f"mean colourfulness is nearest the originals' ({original:.1f}); per "
+                  f"temperature, mean PSNR / colourfulness: {scores}.")
     return f"""## Training procedure
 
 Trained with (`train.sh`):
@@ -106,12 +152,27 @@ Trained with (`train.sh`):
 {r['command']}
 ```
 
-MSE on the chroma (Cb, Cr of BT.601 YCbCr) predicted from the luminance; random crops of
-{r['crop']} pixels and horizontal flips of photos read at {SHORT_SIDE} x [0.75, 1] on the
-short side; {r['steps']} AdamW steps of {r['batch_size']} crops, learning rate
-{r['learning_rate']} cosine-decayed to 5%, seed {r['seed']}; {r['train_seconds']:.0f} s on
-one CPU thread. `chroma_gain` {meta['chroma_gain']:g} was then chosen on the validation
-photos (mean PSNR per gain: {json.dumps(r['gain_scores'])})."""
+{loss}; random crops of {r['crop']} pixels and horizontal flips of photos read at
+{SHORT_SIDE} x [0.75, 1] on the short side; {r['steps']} AdamW steps of {r['batch_size']}
+crops, learning rate {r['learning_rate']} cosine-decayed to 5%, seed {r['seed']};
+{r['train_seconds']:.0f} s on one CPU thread. {chosen}"""
+
+
+def _limitations(meta):
+    d = meta["dataset"]
+    if meta["recipe"].get("bins") is None:
+        how = ("colours are plausible but faded (colourfulness well below the originals'), "
+               "and objects whose colour the luminance does not tell (a red flower, a "
+               "painted wall) come out in the likely colours of their surroundings: greens, "
+               "browns, sky blues. A squared-error model averages uncertain colours towards "
+               "grey; `chroma_gain` undoes part of that.")
+    else:
+        how = ("colours are as strong as the originals' on average, but not always the "
+               "right ones: objects whose colour the luminance does not tell (a red flower, "
+               "a painted wall, clothes) get a likely colour, which may be wrong, and a "
+               "region may switch colour where the distribution has two modes.")
+    return f"""Trained on {d['train_photos']} photos for a few minutes: {how} Not for medical or
+scientific images, nor for telling what colour anything was."""
 
 
 def card(meta, weights_sha, weights_bytes, sources):
@@ -121,7 +182,8 @@ def card(meta, weights_sha, weights_bytes, sources):
     builder_row = ("`colorizer` (`kerasae.models.colorizer.Colorizer`), a U-Net on luminance, "
                    "not an autoencoder")
     data_row = (f"{d['train_photos']} offline colour photos (training), {d['val_photos']} "
-                f"(choosing the gain), {ev['examples']} held out (this card)")
+                f"(choosing the {'gain' if meta['recipe'].get('bins') is None else 'temperature'})"
+                f", {ev['examples']} held out (this card)")
     return f"""# {meta['name']} (version {meta['version']})
 
 {meta['description']}
@@ -174,12 +236,7 @@ image with the training photos' mean chroma {d['mean_chroma']} (`*_mean_chroma`)
 
 ## Limitations
 
-Trained on {d['train_photos']} photos for a few minutes: colours are plausible but faded
-(colourfulness well below the originals'), and objects whose colour the luminance does
-not tell (a red flower, a painted wall) come out in the likely colours of their
-surroundings: greens, browns, sky blues. A squared-error model averages uncertain
-colours towards grey; `chroma_gain` undoes part of that. Not for medical or scientific
-images, nor for telling what colour anything was.
+{_limitations(meta)}
 
 ## Load
 
@@ -191,30 +248,31 @@ rgb = model.predict(grey[None, ..., None])[0]  # grey: (h, w) luminance in [0, 1
 """
 
 
-def _metadata(model, run, gain, scores, result, sources):
+def _metadata(model, run, reading, result, sources, version):
     mean = dict(result.metrics["mean"])
     examples = mean.pop("images")
     parts = [p for _, p in sources.values()]
+    bins = run["recipe"].get("bins")
+    what = "the chroma" if bins is None else f"a distribution over {bins} x {bins} colours"
     return {
-        "name": NAME, "version": 1, "builder": "colorizer",
+        "name": NAME, "version": version, "builder": "colorizer",
         "description": (f"U-Net colorizer ({model.count_params():,} parameters): predicts "
-                        f"the chroma of a grey photo from its luminance; trained on "
+                        f"{what} of a grey photo from its luminance; trained on "
                         f"{parts.count('train')} offline colour photos, measured on "
                         f"{examples} held out."),
         "license": "Apache-2.0",
         "published": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-        "parameters": int(model.count_params()), "chroma_gain": gain,
+        "parameters": int(model.count_params()), **reading["chosen"],
         "dataset": {"name": "kerasae.benchmarks.colorphotos", "kind": "photos",
                     "train_split": "train", "eval_split": "heldout",
                     "train_photos": parts.count("train"), "val_photos": parts.count("val"),
                     "mean_chroma": [round(v, 6) for v in run["mean_chroma"]]},
         "versions": dict(versions("keras", "numpy", "h5py", "tensorflow"),
                          backend=keras.backend.backend()),
-        "recipe": {"command": f"kerasae colorize --train photos/train --out runs/{NAME} "
-                              f"--steps {run['recipe']['steps']} --chroma-gain 1",
-                   **{k: v for k, v in run["recipe"].items() if k != "chroma_gain"},
-                   "train_seconds": run["seconds"], "loss": run["loss"],
-                   "gain_scores": {f"{g:g}": round(s, 4) for g, s in scores.items()}},
+        "recipe": {"command": train_command(run["recipe"]),
+                   **{k: v for k, v in run["recipe"].items()
+                      if k not in ("chroma_gain", "temperature")},
+                   "train_seconds": run["seconds"], "loss": run["loss"], **reading["scores"]},
         "evaluation": {"command": f"kerasae colorize photos/heldout --model {NAME}",
                        "split": "heldout", "examples": examples, "metrics": mean,
                        "settings": {"short_side": SHORT_SIDE},
@@ -230,22 +288,30 @@ def publish(photos, run_dir, root=None):
     with open(os.path.join(photos, "sources.json"), encoding="utf-8") as f:
         sources = json.load(f)
     trained = keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False)
-    arch = {"width": run["recipe"]["width"],
+    arch = {"width": run["recipe"]["width"], "bins": run["recipe"].get("bins"),
             "global_context": run["recipe"].get("global_context", False)}
     base = Colorizer(**arch)
     base.set_weights(trained.get_weights())
-    gain, scores = choose_gain(base, run["mean_chroma"], photos)
-    model = Colorizer(**arch, chroma_gain=gain, mean_chroma=run["mean_chroma"])
+    if arch["bins"] is None:
+        gain, scores = choose_gain(base, run["mean_chroma"], photos)
+        reading = {"chosen": {"chroma_gain": gain}, "scores": {"gain_scores": {
+            f"{g:g}": round(s, 4) for g, s in scores.items()}}}
+    else:
+        t, scores = choose_temperature(base, run["mean_chroma"], photos)
+        reading = {"chosen": {"temperature": t}, "scores": {"temperature_scores": {
+            f"{k:g}": [round(v, 4) for v in row] for k, row in scores.items()}}}
+    model = Colorizer(**arch, **reading["chosen"], mean_chroma=run["mean_chroma"])
     model.set_weights(trained.get_weights())
     model.mean_chroma = tuple(run["mean_chroma"])
     result = measure(model, photos)
-    meta = _metadata(model, run, gain, scores, result, sources)
-    problem = metadata_problem(meta)
-    if problem:
-        raise ValueError(f"metadata refused: {problem}")
     root = _publish_root(root)
     index = presets.read_index(root)
     entry = index["presets"].get(NAME)
+    version = 1 if entry is None else max(presets.published_versions(entry)) + 1
+    meta = _metadata(model, run, reading, result, sources, version)
+    problem = metadata_problem(meta)
+    if problem:
+        raise ValueError(f"metadata refused: {problem}")
     folder = _check_new_version(root, entry, NAME, meta["version"], "colorizer")
     with staged_directory(folder) as tmp:
         write_json(os.path.join(tmp, "config.json"),
@@ -256,7 +322,7 @@ def publish(photos, run_dir, root=None):
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(card(meta, sha256_file(path), os.path.getsize(path), sources))
         with open(os.path.join(tmp, "train.sh"), "w", encoding="utf-8") as f:
-            f.write(TRAIN_SH)
+            f.write(train_sh(run["recipe"]))
         files = folder_files(tmp)
     write_entry(root, index, NAME, _index_entry(meta, entry, files))
     return folder

@@ -5,8 +5,9 @@ import os
 from kerasae.cli.errors import UsageError, max_pixels_option
 
 DEFAULT_MODEL = "colorize_photos"  # kerasae.uses._colorize.DEFAULT_MODEL (light here)
-# train_colorizer's (light here); chroma_gain None: chosen on held-out photos
-TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None}
+# train_colorizer's (light here); chroma_gain / temperature None: chosen on held-out photos
+TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None, "bins": 17,
+                  "temperature": None}
 
 
 def add_parsers(subparsers):
@@ -36,13 +37,23 @@ def add_parsers(subparsers):
                    help=f"with --train (default: {TRAIN_DEFAULTS['seed']})")
     p.add_argument("--chroma-gain", type=float, default=None,
                    help="with --train: the saved model's factor on its chroma (default: "
-                   "the best of 1.0-1.8 on a tenth of the photos held out of training)")
+                   "the best of 1.0-1.8 on a tenth of the photos held out of training, "
+                   "with --bins 0; else 1)")
+    p.add_argument("--bins", type=int, default=None,
+                   help="with --train: chroma bins per axis, an odd number (the model "
+                   "predicts a distribution over bins x bins colours); 0 regresses the "
+                   f"colour instead, as colorize_photos v1 (default: {TRAIN_DEFAULTS['bins']})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="with --train and bins: how the distribution is read, in (0, 1]: 1 "
+                   "its mean (faded), lower toward its mode (vivid) (default: the one whose "
+                   "colourfulness is nearest the originals' on the held-out photos)")
     max_pixels_option(p)
     p.set_defaults(func=_cli_colorize)
 
 
 def _train(args):
     # lazy: training loads TensorFlow
+    from kerasae.models.colorizer import check_reading
     from kerasae.uses._colortrain import train_colorizer
 
     if args.images:
@@ -59,14 +70,32 @@ def _train(args):
     if given.get("chroma_gain", 1.0) <= 0:
         raise UsageError(f"--chroma-gain is a factor above 0 on the predicted colours. "
                          f"Received: --chroma-gain {args.chroma_gain}")
+    if given.get("bins") == 0:
+        given["bins"] = None  # regression
+        if "temperature" in given:
+            raise UsageError(f"--temperature reads a distribution over bins; --bins 0 "
+                             f"regresses the colour: drop one. Received: --temperature "
+                             f"{args.temperature}")
+    try:
+        check_reading(given.get("bins", TRAIN_DEFAULTS["bins"]), given.get("temperature"))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},
                         max_pixels=args.max_pixels)
     for line in trained_lines(r.metrics):
         print(line)
     scores = r.metrics.get("gain_scores") or {}
-    print(f"chroma_gain {r.metrics['chroma_gain']:g} ({r.metrics['chroma_gain_from']}"
-          + ("; mean PSNR " + ", ".join(f"{g}: {s:.2f} dB" for g, s in scores.items())
-             if scores else "") + ")")
+    if r.metrics.get("bins") is None:
+        print(f"chroma_gain {r.metrics['chroma_gain']:g} ({r.metrics['chroma_gain_from']}"
+              + ("; mean PSNR " + ", ".join(f"{g}: {s:.2f} dB" for g, s in scores.items())
+                 if scores else "") + ")")
+    else:
+        rows = r.metrics.get("temperature_scores") or {}
+        print(f"temperature {r.metrics['temperature']:g} ({r.metrics['temperature_from']}"
+              + ("; mean PSNR / colourfulness (originals': "
+                 f"{next(iter(rows.values()))['colourfulness_original']:.1f}) " + ", ".join(
+                     f"{t}: {v['psnr']:.2f} dB / {v['colourfulness']:.1f}"
+                     for t, v in rows.items()) if rows else "") + ")")
     for path in r.files:
         print(f"wrote {path}")
     print(f"colorize with: kerasae colorize IMAGES --model "
@@ -123,10 +152,11 @@ def trained_lines(m):
     and those held out to choose the gain."""
     trained, loss = m.get("train_photos", m["photos"]), m["loss"]
     held = len(m.get("gain_photos") or ())
+    chosen = "the gain" if m.get("bins") is None else "the temperature"
     grey = m.get("grey_photos") or 0
     lines = [f"kerasae: {grey} of the {trained} training photos are grey: they pull the "
              "colours towards grey; leave them out for a more colourful model"] if grey else []
     return lines + [f"trained on {trained} photos"
-                    + (f", {held} held out to choose the gain" if held else "")
+                    + (f", {held} held out to choose {chosen}" if held else "")
                     + f" in {m['seconds']:.0f} s: loss {loss[0]:.5f} (first tenth) -> "
                     f"{loss[-1]:.5f} (last tenth)"]

@@ -3,7 +3,10 @@
 The model predicts the two chroma channels (Cb, Cr) of the YCbCr split of JPEG (ITU-R
 BT.601, full range) from the luminance Y, and recombines them with Y into RGB inside the
 model (`YCbCrToRGB`), so its input is a grey image and its output a colour image, both in
-[0, 1]. It is fully convolutional: any height and width, padded inside the model to a
+[0, 1]. The chroma is regressed (`bins=None`), or, with `bins=B`, classified over a
+B x B grid of (Cb, Cr) bins and read as the annealed mean of the bins (`AnnealedMean`;
+Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016): a regression's squared
+error fades the colours of an ambiguous pixel toward the mean, a distribution does not. It is fully convolutional: any height and width, padded inside the model to a
 multiple of `2 ** depth` (`EdgePad`: repeated edges) and cropped back (`CropLike`).
 
 It is no autoencoder family (no encoder, no code): `register_model_builder` lets a preset
@@ -91,6 +94,91 @@ class CropLike(keras.layers.Layer):
         return (x[0], reference[1], reference[2], x[3])
 
 
+def chroma_centres(bins):
+    """The `(bins * bins, 2)` centres of the chroma bins: a grid over Cb and Cr in
+    [-0.5, 0.5], Cb the slow axis (an odd `bins` puts grey, (0, 0), at a centre)."""
+    axis = np.linspace(-0.5, 0.5, int(bins))
+    cb, cr = np.meshgrid(axis, axis, indexing="ij")
+    return np.stack([cb.ravel(), cr.ravel()], axis=-1).astype("float32")
+
+
+def annealed_mean(logits, bins, temperature):
+    """numpy twin of `AnnealedMean`: `(..., bins * bins)` logits -> `(..., 2)` chroma."""
+    z = np.asarray(logits, "float64") / float(temperature)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return (p @ chroma_centres(bins).astype("float64")).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="kerasae")
+class AnnealedMean(keras.layers.Layer):
+    """Logits over the chroma bins (`chroma_centres(bins)`) -> `(Cb, Cr)`: the mean of
+    the centres under `softmax(logits / temperature)`. Temperature 1 gives the
+    distribution's mean (faded where it is spread), toward 0 its mode (vivid, but
+    patchy); Zhang et al. used 0.38.
+
+    Args:
+        bins: bins per chroma axis (odd).
+        temperature: in (0, 1]. Defaults to `0.38`.
+    """
+
+    def __init__(self, bins, temperature=0.38, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = _bins(bins)
+        self.temperature = _temperature(temperature)
+        self._centres = chroma_centres(self.bins)  # a constant, not a weight
+
+    def call(self, logits):
+        p = ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
+        return ops.matmul(p, ops.convert_to_tensor(self._centres))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (2,)
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins, "temperature": self.temperature}
+
+
+def _bins(value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not 3 <= value <= 65 or value % 2 == 0:
+        raise InvalidValue("bins is the number of chroma bins per axis: an odd integer in "
+                           f"[3, 65] (17 bins of 1/16), or None to regress the chroma. "
+                           f"Received: bins={value!r}")
+    return int(value)
+
+
+def _temperature(value):
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if isinstance(value, bool) or not 0 < t <= 1:
+        raise InvalidValue("temperature is in (0, 1]: 1 reads the mean of the chroma "
+                           f"distribution, lower toward its mode. Received: temperature={value!r}")
+    return t
+
+
+def check_reading(bins, temperature=None):
+    """Raises unless `bins` is `None` or odd in [3, 65] and `temperature` `None` or in (0, 1]."""
+    if bins is not None:
+        _bins(bins)
+    if temperature is not None:
+        _temperature(temperature)
+
+
+def chroma_model(model):
+    """The part of a colorizer from luminance to its chroma `(Cb, Cr)` (shares weights)."""
+    return keras.Model(model.input, model.get_layer("rgb").input[1])
+
+
+def logits_model(model):
+    """The part of a colorizer with `bins` from luminance to the bins' logits, or `None`."""
+    if not any(isinstance(layer, AnnealedMean) for layer in model.layers):
+        return None
+    return keras.Model(model.input, model.get_layer("crop").output)
+
+
 def _mean_chroma(value):
     """`value` as two finite floats `[cb, cr]` in [-0.5, 0.5], or an error."""
     try:
@@ -140,7 +228,8 @@ def _unet(x, width, depth, global_context=False):
 
 @register_model_builder("colorizer")
 def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_chroma=None,
-              input_shape=(None, None, 1), weights=None, name="colorizer"):
+              bins=None, temperature=0.38, input_shape=(None, None, 1), weights=None,
+              name="colorizer"):
     """Instantiates a colorizer: a U-Net from luminance to RGB.
 
     The U-Net predicts the chroma (Cb, Cr) of BT.601's YCbCr from the luminance Y;
@@ -154,6 +243,10 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_c
         global_context: add the image's mean bottom features to every position (a
             scene-level prior). Defaults to `False`.
         chroma_gain: factor on the predicted chroma (`YCbCrToRGB`). Defaults to `1.0`.
+        bins: `None` to regress (Cb, Cr); or an odd number of bins per chroma axis, to
+            predict a distribution over `bins * bins` bins (`chroma_centres`) read by
+            `AnnealedMean`. Defaults to `None`.
+        temperature: `AnnealedMean`'s, with `bins`. Defaults to `0.38`.
         mean_chroma: the training photos' mean `(cb, cr)`, kept in the saved model for
             `colorize`'s mean-chroma baseline (the model does not use it). Defaults to
             `None` (not known).
@@ -184,11 +277,18 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_c
             f"input_shape={input_shape!r}")
     if mean_chroma is not None:
         mean_chroma = _mean_chroma(mean_chroma)
+    if bins is not None:
+        bins, temperature = _bins(bins), _temperature(temperature)
     grey = keras.Input(tuple(input_shape), name="grey")
     x = EdgePad(2 ** depth, name="pad")(grey)
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
     x = _unet(x, width, depth, bool(global_context))
-    cbcr = keras.layers.Conv2D(2, 1, name="chroma", dtype="float32")(x)
-    cbcr = CropLike(name="crop")([cbcr, grey])
+    if bins is None:
+        cbcr = keras.layers.Conv2D(2, 1, name="chroma", dtype="float32")(x)
+        cbcr = CropLike(name="crop")([cbcr, grey])
+    else:  # logits of the bins, cropped, read as their annealed mean
+        logits = keras.layers.Conv2D(bins * bins, 1, name="chroma_logits", dtype="float32")(x)
+        logits = CropLike(name="crop")([logits, grey])
+        cbcr = AnnealedMean(bins, temperature, name="chroma")(logits)
     rgb = YCbCrToRGB(chroma_gain, mean_chroma, name="rgb")([grey, cbcr])
     return keras.Model(grey, rgb, name=name)

@@ -3,8 +3,11 @@
 The photos are read one at a time (each resized so that its short side is `short_side`
 times a random factor in [0.75, 1]), several random crops with random horizontal flips
 are cut from each, and `tf.data` streams the batches; nothing but one photo is held
-at full size. The loss is the mean squared error of the chroma (Cb, Cr of BT.601's
-YCbCr, in [-0.5, 0.5]) predicted from the luminance.
+at full size. With `bins` (the default, 17) the model predicts a distribution over
+chroma bins, trained by a rebalanced cross-entropy, and the temperature that reads it is
+chosen on held-out photos (`kerasae.uses._colorbins`); with `bins=None` the loss is the
+mean squared error of the chroma (Cb, Cr of BT.601's YCbCr, in [-0.5, 0.5]) predicted
+from the luminance, and a gain on it is chosen instead (below).
 
 `chroma_gain` (a factor on the predicted chroma that undoes part of the fading of a
 squared-error model) is chosen as the `colorize_photos` preset's was
@@ -24,7 +27,9 @@ from kerasae._util.versions import versions
 from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
-from kerasae.models.colorizer import Colorizer, rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.models.colorizer import (Colorizer, check_reading, chroma_model, logits_model,
+                                      rgb_to_ycbcr, ycbcr_to_rgb)
+from kerasae.uses import _colorbins
 from kerasae.uses._colorize import RUN_FILE, psnr
 from kerasae.uses.result import Output, Result, jsonable
 
@@ -147,19 +152,53 @@ def _choose_gain(chroma_gain, model, held, short_side, max_pixels):
     if not held:
         return 1.0, {}, (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos: none held out to "
                          f"choose it")
-    import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
-
-    chroma_model = keras.Model(model.input, model.get_layer("crop").output)
-    scores = gain_scores(chroma_model, [f for f, _ in held], short_side, max_pixels)
+    scores = gain_scores(chroma_model(model), [f for f, _ in held], short_side, max_pixels)
     if not scores:
         return 1.0, {}, f"the {len(held)} held-out photos are grey"
     return (max(scores, key=scores.get), scores,
             f"best mean PSNR on the colour photos of {len(held)} held out")
 
 
+def _choose_temperature(temperature, model, held, short_side, max_pixels, bins, gain):
+    """`(temperature, {temperature: [PSNR, M, M original]}, why)`: `temperature` if given,
+    else `_colorbins.choose_temperature` on the held-out photos, else 0.38."""
+    if temperature is not None:
+        return float(temperature), {}, "given"
+    photos = [_read(f, short_side, max_pixels).astype("float32") / 255.0 for f, _ in held]
+    photos = [p for p in photos if np.abs(rgb_to_ycbcr(p)[..., 1:]).max() >= 2 / 255]
+    if not photos:
+        return 0.38, {}, (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos or none in colour held "
+                          f"out to choose it: Zhang et al.'s 0.38")
+    logits = logits_model(model)
+    scores = _colorbins.temperature_scores(
+        lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, gain)
+    return (_colorbins.choose_temperature(scores), scores,
+            f"colourfulness nearest the originals' on the {len(photos)} colour photos held out")
+
+
+def _fit(model, files, bins, steps, batch_size, crop, short_side, learning_rate, seed,
+         verbose, max_pixels):
+    """Trains `model` (the chroma, or the bins' logits); the fit's history."""
+    import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
+
+    if bins is None:
+        train, loss = chroma_model(model), "mse"
+    else:
+        counts = _colorbins.bin_counts(
+            (_read(f, short_side, max_pixels).astype("float32") / 255.0 for f in files), bins)
+        train = logits_model(model)
+        loss = _colorbins.bin_loss(bins, _colorbins.rebalancing_weights(counts, bins))
+    epochs = min(10, steps)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
+    train.compile(keras.optimizers.AdamW(schedule), loss=loss)
+    return train.fit(_dataset(files, batch_size, crop, short_side, seed, max_pixels),
+                     steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
+                     shuffle=False)
+
+
 def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,
                     learning_rate=2e-3, width=8, global_context=False, chroma_gain=None,
-                    seed=0, verbose=2, max_pixels=None):
+                    bins=17, temperature=None, seed=0, verbose=2, max_pixels=None):
     """Trains a `Colorizer` on random crops and flips of the colour photos in `folder`.
 
     Args:
@@ -177,7 +216,12 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         width, global_context: the `Colorizer`'s. Defaults to `8`, `False`.
         chroma_gain: the saved model's `chroma_gain` (training does not use it), or
             `None` to choose it among `GAINS` on photos held out of training (see the
-            module docstring). Defaults to `None`.
+            module docstring; 1.0 with `bins`). Defaults to `None`.
+        bins: chroma bins per axis (odd; `Colorizer`'s), or `None` to regress the
+            chroma. Defaults to `17`.
+        temperature: with `bins`, the saved model's `AnnealedMean` temperature, or
+            `None` to choose it among `_colorbins.TEMPERATURES` on photos held out of
+            training. Defaults to `None`.
         seed: seed of the weights, the crops and the held-out photos. Defaults to `0`.
         verbose: Keras's `fit` verbosity. Defaults to `2` (a line per tenth).
         max_pixels: pixel budget per photo (see `kerasae.data.images`).
@@ -191,11 +235,13 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
     _check(steps, batch_size, crop, short_side)
+    check_reading(bins, temperature)
     if out is None:
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
     found = list(expand_files(folder))
-    train_files, held = split_for_gain(found, seed) if chroma_gain is None else (found, [])
+    choose = chroma_gain is None if bins is None else temperature is None
+    train_files, held = split_for_gain(found, seed) if choose else (found, [])
     files = [f for f, _ in train_files]
     max_pixels = pixel_budget(max_pixels)
     chroma, grey = mean_chroma(files, short_side, max_pixels)
@@ -204,20 +250,27 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
             f"colour photos. Received: folder={folder!r} ({len(files)} grey images)")
     keras.utils.set_random_seed(seed)
-    model = Colorizer(width=width, global_context=global_context)
-    train = keras.Model(model.input, model.get_layer("crop").output)  # shares the weights
+    model = Colorizer(width=width, global_context=global_context, bins=bins)
     epochs = min(10, steps)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
-    train.compile(keras.optimizers.AdamW(schedule), loss="mse")
     with Output(out) as output:
         start = time.perf_counter()
-        history = train.fit(_dataset(files, batch_size, crop, short_side, seed, max_pixels),
-                            steps_per_epoch=steps // epochs, epochs=epochs, verbose=verbose,
-                            shuffle=False)
+        history = _fit(model, files, bins, steps, batch_size, crop, short_side, learning_rate,
+                       seed, verbose, max_pixels)
         seconds = time.perf_counter() - start
-        gain, scores, why = _choose_gain(chroma_gain, model, held, short_side, max_pixels)
+        if bins is None:
+            gain, scores, why = _choose_gain(chroma_gain, model, held, short_side, max_pixels)
+            reading = {}
+        else:
+            gain, scores, why = float(chroma_gain or 1.0), {}, "given" if chroma_gain else \
+                "1.0 with bins (the temperature is chosen instead)"
+            t, t_scores, t_why = _choose_temperature(temperature, model, held, short_side,
+                                                     max_pixels, bins, gain)
+            reading = {"temperature": t, "temperature_from": t_why, "temperature_scores": {
+                f"{k:g}": dict(zip(("psnr", "colourfulness", "colourfulness_original"), v))
+                for k, v in t_scores.items()}}
         final = Colorizer(width=width, global_context=global_context, chroma_gain=gain,
-                          mean_chroma=chroma)
+                          mean_chroma=chroma, bins=bins,
+                          temperature=reading.get("temperature", 0.38))
         final.set_weights(model.get_weights())
         final.save(output.path("model.keras"))
         metrics = {"loss": [float(v) for v in history.history["loss"]],
@@ -225,11 +278,13 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
                    "grey_photos": grey, "chroma_gain": gain, "chroma_gain_from": why,
                    "gain_scores": {f"{g:g}": s for g, s in scores.items()},
                    "gain_photos": [name for _, name in held], "seconds": seconds,
+                   "bins": bins, **reading,
                    "recipe": {"steps": steps // epochs * epochs, "batch_size": batch_size,
                               "crop": crop, "short_side": short_side,
                               "learning_rate": learning_rate, "width": width,
                               "global_context": global_context,
-                              "chroma_gain": chroma_gain, "seed": seed},
+                              "chroma_gain": chroma_gain, "bins": bins,
+                              "temperature": temperature, "seed": seed},
                    "versions": versions("keras", "numpy", "tensorflow")}
         output.json(RUN_FILE, metrics)
         files_written = output.commit()

@@ -1,0 +1,143 @@
+"""A colorizer over chroma bins: the bins, the annealed mean, the rebalanced loss and the
+temperature chosen on held-out photos, each against numpy written out here."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasae.cli import main as cli_main
+from kerasae.models.colorizer import AnnealedMean, Colorizer, chroma_centres, logits_model
+from kerasae.uses import _colorbins, colorize, train_colorizer
+
+
+def test_the_bins_are_a_grid_with_grey_at_a_centre_and_pixels_go_to_the_nearest():
+    c = chroma_centres(5)
+    assert c.shape == (25, 2)
+    assert c[0].tolist() == [-0.5, -0.5] and c[12].tolist() == [0, 0] and c[24].tolist() == [0.5, 0.5]
+    assert c[1].tolist() == [-0.5, -0.25]  # Cr is the fast axis
+    pixels = np.array([[0.0, 0.0], [-0.5, -0.5], [0.1, -0.2], [0.9, -0.9], [0.13, 0.12]])
+    by_hand = [int(np.argmin(((c - p.clip(-0.5, 0.5)) ** 2).sum(1))) for p in pixels]
+    assert _colorbins.nearest_bin(pixels, 5).tolist() == by_hand == [12, 0, 11, 20, 17]
+
+
+def test_the_annealed_mean_is_the_mean_at_1_and_tends_to_the_mode():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4, 25)).astype("float32")
+    c = chroma_centres(5).astype("float64")
+    for t in (1.0, 0.38):
+        p = np.exp(logits / t) / np.exp(logits / t).sum(-1, keepdims=True)
+        layer = AnnealedMean(5, t)
+        np.testing.assert_allclose(np.asarray(layer(logits)), p @ c, atol=1e-6)
+    peaked = np.zeros((1, 25), "float32")
+    peaked[0, 7], peaked[0, 8] = 5.0, 4.0
+    assert np.abs(np.asarray(AnnealedMean(5, 0.05)(peaked))[0] - c[7]).max() < 1e-6
+    for bad in (4, 2, 67, True, 3.0):
+        with pytest.raises(ValueError, match="odd integer in"):
+            AnnealedMean(bad)
+    for bad in (0, -0.1, 1.5, "x"):
+        with pytest.raises(ValueError, match=r"temperature is in \(0, 1\]"):
+            AnnealedMean(5, bad)
+
+
+def test_the_rebalanced_loss_is_the_weighted_cross_entropy_to_the_soft_targets():
+    from scipy.ndimage import gaussian_filter
+
+    bins = 7
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 1000, bins * bins)
+    counts[24] = 50_000  # grey dominates, as in photos
+    weights = _colorbins.rebalancing_weights(counts, bins)
+    p = gaussian_filter((counts / counts.sum()).reshape(bins, bins), 0.5, mode="constant").ravel()
+    p /= p.sum()
+    assert np.sum(p * weights) == pytest.approx(1.0, rel=1e-5)  # expected weight 1
+    assert weights[24] == weights.min() and weights.max() / weights.min() > 5
+    w_hand = 1 / (0.5 * p + 0.5 / p.size)
+    np.testing.assert_allclose(weights, w_hand / np.sum(p * w_hand), rtol=1e-5)
+    np.testing.assert_allclose(_colorbins.rebalancing_weights(counts, bins, mix=1.0), 1.0,
+                               rtol=1e-6)  # all uniform: no rebalancing
+
+    chroma = rng.uniform(-0.5, 0.5, (2, 3, 5, 2)).astype("float32")
+    logits = rng.normal(size=(2, 3, 5, bins * bins)).astype("float32")
+    # by hand: the target a Gaussian of half a bin (sigma 1/12) around each pixel's chroma
+    centres = chroma_centres(bins).astype("float64")
+    d2 = ((chroma[..., None, :].astype("float64") - centres) ** 2).sum(-1)
+    target = np.exp(-d2 / (2 * (0.5 / 6) ** 2))
+    target /= target.sum(-1, keepdims=True)
+    np.testing.assert_allclose(_colorbins.soft_targets(chroma, bins), target, atol=1e-9)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = weights[d2.argmin(-1)] * -(target * log_p).sum(-1)
+    got = np.asarray(_colorbins.bin_loss(bins, weights)(chroma, logits))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def _warm_folder(folder, n=12, size=80):
+    """Colour photos whose colour follows the luminance: dark blue, bright orange."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(n):
+        y = rng.uniform(0, 1, (size // 8, size // 8)).repeat(8, 0).repeat(8, 1)
+        rgb = np.stack([y, 0.6 * y + 0.2 * (1 - y), 1 - y], axis=-1)
+        Image.fromarray((rgb * 255).astype("uint8")).save(folder / f"p{i:02d}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulness(tmp_path):
+    """train_colorizer (bins by default) holds a tenth of the photos out, scores each
+    temperature on them (checked by hand from the model's logits), keeps the one whose
+    mean colourfulness is nearest the originals', and its model.keras carries it."""
+    import keras
+
+    from kerasae.uses._colorize import colourfulness
+
+    folder = _warm_folder(tmp_path / "photos")
+    r = train_colorizer(str(folder), str(tmp_path / "run"), steps=40, batch_size=4, crop=32,
+                        short_side=64, verbose=0)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["bins"] == 17 and run["chroma_gain"] == 1.0 and run["train_photos"] == 11
+    assert run["loss"][-1] < run["loss"][0]
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False,
+                                    safe_mode=True)
+    logits = logits_model(model)
+    by_hand = {}
+    for t in _colorbins.TEMPERATURES:
+        rows = []
+        for name in run["gain_photos"]:
+            im = Image.open(folder / name).convert("RGB")
+            rgb = np.asarray(im.resize((64, 64), Image.LANCZOS), "float64") / 255
+            y = rgb @ np.array([0.299, 0.587, 0.114])
+            z = np.asarray(logits(y[None, ..., None].astype("float32"))[0], "float64") / t
+            p = np.exp(z - z.max(-1, keepdims=True))
+            cb, cr = np.moveaxis((p / p.sum(-1, keepdims=True)) @ chroma_centres(17), -1, 0)
+            out = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr,
+                            y + 1.772 * cb], axis=-1).clip(0, 1)
+            rows.append((10 * np.log10(1 / np.mean((out - rgb) ** 2)), colourfulness(out),
+                         colourfulness(rgb)))
+        by_hand[t] = np.mean(rows, axis=0)
+    for t, row in by_hand.items():
+        assert [run["temperature_scores"][f"{t:g}"][k] for k in
+                ("psnr", "colourfulness", "colourfulness_original")] == pytest.approx(
+                    row.tolist(), abs=2e-2)
+    best = min(by_hand, key=lambda t: abs(by_hand[t][1] - by_hand[t][2]))
+    assert run["temperature"] == best == r["temperature"]
+    assert model.get_layer("chroma").temperature == best
+    c = colorize(str(folder / "p00.png"), model=str(tmp_path / "run" / "model.keras"))
+    assert c["images"][0]["colourfulness"] > 0
+
+
+def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_together(
+        tmp_path, capsys):
+    folder = _warm_folder(tmp_path / "photos", n=2)
+    for flags, said in ((["--bins", "0", "--temperature", "0.5"], "--bins 0 regresses"),
+                        (["--bins", "16"], "odd integer"),
+                        (["--temperature", "2"], "temperature is in (0, 1]")):
+        code = cli_main(["colorize", "--train", str(folder), "--out", str(tmp_path / "r"),
+                         *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and said in err, err
+        assert not (tmp_path / "r").exists()
+    code = cli_main(["colorize", str(folder / "p00.png"), "--bins", "5"])
+    assert code == 2 and "only applies with --train" in capsys.readouterr().err
+    assert Colorizer(bins=5).get_layer("chroma_logits").filters == 25
