@@ -18,6 +18,7 @@ fades them, the mode overshoots).
 import numpy as np
 
 from kerasae.models.colorizer import annealed_mean, chroma_centres, rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.uses._colorize import colourfulness, psnr
 
 MIX = 0.5  # Zhang et al.'s lambda: the uniform distribution's share in the rebalancing
 TEMPERATURES = (1.0, 0.77, 0.58, 0.38, 0.25)
@@ -86,8 +87,6 @@ def bin_loss(bins, weights):
 def temperature_scores(logits_of, photos, bins, gain=1.0):
     """`{temperature: (mean PSNR dB, mean M, mean M of the originals)}` over `photos`
     (RGB in [0, 1]), each photo's logits computed once by `logits_of(y)`."""
-    from kerasae.uses._colorize import colourfulness, psnr
-
     rows = {t: [] for t in TEMPERATURES}
     for rgb in photos:
         ycc = rgb_to_ycbcr(rgb)
