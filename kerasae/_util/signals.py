@@ -12,6 +12,7 @@ the command's end) act on the record with `raise_if_terminated`.
 import sys
 
 _pending = [False]
+_held = [False]  # the command's work is done: a SIGTERM is recorded, not raised
 
 
 class Terminated(KeyboardInterrupt):
@@ -24,7 +25,15 @@ class Terminated(KeyboardInterrupt):
 def raise_terminated(signum, frame):
     """The command line's SIGTERM handler: stop as Ctrl-C stops, with its own exit code."""
     _pending[0] = True
-    raise Terminated("stopped by SIGTERM")
+    if not _held[0]:
+        raise Terminated("stopped by SIGTERM")
+
+
+def hold(held=True):
+    """From now on (`held`) a SIGTERM is only recorded: the command's work is done and
+    written, so it finishes what it prints and says at its end that the signal came too
+    late. `hold(False)` when the command returns."""
+    _held[0] = bool(held)
 
 
 def terminated():

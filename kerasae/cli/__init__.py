@@ -182,5 +182,6 @@ def main(argv=None):
         print(f"kerasae {args.command}: error: {message}", file=sys.stderr)
         return code
     finally:
+        signals.hold(False)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

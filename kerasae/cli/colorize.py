@@ -91,11 +91,12 @@ def _train(args):
                  if scores else "") + ")")
     else:
         rows = r.metrics.get("temperature_scores") or {}
-        print(f"temperature {r.metrics['temperature']:g} ({r.metrics['temperature_from']}"
-              + ("; mean PSNR / colourfulness (originals': "
-                 f"{next(iter(rows.values()))['colourfulness_original']:.1f}) " + ", ".join(
-                     f"{t}: {v['psnr']:.2f} dB / {v['colourfulness']:.1f}"
-                     for t, v in rows.items()) if rows else "") + ")")
+        print(f"temperature {r.metrics['temperature']:g} ({r.metrics['temperature_from']})")
+        if rows:
+            print(f"held-out photos (colourfulness of the originals "
+                  f"{next(iter(rows.values()))['colourfulness_original']:.1f}): " + "; ".join(
+                      f"T={t}: PSNR {v['psnr']:.2f} dB, colourfulness {v['colourfulness']:.1f}"
+                      for t, v in rows.items()))
     for path in r.files:
         print(f"wrote {path}")
     print(f"colorize with: kerasae colorize IMAGES --model "

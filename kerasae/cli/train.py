@@ -2,6 +2,7 @@
 
 import os
 
+from kerasae._util import signals
 from kerasae._util.errors import InvalidValue
 from kerasae._util.files import check_writable
 from kerasae.cli.args import parse_kwargs, table_options
@@ -86,6 +87,7 @@ def _list(args):
     for name in list_builders():
         doc = (get_builder(name).__doc__ or "").strip().splitlines()[0]
         print(f"{name:22s} {doc}")
+    signals.hold()  # all said
     return 0
 
 
@@ -155,6 +157,7 @@ def _train_in(args, kwargs, strategy, out):
         pretrain_epochs=args.pretrain_epochs, builder_kwargs=kwargs or None,
         steps_per_epoch=args.steps_per_epoch, verbose=args.verbose,
     )
+    signals.hold()  # the run is written whole: a SIGTERM now only says it came too late
     if strategies.worker_info(strategy)[1]:
         # Flat vectors (a dense model's (n, D) data) have no picture to draw.
         png = result.picture or "none (the data are not images)"

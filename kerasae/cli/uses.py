@@ -2,6 +2,7 @@
 
 import os
 
+from kerasae._util import signals
 from kerasae.cli.args import sized_model, table_options, tile_checked
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
@@ -65,6 +66,7 @@ def _inputs_line(result, args=None):
 
 
 def _show(result, lines, args=None):
+    signals.hold()  # the files are written: a SIGTERM now comes too late to stop anything
     head = _inputs_line(result, args)
     for line in ([head] if head else []) + lines:
         print(line)
@@ -150,8 +152,8 @@ def _add_compress(subparsers):
                    help="images in the rate-distortion sweep (default: 1000)")
     p.add_argument("--name", default="images", help="stem of the .kae file (default: images)")
     p.add_argument("--decode", metavar="FILE.kae", default=None,
-                   help="decode this file instead (to images/*.png; also decoded.npy when its "
-                   "images share one size)")
+                   help="decode this file instead (to images/*.png; a file of a fixed-size "
+                   "model also to decoded.npy)")
     p.add_argument("--tile", type=int, default=None, metavar="PIXELS",
                    help="a model of any size (tae_flux2): code each photo in tiles of this side "
                    "(e.g. 512), so memory follows the tile; a multiple of the model's factor "
@@ -382,8 +384,7 @@ def _generate(args):
     from kerasae.uses import generate
 
     r = generate(sized_model(args), **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
-                 between=args.between,
-                 steps=args.steps,
+                 between=args.between, steps=args.steps,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
                  eval_samples=args.eval_samples, seed=args.seed,
                  out=_out_dir(args, "generate"))

@@ -143,8 +143,8 @@ def _bins(value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
             not 3 <= value <= 65 or value % 2 == 0:
         raise InvalidValue("bins is the number of chroma bins per axis: an odd integer in "
-                           f"[3, 65] (17 bins of 1/16), or None to regress the chroma. "
-                           f"Received: bins={value!r}")
+                           f"[3, 65] (17: steps of 1/16), or None (--bins 0) to regress the "
+                           f"chroma. Received: bins={value!r}")
     return int(value)
 
 
@@ -160,11 +160,19 @@ def _temperature(value):
 
 
 def check_reading(bins, temperature=None):
-    """Raises unless `bins` is `None` or odd in [3, 65] and `temperature` `None` or in (0, 1]."""
-    if bins is not None:
-        _bins(bins)
+    """`bins` (`None` for 0: regression) once checked to be `None` or odd in [3, 65], and
+    `temperature` `None` or in (0, 1], given only with bins."""
+    if bins is None or (isinstance(bins, (int, np.integer)) and not isinstance(bins, bool)
+                        and bins == 0):
+        if temperature is not None:
+            raise InvalidValue(
+                f"temperature reads a distribution over chroma bins; bins=None (--bins 0) "
+                f"regresses the chroma: drop one. Received: temperature={temperature!r}")
+        return None
+    bins = _bins(bins)
     if temperature is not None:
         _temperature(temperature)
+    return bins
 
 
 def chroma_model(model):
@@ -228,7 +236,7 @@ def _unet(x, width, depth, global_context=False):
 
 @register_model_builder("colorizer")
 def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_chroma=None,
-              bins=None, temperature=0.38, input_shape=(None, None, 1), weights=None,
+              bins=None, temperature=None, input_shape=(None, None, 1), weights=None,
               name="colorizer"):
     """Instantiates a colorizer: a U-Net from luminance to RGB.
 
@@ -243,10 +251,11 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_c
         global_context: add the image's mean bottom features to every position (a
             scene-level prior). Defaults to `False`.
         chroma_gain: factor on the predicted chroma (`YCbCrToRGB`). Defaults to `1.0`.
-        bins: `None` to regress (Cb, Cr); or an odd number of bins per chroma axis, to
-            predict a distribution over `bins * bins` bins (`chroma_centres`) read by
-            `AnnealedMean`. Defaults to `None`.
-        temperature: `AnnealedMean`'s, with `bins`. Defaults to `0.38`.
+        bins: `None` (or 0) to regress (Cb, Cr); or an odd number in [3, 65] of bins per
+            chroma axis, to predict a distribution over `bins * bins` bins
+            (`chroma_centres`) read by `AnnealedMean`. Defaults to `None`.
+        temperature: `AnnealedMean`'s, in (0, 1] (lower: more vivid), with `bins` only.
+            Defaults to `None` (0.38 with `bins`).
         mean_chroma: the training photos' mean `(cb, cr)`, kept in the saved model for
             `colorize`'s mean-chroma baseline (the model does not use it). Defaults to
             `None` (not known).
@@ -277,8 +286,9 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_c
             f"input_shape={input_shape!r}")
     if mean_chroma is not None:
         mean_chroma = _mean_chroma(mean_chroma)
+    bins = check_reading(bins, temperature)
     if bins is not None:
-        bins, temperature = _bins(bins), _temperature(temperature)
+        temperature = 0.38 if temperature is None else _temperature(temperature)
     grey = keras.Input(tuple(input_shape), name="grey")
     x = EdgePad(2 ** depth, name="pad")(grey)
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)

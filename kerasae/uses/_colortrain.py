@@ -172,8 +172,13 @@ def _choose_temperature(temperature, model, held, short_side, max_pixels, bins, 
     logits = logits_model(model)
     scores = _colorbins.temperature_scores(
         lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, gain)
-    return (_colorbins.choose_temperature(scores), scores,
-            f"colourfulness nearest the originals' on the {len(photos)} colour photos held out")
+    best = _colorbins.choose_temperature(scores)
+    why = f"colourfulness nearest the originals' on the {len(photos)} colour photos held out"
+    if best == min(scores) and scores[best][1] < scores[best][2]:
+        why += (f"; the lowest candidate, still less colourful than the originals "
+                f"({scores[best][1]:.1f} vs {scores[best][2]:.1f}): train longer (--steps) "
+                f"or fix a lower --temperature")
+    return best, scores, why
 
 
 def _fit(model, files, bins, steps, batch_size, crop, short_side, learning_rate, seed,
@@ -229,13 +234,16 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     Returns:
         A `Result`: `metrics["loss"]` the mean loss of each tenth of the steps,
         `metrics["mean_chroma"]`, `metrics["photos"]`, `metrics["chroma_gain"]`,
-        `metrics["gain_scores"]` (mean PSNR per gain on `metrics["gain_photos"]`),
-        `metrics["seconds"]`; `.model` the trained colorizer.
+        `metrics["gain_scores"]` (mean PSNR per gain on `metrics["gain_photos"]`, the
+        photos held out), `metrics["seconds"]`; with bins also `metrics["bins"]`,
+        `metrics["temperature"]` and `metrics["temperature_scores"]` (mean PSNR,
+        colourfulness and the originals' colourfulness per temperature on the held-out
+        photos); `.model` the trained colorizer.
     """
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
     _check(steps, batch_size, crop, short_side)
-    check_reading(bins, temperature)
+    bins = check_reading(bins, temperature)
     if out is None:
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
@@ -262,15 +270,14 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
             reading = {}
         else:
             gain, scores, why = float(chroma_gain or 1.0), {}, "given" if chroma_gain else \
-                "1.0 with bins (the temperature is chosen instead)"
+                "1.0 with bins"
             t, t_scores, t_why = _choose_temperature(temperature, model, held, short_side,
                                                      max_pixels, bins, gain)
             reading = {"temperature": t, "temperature_from": t_why, "temperature_scores": {
                 f"{k:g}": dict(zip(("psnr", "colourfulness", "colourfulness_original"), v))
                 for k, v in t_scores.items()}}
         final = Colorizer(width=width, global_context=global_context, chroma_gain=gain,
-                          mean_chroma=chroma, bins=bins,
-                          temperature=reading.get("temperature", 0.38))
+                          mean_chroma=chroma, bins=bins, temperature=reading.get("temperature"))
         final.set_weights(model.get_weights())
         final.save(output.path("model.keras"))
         metrics = {"loss": [float(v) for v in history.history["loss"]],

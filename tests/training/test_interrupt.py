@@ -233,3 +233,39 @@ def test_a_sigterm_acted_on_after_the_command_finished_says_so(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "kerasae list: SIGTERM came too late to stop the command: it ran to its end (exit 0 "
         "without it) and its output is whole."]
+
+
+AFTER_THE_WORK = """
+import os, signal, sys, time
+from kerasae import cli
+from kerasae.cli import train
+
+listing = train._list
+def then_sigterm(args):
+    code = listing(args)  # everything is printed
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)  # the handler runs here, before the command returns
+    return code
+train._list = then_sigterm
+sys.exit(cli.main())
+"""
+
+
+def test_a_sigterm_after_the_output_is_whole_is_not_called_a_stop(tmp_path):
+    """A SIGTERM between a command's last line and its return (the trial's `kerasae list`
+    and `train` after "model:") is recorded, not raised: exit 143 and the "too late" line."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ENV, REPO
+
+    script = tmp_path / "after.py"
+    script.write_text(AFTER_THE_WORK)
+    proc = subprocess.run([sys.executable, str(script), "list"], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=default_child_signals)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "kerasae list: SIGTERM came too late to stop the command: it ran to its end (exit 0 "
+        "without it) and its output is whole."]
+    assert "conv_ae" in proc.stdout

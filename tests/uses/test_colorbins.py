@@ -141,3 +141,6 @@ def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_toget
     code = cli_main(["colorize", str(folder / "p00.png"), "--bins", "5"])
     assert code == 2 and "only applies with --train" in capsys.readouterr().err
     assert Colorizer(bins=5).get_layer("chroma_logits").filters == 25
+    assert Colorizer(bins=0).get_layer("chroma").filters == 2  # 0 regresses, as --bins 0
+    with pytest.raises(ValueError, match="drop one"):
+        Colorizer(temperature=0.5)  # a temperature without bins would do nothing
