@@ -30,7 +30,8 @@ def add_parsers(subparsers):
                    "OUT/model.keras and OUT/run.json")
     # None when not given, so that colorizing can refuse them (they would do nothing)
     p.add_argument("--steps", type=int, default=None,
-                   help=f"with --train: optimizer steps (default: {TRAIN_DEFAULTS['steps']})")
+                   help="with --train: optimizer steps, in 10 epochs (rounded down to a "
+                   f"multiple of 10) (default: {TRAIN_DEFAULTS['steps']})")
     p.add_argument("--batch-size", type=int, default=None, help="with --train: crops per "
                    f"step (default: {TRAIN_DEFAULTS['batch_size']})")
     p.add_argument("--seed", type=int, default=None,

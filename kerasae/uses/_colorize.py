@@ -20,7 +20,7 @@ from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
 from kerasae.metrics import psnr as psnr_of_mse
-from kerasae.models.colorizer import rgb_layer, rgb_to_ycbcr, ycbcr_to_rgb
+from kerasae.models.colorizer import AnnealedMean, rgb_layer, rgb_to_ycbcr, ycbcr_to_rgb
 from kerasae.models.resolve import resolve_preset
 from kerasae.models.start import check_keras_path
 from kerasae.uses.result import Output, Result, jsonable, save_png
@@ -225,6 +225,15 @@ def _unique(name, taken):
 WORK_SIDE = 256  # the short side the colorizers are trained at (train_colorizer's short_side)
 
 
+def _reading(model):
+    """How a colorizer reads its chroma: `{"bins", "temperature", "chroma_gain"}`."""
+    mean = [la for la in getattr(model, "layers", ()) if isinstance(la, AnnealedMean)]
+    layer = rgb_layer(model)
+    return {"bins": mean[0].bins if mean else None,
+            "temperature": mean[0].temperature if mean else None,
+            "chroma_gain": None if layer is None else layer.chroma_gain}
+
+
 def colorize_one(model, grey):
     """The colorizer's RGB (h, w, 3) for one luminance image (h, w, 1).
 
@@ -344,7 +353,8 @@ def colorize(images_or_folder, model=DEFAULT_MODEL, out=None, *, max_pixels=None
             rows.append({"image": name, **row})
             if output.enabled:
                 save_png(output.path(f"{name}.png"), np.concatenate(panels, axis=1))
-        metrics = {"model": info, "mean_chroma": None if mean_chroma is None else
+        metrics = {"model": {**info, **_reading(colorizer)},
+                   "mean_chroma": None if mean_chroma is None else
                    list(mean_chroma), "images": rows, "mean": _summary(rows),
                    "alpha_images": sum(bool(r.get("alpha")) for r in rows)}
         if output.enabled:

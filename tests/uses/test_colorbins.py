@@ -125,6 +125,7 @@ def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulne
     assert model.get_layer("chroma").temperature == best
     c = colorize(str(folder / "p00.png"), model=str(tmp_path / "run" / "model.keras"))
     assert c["images"][0]["colourfulness"] > 0
+    assert c["model"]["bins"] == 17 and c["model"]["temperature"] == best  # colorize.json
 
 
 def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_together(
