@@ -6,7 +6,7 @@ from kerasae.cli.errors import UsageError, max_pixels_option
 
 DEFAULT_MODEL = "colorize_photos"  # kerasae.uses._colorize.DEFAULT_MODEL (light here)
 # train_colorizer's (light here); chroma_gain / temperature None: chosen on held-out photos
-TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None, "bins": 17,
+TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None, "bins": None,
                   "temperature": None}
 
 
@@ -38,12 +38,13 @@ def add_parsers(subparsers):
                    help=f"with --train (default: {TRAIN_DEFAULTS['seed']})")
     p.add_argument("--chroma-gain", type=float, default=None,
                    help="with --train: the saved model's factor on its chroma (default: "
-                   "the best of 1.0-1.8 on a tenth of the photos held out of training, "
-                   "with --bins 0; else 1)")
+                   "the best of 1.0-1.8 on a tenth of the photos held out of training; 1 "
+                   "with --bins)")
     p.add_argument("--bins", type=int, default=None,
-                   help="with --train: chroma bins per axis, an odd number (the model "
-                   "predicts a distribution over bins x bins colours); 0 regresses the "
-                   f"colour instead, as colorize_photos v1 (default: {TRAIN_DEFAULTS['bins']})")
+                   help="with --train: chroma bins per axis, an odd number such as 17 (the "
+                   "model predicts a distribution over bins x bins colours, read at "
+                   "--temperature); 0 regresses the colour, as colorize_photos "
+                   "(default: 0)")
     p.add_argument("--temperature", type=float, default=None,
                    help="with --train and bins: how the distribution is read, in (0, 1]: 1 "
                    "its mean (faded), lower toward its mode (vivid) (default: the one whose "

@@ -85,7 +85,7 @@ def _warm_folder(folder, n=12, size=80):
 
 @pytest.mark.slow
 def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulness(tmp_path):
-    """train_colorizer (bins by default) holds a tenth of the photos out, scores each
+    """train_colorizer with bins holds a tenth of the photos out, scores each
     temperature on them (checked by hand from the model's logits), keeps the one whose
     mean colourfulness is nearest the originals', and its model.keras carries it."""
     import keras
@@ -94,7 +94,7 @@ def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulne
 
     folder = _warm_folder(tmp_path / "photos")
     r = train_colorizer(str(folder), str(tmp_path / "run"), steps=40, batch_size=4, crop=32,
-                        short_side=64, verbose=0)
+                        short_side=64, bins=17, verbose=0)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["bins"] == 17 and run["chroma_gain"] == 1.0 and run["train_photos"] == 11
     assert run["loss"][-1] < run["loss"][0]
@@ -133,7 +133,8 @@ def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_toget
     folder = _warm_folder(tmp_path / "photos", n=2)
     for flags, said in ((["--bins", "0", "--temperature", "0.5"], "--bins 0 regresses"),
                         (["--bins", "16"], "odd integer"),
-                        (["--temperature", "2"], "temperature is in (0, 1]")):
+                        (["--temperature", "0.5"], "drop one"),  # regression by default
+                        (["--bins", "17", "--temperature", "2"], "temperature is in (0, 1]")):
         code = cli_main(["colorize", "--train", str(folder), "--out", str(tmp_path / "r"),
                          *flags])
         err = capsys.readouterr().err

@@ -261,7 +261,7 @@ def test_train_colorizer_lowers_the_loss_and_its_model_colorizes(tmp_path):
     r = train_colorizer(str(folder), str(tmp_path / "run"), steps=60, batch_size=4, crop=32,
                         short_side=64, verbose=0)
     loss = r["loss"]
-    assert len(loss) == 10 and loss[-1] < 0.8 * loss[0], loss  # the bins' cross-entropy
+    assert len(loss) == 10 and loss[-1] < 0.7 * loss[0], loss
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["photos"] == 3 and len(run["mean_chroma"]) == 2
     c = colorize(str(folder / "p0.png"), model=str(tmp_path / "run" / "model.keras"))
