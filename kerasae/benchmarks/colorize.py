@@ -81,14 +81,18 @@ def measure(model, photos, part="heldout"):
     return colorize(os.path.join(photos, part), model=model)
 
 
+def _on_val(model, mean_chroma, photos, **reading):
+    """`colorize(photos/val)` of a twin of `model` that reads its chroma by `reading`."""
+    twin = Colorizer(**{**model.builder_config, **reading})
+    twin.set_weights(model.get_weights())
+    twin.mean_chroma = mean_chroma
+    return measure(twin, photos, "val").metrics
+
+
 def choose_gain(model, mean_chroma, photos):
     """`(gain, {gain: mean PSNR on photos/val})`: the gain of best mean PSNR."""
-    scores = {}
-    for gain in GAINS:
-        twin = Colorizer(**{**model.builder_config, "chroma_gain": gain})
-        twin.set_weights(model.get_weights())
-        twin.mean_chroma = mean_chroma
-        scores[gain] = measure(twin, photos, "val").metrics["mean"]["psnr"]
+    scores = {gain: _on_val(model, mean_chroma, photos, chroma_gain=gain)["mean"]["psnr"]
+              for gain in GAINS}
     return max(scores, key=scores.get), scores
 
 
@@ -97,10 +101,8 @@ def choose_temperature(model, mean_chroma, photos):
     temperature whose mean colourfulness is nearest the originals' (`_colorbins`)."""
     scores = {}
     for t in _colorbins.TEMPERATURES:
-        twin = Colorizer(**{**model.builder_config, "temperature": t})
-        twin.set_weights(model.get_weights())
-        twin.mean_chroma = mean_chroma
-        rows = [r for r in measure(twin, photos, "val").metrics["images"] if "psnr" in r]
+        rows = [r for r in _on_val(model, mean_chroma, photos, temperature=t)["images"]
+                if "psnr" in r]
         scores[t] = [sum(r[k] for r in rows) / len(rows) for k in
                      ("psnr", "colourfulness", "colourfulness_original")]
     return _colorbins.choose_temperature(scores), scores

@@ -72,14 +72,8 @@ def _train(args):
     if given.get("chroma_gain", 1.0) <= 0:
         raise UsageError(f"--chroma-gain is a factor above 0 on the predicted colours. "
                          f"Received: --chroma-gain {args.chroma_gain}")
-    if given.get("bins") == 0:
-        given["bins"] = None  # regression
-        if "temperature" in given:
-            raise UsageError(f"--temperature reads a distribution over bins; --bins 0 "
-                             f"regresses the colour: drop one. Received: --temperature "
-                             f"{args.temperature}")
-    try:
-        check_reading(given.get("bins", TRAIN_DEFAULTS["bins"]), given.get("temperature"))
+    try:  # --bins 0 regresses, as bins=None
+        given["bins"], _ = check_reading(given.get("bins"), given.get("temperature"))
     except ValueError as e:
         raise UsageError(str(e)) from None
     r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},

@@ -160,19 +160,16 @@ def _temperature(value):
 
 
 def check_reading(bins, temperature=None):
-    """`bins` (`None` for 0: regression) once checked to be `None` or odd in [3, 65], and
-    `temperature` `None` or in (0, 1], given only with bins."""
-    if bins is None or (isinstance(bins, (int, np.integer)) and not isinstance(bins, bool)
-                        and bins == 0):
+    """`(bins, temperature)` checked: `bins` `None` (or 0: regression) or odd in [3, 65],
+    `temperature` `None` or in (0, 1] and given only with bins."""
+    if bins is None or (not isinstance(bins, bool) and bins == 0):
         if temperature is not None:
             raise InvalidValue(
-                f"temperature reads a distribution over chroma bins; bins=None (--bins 0) "
-                f"regresses the chroma: drop one. Received: temperature={temperature!r}")
-        return None
-    bins = _bins(bins)
-    if temperature is not None:
-        _temperature(temperature)
-    return bins
+                f"temperature reads a distribution over chroma bins, and bins=None regresses "
+                f"the chroma (as --bins 0 regresses the colour): drop one. Received: "
+                f"temperature={temperature!r}")
+        return None, None
+    return _bins(bins), None if temperature is None else _temperature(temperature)
 
 
 def chroma_model(model):
@@ -286,9 +283,9 @@ def Colorizer(*, width=8, depth=4, global_context=False, chroma_gain=1.0, mean_c
             f"input_shape={input_shape!r}")
     if mean_chroma is not None:
         mean_chroma = _mean_chroma(mean_chroma)
-    bins = check_reading(bins, temperature)
-    if bins is not None:
-        temperature = 0.38 if temperature is None else _temperature(temperature)
+    bins, temperature = check_reading(bins, temperature)
+    if bins is not None and temperature is None:
+        temperature = 0.38
     grey = keras.Input(tuple(input_shape), name="grey")
     x = EdgePad(2 ** depth, name="pad")(grey)
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="centre")(x)

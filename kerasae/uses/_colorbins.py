@@ -31,13 +31,9 @@ def nearest_bin(cbcr, bins):
     return steps[..., 0] * bins + steps[..., 1]
 
 
-def bin_counts(rgb_images, bins):
-    """How many pixels of the `(h, w, 3)` RGB images in [0, 1] fall nearest each bin."""
-    counts = np.zeros(bins * bins, "int64")
-    for rgb in rgb_images:
-        counts += np.bincount(nearest_bin(rgb_to_ycbcr(rgb)[..., 1:].reshape(-1, 2), bins)
-                              .ravel(), minlength=bins * bins)
-    return counts
+def bin_counts(cbcr, bins):
+    """How many of the `(..., 2)` chroma values fall nearest each bin."""
+    return np.bincount(nearest_bin(cbcr, bins).ravel(), minlength=bins * bins)
 
 
 def rebalancing_weights(counts, bins, mix=MIX):

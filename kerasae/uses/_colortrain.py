@@ -55,17 +55,26 @@ def _read(path, short, max_pixels):
     return _resized(rgb, short)
 
 
-def mean_chroma(files, short_side, max_pixels=None):
+def _is_grey(cbcr):
+    """Whether chroma values are all within 2 of 255 levels of grey."""
+    return bool(np.abs(cbcr).max() < 2 / 255)
+
+
+def mean_chroma(files, short_side, max_pixels=None, bins=None):
     """The mean (Cb, Cr) over every pixel of the photos at `short_side` (the baseline's
-    colour cast), and the number of grey photos among them."""
+    colour cast), the number of grey photos among them and, with `bins`, the pixels
+    nearest each chroma bin (`_colorbins.bin_counts`; else `None`): one read per photo."""
     total, count, grey = np.zeros(2), 0, 0
+    counts = None if bins is None else np.zeros(bins * bins, "int64")
     for path in files:
         rgb = _read(path, short_side, max_pixels)
         cbcr = rgb_to_ycbcr(rgb.astype("float32") / 255.0)[..., 1:].reshape(-1, 2)
-        grey += int(np.abs(cbcr).max() < 2 / 255)
+        grey += int(_is_grey(cbcr))
         total += cbcr.sum(axis=0, dtype="float64")
         count += len(cbcr)
-    return (total / count).tolist(), grey
+        if counts is not None:
+            counts += _colorbins.bin_counts(cbcr, bins)
+    return (total / count).tolist(), grey, counts
 
 
 def batches(files, batch_size, crop, short_side, seed=0, max_pixels=None):
@@ -112,7 +121,7 @@ def gain_scores(chroma_model, files, short_side, max_pixels=None):
     for path in files:
         rgb = _read(path, short_side, max_pixels).astype("float32") / 255.0
         ycc = rgb_to_ycbcr(rgb)
-        if np.abs(ycc[..., 1:]).max() < 2 / 255:
+        if _is_grey(ycc[..., 1:]):
             continue
         y = ycc[..., :1]
         cbcr = np.asarray(chroma_model(y[None], training=False)[0], "float32")
@@ -165,7 +174,7 @@ def _choose_temperature(temperature, model, held, short_side, max_pixels, bins, 
     if temperature is not None:
         return float(temperature), {}, "given"
     photos = [_read(f, short_side, max_pixels).astype("float32") / 255.0 for f, _ in held]
-    photos = [p for p in photos if np.abs(rgb_to_ycbcr(p)[..., 1:]).max() >= 2 / 255]
+    photos = [p for p in photos if not _is_grey(rgb_to_ycbcr(p)[..., 1:])]
     if not photos:
         return 0.38, {}, (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos or none in colour held "
                           f"out to choose it: Zhang et al.'s 0.38")
@@ -181,19 +190,17 @@ def _choose_temperature(temperature, model, held, short_side, max_pixels, bins, 
     return best, scores, why
 
 
-def _fit(model, files, bins, steps, batch_size, crop, short_side, learning_rate, seed,
-         verbose, max_pixels):
-    """Trains `model` (the chroma, or the bins' logits); the fit's history."""
+def _fit(model, files, counts, bins, steps, epochs, batch_size, crop, short_side,
+         learning_rate, seed, verbose, max_pixels):
+    """Trains `model` (the chroma, or the bins' logits, rebalanced by the training
+    photos' bin `counts`) for `epochs` of `steps // epochs`; the fit's history."""
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
     if bins is None:
         train, loss = chroma_model(model), "mse"
     else:
-        counts = _colorbins.bin_counts(
-            (_read(f, short_side, max_pixels).astype("float32") / 255.0 for f in files), bins)
         train = logits_model(model)
         loss = _colorbins.bin_loss(bins, _colorbins.rebalancing_weights(counts, bins))
-    epochs = min(10, steps)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.05)
     train.compile(keras.optimizers.AdamW(schedule), loss=loss)
     return train.fit(_dataset(files, batch_size, crop, short_side, seed, max_pixels),
@@ -248,7 +255,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
     _check(steps, batch_size, crop, short_side)
-    bins = check_reading(bins, temperature)
+    bins, temperature = check_reading(bins, temperature)
     if out is None:
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
@@ -257,7 +264,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     train_files, held = split_for_gain(found, seed) if choose else (found, [])
     files = [f for f, _ in train_files]
     max_pixels = pixel_budget(max_pixels)
-    chroma, grey = mean_chroma(files, short_side, max_pixels)
+    chroma, grey, counts = mean_chroma(files, short_side, max_pixels, bins)
     if grey == len(files):
         raise InvalidValue(
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
@@ -270,8 +277,8 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
               f"{steps // 10 * 10} steps")
     with Output(out) as output:
         start = time.perf_counter()
-        history = _fit(model, files, bins, steps, batch_size, crop, short_side, learning_rate,
-                       seed, verbose, max_pixels)
+        history = _fit(model, files, counts, bins, steps, epochs, batch_size, crop, short_side,
+                       learning_rate, seed, verbose, max_pixels)
         seconds = time.perf_counter() - start
         if bins is None:
             gain, scores, why = _choose_gain(chroma_gain, model, held, short_side, max_pixels)
