@@ -72,7 +72,7 @@ def test_l1_penalty_matches_numpy():
 
 
 def test_unknown_loss_names_the_fix():
-    with pytest.raises(ValueError, match="Use one of mse, bce, ssim_l1. Received: reconstruction='l2'"):
+    with pytest.raises(ValueError, match="Use one of mse, bce, ssim_l1, gaussian. Received: reconstruction='l2'"):
         losses.reconstruction_loss(np.zeros((1, 2)), np.zeros((1, 2)), "l2")
 
 
@@ -122,3 +122,39 @@ def test_ssim_l1_loss_is_the_weighted_sum_of_its_terms(reduction):
 def test_ssim_l1_on_records_names_the_fix():
     with pytest.raises(ValueError, match="use 'mse' for records.*Received: shape=\\(2, 5\\)"):
         losses.reconstruction_loss(np.zeros((2, 5)), np.zeros((2, 5)), "ssim_l1")
+
+
+def test_gaussian_loss_is_the_normal_likelihood_at_its_best_variance():
+    from scipy import optimize, stats
+
+    x = rng.uniform(size=(4, 6, 6, 3)).astype("float32")
+    x_hat = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1).astype("float32")
+    got = np.asarray(losses.reconstruction_loss(x, x_hat, "gaussian"))
+    x64, xh64 = x.astype("float64"), x_hat.astype("float64")
+
+    def nll(sigma):  # per image, scipy's normal density
+        return -stats.norm.logpdf(x64, xh64, sigma).reshape(4, -1).sum(1)
+
+    best = optimize.minimize_scalar(lambda s: nll(s).sum(), bounds=(1e-3, 1), method="bounded")
+    np.testing.assert_allclose(got, nll(best.x), rtol=1e-4)
+    mean = np.asarray(losses.reconstruction_loss(x, x_hat, "gaussian", "mean"))
+    np.testing.assert_allclose(mean, got / (6 * 6 * 3), rtol=1e-6)
+
+
+def test_gaussian_loss_gradient_is_the_error_over_the_variance():
+    import tensorflow as tf
+
+    x = rng.uniform(size=(3, 5, 5, 1)).astype("float32")
+    x_hat = tf.Variable(np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1).astype("float32"))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(losses.reconstruction_loss(x, x_hat, "gaussian"))
+    var = np.mean((x_hat.numpy() - x) ** 2)
+    np.testing.assert_allclose(tape.gradient(total, x_hat), (x_hat.numpy() - x) / var,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_gaussian_loss_of_a_perfect_fit_stays_finite():
+    x = rng.uniform(size=(2, 4, 4, 3)).astype("float32")
+    got = np.asarray(losses.reconstruction_loss(x, x, "gaussian"))
+    expected = 0.5 * 48 * np.log(2 * np.pi * losses.GAUSSIAN_MIN_VARIANCE)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

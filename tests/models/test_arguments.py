@@ -17,7 +17,7 @@ import kerasae
     ("conv_ae", dict(latent_dim=2.5), TypeError, "positive integer. Received: latent_dim=2.5"),
     ("stacked_ae", dict(hidden_units="64"), TypeError, "tuple of positive integers.*Received: hidden_units='64'"),
     ("stacked_ae", dict(activation="rleu"), ValueError, "Unknown activation 'rleu'. Did you mean 'relu'.*Received: activation='rleu'"),
-    ("conv_vae", dict(reconstruction="bcee"), ValueError, "Did you mean 'bce'.*Available: bce, mse, ssim_l1. Received: reconstruction='bcee'"),
+    ("conv_vae", dict(reconstruction="bcee"), ValueError, "Did you mean 'bce'.*Available: bce, gaussian, mse, ssim_l1. Received: reconstruction='bcee'"),
     ("conv_ae", dict(corruption="gausian"), ValueError, "Did you mean 'gaussian'.*Received: corruption='gausian'"),
     ("conv_ae", dict(decoder="deconv"), ValueError, "Available: transpose, upsample. Received: decoder='deconv'"),
     ("conv_ae", dict(input_shape=(28, 28)), ValueError, r"\(H, W, 1\). Received: input_shape=\(28, 28\)"),
