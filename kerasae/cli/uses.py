@@ -251,10 +251,9 @@ def _records_lines(r):
 def _add_generate(subparsers):
     p = subparsers.add_parser(
         "generate", help="VAE samples, interpolation, latent arithmetic",
-        description="Sample a VAE's prior, interpolate between images and do latent "
-        "arithmetic with class-mean codes, each against a non-autoencoder baseline. Writes "
-        "generate.json, generate_samples.png, generate_interpolation.png, "
-        "generate_arithmetic.png.")
+        description="Sample a VAE, interpolate between images and do latent arithmetic with "
+        "class-mean codes, each against a non-autoencoder baseline. Writes generate.json "
+        "and generate_{samples,interpolation,arithmetic}.png.")
     _inputs(p)
     _out(p, "generate")
     p.add_argument("--grid", type=int, default=8, help="samples grid side (default: 8)")
@@ -268,6 +267,8 @@ def _add_generate(subparsers):
                    "the data has them, else its first three classes; skipped without labels)")
     p.add_argument("--no-arithmetic", action="store_true")
     p.add_argument("--eval-samples", type=int, default=2500)
+    p.add_argument("--sampler", choices=("prior", "fitted"), default="prior", help="codes from "
+                   "N(0, I) or from a Gaussian fitted to the images' codes (default: prior)")
     p.set_defaults(func=_generate)
 
 
@@ -384,14 +385,13 @@ def _generate(args):
     from kerasae.uses import generate
 
     r = generate(sized_model(args), **_data_kwargs(args), grid=args.grid, pairs=args.pairs,
-                 between=args.between, steps=args.steps,
+                 between=args.between, steps=args.steps, eval_samples=args.eval_samples,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
-                 eval_samples=args.eval_samples, seed=args.seed,
-                 out=_out_dir(args, "generate"))
+                 sampler=args.sampler, seed=args.seed, out=_out_dir(args, "generate"))
     lines = []
     if "samples" in r.metrics:
         fd = r["samples"]["frechet_distance"]
-        lines.append(f"Fréchet distance: VAE {fd['vae']:.2f}, PCA-Gaussian "
+        lines.append(f"Fréchet distance: VAE ({args.sampler}) {fd['vae']:.2f}, PCA-Gaussian "
                      f"{fd['pca_gaussian']:.2f}, real {fd['real_vs_real']:.2f}")
     if "arithmetic" in r.metrics and "judged_as_b" in r["arithmetic"]:
         j = r["arithmetic"]["judged_as_b"]

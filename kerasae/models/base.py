@@ -22,7 +22,7 @@ class Autoencoder(keras.Model):
 
     - AE: reconstruction error averaged over pixels (`"mse"` by default), plus
       any penalties added by layers (code sparsity).
-    - VAE: reconstruction error summed over pixels (`"bce"` by default) plus
+    - VAE: reconstruction error summed over pixels (the builder's choice) plus
       `beta` times the analytic KL, reported as `reconstruction_loss` and
       `kl_loss`.
 
@@ -37,7 +37,7 @@ class Autoencoder(keras.Model):
             when training.
         variational: whether the encoder returns `[z_mean, z_log_var]`.
         beta: weight of the KL term (beta-VAE). Defaults to `1.0`.
-        reconstruction: `"mse"` or `"bce"`. Defaults to `"mse"`.
+        reconstruction: one of `kerasae.losses.RECONSTRUCTIONS`. Defaults to `"mse"`.
         seed: seed of the sampling layer. Defaults to `None`.
     """
 
@@ -187,7 +187,7 @@ class Autoencoder(keras.Model):
         if loss is not None:
             raise InvalidValue(
                 f"The loss is part of {self.name} (reconstruction_loss, and kl_loss for a "
-                "VAE; set reconstruction='mse' or 'bce' and beta when building it), so "
+                "VAE; set reconstruction and beta when building it), so "
                 "compile() takes no loss: call compile(optimizer=...). "
                 f"Received: loss={loss!r}"
             )

@@ -39,10 +39,26 @@ def _class_id(value, inputs, arg):
     return k
 
 
+SAMPLERS = ("prior", "fitted")
+
+
+def latent_draws(model, images, sampler):
+    """`draw(n, rng)`: float32 codes `(n, latent_dim)` from the prior N(0, I) (`"prior"`)
+    or from a Gaussian fitted (mean, full covariance) to the codes `z_mean` of `images`
+    (`"fitted"`: ex-post density estimation, Ghosh et al., ICLR 2020; it decodes where
+    the codes of real images lie when they have drifted from the prior)."""
+    d = model.latent_dim
+    if sampler == "prior":
+        return lambda n, rng: rng.standard_normal((n, d)).astype("float32")
+    codes = predict.encode(model, images).reshape(len(images), -1).astype("float64")
+    mean, cov = codes.mean(axis=0), np.cov(codes, rowvar=False).reshape(d, d)
+    return lambda n, rng: rng.multivariate_normal(mean, cov, n).astype("float32")
+
+
 def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
              limit=None, resize="crop", skip_bad=False, max_pixels=None,
              grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
-             eval_samples=2500, seed=0, out=None):
+             eval_samples=2500, sampler="prior", seed=0, out=None):
     """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
 
     Numbers need labelled images (a dataset): a judge MLP (256 hidden units) is
@@ -75,7 +91,11 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         arithmetic: class names or indices `(a, b, c)`, `None`, or `"auto"`:
             sneaker + (ankle boot - sandal) where those classes exist, else the
             first three classes, else (no labels) skipped. Defaults to `"auto"`.
-        eval_samples: prior samples for the Fréchet distance. Defaults to `2500`.
+        eval_samples: samples for the Fréchet distance. Defaults to `2500`.
+        sampler: where the sampled codes come from: `"prior"` (N(0, I)) or
+            `"fitted"` (a Gaussian fitted to the codes of the images, as the
+            PCA-Gaussian is to their PCA coefficients; see `latent_draws`).
+            Defaults to `"prior"`.
         seed: seed of every draw. Defaults to `0`.
         out: directory for `generate.json`, `generate_samples.png`,
             `generate_interpolation.png`, `generate_arithmetic.png`.
@@ -83,6 +103,10 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     Returns:
         A `Result` with arrays `samples`, `interpolation`, `arithmetic`.
     """
+    if sampler not in SAMPLERS:
+        raise InvalidValue(f"sampler must be one of {', '.join(SAMPLERS)}: 'prior' decodes "
+                           "z ~ N(0, I), 'fitted' a Gaussian fitted to the images' codes. "
+                           f"Received: sampler={sampler!r}")
     ref = resolve_model(model)
     check_applies("generate", ref.model)
     require_vae(ref.model)
@@ -109,9 +133,9 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     rng = np.random.default_rng(seed)
     d = model.latent_dim
     with Output(out) as output:
-        samples = predict.decode(model, rng.standard_normal((grid * grid, d)).astype("float32"))
+        samples = predict.decode(model, latent_draws(model, x, sampler)(grid * grid, rng))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
-                   "count": len(x), "seed": seed, "latent_dim": d}
+                   "count": len(x), "seed": seed, "latent_dim": d, "sampler": sampler}
         for part, why in skipped.items():
             skip(metrics, part, why)
         judge = half_a = half_b = None
@@ -123,7 +147,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 "model": "sklearn MLPClassifier(256 relu hidden units), 40 epochs",
                 "trained_on": int(len(half_a)),
                 "accuracy_on_real_held_out": judge.accuracy(x[half_b], inputs.labels[half_b])}
-            metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng)
+            metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng,
+                                                 sampler)
         else:
             skip(metrics, "Fréchet distances and judge scores",
                  "they need labels of two or more classes and 100 images (a judge classifier "
@@ -137,7 +162,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         if output.enabled:
             _plots.image_grid(
                 output.path("generate_samples.png"),
-                [(samples, f"VAE {ref.name}: decoder(z), z ~ N(0, I)",
+                [(samples, f"VAE {ref.name}: decoder(z), z ~ " + (
+                    "N(0, I)" if sampler == "prior" else "a Gaussian fitted to the codes"),
                   f"{d}-D latent, seed {seed}"),
                  (baseline, f"baseline: Gaussian in the top-{d} PCA subspace",
                   "pixels = mean + PCA components x N(0, eigenvalues)")],
@@ -189,12 +215,13 @@ def _auto_arithmetic(inputs):
     return tuple(classes[:3]), None
 
 
-def _sample_metrics(model, x, half_b, judge, eval_samples, rng):
+def _sample_metrics(model, x, half_b, judge, eval_samples, rng, sampler):
     d = model.latent_dim
     real = x[half_b]
     n = int(min(eval_samples, len(real) // 2))
     ref_a, ref_b = real[:n], real[n:2 * n]
-    vae = predict.decode(model, rng.standard_normal((n, d)).astype("float32"))
+    # Fitted, as the PCA-Gaussian below is, to the same real half.
+    vae = predict.decode(model, latent_draws(model, real, sampler)(n, rng))
     sampler = pca_gaussian_sampler(real, d)
     k = sampler.components
     gauss = sampler(n, rng)

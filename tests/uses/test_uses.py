@@ -447,6 +447,34 @@ def test_generate_pictures_and_numbers(vae, fashion, tmp_path):
     assert_png(tmp_path / "g" / "generate_arithmetic.png", _plots.image_rows_size(4, 10))
 
 
+def test_generate_fitted_sampler_draws_where_the_codes_lie(vae, fashion, tmp_path, capsys):
+    from kerasae import cli
+    from kerasae.uses._generate import latent_draws
+
+    x, y = fashion
+    codes = numpy_encode(vae, x).astype("float64")
+    draws = latent_draws(vae, x, "fitted")(20000, np.random.default_rng(0)).astype("float64")
+    scale = codes.std(0).max()
+    np.testing.assert_allclose(draws.mean(0), codes.mean(0), atol=0.03 * scale)
+    np.testing.assert_allclose(np.cov(draws, rowvar=False), np.cov(codes, rowvar=False),
+                               atol=0.05 * scale ** 2)
+    prior = latent_draws(vae, x, "prior")(5, np.random.default_rng(3))
+    np.testing.assert_array_equal(
+        prior, np.random.default_rng(3).standard_normal((5, 4)).astype("float32"))
+    r = kerasae.uses.generate(vae, x, labels=y, sampler="fitted", grid=2, pairs=1, steps=3,
+                              eval_samples=60, arithmetic=None)
+    assert r["sampler"] == "fitted" and r["samples"]["count"] == 60
+    vae.save(tmp_path / "vae.keras")
+    assert cli.main(["generate", "--model", str(tmp_path / "vae.keras"), "--limit", "200",
+                     "--sampler", "fitted", "--grid", "2", "--pairs", "1", "--steps", "3",
+                     "--eval-samples", "50", "--no-arithmetic", "--out", str(tmp_path / "g")]) == 0
+    assert "Fréchet distance: VAE (fitted) " in capsys.readouterr().out
+    assert json.loads((tmp_path / "g" / "generate.json").read_text())["sampler"] == "fitted"
+    with pytest.raises(ValueError, match="sampler must be one of prior, fitted.*"
+                                         "Received: sampler='posterior'"):
+        kerasae.uses.generate(vae, x[:2], sampler="posterior", arithmetic=None)
+
+
 # --------------------------------------------------------------- bad inputs
 def _bad_inputs(tmp_path, fashion):
     cases = {}

@@ -46,9 +46,10 @@ def DenseVAE(
             (at least 1) for records. Defaults to `"auto"`.
         activation: hidden activation. Defaults to `"relu"`.
         beta: KL weight; 1 is the standard VAE, > 1 a beta-VAE. Defaults to `1.0`.
-        reconstruction: `"bce"` (Bernoulli likelihood) or `"mse"` (Gaussian), summed
-            over the input's values; `"auto"` is `"bce"` for images in [0, 1] and
-            `"mse"` for records. Defaults to `"auto"`.
+        reconstruction: `"bce"` (Bernoulli likelihood), `"mse"` (Gaussian of variance
+            1/2) or `"gaussian"` (Gaussian of the batch's mean squared error as
+            variance), summed over the input's values; `"auto"` is `"bce"` for images
+            in [0, 1] and `"mse"` for records. Defaults to `"auto"`.
         scaling: `"auto"` (none for images, `"standard"` for records), `"standard"`,
             `"minmax"` or `None` (see `StackedAE`). Defaults to `"auto"`.
         seed: seed of the sampling layer. Defaults to `None`.
@@ -99,7 +100,7 @@ def ConvVAE(
     residual=False,
     decoder="upsample",
     beta=1.0,
-    reconstruction="bce",
+    reconstruction="gaussian",
     seed=None,
     input_shape=(28, 28, 1),
     weights=None,
@@ -112,7 +113,10 @@ def ConvVAE(
     `z` only when training, and the loss is reconstruction (summed over pixels)
     plus `beta` times the analytic KL. See `ConvAE` and `DenseVAE` for the
     arguments; `latent_dim="auto"` follows the input as `ConvAE`'s does
-    (16 for 28x28x1, 64 for 32x32x3, 256 for 64x64x3).
+    (16 for 28x28x1, 64 for 32x32x3, 256 for 64x64x3). `reconstruction` defaults
+    to `"gaussian"`, a Gaussian decoder whose variance is the batch's mean squared
+    error (see `kerasae.losses.reconstruction_loss`; `"bce"` and `"mse"` weigh the KL
+    as a fixed share and blur photos).
 
     Reference:
         Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
