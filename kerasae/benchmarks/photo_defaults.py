@@ -228,18 +228,18 @@ def measure_denoiser(train_x, test_x, out, size, args):
 
 
 def measure_vae(train_x, test_x, out, size, args):
+    from kerasae.uses._generate import latent_draws  # lazy: TensorFlow only when measuring
+
     model, seconds = train("conv_vae", train_x, args)
     code = int(model.decoder.inputs[0].shape[-1])
     rng = np.random.default_rng(0)
     n = len(test_x)
-    samples = _predict(model.decoder, rng.standard_normal((n, code)).astype("float32"))
+    samples = _predict(model.decoder, latent_draws(model, None, "prior")(n, rng))
     pca = fit_pca(train_x, code)
     coef = pca.transform(train_x.reshape(len(train_x), -1))
     draws = rng.multivariate_normal(coef.mean(0), np.cov(coef, rowvar=False), n)
     gaussian = np.clip(pca.inverse_transform(draws), 0, 1).reshape(test_x.shape).astype("float32")
-    codes = np.asarray(model.encoder.predict(train_x, batch_size=250, verbose=0)[0], "float64")
-    fitted = _predict(model.decoder, rng.multivariate_normal(
-        codes.mean(0), np.cov(codes, rowvar=False), n).astype("float32"))
+    fitted = _predict(model.decoder, latent_draws(model, train_x, "fitted")(n, rng))
     recon = _predict(model, test_x)
     test_pca = fit_pca(test_x, code)
     feats = {"stats": image_stats, "pca": lambda x: test_pca.transform(x.reshape(len(x), -1))}

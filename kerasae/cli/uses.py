@@ -6,7 +6,7 @@ from kerasae._util import signals
 from kerasae.cli.args import sized_model, table_options, tile_checked
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
-from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS
+from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS, SAMPLERS
 
 
 def _inputs(p, images=True, model_required=True):
@@ -267,7 +267,7 @@ def _add_generate(subparsers):
                    "the data has them, else its first three classes; skipped without labels)")
     p.add_argument("--no-arithmetic", action="store_true")
     p.add_argument("--eval-samples", type=int, default=2500)
-    p.add_argument("--sampler", choices=("prior", "fitted"), default="prior", help="codes from "
+    p.add_argument("--sampler", choices=SAMPLERS, default="prior", help="codes from "
                    "N(0, I) or from a Gaussian fitted to the images' codes (default: prior)")
     p.set_defaults(func=_generate)
 

@@ -9,7 +9,7 @@ from kerasae.models.resolve import resolve_model
 from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
 from kerasae.uses.inputs import (check_applies, label_name, load_inputs, model_for_images,
                                  need_labels)
-from kerasae.uses.options import DEFAULT_ARITHMETIC
+from kerasae.uses.options import DEFAULT_ARITHMETIC, SAMPLERS
 from kerasae.uses.result import Output, Result, skip
 
 
@@ -37,9 +37,6 @@ def _class_id(value, inputs, arg):
     if inputs.labels is None or k not in set(inputs.labels.tolist()):
         raise InvalidValue(f"No images of class {k} in the inputs. Received: {arg}={value!r}")
     return k
-
-
-SAMPLERS = ("prior", "fitted")
 
 
 def latent_draws(model, images, sampler):
