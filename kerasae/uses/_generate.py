@@ -17,7 +17,8 @@ def require_vae(model):
     if not getattr(model, "variational", False):
         raise InvalidType(
             f"generate needs a variational autoencoder (an encoder that returns z_mean and "
-            f"z_log_var): sampling from the prior is only meaningful for a VAE, and "
+            f"z_log_var), such as one trained with `kerasae train conv_vae` or the preset "
+            f"conv_vae_fashion_mnist; "
             f"{model.name!r} "
             f"({getattr(model, 'builder_name', None) or type(model).__name__}) is not one. "
             f"Received: model={model.name!r}"
@@ -47,6 +48,11 @@ def latent_draws(model, images, sampler):
     d = model.latent_dim
     if sampler == "prior":
         return lambda n, rng: rng.standard_normal((n, d)).astype("float32")
+    if len(images) <= d:
+        raise InvalidValue(
+            f"sampler='fitted' fits a full covariance to the {d}-D codes, which needs more "
+            f"images than code dimensions ({d + 1} or more); pass more images or use "
+            f"sampler='prior'. Received: {len(images)} images")
     codes = predict.encode(model, images).reshape(len(images), -1).astype("float64")
     mean, cov = codes.mean(axis=0), np.cov(codes, rowvar=False).reshape(d, d)
     return lambda n, rng: rng.multivariate_normal(mean, cov, n).astype("float32")
@@ -129,8 +135,9 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     model = ref.model
     rng = np.random.default_rng(seed)
     d = model.latent_dim
+    draw = latent_draws(model, x, sampler)
     with Output(out) as output:
-        samples = predict.decode(model, latent_draws(model, x, sampler)(grid * grid, rng))
+        samples = predict.decode(model, draw(grid * grid, rng))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
                    "count": len(x), "seed": seed, "latent_dim": d, "sampler": sampler}
         for part, why in skipped.items():
@@ -145,7 +152,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                 "trained_on": int(len(half_a)),
                 "accuracy_on_real_held_out": judge.accuracy(x[half_b], inputs.labels[half_b])}
             metrics["samples"] = _sample_metrics(model, x, half_b, judge, eval_samples, rng,
-                                                 sampler)
+                                                 draw)
         else:
             skip(metrics, "Fréchet distances and judge scores",
                  "they need labels of two or more classes and 100 images (a judge classifier "
@@ -212,13 +219,12 @@ def _auto_arithmetic(inputs):
     return tuple(classes[:3]), None
 
 
-def _sample_metrics(model, x, half_b, judge, eval_samples, rng, sampler):
+def _sample_metrics(model, x, half_b, judge, eval_samples, rng, draw):
     d = model.latent_dim
     real = x[half_b]
     n = int(min(eval_samples, len(real) // 2))
     ref_a, ref_b = real[:n], real[n:2 * n]
-    # Fitted, as the PCA-Gaussian below is, to the same real half.
-    vae = predict.decode(model, latent_draws(model, real, sampler)(n, rng))
+    vae = predict.decode(model, draw(n, rng))
     sampler = pca_gaussian_sampler(real, d)
     k = sampler.components
     gauss = sampler(n, rng)
