@@ -1,9 +1,7 @@
-"""Reconstruction and KL terms, per example, in float32, with `keras.ops` (and, for the
-`"gaussian"` variance under `tf.distribute`, one all-reduce over the replicas)."""
+"""Reconstruction and KL terms, per example, in float32, with `keras.ops` only."""
 
 import math
 
-import keras
 from keras import ops
 
 from kerasae._util.errors import InvalidValue
@@ -17,7 +15,7 @@ GAUSSIAN_MIN_VARIANCE = 1e-6
 SSIM_WEIGHT = 0.84
 
 
-def reconstruction_loss(x, x_hat, kind="mse", reduction="sum"):
+def reconstruction_loss(x, x_hat, kind="mse", reduction="sum", variance=None):
     """Per-example reconstruction error.
 
     Args:
@@ -35,6 +33,9 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum"):
         reduction: `"sum"` over all non-batch axes (a VAE's negative
             log-likelihood term) or `"mean"` (per-pixel error, comparable to PCA).
             Defaults to `"sum"`.
+        variance: `"gaussian"` only: the decoder's variance (a scalar; it carries no
+            gradient). `None` is the mean squared error of this call's batch; a model
+            under `tf.distribute` passes the global batch's. Defaults to `None`.
 
     Returns:
         A float32 tensor of shape `(batch,)`.
@@ -55,7 +56,8 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum"):
     if kind == "gaussian":
         err = ops.square(x - x_hat)
         # The variance carries no gradient: at its optimum the loss is flat in it.
-        var = ops.maximum(ops.stop_gradient(batch_mean(err)), GAUSSIAN_MIN_VARIANCE)
+        var = ops.mean(err) if variance is None else ops.cast(variance, "float32")
+        var = ops.maximum(ops.stop_gradient(var), GAUSSIAN_MIN_VARIANCE)
         err = 0.5 * (err / var + ops.log(2.0 * math.pi * var))
     elif kind == "mse":
         err = ops.square(x - x_hat)
@@ -64,20 +66,6 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum"):
         err = -(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p))
     axes = tuple(range(1, len(err.shape)))
     return ops.sum(err, axis=axes) if reduction == "sum" else ops.mean(err, axis=axes)
-
-
-def batch_mean(values):
-    """The mean of `values` over the global batch: under `tf.distribute`, over every
-    replica's values (one all-reduce), so N replicas compute what one device does."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # lazy: the other backends have no replicas to reduce
-
-        ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            total, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [
-                tf.reduce_sum(values), tf.cast(tf.size(values), values.dtype)])
-            return total / count
-    return ops.mean(values)
 
 
 def _ssim_l1(x, x_hat, reduction):

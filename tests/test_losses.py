@@ -139,6 +139,8 @@ def test_gaussian_loss_is_the_normal_likelihood_at_its_best_variance():
     np.testing.assert_allclose(got, nll(best.x), rtol=1e-4)
     mean = np.asarray(losses.reconstruction_loss(x, x_hat, "gaussian", "mean"))
     np.testing.assert_allclose(mean, got / (6 * 6 * 3), rtol=1e-6)
+    given = losses.reconstruction_loss(x, x_hat, "gaussian", variance=0.01)  # a model's global one
+    np.testing.assert_allclose(given, nll(0.1), rtol=1e-5)
 
 
 def test_gaussian_loss_gradient_is_the_error_over_the_variance():

@@ -160,7 +160,11 @@ class Autoencoder(keras.Model):
         scale, _ = scaling.scalers(self)
         if scale is not None:  # measured in the scaled units: every feature counts alike
             x, x_hat = scale(x), scale(x_hat)
-        rec = losses.reconstruction_loss(x, x_hat, self.reconstruction, reduction)
+        variance = None
+        if self.reconstruction == "gaussian":  # the global batch's, as one device's
+            sq = ops.square(ops.cast(x, "float32") - ops.cast(x_hat, "float32"))
+            variance = ops.mean(sq) if _replicas() is None else _replicas().global_mean(sq)
+        rec = losses.reconstruction_loss(x, x_hat, self.reconstruction, reduction, variance)
         terms = {"loss": rec, "reconstruction_loss": rec}
         if self.variational:
             kl = losses.kl_divergence(z_mean, z_log_var)
@@ -380,15 +384,17 @@ class Autoencoder(keras.Model):
         return cls(**config)
 
 
-def _scale_for_replicas(loss):
-    """Divides by the replica count under `tf.distribute`, as Keras's own losses do.
-
-    Keras's TF trainer sums gradients over replicas and un-scales the reported
-    loss, so a custom `compute_loss` must return the per-replica share.
-    """
+def _replicas():
+    """`kerasae.models.replicas` under TensorFlow, else `None` (no replicas)."""
     if keras.backend.backend() != "tensorflow":
-        return loss
+        return None
     # lazy: TensorFlow-only, and the builders also run under other Keras backends
     from kerasae.models import replicas
+    return replicas
 
-    return replicas.scale_for_replicas(loss)
+
+def _scale_for_replicas(loss):
+    """Divides by the replica count under `tf.distribute`, as Keras's own losses do:
+    Keras's TF trainer sums gradients over replicas and un-scales the reported loss,
+    so a custom `compute_loss` must return the per-replica share."""
+    return loss if _replicas() is None else _replicas().scale_for_replicas(loss)
