@@ -243,14 +243,13 @@ def measure_vae(train_x, test_x, out, size, args):
     recon = _predict(model, test_x)
     test_pca = fit_pca(test_x, code)
     feats = {"stats": image_stats, "pca": lambda x: test_pca.transform(x.reshape(len(x), -1))}
-    fd = {space: {"conv_vae": round(frechet(f(samples), f(test_x)), 2),
-                  "conv_vae_fitted": round(frechet(f(fitted), f(test_x)), 2),
-                  "pca_gaussian": round(frechet(f(gaussian), f(test_x)), 2),
-                  "pca_reconstructions": round(frechet(f(pca_round_trip(pca, test_x)),
-                                                       f(test_x)), 2),
-                  "conv_vae_reconstructions": round(frechet(f(recon), f(test_x)), 2),
-                  "train_crops": round(frechet(f(train_x[:n]), f(test_x)), 2)}
-          for space, f in feats.items()}
+    sets = {"conv_vae": samples, "conv_vae_fitted": fitted, "pca_gaussian": gaussian,
+            "pca_reconstructions": pca_round_trip(pca, test_x),
+            "conv_vae_reconstructions": recon, "train_crops": train_x[:n]}
+    fd = {}
+    for space, f in feats.items():
+        reference = f(test_x)  # once per space, not once per set
+        fd[space] = {k: round(frechet(f(v), reference), 2) for k, v in sets.items()}
     write_grid(os.path.join(out, f"{size}px_conv_vae.png"),
                [samples[:8], samples[8:16], fitted[:8], fitted[8:16], gaussian[:8],
                 gaussian[8:16]])
