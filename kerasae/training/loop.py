@@ -71,6 +71,14 @@ def make_optimizer(optimizer, learning_rate, precision, schedule="constant", tot
     return opt
 
 
+def _resume_line(checkpoint, done, epochs):
+    if done < epochs:
+        return f"Resuming from {checkpoint} (epoch {done} of {epochs} done)"
+    plural = "s" if done != 1 else ""
+    return (f"{checkpoint} already holds {done} epoch{plural}, epochs={epochs} asks for no more: "
+            f"nothing to train (pass a larger epochs to train on)")
+
+
 class TrainingDiverged(InvalidValue):
     """The loss became NaN or infinite; nothing of the epoch was saved."""
 
@@ -141,8 +149,8 @@ class Trainer:
                 records.check_resumable(o.out_dir, self)
                 self.history = self.checkpoints.restore()
                 if o.verbose:
-                    print(f"Resuming from {self.checkpoints.latest} "
-                          f"(epoch {int(self.epoch_var.numpy())} of {o.epochs} done)")
+                    print(_resume_line(self.checkpoints.latest, int(self.epoch_var.numpy()),
+                                       o.epochs))
         self.start_epoch = int(self.epoch_var.numpy())
         self.epochs_saved = len(self.history)  # the epochs the last checkpoint holds
         self._record = None  # what run.json says of this run: None, "running", "finished"

@@ -238,7 +238,8 @@ def test_rerunning_a_finished_run_trains_nothing_more(tmp_path):
     train(tmp_path, *args)
     first = run_json(tmp_path / "done")
     second_proc = train(tmp_path, *args)
-    assert "epoch 1 of 1 done" in second_proc.stdout
+    assert "already holds 1 epoch, epochs=1 asks for no more: nothing to train" \
+        in second_proc.stdout
     second = run_json(tmp_path / "done")
     assert second["epochs_run"] == 1 and second["final"] == first["final"]
 
