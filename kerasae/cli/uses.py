@@ -6,7 +6,7 @@ from kerasae._util import signals
 from kerasae.cli.args import sized_model, table_options, tile_checked
 from kerasae.cli.errors import UsageError, max_pixels_option
 from kerasae.data.image_options import RESIZE_MODES
-from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS, SAMPLERS
+from kerasae.uses.options import DEFAULT_THRESHOLD, EMBEDDINGS, SAMPLED_FROM, SAMPLERS
 
 
 def _inputs(p, images=True, model_required=True):
@@ -267,8 +267,8 @@ def _add_generate(subparsers):
                    "the data has them, else its first three classes; skipped without labels)")
     p.add_argument("--no-arithmetic", action="store_true")
     p.add_argument("--eval-samples", type=int, default=2500)
-    p.add_argument("--sampler", choices=SAMPLERS, default="prior", help="codes from "
-                   "N(0, I) or from a Gaussian fitted to the images' codes (default: prior)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="auto", help="prior: N(0, I); "
+                   "fitted: Gaussian fitted to the codes; auto (default): fitted if images > dims")
     p.set_defaults(func=_generate)
 
 
@@ -388,10 +388,10 @@ def _generate(args):
                  between=args.between, steps=args.steps, eval_samples=args.eval_samples,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
                  sampler=args.sampler, seed=args.seed, out=_out_dir(args, "generate"))
-    lines = []
+    lines = [f"samples: codes from {SAMPLED_FROM[r['sampler']]} (--sampler {r['sampler']})"]
     if "samples" in r.metrics:
         fd = r["samples"]["frechet_distance"]
-        lines.append(f"Fréchet distance: VAE ({args.sampler}) {fd['vae']:.2f}, PCA-Gaussian "
+        lines.append(f"Fréchet distance: VAE {fd['vae']:.2f}, PCA-Gaussian "
                      f"{fd['pca_gaussian']:.2f}, real {fd['real_vs_real']:.2f}")
     if "arithmetic" in r.metrics and "judged_as_b" in r["arithmetic"]:
         j = r["arithmetic"]["judged_as_b"]

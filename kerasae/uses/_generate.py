@@ -9,7 +9,7 @@ from kerasae.models.resolve import resolve_model
 from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
 from kerasae.uses.inputs import (check_applies, label_name, load_inputs, model_for_images,
                                  need_labels)
-from kerasae.uses.options import DEFAULT_ARITHMETIC, SAMPLERS
+from kerasae.uses.options import DEFAULT_ARITHMETIC, SAMPLED_FROM, SAMPLERS
 from kerasae.uses.result import Output, Result, skip
 
 
@@ -40,12 +40,22 @@ def _class_id(value, inputs, arg):
     return k
 
 
+def chosen_sampler(sampler, count, latent_dim):
+    """`"auto"` -> `"fitted"` when `count` images can fit a full covariance to
+    `latent_dim`-D codes (more images than dimensions), else `"prior"`; others as given."""
+    if sampler != "auto":
+        return sampler
+    return "fitted" if count > latent_dim else "prior"
+
+
 def latent_draws(model, images, sampler):
     """`draw(n, rng)`: float32 codes `(n, latent_dim)` from the prior N(0, I) (`"prior"`)
     or from a Gaussian fitted (mean, full covariance) to the codes `z_mean` of `images`
     (`"fitted"`: ex-post density estimation, Ghosh et al., ICLR 2020; it decodes where
     the codes of real images lie when they have drifted from the prior)."""
     d = model.latent_dim
+    if sampler == "auto":
+        sampler = chosen_sampler(sampler, 0 if images is None else len(images), d)
     if sampler == "prior":
         return lambda n, rng: rng.standard_normal((n, d)).astype("float32")
     if len(images) <= d:
@@ -61,7 +71,7 @@ def latent_draws(model, images, sampler):
 def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
              limit=None, resize="crop", skip_bad=False, max_pixels=None,
              grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
-             eval_samples=2500, sampler="prior", seed=0, out=None):
+             eval_samples=2500, sampler="auto", seed=0, out=None):
     """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
 
     Numbers need labelled images (a dataset): a judge MLP (256 hidden units) is
@@ -95,10 +105,11 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             sneaker + (ankle boot - sandal) where those classes exist, else the
             first three classes, else (no labels) skipped. Defaults to `"auto"`.
         eval_samples: samples for the Fréchet distance. Defaults to `2500`.
-        sampler: where the sampled codes come from: `"prior"` (N(0, I)) or
+        sampler: where the sampled codes come from: `"prior"` (N(0, I)),
             `"fitted"` (a Gaussian fitted to the codes of the images, as the
-            PCA-Gaussian is to their PCA coefficients; see `latent_draws`).
-            Defaults to `"prior"`.
+            PCA-Gaussian is to their PCA coefficients; see `latent_draws`) or
+            `"auto"`: fitted when there are more images than code dimensions, else
+            the prior (`Result["sampler"]` says which). Defaults to `"auto"`.
         seed: seed of every draw. Defaults to `0`.
         out: directory for `generate.json`, `generate_samples.png`,
             `generate_interpolation.png`, `generate_arithmetic.png`.
@@ -108,7 +119,8 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     """
     if sampler not in SAMPLERS:
         raise InvalidValue(f"sampler must be one of {', '.join(SAMPLERS)}: 'prior' decodes "
-                           "z ~ N(0, I), 'fitted' a Gaussian fitted to the images' codes. "
+                           "z ~ N(0, I), 'fitted' a Gaussian fitted to the images' codes, "
+                           "'auto' fitted when there are more images than code dimensions. "
                            f"Received: sampler={sampler!r}")
     ref = resolve_model(model)
     check_applies("generate", ref.model)
@@ -135,6 +147,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     model = ref.model
     rng = np.random.default_rng(seed)
     d = model.latent_dim
+    sampler = chosen_sampler(sampler, len(x), d)
     draw = latent_draws(model, x, sampler)
     with Output(out) as output:
         samples = predict.decode(model, draw(grid * grid, rng))
@@ -166,8 +179,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         if output.enabled:
             _plots.image_grid(
                 output.path("generate_samples.png"),
-                [(samples, f"VAE {ref.name}: decoder(z), z ~ " + (
-                    "N(0, I)" if sampler == "prior" else "a Gaussian fitted to the codes"),
+                [(samples, f"VAE {ref.name}: decoder(z), z from {SAMPLED_FROM[sampler]}",
                   f"{d}-D latent, seed {seed}"),
                  (baseline, f"baseline: Gaussian in the top-{d} PCA subspace",
                   "pixels = mean + PCA components x N(0, eigenvalues)")],

@@ -4,4 +4,7 @@ model is its family's contract (`kerasae.models.registry.USES`)."""
 EMBEDDINGS = ("bottleneck", "pca", "tsne")  # how reduce draws codes wider than 2-D
 DEFAULT_ARITHMETIC = ("Sneaker", "Ankle boot", "Sandal")  # sneaker + (ankle boot - sandal)
 DEFAULT_THRESHOLD = "percentile:99"  # anomaly: the rule on training scores
-SAMPLERS = ("prior", "fitted")  # generate: codes from N(0, I) or a Gaussian fitted to codes
+# generate: codes from N(0, I), a Gaussian fitted to the images' codes, or "auto" (fitted
+# when there are more images than code dimensions, else the prior)
+SAMPLERS = ("auto", "prior", "fitted")
+SAMPLED_FROM = {"prior": "the prior N(0, I)", "fitted": "a Gaussian fitted to the images' codes"}

@@ -468,9 +468,15 @@ def test_generate_fitted_sampler_draws_where_the_codes_lie(vae, fashion, tmp_pat
     assert cli.main(["generate", "--model", str(tmp_path / "vae.keras"), "--limit", "200",
                      "--sampler", "fitted", "--grid", "2", "--pairs", "1", "--steps", "3",
                      "--eval-samples", "50", "--no-arithmetic", "--out", str(tmp_path / "g")]) == 0
-    assert "Fréchet distance: VAE (fitted) " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "samples: codes from a Gaussian fitted to the images' codes (--sampler fitted)" in out
+    assert "Fréchet distance: VAE " in out
     assert json.loads((tmp_path / "g" / "generate.json").read_text())["sampler"] == "fitted"
-    with pytest.raises(ValueError, match="sampler must be one of prior, fitted.*"
+    # "auto" (the default) fits where the images outnumber the 4 code dimensions
+    small = dict(grid=2, pairs=1, steps=3, arithmetic=None)
+    assert kerasae.uses.generate(vae, x[:5], **small)["sampler"] == "fitted"
+    assert kerasae.uses.generate(vae, x[:4], **small)["sampler"] == "prior"
+    with pytest.raises(ValueError, match="sampler must be one of auto, prior, fitted.*"
                                          "Received: sampler='posterior'"):
         kerasae.uses.generate(vae, x[:2], sampler="posterior", arithmetic=None)
     with pytest.raises(ValueError, match="more images than code dimensions \\(5 or more\\).*"
