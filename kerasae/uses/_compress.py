@@ -25,8 +25,8 @@ from kerasae.uses.codec.kae import (
     encode_codes,
     fit_quantization,
 )
-from kerasae.uses._compress_sizes import (check_tile, compress_sizes, is_open_size,
-                                           own_size_images)
+from kerasae.uses._compress_sizes import (alpha_metrics, check_tile, compress_sizes,
+                                           is_open_size, note_dropped_alpha, own_size_images)
 from kerasae.uses._jpeg import jpeg_at_psnr, jpeg_round_trip
 from kerasae.uses.inputs import check_applies, load_inputs, model_for_images
 from kerasae.uses.result import Output, Result, save_png, skip
@@ -89,6 +89,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
                          skip_bad=skip_bad, max_pixels=max_pixels)
     x = inputs.images
     model_for_images(ref, x)
+    note_dropped_alpha(inputs, images, dataset, split, x.shape[-1] if x.ndim == 4 else 0)
     jpeg_blocker = None
     if jpeg and (x.ndim != 4 or x.shape[-1] not in (1, 3)):
         jpeg_blocker = ("JPEG takes images of 1 or 3 channels; these are "
@@ -135,6 +136,7 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
             },
             "seconds": {"encode": round(encode_seconds, 2), "decode": round(decode_seconds, 2)},
             "psnr": "10*log10(1/MSE) of the mean MSE over the images, pixels in [0, 1]",
+            **alpha_metrics(inputs.description),
         }
         jpeg_best = _jpeg_comparison(x, metrics, jpeg, jpeg_blocker)
         if sweep:

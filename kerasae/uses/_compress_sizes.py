@@ -29,7 +29,8 @@ from kerasae.uses.codec.sized import encode_sized, is_open_size
 from kerasae.uses.inputs import _is_pathlike_input, default_split, load_inputs
 from kerasae.uses.result import Output, Result, skip
 
-__all__ = ["check_tile", "compress_sizes", "is_open_size", "own_size_images", "summary_lines"]
+__all__ = ["alpha_metrics", "check_tile", "compress_sizes", "is_open_size", "note_dropped_alpha",
+           "own_size_images", "summary_lines"]
 
 
 def _files(images, dataset, split):
@@ -59,11 +60,7 @@ def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", 
         inputs = load_inputs(images, dataset=dataset, split=split, limit=limit,
                              shape=model.image_shape, resize=resize, skip_bad=skip_bad,
                              max_pixels=max_pixels)
-        found = _files(images, dataset, split) if model.image_shape[-1] == 3 else None
-        if found and inputs.names:
-            kept = set(inputs.names)
-            see = [name for path, name in found[0] if name in kept and _see_through(path)]
-            inputs.description["alpha_dropped"] = {"images": len(see), "names": see}
+        note_dropped_alpha(inputs, images, dataset, split, model.image_shape[-1])
         return list(inputs.images), inputs.names, inputs.description
     channels = int(model.image_shape[-1])
     found = _files(images, dataset, split)
@@ -100,6 +97,25 @@ def own_size_images(ref, images=None, *, dataset="fashion_mnist", split="auto", 
     if channels == 3:
         description["alpha_dropped"] = {"images": len(see_through), "names": see_through}
     return out, names, description
+
+
+def note_dropped_alpha(inputs, images, dataset, split, channels):
+    """Records in `inputs.description["alpha_dropped"]` which image files read as RGB
+    (`channels` 3) had transparency: the codec drops their alpha."""
+    found = _files(images, dataset, split) if channels == 3 else None
+    if found and inputs.names:
+        kept = set(inputs.names)
+        see = [name for path, name in found[0] if name in kept and _see_through(path)]
+        inputs.description["alpha_dropped"] = {"images": len(see), "names": see}
+
+
+def alpha_metrics(description):
+    """`{"alpha_dropped": ...}` for `compress`' metrics when the inputs had RGB files."""
+    dropped = description.get("alpha_dropped") if isinstance(description, dict) else None
+    if dropped is None:
+        return {}
+    return {"alpha_dropped": dict(dropped, note="images with transparency are coded as RGB: "
+                                  "their alpha is dropped, decoded opaque")}
 
 
 def _see_through(path):
@@ -191,8 +207,6 @@ def _metrics(ref, description, header, file_bytes, rows, bits, name):
     summary = rate_summary(rows)
     pixels = summary["total"]["pixels"]
     squared = sum(10 ** (-r["psnr"] / 10) * r["height"] * r["width"] for r in rows)
-    dropped = (description or {}).get("alpha_dropped") if isinstance(description, dict) \
-        else None
     metrics = {
         "use": "compress", "model": ref.info(), "inputs": description, "count": len(rows),
         "sizes": "each image at its own size (.kae version 3)", "bits": bits,
@@ -210,9 +224,7 @@ def _metrics(ref, description, header, file_bytes, rows, bits, name):
         "bpp": "bits over height x width: an image's own payload segment; the total the "
                "whole file (header included) over all the pixels",
     }
-    if dropped is not None:
-        metrics["alpha_dropped"] = dict(dropped, note="images with transparency are coded "
-                                        "as RGB: their alpha is dropped, decoded opaque")
+    metrics.update(alpha_metrics(description))
     if "jpeg_bpp" in summary["mean"]:
         metrics["jpeg_at_equal_psnr"] = {
             "quality": "per image (the nearest PSNR)", "psnr_db": summary["mean"]["jpeg_psnr"],
@@ -255,7 +267,7 @@ def summary_lines(m, most=20):
             lines.append(f"JPEG q={j['quality']}: {j['bits_per_image']:.1f} bits/image "
                          f"({j['scan_bits_per_image']:.1f} scan only), PSNR {j['psnr_db']:.2f} "
                          "dB" + (f" ({j['note']})" if "note" in j else ""))
-        return lines
+        return lines + _alpha_line(m)
     jpeg = "jpeg_at_equal_psnr" in m
     lines = ["image | size | bpp | PSNR dB" + (" | JPEG q | JPEG bpp | JPEG dB" if jpeg else "")]
     for i, row in enumerate(m["images"][:most]):
@@ -278,10 +290,14 @@ def summary_lines(m, most=20):
                      f"{m['jpeg_bits_over_ae_bits']:.2f}")
         if any("jpeg_note" in r for r in m["images"]):
             lines.append("* JPEG could not reach equal PSNR there (its nearest quality)")
+    return lines + _alpha_line(m)
+
+
+def _alpha_line(m):
     dropped = (m.get("alpha_dropped") or {}).get("images")
-    if dropped:
-        names = m["alpha_dropped"]["names"]
-        lines.append(f"transparency: {dropped} image(s) with transparency coded as RGB, "
-                     f"alpha dropped (decoded opaque): {', '.join(names[:3])}"
-                     + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
-    return lines
+    if not dropped:
+        return []
+    names = m["alpha_dropped"]["names"]
+    return [f"transparency: {dropped} image(s) with transparency coded as RGB, alpha dropped "
+            f"(decoded opaque): {', '.join(names[:3])}"
+            + (f" and {len(names) - 3} more" if len(names) > 3 else "")]

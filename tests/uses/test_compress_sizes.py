@@ -308,6 +308,16 @@ def test_dropped_transparency_is_counted_and_said(open_model, folder, tmp_path, 
             "opaque): see_through.png") in lines
     assert "skipped rate-distortion sweep: not measured with a model of any size (each image " \
            "would be coded again at every bit depth)" in lines
+    # a model of one size (codes of one shape, .kae version 2) counts and says it too
+    from kerasae.uses._compress_sizes import summary_lines
+
+    fixed = kerasae.TinyAE(latent_channels=4, width=8, blocks=(1, 1, 1, 1), norm_groups=2,
+                           input_shape=(24, 40, 3), seed=0)
+    r = kerasae.uses.compress(fixed, str(root), sweep=False, jpeg=False)
+    assert r["alpha_dropped"]["names"] == ["see_through.png"] and r["count"] == 3
+    assert summary_lines(r.metrics)[-1] == (
+        "transparency: 1 image(s) with transparency coded as RGB, alpha dropped (decoded "
+        "opaque): see_through.png")
 
 
 def test_the_command_says_how_images_were_read_and_tiles_name_only_the_tile(
