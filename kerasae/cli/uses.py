@@ -221,8 +221,7 @@ def _add_anomaly(subparsers):
     p.add_argument("--threshold", default=DEFAULT_THRESHOLD,
                    help="'percentile:P', 'mean+Kstd' or a number (default: percentile:99)")
     p.add_argument("--train-split", default="train")
-    p.add_argument("--train-limit", type=int, default=None,
-                   help="use the first N training images")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
     p.add_argument("--no-train", action="store_true",
                    help="use --model's weights as they are (no retraining)")
     p.add_argument("--no-export", action="store_true", help="do not write detector/")
@@ -388,7 +387,8 @@ def _generate(args):
                  between=args.between, steps=args.steps, eval_samples=args.eval_samples,
                  arithmetic=None if args.no_arithmetic else (args.arithmetic or "auto"),
                  sampler=args.sampler, seed=args.seed, out=_out_dir(args, "generate"))
-    lines = [f"samples: codes from {SAMPLED_FROM[r['sampler']]} (--sampler {r['sampler']})"]
+    how = r["sampler_chosen_by"] if "sampler_chosen_by" in r else f"--sampler {r['sampler']}"
+    lines = [f"samples: codes from {SAMPLED_FROM[r['sampler']]} ({how})"]
     if "samples" in r.metrics:
         fd = r["samples"]["frechet_distance"]
         lines.append(f"Fréchet distance: VAE {fd['vae']:.2f}, PCA-Gaussian "

@@ -386,7 +386,9 @@ class Trainer:
         if out_dir and self.is_chief:
             if not os.path.exists(os.path.join(out_dir, "model.keras")):
                 save_model(self.model, os.path.join(out_dir, "model.keras"))
-            records.write_run(out_dir, run)
+            trained = self.start_epoch < self.options.epochs
+            if trained or not os.path.exists(os.path.join(out_dir, "run.json")):
+                records.write_run(out_dir, run)  # nothing trained: the record stays the run's
             self._record = "finished"
         elif out_dir:
             # Other workers keep their own copy next to their checkpoints, so that

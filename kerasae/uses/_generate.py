@@ -72,13 +72,14 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
              limit=None, resize="crop", skip_bad=False, max_pixels=None,
              grid=8, pairs=4, between=None, steps=9, arithmetic="auto",
              eval_samples=2500, sampler="auto", seed=0, out=None):
-    """Samples a VAE's prior, interpolates and does latent arithmetic, with numbers.
+    """Samples a VAE, interpolates and does latent arithmetic, with numbers.
 
     Numbers need labelled images (a dataset): a judge MLP (256 hidden units) is
     trained on one half of the images; the other half is the real reference.
 
     - samples: Fréchet distance of the judge's hidden features (an FID-like
-      number, not FID) of `eval_samples` prior samples against real images,
+      number, not FID) of `eval_samples` samples (at most half the real half)
+      against real images,
       beside the obvious non-autoencoder generator, a Gaussian in the top-`d`
       PCA subspace of the pixels (`d` = latent size), and real vs real images
       as the floor; plus the judge's mean confidence.
@@ -147,12 +148,16 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     model = ref.model
     rng = np.random.default_rng(seed)
     d = model.latent_dim
-    sampler = chosen_sampler(sampler, len(x), d)
+    asked, sampler = sampler, chosen_sampler(sampler, len(x), d)
     draw = latent_draws(model, x, sampler)
     with Output(out) as output:
         samples = predict.decode(model, draw(grid * grid, rng))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
                    "count": len(x), "seed": seed, "latent_dim": d, "sampler": sampler}
+        if asked == "auto":
+            metrics["sampler_chosen_by"] = (
+                f"auto: {len(x)} images {'>' if sampler == 'fitted' else '<='} {d} code "
+                "dimensions")
         for part, why in skipped.items():
             skip(metrics, part, why)
         judge = half_a = half_b = None

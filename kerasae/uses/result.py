@@ -17,7 +17,7 @@ from kerasae._util.files import (check_writable, disk_full_error, is_disk_full, 
 class Result:
     """What a use returns: JSON-able `metrics`, numpy `arrays`, and the `files` it wrote.
 
-    `result["key"]` reads `result.metrics["key"]`.
+    `result["key"]` reads `result.metrics["key"]` and `"key" in result` asks it.
     """
 
     use: str
@@ -28,6 +28,9 @@ class Result:
 
     def __getitem__(self, key):
         return self.metrics[key]
+
+    def __contains__(self, key):  # without it, `in` would index with 0, 1, ...
+        return key in self.metrics
 
     def __repr__(self):
         files = ", ".join(os.path.basename(f) for f in self.files) or "none"

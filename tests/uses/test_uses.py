@@ -474,8 +474,12 @@ def test_generate_fitted_sampler_draws_where_the_codes_lie(vae, fashion, tmp_pat
     assert json.loads((tmp_path / "g" / "generate.json").read_text())["sampler"] == "fitted"
     # "auto" (the default) fits where the images outnumber the 4 code dimensions
     small = dict(grid=2, pairs=1, steps=3, arithmetic=None)
-    assert kerasae.uses.generate(vae, x[:5], **small)["sampler"] == "fitted"
-    assert kerasae.uses.generate(vae, x[:4], **small)["sampler"] == "prior"
+    five, four = (kerasae.uses.generate(vae, x[:k], **small) for k in (5, 4))
+    assert five["sampler"] == "fitted" and five["sampler_chosen_by"] == \
+        "auto: 5 images > 4 code dimensions"
+    assert four["sampler"] == "prior" and four["sampler_chosen_by"] == \
+        "auto: 4 images <= 4 code dimensions"
+    assert "sampler_chosen_by" in five and "sampler_chosen_by" not in r  # asked: fitted
     with pytest.raises(ValueError, match="sampler must be one of auto, prior, fitted.*"
                                          "Received: sampler='posterior'"):
         kerasae.uses.generate(vae, x[:2], sampler="posterior", arithmetic=None)
