@@ -228,7 +228,7 @@ def measure_denoiser(train_x, test_x, out, size, args):
 
 
 def measure_vae(train_x, test_x, out, size, args):
-    from kerasae.uses._generate import latent_draws  # lazy: TensorFlow only when measuring
+    from kerasae.uses._samplers import latent_draws  # lazy: TensorFlow only when measuring
 
     model, seconds = train("conv_vae", train_x, args)
     code = int(model.decoder.inputs[0].shape[-1])

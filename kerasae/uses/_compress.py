@@ -90,11 +90,8 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     x = inputs.images
     model_for_images(ref, x)
     note_dropped_alpha(inputs, images, dataset, split, x.shape[-1] if x.ndim == 4 else 0)
-    jpeg_blocker = None
-    if jpeg and (x.ndim != 4 or x.shape[-1] not in (1, 3)):
-        jpeg_blocker = ("JPEG takes images of 1 or 3 channels; these are "
-                        + ("flat vectors" if x.ndim != 4 else f"{x.shape[-1]}-channel images"))
-        jpeg = False
+    jpeg_blocker = _jpeg_blocker(x) if jpeg else None
+    jpeg = jpeg and jpeg_blocker is None
     with Output(out) as output:
         start = time.perf_counter()
         codes = predict.encode(ref.model, x)
@@ -153,6 +150,14 @@ def compress(model, images=None, labels=None, *, dataset="fashion_mnist", split=
         files = output.commit()
     return Result("compress", metrics, {"decoded": decoded, "symbols": symbols},
                           files)
+
+
+def _jpeg_blocker(x):
+    """Why JPEG cannot code `x`, or `None`."""
+    if x.ndim == 4 and x.shape[-1] in (1, 3):
+        return None
+    return ("JPEG takes images of 1 or 3 channels; these are "
+            + ("flat vectors" if x.ndim != 4 else f"{x.shape[-1]}-channel images"))
 
 
 def _jpeg_comparison(x, metrics, jpeg, blocker):

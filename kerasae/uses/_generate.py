@@ -7,9 +7,10 @@ from kerasae._util.errors import InvalidType, InvalidValue
 from kerasae.models import predict
 from kerasae.models.resolve import resolve_model
 from kerasae.uses._judge import _Judge, frechet_distance, pca_gaussian_sampler  # noqa: F401
+from kerasae.uses._samplers import check_sampler, chosen_sampler, latent_draws, sampler_record
 from kerasae.uses.inputs import (check_applies, label_name, load_inputs, model_for_images,
                                  need_labels)
-from kerasae.uses.options import DEFAULT_ARITHMETIC, SAMPLED_FROM, SAMPLERS
+from kerasae.uses.options import DEFAULT_ARITHMETIC, SAMPLED_FROM
 from kerasae.uses.result import Output, Result, skip
 
 
@@ -38,34 +39,6 @@ def _class_id(value, inputs, arg):
     if inputs.labels is None or k not in set(inputs.labels.tolist()):
         raise InvalidValue(f"No images of class {k} in the inputs. Received: {arg}={value!r}")
     return k
-
-
-def chosen_sampler(sampler, count, latent_dim):
-    """`"auto"` -> `"fitted"` when `count` images can fit a full covariance to
-    `latent_dim`-D codes (more images than dimensions), else `"prior"`; others as given."""
-    if sampler != "auto":
-        return sampler
-    return "fitted" if count > latent_dim else "prior"
-
-
-def latent_draws(model, images, sampler):
-    """`draw(n, rng)`: float32 codes `(n, latent_dim)` from the prior N(0, I) (`"prior"`)
-    or from a Gaussian fitted (mean, full covariance) to the codes `z_mean` of `images`
-    (`"fitted"`: ex-post density estimation, Ghosh et al., ICLR 2020; it decodes where
-    the codes of real images lie when they have drifted from the prior)."""
-    d = model.latent_dim
-    if sampler == "auto":
-        sampler = chosen_sampler(sampler, 0 if images is None else len(images), d)
-    if sampler == "prior":
-        return lambda n, rng: rng.standard_normal((n, d)).astype("float32")
-    if len(images) <= d:
-        raise InvalidValue(
-            f"sampler='fitted' fits a full covariance to the {d}-D codes, which needs more "
-            f"images than code dimensions ({d + 1} or more); pass more images or use "
-            f"sampler='prior'. Received: {len(images)} images")
-    codes = predict.encode(model, images).reshape(len(images), -1).astype("float64")
-    mean, cov = codes.mean(axis=0), np.cov(codes, rowvar=False).reshape(d, d)
-    return lambda n, rng: rng.multivariate_normal(mean, cov, n).astype("float32")
 
 
 def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split="auto",
@@ -118,11 +91,7 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     Returns:
         A `Result` with arrays `samples`, `interpolation`, `arithmetic`.
     """
-    if sampler not in SAMPLERS:
-        raise InvalidValue(f"sampler must be one of {', '.join(SAMPLERS)}: 'prior' decodes "
-                           "z ~ N(0, I), 'fitted' a Gaussian fitted to the images' codes, "
-                           "'auto' fitted when there are more images than code dimensions. "
-                           f"Received: sampler={sampler!r}")
+    check_sampler(sampler)
     ref = resolve_model(model)
     check_applies("generate", ref.model)
     require_vae(ref.model)
@@ -149,15 +118,12 @@ def generate(model, images=None, labels=None, *, dataset="fashion_mnist", split=
     rng = np.random.default_rng(seed)
     d = model.latent_dim
     asked, sampler = sampler, chosen_sampler(sampler, len(x), d)
-    draw = latent_draws(model, x, sampler)
+    draw = latent_draws(model, x, sampler)  # before the output: too few images write nothing
     with Output(out) as output:
         samples = predict.decode(model, draw(grid * grid, rng))
         metrics = {"use": "generate", "model": ref.info(), "inputs": inputs.description,
-                   "count": len(x), "seed": seed, "latent_dim": d, "sampler": sampler}
-        if asked == "auto":
-            metrics["sampler_chosen_by"] = (
-                f"auto: {len(x)} images {'>' if sampler == 'fitted' else '<='} {d} code "
-                "dimensions")
+                   "count": len(x), "seed": seed, "latent_dim": d,
+                   **sampler_record(asked, sampler, len(x), d)}
         for part, why in skipped.items():
             skip(metrics, part, why)
         judge = half_a = half_b = None

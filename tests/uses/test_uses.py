@@ -449,7 +449,7 @@ def test_generate_pictures_and_numbers(vae, fashion, tmp_path):
 
 def test_generate_fitted_sampler_draws_where_the_codes_lie(vae, fashion, tmp_path, capsys):
     from kerasae import cli
-    from kerasae.uses._generate import latent_draws
+    from kerasae.uses._samplers import latent_draws
 
     x, y = fashion
     codes = numpy_encode(vae, x).astype("float64")
