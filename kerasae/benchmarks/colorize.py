@@ -2,7 +2,7 @@
 
     python -m kerasae.benchmarks.colorphotos photos            # the photos, split by photo
     python -m kerasae.benchmarks.colorize photos [--model colorize_photos] [--json OUT]
-    python -m kerasae.benchmarks.colorize photos --run RUN --publish   # maintainers
+    python -m kerasae.benchmarks.colorize photos --run RUN --publish --threads N  # maintainers
 
 Measures a colorizer on `photos/heldout` (see `kerasae.benchmarks.colorphotos`) with
 `kerasae.uses.colorize`: per photo, PSNR against the original, colourfulness (Hasler &
@@ -56,14 +56,20 @@ def train_command(recipe):
             f"--steps {recipe['steps']} {how}")
 
 
+def _threads(recipe):
+    n = recipe.get("threads", 1)  # version 1 trained on one thread and did not say so
+    return f"{n} CPU thread" + ("s" if n != 1 else "")
+
+
 def train_sh(recipe):
+    n = recipe.get("threads", 1)
     return f"""#!/bin/bash
-# The commands that trained and published this preset (run from any directory; 1 CPU thread).
+# The commands that trained and published this preset (run from any directory; {_threads(recipe)}).
 set -e
-export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
+export TF_NUM_INTRAOP_THREADS={n} TF_NUM_INTEROP_THREADS={n} OMP_NUM_THREADS={n}
 python -m kerasae.benchmarks.colorphotos photos
 {train_command(recipe)}
-python -m kerasae.benchmarks.colorize photos --run runs/{NAME} --publish
+python -m kerasae.benchmarks.colorize photos --run runs/{NAME} --publish --threads {n}
 """
 LICENCES = {  # source -> licences of its photos (the package's copyright file)
     "scikit-image": "CC0 / public domain (scikit-image's data README)",
@@ -157,7 +163,7 @@ Trained with (`train.sh`):
 {loss}; random crops of {r['crop']} pixels and horizontal flips of photos read at
 {SHORT_SIDE} x [0.75, 1] on the short side; {r['steps']} AdamW steps of {r['batch_size']}
 crops, learning rate {r['learning_rate']} cosine-decayed to 5%, seed {r['seed']};
-{r['train_seconds']:.0f} s on one CPU thread. {chosen}"""
+{r['train_seconds']:.0f} s on {_threads(r)}. {chosen}"""
 
 
 def _limitations(meta):
@@ -173,8 +179,9 @@ def _limitations(meta):
                "right ones: objects whose colour the luminance does not tell (a red flower, "
                "a painted wall, clothes) get a likely colour, which may be wrong, and a "
                "region may switch colour where the distribution has two modes.")
-    return f"""Trained on {d['train_photos']} photos for a few minutes: {how} Not for medical or
-scientific images, nor for telling what colour anything was."""
+    minutes = meta["recipe"]["train_seconds"] / 60
+    return f"""Trained on {d['train_photos']} photos for {minutes:.0f} minutes on a CPU: {how} Not for
+medical or scientific images, nor for telling what colour anything was."""
 
 
 def card(meta, weights_sha, weights_bytes, sources):
@@ -250,7 +257,7 @@ rgb = model.predict(grey[None, ..., None])[0]  # grey: (h, w) luminance in [0, 1
 """
 
 
-def _metadata(model, run, reading, result, sources, version):
+def _metadata(model, run, reading, result, sources, version, threads):
     mean = dict(result.metrics["mean"])
     examples = mean.pop("images")
     parts = [p for _, p in sources.values()]
@@ -274,7 +281,8 @@ def _metadata(model, run, reading, result, sources, version):
         "recipe": {"command": train_command(run["recipe"]),
                    **{k: v for k, v in run["recipe"].items()
                       if k not in ("chroma_gain", "temperature")},
-                   "train_seconds": run["seconds"], "loss": run["loss"], **reading["scores"]},
+                   "train_seconds": run["seconds"], "threads": threads, "loss": run["loss"],
+                   **reading["scores"]},
         "evaluation": {"command": f"kerasae colorize photos/heldout --model {NAME}",
                        "split": "heldout", "examples": examples, "metrics": mean,
                        "settings": {"short_side": SHORT_SIDE},
@@ -282,9 +290,10 @@ def _metadata(model, run, reading, result, sources, version):
     }
 
 
-def publish(photos, run_dir, root=None):
+def publish(photos, run_dir, root=None, threads=1):
     """Publishes the colorizer trained in `run_dir` as `colorize_photos` (see the module
-    docstring); returns the preset folder."""
+    docstring), trained on `threads` CPU threads (the card and `train.sh` say it); returns
+    the preset folder."""
     with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as f:
         run = json.load(f)
     with open(os.path.join(photos, "sources.json"), encoding="utf-8") as f:
@@ -310,7 +319,7 @@ def publish(photos, run_dir, root=None):
     index = presets.read_index(root)
     entry = index["presets"].get(NAME)
     version = 1 if entry is None else max(presets.published_versions(entry)) + 1
-    meta = _metadata(model, run, reading, result, sources, version)
+    meta = _metadata(model, run, reading, result, sources, version, threads)
     problem = metadata_problem(meta)
     if problem:
         raise ValueError(f"metadata refused: {problem}")
@@ -339,9 +348,11 @@ def main(argv=None):
     parser.add_argument("--json", default=None, metavar="OUT")
     parser.add_argument("--root", default=None, help="with --publish: the zoo root "
                         "(default: the source tree's zoo/)")
+    parser.add_argument("--threads", type=int, default=1, help="with --publish: the CPU "
+                        "threads the run trained on, for the card and train.sh (default: 1)")
     args = parser.parse_args(argv)
     if args.publish:
-        print(publish(args.photos, args.run, root=args.root))
+        print(publish(args.photos, args.run, root=args.root, threads=args.threads))
         return
     result = measure(args.model, args.photos)
     for row in result.metrics["images"]:
