@@ -175,13 +175,16 @@ def _limitations(meta):
                "browns, sky blues. A squared-error model averages uncertain colours towards "
                "grey; `chroma_gain` undoes part of that.")
     else:
-        how = ("colours are as strong as the originals' on average, but not always the "
-               "right ones: objects whose colour the luminance does not tell (a red flower, "
-               "a painted wall, clothes) get a likely colour, which may be wrong, and a "
-               "region may switch colour where the distribution has two modes.")
-    minutes = meta["recipe"]["train_seconds"] / 60
-    return f"""Trained on {d['train_photos']} photos for {minutes:.0f} minutes on a CPU: {how} Not for
-medical or scientific images, nor for telling what colour anything was."""
+        ev = meta["evaluation"]["metrics"]
+        how = (f"mean colourfulness {ev['colourfulness']:.1f} against the originals' "
+               f"{ev['colourfulness_original']:.1f}, and not always the right colours: "
+               "objects whose colour the luminance does not tell (a red flower, a painted "
+               "wall, clothes) get a likely colour, which may be wrong, and a region may "
+               "switch colour where the distribution has two modes.")
+    minutes = round(meta["recipe"]["train_seconds"] / 60)
+    plural = "s" if minutes != 1 else ""
+    return f"""Trained on {d['train_photos']} photos for {minutes} minute{plural} on a CPU: {how} Not
+for medical or scientific images, nor for telling what colour anything was."""
 
 
 def card(meta, weights_sha, weights_bytes, sources):
@@ -333,7 +336,7 @@ def publish(photos, run_dir, root=None, threads=1):
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(card(meta, sha256_file(path), os.path.getsize(path), sources))
         with open(os.path.join(tmp, "train.sh"), "w", encoding="utf-8") as f:
-            f.write(train_sh(run["recipe"]))
+            f.write(train_sh(meta["recipe"]))
         files = folder_files(tmp)
     write_entry(root, index, NAME, _index_entry(meta, entry, files))
     return folder
