@@ -183,8 +183,8 @@ def _limitations(meta):
                "switch colour where the distribution has two modes.")
     minutes = round(meta["recipe"]["train_seconds"] / 60)
     plural = "s" if minutes != 1 else ""
-    return f"""Trained on {d['train_photos']} photos for {minutes} minute{plural} on a CPU: {how} Not
-for medical or scientific images, nor for telling what colour anything was."""
+    return f"""Trained on {d['train_photos']} photos for {minutes} minute{plural} on a CPU:
+{how} Not for medical or scientific images, nor for telling what colour anything was."""
 
 
 def card(meta, weights_sha, weights_bytes, sources):
