@@ -33,9 +33,10 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum", variance=None):
         reduction: `"sum"` over all non-batch axes (a VAE's negative
             log-likelihood term) or `"mean"` (per-pixel error, comparable to PCA).
             Defaults to `"sum"`.
-        variance: `"gaussian"` only: the decoder's variance (a scalar; it carries no
-            gradient). `None` is the mean squared error of this call's batch; a model
-            under `tf.distribute` passes the global batch's. Defaults to `None`.
+        variance: `"gaussian"` only: the decoder's variance (it carries no gradient):
+            a scalar, or a function of the squared errors `(batch, ...)` that returns
+            their mean (a model under `tf.distribute` passes the global batch's). `None`
+            is the mean squared error of this call's batch. Defaults to `None`.
 
     Returns:
         A float32 tensor of shape `(batch,)`.
@@ -56,7 +57,10 @@ def reconstruction_loss(x, x_hat, kind="mse", reduction="sum", variance=None):
     if kind == "gaussian":
         err = ops.square(x - x_hat)
         # The variance carries no gradient: at its optimum the loss is flat in it.
-        var = ops.mean(err) if variance is None else ops.cast(variance, "float32")
+        if variance is None or callable(variance):
+            var = (variance or ops.mean)(err)
+        else:
+            var = ops.cast(variance, "float32")
         var = ops.maximum(ops.stop_gradient(var), GAUSSIAN_MIN_VARIANCE)
         err = 0.5 * (err / var + ops.log(2.0 * math.pi * var))
     elif kind == "mse":

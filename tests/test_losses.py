@@ -141,6 +141,11 @@ def test_gaussian_loss_is_the_normal_likelihood_at_its_best_variance():
     np.testing.assert_allclose(mean, got / (6 * 6 * 3), rtol=1e-6)
     given = losses.reconstruction_loss(x, x_hat, "gaussian", variance=0.01)  # a model's global one
     np.testing.assert_allclose(given, nll(0.1), rtol=1e-5)
+    seen = []  # a function of the squared errors (tf.distribute's global mean) gets them once
+    fn = losses.reconstruction_loss(x, x_hat, "gaussian", variance=lambda e: seen.append(
+        np.asarray(e)) or 0.01)
+    np.testing.assert_allclose(fn, nll(0.1), rtol=1e-5)
+    np.testing.assert_allclose(seen[0], (x64 - xh64) ** 2, rtol=1e-5, atol=1e-7)
 
 
 def test_gaussian_loss_gradient_is_the_error_over_the_variance():

@@ -160,10 +160,9 @@ class Autoencoder(keras.Model):
         scale, _ = scaling.scalers(self)
         if scale is not None:  # measured in the scaled units: every feature counts alike
             x, x_hat = scale(x), scale(x_hat)
-        variance = None
-        if self.reconstruction == "gaussian":  # the global batch's, as one device's
-            sq = ops.square(ops.cast(x, "float32") - ops.cast(x_hat, "float32"))
-            variance = ops.mean(sq) if _replicas() is None else _replicas().global_mean(sq)
+        variance = None  # "gaussian": the batch's mean squared error, the global batch's
+        if self.reconstruction == "gaussian" and _replicas() is not None:
+            variance = _replicas().global_mean
         rec = losses.reconstruction_loss(x, x_hat, self.reconstruction, reduction, variance)
         terms = {"loss": rec, "reconstruction_loss": rec}
         if self.variational:
