@@ -110,8 +110,9 @@ def note_dropped_alpha(inputs, images, dataset, split, channels):
 
 
 def alpha_metrics(description):
-    """`{"alpha_dropped": ...}` for `compress`' metrics when the inputs had RGB files."""
-    dropped = description.get("alpha_dropped") if isinstance(description, dict) else None
+    """`{"alpha_dropped": ...}` for `compress`' metrics when the inputs had RGB files,
+    moved out of the inputs' `description` (the metrics name it once)."""
+    dropped = description.pop("alpha_dropped", None) if isinstance(description, dict) else None
     if dropped is None:
         return {}
     return {"alpha_dropped": dict(dropped, note="images with transparency are coded as RGB: "

@@ -298,6 +298,7 @@ def test_dropped_transparency_is_counted_and_said(open_model, folder, tmp_path, 
     saved = json.loads((out / "compress.json").read_text())
     assert saved["alpha_dropped"]["images"] == 1
     assert saved["alpha_dropped"]["names"] == ["see_through.png"]
+    assert "alpha_dropped" not in saved["inputs"]  # said once
     by_name = {row["name"]: row for row in saved["images"]}
     assert by_name["see_through.png"]["psnr"] == pytest.approx(by_name["opaque.png"]["psnr"])
     # read at one size (--image-size) the same is counted and said
