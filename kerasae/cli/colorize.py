@@ -7,7 +7,7 @@ from kerasae.cli.errors import UsageError, max_pixels_option
 DEFAULT_MODEL = "colorize_photos"  # kerasae.uses._colorize.DEFAULT_MODEL (light here)
 # train_colorizer's (light here); chroma_gain / temperature None: chosen on held-out photos
 TRAIN_DEFAULTS = {"steps": 2400, "batch_size": 16, "seed": 0, "chroma_gain": None, "bins": None,
-                  "temperature": None}
+                  "temperature": None, "undo_rebalance": None}
 
 
 def add_parsers(subparsers):
@@ -47,8 +47,13 @@ def add_parsers(subparsers):
                    "(default: 0)")
     p.add_argument("--temperature", type=float, default=None,
                    help="with --train and bins: how the distribution is read, in (0, 1]: 1 "
-                   "its mean (faded), lower toward its mode (vivid) (default: the one whose "
-                   "colourfulness is nearest the originals' on the held-out photos)")
+                   "its mean (faded), lower toward its mode (vivid) (default: chosen with "
+                   "--undo-rebalance on the held-out photos)")
+    p.add_argument("--undo-rebalance", type=float, default=None, metavar="SHARE",
+                   help="with --train and bins: the share, 0 to 1, of the training's boost "
+                   "of rare colours taken back when reading (default: chosen with the "
+                   "temperature, the most colourful reading within 0.2 dB of the best PSNR "
+                   "on the held-out photos; 0 when --temperature is given)")
     max_pixels_option(p)
     p.set_defaults(func=_cli_colorize)
 
@@ -56,7 +61,7 @@ def add_parsers(subparsers):
 def _train(args):
     # lazy: training loads TensorFlow
     from kerasae.models.colorizer import check_reading
-    from kerasae.uses._colortrain import train_colorizer
+    from kerasae.uses._colortrain import check_undo, train_colorizer
 
     if args.images:
         raise UsageError(f"--train FOLDER trains on that folder and takes no IMAGES. "
@@ -74,6 +79,7 @@ def _train(args):
                          f"Received: --chroma-gain {args.chroma_gain}")
     try:  # --bins 0 regresses, as bins=None
         given["bins"], _ = check_reading(given.get("bins"), given.get("temperature"))
+        check_undo(given.get("undo_rebalance"), given["bins"])
     except ValueError as e:
         raise UsageError(str(e)) from None
     r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},
@@ -86,18 +92,32 @@ def _train(args):
               + ("; mean PSNR " + ", ".join(f"{g}: {s:.2f} dB" for g, s in scores.items())
                  if scores else "") + ")")
     else:
-        rows = r.metrics.get("temperature_scores") or {}
-        print(f"temperature {r.metrics['temperature']:g} ({r.metrics['temperature_from']})")
-        if rows:
-            print(f"held-out photos (colourfulness of the originals "
-                  f"{next(iter(rows.values()))['colourfulness_original']:.1f}): " + "; ".join(
-                      f"T={t}: PSNR {v['psnr']:.2f} dB, colourfulness {v['colourfulness']:.1f}"
-                      for t, v in rows.items()))
+        for line in _reading_lines(r.metrics):
+            print(line)
     for path in r.files:
         print(f"wrote {path}")
     print(f"colorize with: kerasae colorize IMAGES --model "
           f"{os.path.join(args.out, 'model.keras')}")
     return 0
+
+
+def _reading_lines(m):
+    """The chosen reading of a bins colorizer and, when chosen, its scores as a grid:
+    rows the share undone, columns the temperature, cells mean PSNR / colourfulness."""
+    lines = [f"reading: undo_rebalance {m['undo_rebalance']:g}, temperature "
+             f"{m['temperature']:g} ({m['reading_from']})"]
+    rows = m.get("reading_scores") or []
+    if rows:
+        temps = sorted({r["temperature"] for r in rows}, reverse=True)
+        cell = {(r["undo_rebalance"], r["temperature"]): r for r in rows}
+        lines.append(f"held-out photos, mean PSNR dB / colourfulness (originals "
+                     f"{rows[0]['colourfulness_original']:.1f}):")
+        lines.append("undo \\ T".rjust(10) + "".join(f"{t:>15g}" for t in temps))
+        for u in sorted({r["undo_rebalance"] for r in rows}):
+            lines.append(f"{u:>10g}" + "".join(
+                f"{cell[u, t]['psnr']:>9.2f} /{cell[u, t]['colourfulness']:>5.1f}"
+                for t in temps))
+    return lines
 
 
 def _cli_colorize(args):
@@ -149,7 +169,7 @@ def trained_lines(m):
     and those held out to choose the gain."""
     trained, loss = m.get("train_photos", m["photos"]), m["loss"]
     held = len(m.get("gain_photos") or ())
-    chosen = "the gain" if m.get("bins") is None else "the temperature"
+    chosen = "the gain" if m.get("bins") is None else "the reading"
     grey = m.get("grey_photos") or 0
     lines = [f"kerasae: {grey} of the {trained} training photos are grey: they pull the "
              "colours towards grey; leave them out for a more colourful model"] if grey else []

@@ -184,6 +184,15 @@ def logits_model(model):
     return keras.Model(model.input, model.get_layer("crop").output)
 
 
+def shift_logits(model, shift):
+    """Adds `shift` (one value per bin) to the bias of a bins colorizer's logits, in
+    place: a reading that takes back part of its training's rebalancing
+    (`kerasae.uses._colorbins.logit_shift`)."""
+    layer = model.get_layer("chroma_logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, bias + np.asarray(shift, "float32").reshape(bias.shape)])
+
+
 def _mean_chroma(value):
     """`value` as two finite floats `[cb, cr]` in [-0.5, 0.5], or an error."""
     try:

@@ -6,8 +6,9 @@ are cut from each, and `tf.data` streams the batches; nothing but one photo is h
 at full size. By default (`bins=None`) the loss is the mean squared error of the chroma
 (Cb, Cr of BT.601's YCbCr, in [-0.5, 0.5]) predicted from the luminance, and a gain on
 it is chosen (below). With `bins` (e.g. 17) the model predicts a distribution over
-chroma bins, trained by a rebalanced cross-entropy, and the temperature that reads it is
-chosen on the held-out photos instead (`kerasae.uses._colorbins`).
+chroma bins, trained by a rebalanced cross-entropy, and the reading of it (the share of
+the rebalancing taken back, the temperature) is chosen on the held-out photos instead
+(`kerasae.uses._colorbins`).
 
 `chroma_gain` (a factor on the predicted chroma that undoes part of the fading of a
 squared-error model) is chosen as the `colorize_photos` preset's was
@@ -28,7 +29,7 @@ from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
 from kerasae.models.colorizer import (Colorizer, check_reading, chroma_model, logits_model,
-                                      rgb_to_ycbcr, ycbcr_to_rgb)
+                                      rgb_to_ycbcr, shift_logits, ycbcr_to_rgb)
 from kerasae.uses import _colorbins
 from kerasae.uses._colorize import RUN_FILE, psnr
 from kerasae.uses.result import Output, Result, jsonable
@@ -64,7 +65,7 @@ def mean_chroma(files, short_side, max_pixels=None, bins=None):
     """The mean (Cb, Cr) over every pixel of the photos at `short_side` (the baseline's
     colour cast), the number of grey photos among them and, with `bins`, the pixels
     nearest each chroma bin (`_colorbins.bin_counts`; else `None`): one read per photo."""
-    total, count, grey = np.zeros(2), 0, 0
+    total, count, grey, max_pixels = np.zeros(2), 0, 0, pixel_budget(max_pixels)
     counts = None if bins is None else np.zeros(bins * bins, "int64")
     for path in files:
         rgb = _read(path, short_side, max_pixels)
@@ -168,26 +169,51 @@ def _choose_gain(chroma_gain, model, held, short_side, max_pixels):
             f"best mean PSNR on the colour photos of {len(held)} held out")
 
 
-def _choose_temperature(temperature, model, held, short_side, max_pixels, bins, gain):
-    """`(temperature, {temperature: [PSNR, M, M original]}, why)`: `temperature` if given,
-    else `_colorbins.choose_temperature` on the held-out photos, else 0.38."""
-    if temperature is not None:
-        return float(temperature), {}, "given"
+def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins, counts,
+                    gain):
+    """`((undo, temperature), {(undo, temperature): (PSNR, M, M original)}, why)`: the
+    given ones, else `_colorbins.choose_reading` among the readings left open on the
+    held-out photos, else undo 0 and Zhang et al.'s temperature 0.38."""
+    if undo is not None and temperature is not None:
+        return (float(undo), float(temperature)), {}, "given"
     photos = [_read(f, short_side, max_pixels).astype("float32") / 255.0 for f, _ in held]
     photos = [p for p in photos if not _is_grey(rgb_to_ycbcr(p)[..., 1:])]
     if not photos:
-        return 0.38, {}, (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos or none in colour held "
-                          f"out to choose it: Zhang et al.'s 0.38")
+        return (0.0 if undo is None else float(undo),
+                0.38 if temperature is None else float(temperature)), {}, (
+            f"fewer than {MIN_PHOTOS_FOR_GAIN} photos or none in colour held out to choose "
+            f"it: as trained, at Zhang et al.'s 0.38")
     logits = logits_model(model)
-    scores = _colorbins.temperature_scores(
-        lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, gain)
-    best = _colorbins.choose_temperature(scores)
-    why = f"colourfulness nearest the originals' on the {len(photos)} colour photos held out"
-    if best == min(scores) and scores[best][1] < scores[best][2]:
-        why += (f"; the lowest candidate, still less colourful than the originals "
-                f"({scores[best][1]:.1f} vs {scores[best][2]:.1f}): train longer (--steps) "
-                f"or fix a lower --temperature")
-    return best, scores, why
+    scores = _colorbins.reading_scores(
+        lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, counts, gain,
+        undos=_colorbins.UNDOS if undo is None else (float(undo),),
+        temperatures=_colorbins.TEMPERATURES if temperature is None else (float(temperature),))
+    return _colorbins.choose_reading(scores), scores, (
+        f"the most colourful within {_colorbins.TOLERANCE_DB:g} dB of the best mean PSNR on "
+        f"the {len(photos)} colour photos held out")
+
+
+def reading_record(chosen, scores, why):
+    """run.json's record of a bins colorizer's reading (`_choose_reading`'s result)."""
+    return {"undo_rebalance": chosen[0], "temperature": chosen[1], "reading_from": why,
+            "reading_scores": [dict(zip(("undo_rebalance", "temperature", "psnr",
+                                         "colourfulness", "colourfulness_original"), k + v))
+                               for k, v in scores.items()]}
+
+
+def check_undo(value, bins):
+    """`undo_rebalance` checked: `None`, or a share in [0, 1] given with bins."""
+    if value is None:
+        return None
+    if bins is None:
+        raise InvalidValue(f"undo_rebalance reads a distribution over chroma bins, and "
+                           f"bins=None regresses the chroma (as --bins 0): drop one. "
+                           f"Received: undo_rebalance={value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidValue(f"undo_rebalance is a share from 0 (the reading as trained) to 1 "
+                           f"(the rebalancing's skew taken back). Received: "
+                           f"undo_rebalance={value!r}")
+    return float(value)
 
 
 def _fit(model, files, counts, bins, steps, epochs, batch_size, crop, short_side,
@@ -210,7 +236,8 @@ def _fit(model, files, counts, bins, steps, epochs, batch_size, crop, short_side
 
 def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_side=256,
                     learning_rate=2e-3, width=8, global_context=False, chroma_gain=None,
-                    bins=None, temperature=None, seed=0, verbose=2, max_pixels=None):
+                    bins=None, temperature=None, undo_rebalance=None, seed=0, verbose=2,
+                    max_pixels=None):
     """Trains a `Colorizer` on random crops and flips of the colour photos in `folder`.
 
     Args:
@@ -239,6 +266,10 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         temperature: with `bins`, the saved model's `AnnealedMean` temperature, or
             `None` to choose it among `_colorbins.TEMPERATURES` on photos held out of
             training. Defaults to `None`.
+        undo_rebalance: with `bins`, the share (0 to 1) of the rebalancing's skew taken
+            back in the saved model's logits (`_colorbins`), or `None` to choose it among
+            `_colorbins.UNDOS` with the temperature (0 when the temperature is given).
+            Defaults to `None`.
         seed: seed of the weights, the crops and the held-out photos. Defaults to `0`.
         verbose: Keras's `fit` verbosity. Defaults to `2` (a line per tenth).
         max_pixels: pixel budget per photo (see `kerasae.data.images`).
@@ -248,9 +279,9 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         `metrics["mean_chroma"]`, `metrics["photos"]`, `metrics["chroma_gain"]`,
         `metrics["gain_scores"]` (mean PSNR per gain on `metrics["gain_photos"]`, the
         photos held out), `metrics["seconds"]`; with bins also `metrics["bins"]`,
-        `metrics["temperature"]` and `metrics["temperature_scores"]` (mean PSNR,
-        colourfulness and the originals' colourfulness per temperature on the held-out
-        photos); `.model` the trained colorizer.
+        `metrics["undo_rebalance"]`, `metrics["temperature"]` and
+        `metrics["reading_scores"]` (mean PSNR, colourfulness and the originals'
+        colourfulness per reading on the held-out photos); `.model` the trained colorizer.
     """
     import keras  # lazy: keeps TensorFlow out of `import kerasae.uses`
 
@@ -260,7 +291,11 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
     found = list(expand_files(folder))
-    choose = chroma_gain is None if bins is None else temperature is None
+    if bins is not None and undo_rebalance is None and temperature is not None:
+        undo_rebalance = 0.0  # a given reading: as trained
+    undo_rebalance = check_undo(undo_rebalance, bins)
+    choose = chroma_gain is None if bins is None else temperature is None or \
+        undo_rebalance is None
     train_files, held = split_for_gain(found, seed) if choose else (found, [])
     files = [f for f, _ in train_files]
     max_pixels = pixel_budget(max_pixels)
@@ -286,14 +321,14 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         else:
             gain, scores, why = float(chroma_gain or 1.0), {}, "given" if chroma_gain else \
                 "1.0 with bins"
-            t, t_scores, t_why = _choose_temperature(temperature, model, held, short_side,
-                                                     max_pixels, bins, gain)
-            reading = {"temperature": t, "temperature_from": t_why, "temperature_scores": {
-                f"{k:g}": dict(zip(("psnr", "colourfulness", "colourfulness_original"), v))
-                for k, v in t_scores.items()}}
+            reading = reading_record(*_choose_reading(
+                undo_rebalance, temperature, model, held, short_side, max_pixels, bins,
+                counts, gain))
         final = Colorizer(width=width, global_context=global_context, chroma_gain=gain,
                           mean_chroma=chroma, bins=bins, temperature=reading.get("temperature"))
         final.set_weights(model.get_weights())
+        if reading.get("undo_rebalance"):
+            shift_logits(final, _colorbins.logit_shift(counts, bins, reading["undo_rebalance"]))
         final.save(output.path("model.keras"))
         metrics = {"loss": [float(v) for v in history.history["loss"]],
                    "mean_chroma": chroma, "photos": len(found), "train_photos": len(files),
@@ -306,7 +341,8 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
                               "learning_rate": learning_rate, "width": width,
                               "global_context": global_context,
                               "chroma_gain": chroma_gain, "bins": bins,
-                              "temperature": temperature, "seed": seed},
+                              "temperature": temperature,
+                              "undo_rebalance": undo_rebalance, "seed": seed},
                    "versions": versions("keras", "numpy", "tensorflow")}
         output.json(RUN_FILE, metrics)
         files_written = output.commit()

@@ -1,5 +1,6 @@
-"""A colorizer over chroma bins: the bins, the annealed mean, the rebalanced loss and the
-temperature chosen on held-out photos, each against numpy written out here."""
+"""A colorizer over chroma bins: the bins, the annealed mean, the rebalanced loss, the
+share of it taken back and the reading chosen on held-out photos, each against numpy
+written out here."""
 
 import json
 
@@ -83,11 +84,48 @@ def _warm_folder(folder, n=12, size=80):
     return folder
 
 
+def test_taking_back_the_rebalancing_recovers_the_photos_distribution():
+    """A model trained with per-bin weights w predicts w * p (normalised), the minimiser of
+    the weighted cross-entropy; undo 1 gives p back, undo 0 leaves it, and a share in
+    between is the normalised geometric mix."""
+    rng = np.random.default_rng(2)
+    bins = 5
+    counts = rng.integers(1, 500, bins * bins)
+    counts[12] = 20_000
+    w = _colorbins.rebalancing_weights(counts, bins).astype("float64")
+    p = rng.dirichlet(np.ones(bins * bins))  # one pixel's true distribution
+    skewed = np.log(w * p / np.sum(w * p))  # what the rebalanced training predicts
+    for undo, expected in ((1.0, p), (0.0, w * p / np.sum(w * p)),
+                           (0.5, np.sqrt(w) * p / np.sum(np.sqrt(w) * p))):
+        z = skewed + _colorbins.logit_shift(counts, bins, undo)
+        np.testing.assert_allclose(np.exp(z) / np.exp(z).sum(), expected, rtol=1e-5)
+
+
+def test_the_reading_is_the_most_colourful_within_the_tolerance_of_the_best_psnr():
+    scores = {(0.0, 0.38): (18.0, 50.0, 60.0), (0.0, 1.0): (18.7, 35.0, 60.0),
+              (0.5, 0.38): (18.81, 30.0, 60.0), (0.5, 1.0): (18.9, 20.0, 60.0)}
+    assert _colorbins.choose_reading(scores) == (0.0, 1.0)  # 18.7 >= 18.9 - 0.2
+    assert _colorbins.choose_reading(scores, tolerance=0.1) == (0.5, 0.38)
+    assert _colorbins.choose_reading(scores, tolerance=0.0) == (0.5, 1.0)
+
+
+def test_shifting_the_logits_adds_to_what_the_model_predicts():
+    from kerasae.models.colorizer import shift_logits
+
+    model = Colorizer(bins=5, width=4, depth=2)
+    y = np.random.default_rng(3).uniform(size=(1, 16, 24, 1)).astype("float32")
+    before = np.asarray(logits_model(model)(y))
+    shift = np.linspace(-1, 1, 25).astype("float32")
+    shift_logits(model, shift)
+    np.testing.assert_allclose(np.asarray(logits_model(model)(y)), before + shift, atol=1e-5)
+
+
 @pytest.mark.slow
-def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulness(tmp_path):
-    """train_colorizer with bins holds a tenth of the photos out, scores each
-    temperature on them (checked by hand from the model's logits), keeps the one whose
-    mean colourfulness is nearest the originals', and its model.keras carries it."""
+def test_training_over_bins_chooses_the_reading_on_held_out_photos(tmp_path):
+    """train_colorizer with bins holds a tenth of the photos out, scores each reading
+    (share of the rebalancing taken back, temperature) on them, checked by hand from the
+    model's logits and the training photos' bins counted here, keeps the most colourful
+    within 0.2 dB of the best PSNR, and its model.keras carries it."""
     import keras
 
     from kerasae.uses._colorize import colourfulness
@@ -100,32 +138,57 @@ def test_training_over_bins_chooses_the_temperature_of_the_originals_colourfulne
     assert run["loss"][-1] < run["loss"][0]
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False,
                                     safe_mode=True)
-    logits = logits_model(model)
+    centres = chroma_centres(17).astype("float64")
+
+    def read(name):
+        im = Image.open(folder / name).convert("RGB")
+        rgb = np.asarray(im.resize((64, 64), Image.LANCZOS), "float64") / 255
+        y = rgb @ np.array([0.299, 0.587, 0.114])
+        cb, cr = (rgb[..., 2] - y) / 1.772, (rgb[..., 0] - y) / 1.402
+        return rgb, y, np.stack([cb, cr], -1).reshape(-1, 2)
+
+    counts = np.zeros(17 * 17)
+    for name in sorted(set(p.name for p in folder.iterdir()) - set(run["gain_photos"])):
+        near = np.argmin(((read(name)[2][:, None] - centres) ** 2).sum(-1), axis=1)
+        counts += np.bincount(near, minlength=17 * 17)
+    log_w = np.log(_colorbins.rebalancing_weights(counts, 17).astype("float64"))
+    chosen = run["undo_rebalance"]
     by_hand = {}
-    for t in _colorbins.TEMPERATURES:
-        rows = []
-        for name in run["gain_photos"]:
-            im = Image.open(folder / name).convert("RGB")
-            rgb = np.asarray(im.resize((64, 64), Image.LANCZOS), "float64") / 255
-            y = rgb @ np.array([0.299, 0.587, 0.114])
-            z = np.asarray(logits(y[None, ..., None].astype("float32"))[0], "float64") / t
-            p = np.exp(z - z.max(-1, keepdims=True))
-            cb, cr = np.moveaxis((p / p.sum(-1, keepdims=True)) @ chroma_centres(17), -1, 0)
-            out = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr,
-                            y + 1.772 * cb], axis=-1).clip(0, 1)
-            rows.append((10 * np.log10(1 / np.mean((out - rgb) ** 2)), colourfulness(out),
-                         colourfulness(rgb)))
-        by_hand[t] = np.mean(rows, axis=0)
-    for t, row in by_hand.items():
-        assert [run["temperature_scores"][f"{t:g}"][k] for k in
-                ("psnr", "colourfulness", "colourfulness_original")] == pytest.approx(
-                    row.tolist(), abs=2e-2)
-    best = min(by_hand, key=lambda t: abs(by_hand[t][1] - by_hand[t][2]))
-    assert run["temperature"] == best == r["temperature"]
-    assert model.get_layer("chroma").temperature == best
+    for undo in _colorbins.UNDOS:
+        for t in _colorbins.TEMPERATURES:
+            rows = []
+            for name in run["gain_photos"]:
+                rgb, y, _ = read(name)
+                z = np.asarray(logits_model(model)(y[None, ..., None].astype("float32"))[0],
+                               "float64") + (chosen - undo) * log_w  # the saved shift undone
+                p = np.exp((z - z.max(-1, keepdims=True)) / t)
+                cb, cr = np.moveaxis((p / p.sum(-1, keepdims=True)) @ centres, -1, 0)
+                out = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr,
+                                y + 1.772 * cb], axis=-1).clip(0, 1)
+                rows.append((10 * np.log10(1 / np.mean((out - rgb) ** 2)), colourfulness(out),
+                             colourfulness(rgb)))
+            by_hand[undo, t] = np.mean(rows, axis=0)
+    got = {(row["undo_rebalance"], row["temperature"]): row for row in run["reading_scores"]}
+    assert set(got) == set(by_hand)
+    for key, row in by_hand.items():
+        assert [got[key][k] for k in ("psnr", "colourfulness", "colourfulness_original")] == \
+            pytest.approx(row.tolist(), abs=2e-2), key
+    best = max(v[0] for v in by_hand.values())
+    near = [k for k, v in by_hand.items() if v[0] >= best - 0.2]
+    assert (chosen, run["temperature"]) == max(near, key=lambda k: by_hand[k][1])
+    assert r["temperature"] == run["temperature"] == model.get_layer("chroma").temperature
+    from kerasae.cli.colorize import _reading_lines  # what `kerasae colorize --train` prints
+
+    lines = _reading_lines(run)
+    assert lines[0].startswith(f"reading: undo_rebalance {chosen:g}, temperature "
+                               f"{run['temperature']:g} (the most colourful within 0.2 dB")
+    grid = {float(ln.split()[0]): ln.split()[1:] for ln in lines[3:]}
+    assert sorted(grid) == list(_colorbins.UNDOS)  # rows: the share; columns: temperatures
+    assert float(grid[chosen][3 * _colorbins.TEMPERATURES.index(run["temperature"])]) == \
+        pytest.approx(by_hand[chosen, run["temperature"]][0], abs=0.02)
     c = colorize(str(folder / "p00.png"), model=str(tmp_path / "run" / "model.keras"))
     assert c["images"][0]["colourfulness"] > 0
-    assert c["model"]["bins"] == 17 and c["model"]["temperature"] == best  # colorize.json
+    assert c["model"]["bins"] == 17 and c["model"]["temperature"] == run["temperature"]
 
 
 def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_together(
@@ -134,7 +197,9 @@ def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_toget
     for flags, said in ((["--bins", "0", "--temperature", "0.5"], "--bins 0 regresses"),
                         (["--bins", "16"], "odd integer"),
                         (["--temperature", "0.5"], "drop one"),  # regression by default
-                        (["--bins", "17", "--temperature", "2"], "temperature is in (0, 1]")):
+                        (["--bins", "17", "--temperature", "2"], "temperature is in (0, 1]"),
+                        (["--undo-rebalance", "0.5"], "drop one"),  # regression by default
+                        (["--bins", "17", "--undo-rebalance", "1.5"], "a share from 0")):
         code = cli_main(["colorize", "--train", str(folder), "--out", str(tmp_path / "r"),
                          *flags])
         err = capsys.readouterr().err
