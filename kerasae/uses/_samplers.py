@@ -47,7 +47,7 @@ def latent_draws(model, images, sampler):
         raise InvalidValue(
             f"sampler='fitted' fits a full covariance to the {d}-D codes, which needs more "
             f"images than code dimensions ({d + 1} or more); pass more images or use "
-            f"sampler='prior'. Received: {len(images)} images")
+            f"sampler='prior' (--sampler prior). Received: {len(images)} images")
     codes = predict.encode(model, images).reshape(len(images), -1).astype("float64")
     mean, cov = codes.mean(axis=0), np.cov(codes, rowvar=False).reshape(d, d)
     return lambda n, rng: rng.multivariate_normal(mean, cov, n).astype("float32")

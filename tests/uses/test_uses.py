@@ -484,7 +484,7 @@ def test_generate_fitted_sampler_draws_where_the_codes_lie(vae, fashion, tmp_pat
                                          "Received: sampler='posterior'"):
         kerasae.uses.generate(vae, x[:2], sampler="posterior", arithmetic=None)
     with pytest.raises(ValueError, match="more images than code dimensions \\(5 or more\\).*"
-                                         "Received: 4 images"):
+                                         r"\(--sampler prior\). Received: 4 images"):
         kerasae.uses.generate(vae, x[:4], sampler="fitted", arithmetic=None)
 
 
