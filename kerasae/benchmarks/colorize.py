@@ -61,9 +61,9 @@ def train_command(recipe):
 
 
 def train_sh(recipe):
-    n = recipe.get("threads", 1)
+    n, threads = recipe.get("threads", 1), threads_text(recipe)
     return f"""#!/bin/bash
-# The commands that trained and published this preset (run from any directory; {threads_text(recipe)}).
+# The commands that trained and published this preset (run from any directory; {threads}).
 set -e
 export TF_NUM_INTRAOP_THREADS={n} TF_NUM_INTEROP_THREADS={n} OMP_NUM_THREADS={n}
 python -m kerasae.benchmarks.colorphotos photos
@@ -162,10 +162,9 @@ def publish(photos, run_dir, root=None, threads=1):
     else:
         counts = training_counts(photos, run["recipe"])
         chosen, scores = choose_reading(base, photos, counts)
-        record = _colortrain.reading_record(chosen, scores, "")
         reading = {"chosen": {"temperature": chosen[1], "undo_rebalance": chosen[0]},
                    "scores": {"reading_scores": [{k: round(v, 4) for k, v in row.items()}
-                                                 for row in record["reading_scores"]]}}
+                                                 for row in _colortrain.reading_rows(scores)]}}
     model = Colorizer(**arch, temperature=reading["chosen"].get("temperature"),
                       chroma_gain=reading["chosen"].get("chroma_gain", 1.0),
                       mean_chroma=run["mean_chroma"])

@@ -193,12 +193,16 @@ def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins
         f"the {len(photos)} colour photos held out")
 
 
+def reading_rows(scores):
+    """`_colorbins.reading_scores`' result as JSON rows, one per reading."""
+    return [dict(zip(("undo_rebalance", "temperature", "psnr", "colourfulness",
+                      "colourfulness_original"), k + v)) for k, v in scores.items()]
+
+
 def reading_record(chosen, scores, why):
     """run.json's record of a bins colorizer's reading (`_choose_reading`'s result)."""
     return {"undo_rebalance": chosen[0], "temperature": chosen[1], "reading_from": why,
-            "reading_scores": [dict(zip(("undo_rebalance", "temperature", "psnr",
-                                         "colourfulness", "colourfulness_original"), k + v))
-                               for k, v in scores.items()]}
+            "reading_scores": reading_rows(scores)}
 
 
 def check_undo(value, bins):
