@@ -39,7 +39,7 @@ def add_parsers(subparsers):
     p.add_argument("--chroma-gain", type=float, default=None,
                    help="with --train: the saved model's factor on its chroma (default: "
                    "the best of 1.0-1.8 on a tenth of the photos held out of training; 1 "
-                   "with --bins)")
+                   "with --bins, where a given gain scales the chroma read)")
     p.add_argument("--bins", type=int, default=None,
                    help="with --train: chroma bins per axis, an odd number such as 17 (the "
                    "model predicts a distribution over bins x bins colours, read at "
@@ -47,7 +47,8 @@ def add_parsers(subparsers):
                    "(default: 0)")
     p.add_argument("--temperature", type=float, default=None,
                    help="with --train and bins: how the distribution is read, in (0, 1]: 1 "
-                   "its mean (faded), lower toward its mode (vivid) (default: chosen with "
+                   "its mean (faded), lower toward its mode (bolder where the model favours "
+                   "a colour, greyer where grey is its likeliest) (default: chosen with "
                    "--undo-rebalance on the held-out photos)")
     p.add_argument("--undo-rebalance", type=float, default=None, metavar="SHARE",
                    help="with --train and bins: the share, 0 to 1, of the training's boost "
@@ -61,7 +62,7 @@ def add_parsers(subparsers):
 def _train(args):
     # lazy: training loads TensorFlow
     from kerasae.models.colorizer import check_reading
-    from kerasae.uses._colortrain import check_undo, train_colorizer
+    from kerasae.uses._colortrain import train_colorizer
 
     if args.images:
         raise UsageError(f"--train FOLDER trains on that folder and takes no IMAGES. "
@@ -74,14 +75,15 @@ def _train(args):
         raise UsageError("--train needs --out DIR, the folder for model.keras and run.json. "
                          f"Received: --train {args.train}")
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
-    if given.get("chroma_gain", 1.0) <= 0:
-        raise UsageError(f"--chroma-gain is a factor above 0 on the predicted colours. "
-                         f"Received: --chroma-gain {args.chroma_gain}")
+    _check_train_flags(given)
     try:  # --bins 0 regresses, as bins=None
         given["bins"], _ = check_reading(given.get("bins"), given.get("temperature"))
-        check_undo(given.get("undo_rebalance"), given["bins"])
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if given.get("undo_rebalance") is not None and given["bins"] is None:
+        raise UsageError(f"--undo-rebalance reads a distribution over chroma bins: add --bins "
+                         f"17 (or drop --undo-rebalance to regress the colour). Received: "
+                         f"--undo-rebalance {given['undo_rebalance']:g} without --bins")
     r = train_colorizer(args.train, args.out, **{**TRAIN_DEFAULTS, **given},
                         max_pixels=args.max_pixels)
     for line in trained_lines(r.metrics):
@@ -101,23 +103,46 @@ def _train(args):
     return 0
 
 
+def _check_train_flags(given):
+    """The numeric training flags, refused in the flags' own words (exit code 2)."""
+    import math
+
+    for flag, key in (("--steps", "steps"), ("--batch-size", "batch_size")):
+        if given.get(key, 1) < 1:
+            raise UsageError(f"{flag} is a count of at least 1. Received: {flag} {given[key]}")
+    gain = given.get("chroma_gain", 1.0)
+    if not (gain > 0 and math.isfinite(gain)):
+        raise UsageError(f"--chroma-gain is a finite factor above 0 on the predicted colours. "
+                         f"Received: --chroma-gain {gain}")
+    undo = given.get("undo_rebalance", 0.0)
+    if not 0 <= undo <= 1:
+        raise UsageError(f"--undo-rebalance is a share from 0 (read as trained) to 1 (the "
+                         f"training's boost of rare colours taken back). Received: "
+                         f"--undo-rebalance {undo}")
+
+
 def _reading_lines(m):
     """The chosen reading of a bins colorizer and, when chosen, its scores as a grid:
-    rows the share undone, columns the temperature, cells mean PSNR / colourfulness."""
+    rows the share undone, columns the temperature, cells mean PSNR / colourfulness (the
+    chosen one starred), and the two baselines on the same photos."""
     lines = [f"reading: undo_rebalance {m['undo_rebalance']:g}, temperature "
              f"{m['temperature']:g} ({m['reading_from']})"]
     rows = m.get("reading_scores") or []
     if rows:
         temps = sorted({r["temperature"] for r in rows}, reverse=True)
         cell = {(r["undo_rebalance"], r["temperature"]): r for r in rows}
+        base = m.get("reading_baselines") or {}
         lines.append(f"held-out photos, mean PSNR dB / colourfulness (originals "
-                     f"{rows[0]['colourfulness_original']:.1f}):")
-        lines.append("undo \\ T".rjust(10) + "".join(f"{t:>15g}" for t in temps))
+                     f"{rows[0]['colourfulness_original']:.1f}; baselines: grey "
+                     f"{base.get('psnr_grey', float('nan')):.2f} dB, mean chroma "
+                     f"{base.get('psnr_mean_chroma', float('nan')):.2f} dB):")
+        lines.append("undo \\ T".rjust(10) + "".join(f"{t:>15g} " for t in temps))
+        chosen = (m["undo_rebalance"], m["temperature"])
         for u in sorted({r["undo_rebalance"] for r in rows}):
             lines.append(f"{u:>10g}" + "".join(
                 f"{cell[u, t]['psnr']:>9.2f} /{cell[u, t]['colourfulness']:>5.1f}"
-                for t in temps))
-    return lines
+                + ("*" if (u, t) == chosen else " ") for t in temps).rstrip())
+    return [line.rstrip() for line in lines]
 
 
 def _cli_colorize(args):

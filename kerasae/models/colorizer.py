@@ -53,7 +53,7 @@ class YCbCrToRGB(keras.layers.Layer):
 
     def __init__(self, chroma_gain=1.0, mean_chroma=None, **kwargs):
         super().__init__(**kwargs)
-        self.chroma_gain = float(chroma_gain)
+        self.chroma_gain = check_chroma_gain(chroma_gain)
         self.mean_chroma = None if mean_chroma is None else [float(v) for v in mean_chroma]
         self._matrix = YCBCR_TO_RGB.T.astype("float32")  # a constant, not a weight
 
@@ -157,6 +157,18 @@ def _temperature(value):
         raise InvalidValue("temperature is in (0, 1]: 1 reads the mean of the chroma "
                            f"distribution, lower toward its mode. Received: temperature={value!r}")
     return t
+
+
+def check_chroma_gain(value):
+    """`chroma_gain` checked: a finite number above 0, as a float."""
+    try:
+        gain = float(value)
+    except (TypeError, ValueError):
+        gain = float("nan")
+    if isinstance(value, bool) or not 0 < gain < float("inf"):
+        raise InvalidValue(f"chroma_gain is a finite factor above 0 on the predicted chroma. "
+                           f"Received: chroma_gain={value!r}")
+    return gain
 
 
 def check_reading(bins, temperature=None):

@@ -28,10 +28,11 @@ from kerasae._util.versions import versions
 from kerasae.data import images as _images
 from kerasae.data.folders import expand_files
 from kerasae.data.image_options import pixel_budget
-from kerasae.models.colorizer import (Colorizer, check_reading, chroma_model, logits_model,
-                                      rgb_to_ycbcr, shift_logits, ycbcr_to_rgb)
+from kerasae.models.colorizer import (Colorizer, check_chroma_gain, check_reading,
+                                      chroma_model, logits_model, rgb_to_ycbcr, shift_logits,
+                                      ycbcr_to_rgb)
 from kerasae.uses import _colorbins
-from kerasae.uses._colorize import RUN_FILE, psnr
+from kerasae.uses._colorize import RUN_FILE, mean_chroma_baseline, psnr
 from kerasae.uses.result import Output, Result, jsonable
 
 CROPS_PER_PHOTO = 4  # crops cut from each photo read (fewer decodes per step)
@@ -170,27 +171,37 @@ def _choose_gain(chroma_gain, model, held, short_side, max_pixels):
 
 
 def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins, counts,
-                    gain):
-    """`((undo, temperature), {(undo, temperature): (PSNR, M, M original)}, why)`: the
-    given ones, else `_colorbins.choose_reading` among the readings left open on the
-    held-out photos, else undo 0 and Zhang et al.'s temperature 0.38."""
-    if undo is not None and temperature is not None:
-        return (float(undo), float(temperature)), {}, "given"
+                    gain, chroma):
+    """run.json's record of the reading (`reading_record`): a given temperature with the
+    given share (else 0: as trained), else `_colorbins.choose_reading` among the readings
+    left open on the held-out colour photos (with the two baselines' PSNR there), else
+    share 0 (unless given) and Zhang et al.'s temperature 0.38."""
+    if temperature is not None:
+        return reading_record((0.0 if undo is None else undo, float(temperature)), {},
+                              "given" if undo is not None else "temperature given, read as "
+                              "trained (share 0)")
     photos = [_read(f, short_side, max_pixels).astype("float32") / 255.0 for f, _ in held]
     photos = [p for p in photos if not _is_grey(rgb_to_ycbcr(p)[..., 1:])]
     if not photos:
-        return (0.0 if undo is None else float(undo),
-                0.38 if temperature is None else float(temperature)), {}, (
-            f"fewer than {MIN_PHOTOS_FOR_GAIN} photos or none in colour held out to choose "
-            f"it: as trained, at Zhang et al.'s 0.38")
+        why = (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos, none held out" if not held else
+               f"the {len(held)} photos held out are grey")
+        return reading_record((0.0 if undo is None else undo,
+                               0.38 if temperature is None else float(temperature)), {},
+                              f"{why}: " + ("as trained" if undo is None else "share given")
+                              + ", at Zhang et al.'s 0.38")
     logits = logits_model(model)
     scores = _colorbins.reading_scores(
         lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, counts, gain,
-        undos=_colorbins.UNDOS if undo is None else (float(undo),),
+        undos=_colorbins.UNDOS if undo is None else (undo,),
         temperatures=_colorbins.TEMPERATURES if temperature is None else (float(temperature),))
-    return _colorbins.choose_reading(scores), scores, (
+    ys = [rgb_to_ycbcr(p)[..., :1] for p in photos]
+    baselines = {"psnr_grey": float(np.mean([psnr(np.repeat(y, 3, -1).clip(0, 1), p)
+                                             for y, p in zip(ys, photos)])),
+                 "psnr_mean_chroma": float(np.mean([psnr(mean_chroma_baseline(y, chroma), p)
+                                                    for y, p in zip(ys, photos)]))}
+    return dict(reading_record(_colorbins.choose_reading(scores), scores, (
         f"the most colourful within {_colorbins.TOLERANCE_DB:g} dB of the best mean PSNR on "
-        f"the {len(photos)} colour photos held out")
+        f"the {len(photos)} colour photos held out")), reading_baselines=baselines)
 
 
 def reading_rows(scores):
@@ -200,7 +211,7 @@ def reading_rows(scores):
 
 
 def reading_record(chosen, scores, why):
-    """run.json's record of a bins colorizer's reading (`_choose_reading`'s result)."""
+    """run.json's record of a bins colorizer's reading `(share, temperature)`."""
     return {"undo_rebalance": chosen[0], "temperature": chosen[1], "reading_from": why,
             "reading_scores": reading_rows(scores)}
 
@@ -295,11 +306,10 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         raise InvalidValue("train_colorizer needs out=, the folder for model.keras and "
                            "run.json. Received: out=None")
     found = list(expand_files(folder))
-    if bins is not None and undo_rebalance is None and temperature is not None:
-        undo_rebalance = 0.0  # a given reading: as trained
     undo_rebalance = check_undo(undo_rebalance, bins)
-    choose = chroma_gain is None if bins is None else temperature is None or \
-        undo_rebalance is None
+    if chroma_gain is not None:
+        chroma_gain = check_chroma_gain(chroma_gain)
+    choose = chroma_gain is None if bins is None else temperature is None
     train_files, held = split_for_gain(found, seed) if choose else (found, [])
     files = [f for f, _ in train_files]
     max_pixels = pixel_budget(max_pixels)
@@ -325,9 +335,8 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
         else:
             gain, scores, why = float(chroma_gain or 1.0), {}, "given" if chroma_gain else \
                 "1.0 with bins"
-            reading = reading_record(*_choose_reading(
-                undo_rebalance, temperature, model, held, short_side, max_pixels, bins,
-                counts, gain))
+            reading = _choose_reading(undo_rebalance, temperature, model, held, short_side,
+                                      max_pixels, bins, counts, gain, chroma)
         final = Colorizer(width=width, global_context=global_context, chroma_gain=gain,
                           mean_chroma=chroma, bins=bins, temperature=reading.get("temperature"))
         final.set_weights(model.get_weights())

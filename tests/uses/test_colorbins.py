@@ -184,8 +184,15 @@ def test_training_over_bins_chooses_the_reading_on_held_out_photos(tmp_path):
                                f"{run['temperature']:g} (the most colourful within 0.2 dB")
     grid = {float(ln.split()[0]): ln.split()[1:] for ln in lines[3:]}
     assert sorted(grid) == list(_colorbins.UNDOS)  # rows: the share; columns: temperatures
-    assert float(grid[chosen][3 * _colorbins.TEMPERATURES.index(run["temperature"])]) == \
-        pytest.approx(by_hand[chosen, run["temperature"]][0], abs=0.02)
+    at = 3 * _colorbins.TEMPERATURES.index(run["temperature"])
+    assert float(grid[chosen][at]) == pytest.approx(by_hand[chosen, run["temperature"]][0],
+                                                    abs=0.02)
+    assert grid[chosen][at + 2].endswith("*") and sum(ln.count("*") for ln in lines) == 1
+    # the baselines on the same held-out photos, by hand
+    grey = np.mean([10 * np.log10(1 / np.mean((np.repeat(read(n)[1][..., None], 3, -1)
+                                               - read(n)[0]) ** 2)) for n in run["gain_photos"]])
+    assert run["reading_baselines"]["psnr_grey"] == pytest.approx(grey, abs=0.02)
+    assert f"grey {run['reading_baselines']['psnr_grey']:.2f} dB" in lines[1]
     c = colorize(str(folder / "p00.png"), model=str(tmp_path / "run" / "model.keras"))
     assert c["images"][0]["colourfulness"] > 0
     assert c["model"]["bins"] == 17 and c["model"]["temperature"] == run["temperature"]
@@ -198,8 +205,11 @@ def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_toget
                         (["--bins", "16"], "odd integer"),
                         (["--temperature", "0.5"], "drop one"),  # regression by default
                         (["--bins", "17", "--temperature", "2"], "temperature is in (0, 1]"),
-                        (["--undo-rebalance", "0.5"], "drop one"),  # regression by default
-                        (["--bins", "17", "--undo-rebalance", "1.5"], "a share from 0")):
+                        (["--undo-rebalance", "0.5"], "add --bins 17"),  # regression default
+                        (["--bins", "17", "--undo-rebalance", "1.5"],
+                         "Received: --undo-rebalance 1.5"),
+                        (["--chroma-gain", "nan"], "finite factor above 0"),
+                        (["--steps", "0"], "Received: --steps 0")):
         code = cli_main(["colorize", "--train", str(folder), "--out", str(tmp_path / "r"),
                          *flags])
         err = capsys.readouterr().err
@@ -211,3 +221,6 @@ def test_the_command_takes_bins_and_temperature_and_refuses_what_cannot_go_toget
     assert Colorizer(bins=0).get_layer("chroma").filters == 2  # 0 regresses, as --bins 0
     with pytest.raises(ValueError, match="drop one"):
         Colorizer(temperature=0.5)  # a temperature without bins would do nothing
+    for bad in (float("nan"), float("inf"), 0.0, True):
+        with pytest.raises(ValueError, match="chroma_gain is a finite factor above 0"):
+            Colorizer(chroma_gain=bad)

@@ -277,6 +277,9 @@ def test_train_colorizer_refuses_grey_photos_and_bad_crops(tmp_path):
         train_colorizer(str(folder), str(tmp_path / "run"), steps=2)
     with pytest.raises(ValueError, match="multiple of 16"):
         train_colorizer(str(folder), str(tmp_path / "run"), crop=50)
+    with pytest.raises(ValueError, match="chroma_gain is a finite factor"):  # before training
+        train_colorizer(str(folder), str(tmp_path / "run"), chroma_gain=float("nan"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_colorizes_and_prints_the_table(tmp_path, capsys):
