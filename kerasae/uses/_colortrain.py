@@ -178,8 +178,8 @@ def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins
     share 0 (unless given) and Zhang et al.'s temperature 0.38."""
     if temperature is not None:
         return reading_record((0.0 if undo is None else undo, float(temperature)), {},
-                              "given" if undo is not None else "temperature given, read as "
-                              "trained (share 0)")
+                              "given" if undo is not None else "temperature given; read as "
+                              "trained, share 0")
     photos = [_read(f, short_side, max_pixels).astype("float32") / 255.0 for f, _ in held]
     photos = [p for p in photos if not _is_grey(rgb_to_ycbcr(p)[..., 1:])]
     if not photos:
