@@ -196,7 +196,8 @@ def trained_lines(m):
     held = len(m.get("gain_photos") or ())
     chosen = "the gain" if m.get("bins") is None else "the reading"
     grey = m.get("grey_photos") or 0
-    lines = [f"kerasae: {grey} of the {trained} training photos are grey: they pull the "
+    lines = [f"kerasae: {grey} of the {trained} training photos "
+             f"{'is' if grey == 1 else 'are'} grey: they pull the "
              "colours towards grey; leave them out for a more colourful model"] if grey else []
     return lines + [f"trained on {trained} photos"
                     + (f", {held} held out to choose {chosen}" if held else "")

@@ -317,7 +317,7 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     if grey == len(files):
         raise InvalidValue(
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
-            f"colour photos. Received: folder={folder!r} ({len(files)} grey images)")
+            f"colour photos. Received: folder={folder!r} ({len(files)} grey image{'s' if len(files) != 1 else ''})")
     keras.utils.set_random_seed(seed)
     model = Colorizer(width=width, global_context=global_context, bins=bins)
     epochs = min(10, steps)
