@@ -39,6 +39,20 @@ def out_of_range(lo, hi):
     return lo < -TOLERANCE or hi > 1.0 + TOLERANCE
 
 
+def _finite_span(sample, chunk=1 << 20):
+    """`(min, max)` of the finite values of `sample` (`(None, None)` if there are none),
+    read a million values at a time: no copy of a large photo."""
+    flat, lo, hi = sample.reshape(-1), None, None
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        if part.dtype.kind == "f":
+            part = part[np.isfinite(part)]
+        if part.size:
+            a, b = part.min(), part.max()
+            lo, hi = (a, b) if lo is None else (min(lo, a), max(hi, b))
+    return lo, hi
+
+
 def check_array(x, where):
     """Warns once if the first `SAMPLE` images of an array-like `x` leave [0, 1].
 
@@ -50,10 +64,9 @@ def check_array(x, where):
         return
     if sample.size == 0 or sample.dtype == object or sample.dtype.kind not in "iufb":
         return
-    finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
-    if finite.size == 0:
+    lo, hi = _finite_span(sample)
+    if lo is None:
         return
-    lo, hi = finite.min(), finite.max()
     if out_of_range(float(lo), float(hi)):
         warn_out_of_range(where, _span(lo, hi, sample.dtype if sample.dtype.kind in "iub"
                                        else None), stacklevel=4)

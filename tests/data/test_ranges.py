@@ -70,3 +70,14 @@ def test_kerasae_fit_checks_a_float_pipeline():
                     builder_kwargs=dict(filters=(8, 16), latent_dim=8))
     assert [str(w.message)[:60] for w in caught] == [
         "The dataset 'tf.data' got images spanning [0, 255] (in a bat"]
+
+
+@pytest.mark.parametrize("size", [5, (1 << 20) + 7])  # one chunk, and a chunk and a bit
+def test_the_finite_span_is_read_by_chunks_as_numpy_reads_it_whole(size):
+    x = np.random.default_rng(0).normal(size=size).astype("float32")
+    x[[0, size // 2, -1]] = [np.nan, np.inf, -np.inf]
+    lo, hi = ranges._finite_span(x)
+    finite = x[np.isfinite(x)]
+    assert (lo, hi) == (finite.min(), finite.max())
+    assert ranges._finite_span(np.full(3, np.nan, "float32")) == (None, None)
+    assert ranges._finite_span(np.array([[3, 200]], "uint8")) == (3, 200)

@@ -101,3 +101,15 @@ def test_tiles_of_several_shapes_keep_tensorflows_retracing_warning_quiet(caplog
             x = np.zeros((1, side, side + 8, 3), "float32")
             model.decode(model.encode(x, tile=128), tile=128)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_a_large_photo_is_not_copied_to_pad_or_stack_it():
+    from kerasae.models.families import tiny
+
+    photo = np.zeros((16, 24, 3), "float32")
+    assert tiny._edge_padded(photo, 8) is photo  # a multiple of 8: no copy
+    padded = tiny._edge_padded(photo[:13], 8)
+    assert padded.shape == (16, 24, 3) and not np.shares_memory(padded, photo)
+    out = np.ones((4, 4, 3), "float32")
+    assert np.shares_memory(tiny._stacked([out]), out) and tiny._stacked([out]).shape[0] == 1
+    assert tiny._stacked([out, out]).shape == (2, 4, 4, 3)

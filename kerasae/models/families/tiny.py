@@ -122,7 +122,7 @@ class TinyAutoencoder(Autoencoder):
                                   _edge_padded(image, self.factor), tile, overlap,
                                   1 / self.factor, align=self.factor)
                 codes.append(mid if tail is None else tail.predict_on_batch(mid[None])[0])
-        return np.stack(codes)
+        return _stacked(codes)
 
     def decode(self, z, tile=None, overlap=None):
         """Images decoded from codes `z`, `factor` times the code's size (an image whose
@@ -140,7 +140,7 @@ class TinyAutoencoder(Autoencoder):
                 mid = code if head is None else head.predict_on_batch(code[None])[0]
                 out.append(tiles.tiled(tail.predict_on_batch, mid, tile // f,
                                        overlap // f, f))
-        return np.stack(out)
+        return _stacked(out)
 
     def reconstruct(self, x, tile=None, overlap=None):
         """Deterministic reconstructions `decode(encode(x))`, cropped to the size of `x`;
@@ -159,11 +159,17 @@ def _no_overlap_alone(overlap):
                            f"overlap={overlap!r}). Received: tile=None, overlap={overlap!r}")
 
 
+def _stacked(arrays):
+    """`np.stack(arrays)`, without copying a single image (a large photo's output is
+    hundreds of MB)."""
+    return np.asarray(arrays[0])[None] if len(arrays) == 1 else np.stack(arrays)
+
+
 def _edge_padded(image, multiple):
     """`image` (H, W, C) padded at the bottom and the right to multiples of `multiple` by
     repeating its last row and column (as `EdgePad` does inside the model)."""
     pad = [(0, -s % multiple) for s in image.shape[:2]] + [(0, 0)]
-    return np.pad(image, pad, mode="edge")
+    return image if not any(after for _, after in pad) else np.pad(image, pad, mode="edge")
 
 
 def crop_like(images, reference):
