@@ -293,7 +293,7 @@ def _colorize_image(colorizer, image, mean_chroma):
     colour = picture.shape[-1] == 3
     grey = rgb_to_ycbcr(picture)[..., :1] if colour else picture
     rgb = colorize_one(colorizer, grey)
-    row = {}
+    row = {"grey_input": True}  # no original to measure against
     if colour:
         seen = np.ones(grey.shape[:2], bool) if alpha is None else alpha[..., 0] > 0
         seen = seen if seen.any() else ~seen  # an invisible image: measured all the same

@@ -78,7 +78,7 @@ def test_grey_input_is_colorized_without_measures(tmp_path):
     grey = (_skimage_photo("coffee")[..., 0]).astype("uint8")
     Image.fromarray(grey, "L").save(tmp_path / "grey.png")
     r = colorize(str(tmp_path / "grey.png"), out=tmp_path / "out")
-    assert r["images"] == [{"image": "grey"}] and r["mean"] == {}
+    assert r["images"] == [{"image": "grey", "grey_input": True}] and r["mean"] == {}
     sheet = np.asarray(Image.open(tmp_path / "out" / "grey.png"))
     assert sheet.shape == (grey.shape[0], 2 * grey.shape[1], 3)  # grey | colorized
 
