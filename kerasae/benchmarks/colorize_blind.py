@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from kerasae._util.files import atomic_write, staged_directory
+
 SEPIA_CHROMA = (-0.079, 0.048)  # (Cb, Cr): the sepia matrix's tone of mid-grey, in BT.601
 LABELS = ("COLOUR", "SEPIA", "GREY")
 ALIASES = {"COLOR": "COLOUR", "GRAY": "GREY"}
@@ -101,8 +103,6 @@ def write_kit(folder, out, key, seed=0):
     """Writes the shuffled pictures to the new folder `out` and their key to `key` (all or
     nothing); returns the key (`{file: [photo, kind]}`)."""
     from PIL import Image  # lazy: as in panels
-
-    from kerasae._util.files import atomic_write, staged_directory
 
     _check_places(out, key)
     items = pictures(folder)
