@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from kerasae._util.files import atomic_write, staged_directory
+from kerasae.uses._colorize import mean_chroma_baseline
 
 SEPIA_CHROMA = (-0.079, 0.048)  # (Cb, Cr): the sepia matrix's tone of mid-grey, in BT.601
 LABELS = ("COLOUR", "SEPIA", "GREY")
@@ -55,11 +56,7 @@ def panels(png):
 
 def sepia(grey):
     """The sepia copy of a grey panel: its luminance (first channel) under one chroma."""
-    y = grey[..., :1]
-    cb, cr = SEPIA_CHROMA
-    rgb = np.concatenate([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb],
-                         axis=-1)
-    return np.clip(rgb, 0.0, 1.0)
+    return mean_chroma_baseline(grey[..., :1], SEPIA_CHROMA)
 
 
 def pictures(folder):

@@ -69,12 +69,17 @@ def mean_chroma_baseline(y, mean_chroma):
     return np.clip(ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1)), 0, 1)
 
 
+def baselines(original, mean_chroma):
+    """The two baselines of `original` (h, w, 3), as RGB: its grey image, and its grey
+    image under the training photos' `mean_chroma`."""
+    y = rgb_to_ycbcr(original)[..., :1]
+    return np.repeat(y, 3, axis=-1).clip(0, 1), mean_chroma_baseline(y, mean_chroma)
+
+
 def measure(colorized, original, mean_chroma):
     """Per-image statistics of `colorized` (h, w, 3) against `original` and the two
     baselines (see the module docstring)."""
-    y = rgb_to_ycbcr(original)[..., :1]
-    grey = np.repeat(y, 3, axis=-1).clip(0, 1)
-    flat = mean_chroma_baseline(y, mean_chroma)
+    grey, flat = baselines(original, mean_chroma)
     return {"psnr": psnr(colorized, original), "psnr_grey": psnr(grey, original),
             "psnr_mean_chroma": psnr(flat, original),
             "colourfulness": colourfulness(colorized),

@@ -32,7 +32,7 @@ from kerasae.models.colorizer import (Colorizer, check_chroma_gain, check_readin
                                       chroma_model, logits_model, rgb_to_ycbcr, shift_logits,
                                       ycbcr_to_rgb)
 from kerasae.uses import _colorbins
-from kerasae.uses._colorize import RUN_FILE, mean_chroma_baseline, psnr
+from kerasae.uses._colorize import RUN_FILE, baselines, psnr
 from kerasae.uses.result import Output, Result, jsonable
 
 CROPS_PER_PHOTO = 4  # crops cut from each photo read (fewer decodes per step)
@@ -185,8 +185,7 @@ def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins
     if not photos:
         why = (f"fewer than {MIN_PHOTOS_FOR_GAIN} photos, none held out" if not held else
                f"the {len(held)} photos held out are grey")
-        return reading_record((0.0 if undo is None else undo,
-                               0.38 if temperature is None else float(temperature)), {},
+        return reading_record((0.0 if undo is None else undo, 0.38), {},
                               f"{why}: " + ("as trained" if undo is None else "share given")
                               + ", at Zhang et al.'s 0.38")
     logits = logits_model(model)
@@ -194,14 +193,12 @@ def _choose_reading(undo, temperature, model, held, short_side, max_pixels, bins
         lambda y: np.asarray(logits(y[None], training=False)[0]), photos, bins, counts, gain,
         undos=_colorbins.UNDOS if undo is None else (undo,),
         temperatures=_colorbins.TEMPERATURES if temperature is None else (float(temperature),))
-    ys = [rgb_to_ycbcr(p)[..., :1] for p in photos]
-    baselines = {"psnr_grey": float(np.mean([psnr(np.repeat(y, 3, -1).clip(0, 1), p)
-                                             for y, p in zip(ys, photos)])),
-                 "psnr_mean_chroma": float(np.mean([psnr(mean_chroma_baseline(y, chroma), p)
-                                                    for y, p in zip(ys, photos)]))}
+    pairs = [(baselines(p, chroma), p) for p in photos]
+    on_held = {"psnr_grey": float(np.mean([psnr(grey, p) for (grey, _), p in pairs])),
+               "psnr_mean_chroma": float(np.mean([psnr(flat, p) for (_, flat), p in pairs]))}
     return dict(reading_record(_colorbins.choose_reading(scores), scores, (
         f"the most colourful within {_colorbins.TOLERANCE_DB:g} dB of the best mean PSNR on "
-        f"the {len(photos)} colour photos held out")), reading_baselines=baselines)
+        f"the {len(photos)} colour photos held out")), reading_baselines=on_held)
 
 
 def reading_rows(scores):
@@ -317,7 +314,8 @@ def train_colorizer(folder, out, *, steps=2400, batch_size=16, crop=96, short_si
     if grey == len(files):
         raise InvalidValue(
             f"Every photo in {folder!r} is grey, so there is no colour to learn. Train on "
-            f"colour photos. Received: folder={folder!r} ({len(files)} grey image{'s' if len(files) != 1 else ''})")
+            f"colour photos. Received: folder={folder!r} ({len(files)} grey "
+            f"image{'s' if len(files) != 1 else ''})")
     keras.utils.set_random_seed(seed)
     model = Colorizer(width=width, global_context=global_context, bins=bins)
     epochs = min(10, steps)
